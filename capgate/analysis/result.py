@@ -1,0 +1,65 @@
+"""What :func:`capgate.analysis.analyze` returns: the contract between analysis, report and check.
+
+Every field is plain data (DataFrames, dicts of JSON-able values) so that the report renders it
+and ``check`` compares it without refitting anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["Analysis", "GAINS_COLUMNS", "VERDICTS"]
+
+VERDICTS = ("helps", "within_noise", "hurts", "inconclusive")
+
+#: Columns of ``gains.csv``: one row per cell x pretrained init vs the baseline.
+GAINS_COLUMNS = (
+    "study", "task", "family", "backbone", "params", "train_set", "eval_set", "shift",
+    "init", "baseline", "metric",
+    "mean_init", "mean_baseline", "gain", "se", "df", "ci_low", "ci_high",
+    "sd_cell", "sd_pooled", "margin", "n_init", "n_baseline",
+    "p_value", "p_adj", "p_tost", "verdict", "seeds_needed",
+)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The full result of analysing one results table under one plan.
+
+    ``gains``: GAINS_COLUMNS, one row per contrast cell.
+    ``cells``: per (task, family, backbone, train_set, eval_set, shift, init) cell: mean, se, sd,
+        n_ok, n_failed, n_diverged, n_expected, complete (bool).
+    ``models``: one dict per fitted mixed model, exactly as written to ``model.json``.
+    ``model_frames``: model name -> the frame it was fitted to (``model_frame.csv``).
+    ``gates``: one row per (task, family, shift, init): gate_params, ci_low, ci_high, status, text.
+    ``rankings``: one row per (task, eval_set, init, backbone): mean, rank; plus tau/pair tables
+        in ``ranking_stability`` (dict of DataFrames keyed "tau" and "pairs").
+    ``pareto``: per init and cost axis (params, macs, latency_ms): backbone, cost, metric, on_front.
+    ``completeness``: per cell, counts of ok/failed/diverged/missing seeds.
+    ``plan``: the resolved analysis plan (dict).
+    ``methods``: facts for the methods text: formula, interval method, correction, margin rule...
+    ``provenance``: versions, git shas, spec hashes, data fingerprints seen in the table.
+    ``expectations``: one row per plan expectation: text, holds (bool), detail.
+    """
+
+    gains: pd.DataFrame
+    cells: pd.DataFrame
+    models: list[dict[str, Any]]
+    model_frames: dict[str, pd.DataFrame]
+    gates: pd.DataFrame
+    rankings: pd.DataFrame
+    ranking_stability: dict[str, pd.DataFrame]
+    pareto: pd.DataFrame
+    completeness: pd.DataFrame
+    plan: dict[str, Any]
+    methods: dict[str, Any]
+    provenance: dict[str, Any]
+    expectations: pd.DataFrame
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON-able dict written to ``summary.json`` and compared by ``capgate check``."""
+        raise NotImplementedError  # implemented with the analysis layer

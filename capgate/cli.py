@@ -1,0 +1,59 @@
+"""capgate's command line: thin click commands, each parsing its options, calling one library
+function and printing. Library errors (``CapgateError``) become ``Error: ...`` on stderr and
+the error's exit code, in one place (:func:`main`).
+
+Exit codes: 0 success; 1 failure (failed trials, a regression found by ``check``, a crash);
+2 unusable input (a malformed spec, dataset, checkpoint, plan or results file, or bad options).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from capgate import __version__
+from capgate.errors import CapgateError
+
+EXIT_CODES_HELP = "Exit codes: 0 success, 1 failure, 2 unusable input."
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = {-1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}[max(-1, min(1, verbosity))]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+
+
+@click.group(context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES_HELP)
+@click.version_option(__version__, "--version", prog_name="capgate")
+@click.option("-v", "--verbose", count=True, help="More log output (debug).")
+@click.option("-q", "--quiet", count=True, help="Less log output (warnings only).")
+def cli(verbose: int, quiet: int) -> None:
+    """capgate: is pretrained initialization worth it for a tiny ConvNet?"""
+    _configure_logging(verbose - quiet)
+
+
+# Commands are added below by section; each section's library lives in its own package.
+# --- data -------------------------------------------------------------------------------
+# --- models -----------------------------------------------------------------------------
+# --- grid -------------------------------------------------------------------------------
+# --- report and check -------------------------------------------------------------------
+# --- demo -------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``capgate`` console script and ``python -m capgate``."""
+    try:
+        rv = cli.main(args=argv, prog_name="capgate", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if exc.exit_code == 2 else exc.exit_code)
+    except CapgateError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    # A command may return an int exit code (``check`` returns 1 on a regression).
+    sys.exit(rv if isinstance(rv, int) else 0)

@@ -1,0 +1,55 @@
+"""capgate's few named exceptions.
+
+Library code raises these; the CLI turns them into ``Error: ...`` and an exit code in one
+place. ``exit_code`` 2 means the input was unusable (a spec, dataset, checkpoint or results
+file); 1 means the work itself failed.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CapgateError",
+    "InputError",
+    "SpecError",
+    "DataError",
+    "CheckpointError",
+    "ResultsError",
+    "DivergedError",
+    "GridError",
+]
+
+
+class CapgateError(Exception):
+    """Base of every error capgate raises on purpose."""
+
+    exit_code = 1
+
+
+class InputError(CapgateError):
+    """Unusable input: the message names the file or value, the problem and the fix."""
+
+    exit_code = 2
+
+
+class SpecError(InputError):
+    """A grid spec, analysis plan or ``--set`` override is invalid."""
+
+
+class DataError(InputError):
+    """A dataset on disk is malformed, missing files, or escapes its root."""
+
+
+class CheckpointError(InputError):
+    """A checkpoint cannot be read, or matched too little of the model."""
+
+
+class ResultsError(InputError):
+    """A results table or study store violates the results-table contract."""
+
+
+class DivergedError(CapgateError):
+    """Training produced a non-finite loss; the run is recorded as ``diverged``."""
+
+
+class GridError(CapgateError):
+    """A grid finished with failed trials (they are recorded, and listed in the message)."""
