@@ -1,0 +1,81 @@
+"""Models: the capacity ladder, detector and classifier assembly, initialization, profiling.
+
+``models`` knows nothing of training or data loading. The ladder (:mod:`.ladder`) imports
+neither torch nor timm; everything else is imported lazily on first use, so
+``from capgate.models import get_rung`` stays cheap.
+
+Public API::
+
+    Rung, FAMILIES, get_rung, ladder                        capacity ladder
+    build_backbone(rung, *, features_only, out_indices, checkpoint)
+    build_detector(rung, num_classes, resolution)           FCOS, labels 0..num_classes-1
+    build_classifier(rung, num_classes)                     logits
+    profile_model(model, resolution, *, latency) -> ModelProfile
+    save_checkpoint(path, model, kind, rung, config, **meta), read_checkpoint(path)
+    initialize(model, init_from, *, part, min_fraction) -> LoadReport
+    ladder_table(...)                                        rows of ``capgate models``
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from capgate.models.ladder import FAMILIES, FamilyInfo, Rung, get_rung, ladder, register_rung, rung_names
+
+__all__ = [
+    "FAMILIES",
+    "FamilyInfo",
+    "Rung",
+    "get_rung",
+    "ladder",
+    "register_rung",
+    "rung_names",
+    "build_backbone",
+    "build_detector",
+    "build_classifier",
+    "CLASS_SPECIFIC_KEYS",
+    "ModelProfile",
+    "profile_model",
+    "count_params",
+    "CHECKPOINT_FORMAT",
+    "Checkpoint",
+    "save_checkpoint",
+    "read_checkpoint",
+    "read_weights",
+    "LoadReport",
+    "initialize",
+    "ladder_table",
+    "format_ladder_table",
+]
+
+_LAZY = {
+    "build_backbone": "backbone",
+    "build_detector": "detector",
+    "CLASS_SPECIFIC_KEYS": "detector",
+    "build_classifier": "classifier",
+    "ModelProfile": "profile",
+    "profile_model": "profile",
+    "count_params": "profile",
+    "CHECKPOINT_FORMAT": "checkpoint",
+    "Checkpoint": "checkpoint",
+    "save_checkpoint": "checkpoint",
+    "read_checkpoint": "checkpoint",
+    "read_weights": "checkpoint",
+    "LoadReport": "init",
+    "initialize": "init",
+    "ladder_table": "table",
+    "format_ladder_table": "table",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"capgate.models.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'capgate.models' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

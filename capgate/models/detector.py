@@ -1,0 +1,155 @@
+"""The detector: timm backbone + FPN neck + torchvision FCOS head, all scaled with the rung.
+
+Assembly (module names are part of the checkpoint format)::
+
+    FCOS                                    torchvision.models.detection.FCOS
+      .backbone  BackboneFPN
+        .body    timm features_only backbone (strides 8, 16, 32)
+        .fpn     torchvision.ops.FeaturePyramidNetwork(out_channels = rung.neck_channels)
+      .head      torchvision FCOSHead(num_convs = rung.head_convs, GroupNorm, 8 channels/group)
+      .transform normalization only; images are never resized
+
+Box coding, the focal/GIoU/centerness losses, NMS and post-processing are torchvision's.
+
+Label convention
+----------------
+``labels`` are **0-based indices into the dataset's category list**: with categories
+``["person", "car"]``, ``0`` is person and ``1`` is car, in targets and in predictions alike.
+FCOS classifies with one sigmoid per class and has **no background class**: an anchor point
+matched to no box is background (all-zero one-hot target), so ``num_classes`` is exactly the
+number of dataset categories (torchvision's COCO models instead use 91 sparse COCO ids).
+Readers mapping category ids (e.g. FLIR's 1, 2, 3) must map them to these indices.
+
+Inputs: a float tensor ``[B, 3, H, W]`` in ``[0, 1]`` or a list of ``[3, H, W]`` tensors;
+targets ``{"boxes": float [N, 4] xyxy pixels, "labels": int64 [N]}``. Train mode returns the
+loss dict (``classification``, ``bbox_regression``, ``bbox_ctrness``); eval mode returns one
+dict per image with ``boxes`` (xyxy, input pixels), ``scores`` and ``labels``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from functools import partial
+
+import torch
+from torch import Tensor, nn
+from torchvision.models.detection import FCOS
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection import _utils as det_utils
+from torchvision.models.detection.fcos import FCOSClassificationHead, FCOSHead, FCOSRegressionHead
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
+from torchvision.ops import FeaturePyramidNetwork
+
+from capgate.errors import SpecError
+from capgate.models.backbone import DETECTION_OUT_INDICES, build_backbone
+from capgate.models.ladder import Rung
+
+__all__ = [
+    "CLASS_SPECIFIC_KEYS",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "BackboneFPN",
+    "ScaledFCOSHead",
+    "build_detector",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: State-dict keys whose shape depends on the number of classes; a detector loaded from
+#: another task's detector keeps these at their fresh initialization.
+CLASS_SPECIFIC_KEYS = (
+    "head.classification_head.cls_logits.weight",
+    "head.classification_head.cls_logits.bias",
+)
+
+#: Channels per GroupNorm group in the head (torchvision: 256 channels / 32 groups).
+_CHANNELS_PER_GROUP = 8
+
+
+class BackboneFPN(nn.Module):
+    """A timm features_only ``body`` followed by an FPN ``fpn``; outputs one map per level."""
+
+    def __init__(self, body: nn.Module, out_channels: int) -> None:
+        super().__init__()
+        self.body = body
+        self.fpn = FeaturePyramidNetwork(list(body.feature_info.channels()), out_channels)
+        self.out_channels = out_channels
+
+    def forward(self, x: Tensor) -> "OrderedDict[str, Tensor]":
+        feats = self.body(x)
+        return self.fpn(OrderedDict((str(i), f) for i, f in enumerate(feats)))
+
+
+class _NoResizeTransform(GeneralizedRCNNTransform):
+    """torchvision's detection transform minus resizing: normalize and batch (pad) only, so
+    boxes stay in input pixels and tiny images are not blown up to 800 px."""
+
+    def resize(self, image: Tensor, target: dict[str, Tensor] | None = None):
+        return image, target
+
+
+class ScaledFCOSHead(FCOSHead):
+    """torchvision's :class:`FCOSHead` with a chosen norm layer: FCOSHead hard-codes
+    GroupNorm(32), which needs channels divisible by 32. Same submodules, same losses."""
+
+    def __init__(self, in_channels: int, num_classes: int, num_convs: int, norm_layer) -> None:
+        nn.Module.__init__(self)
+        self.box_coder = det_utils.BoxLinearCoder(normalize_by_size=True)
+        self.classification_head = FCOSClassificationHead(
+            in_channels, 1, num_classes, num_convs, norm_layer=norm_layer
+        )
+        self.regression_head = FCOSRegressionHead(in_channels, 1, num_convs, norm_layer=norm_layer)
+
+
+def build_detector(
+    rung: Rung,
+    num_classes: int,
+    resolution: int,
+    *,
+    score_thresh: float = 0.05,
+    nms_thresh: float = 0.6,
+    detections_per_img: int = 100,
+    topk_candidates: int = 1000,
+) -> nn.Module:
+    """An FCOS detector on ``rung``'s backbone for ``num_classes`` categories (no background).
+
+    ``resolution`` is the training/evaluation input size; it is recorded on the model
+    (``model.resolution``) and used as the transform's nominal size, but images are never
+    resized. Defaults suit small-data mAP evaluation: a low score threshold (0.05) and at most
+    100 detections per image.
+    """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise SpecError(f"num_classes {num_classes!r} is invalid; give the number of dataset categories (>= 1)")
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 32:
+        raise SpecError(f"resolution {resolution!r} is invalid; give an integer >= 32 pixels")
+    body = build_backbone(rung, features_only=True, out_indices=DETECTION_OUT_INDICES)
+    channels = rung.neck_channels
+    backbone = BackboneFPN(body, channels)
+    strides = body.feature_info.reduction()
+    # FCOS anchors are points: one "anchor" per location whose size equals the level's stride.
+    anchor_generator = AnchorGenerator(tuple((s,) for s in strides), ((1.0,),) * len(strides))
+    norm = partial(nn.GroupNorm, max(1, channels // _CHANNELS_PER_GROUP))
+    head = ScaledFCOSHead(channels, num_classes, num_convs=rung.head_convs, norm_layer=norm)
+    model = FCOS(
+        backbone,
+        num_classes,
+        min_size=resolution,
+        max_size=resolution,
+        image_mean=list(IMAGENET_MEAN),
+        image_std=list(IMAGENET_STD),
+        anchor_generator=anchor_generator,
+        head=head,
+        score_thresh=score_thresh,
+        nms_thresh=nms_thresh,
+        detections_per_img=detections_per_img,
+        topk_candidates=topk_candidates,
+    )
+    model.transform = _NoResizeTransform(
+        resolution, resolution, list(IMAGENET_MEAN), list(IMAGENET_STD), size_divisible=max(strides)
+    )
+    model.rung = rung
+    model.num_classes = num_classes
+    model.resolution = resolution
+    model.capgate_kind = "detector"
+    return model

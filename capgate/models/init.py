@@ -1,0 +1,170 @@
+"""Initialization: load a backbone, or a whole detector minus its class layers, from a file.
+
+``init_from=None`` is ``scratch`` (timm's own initialization, nothing loaded). Otherwise the
+file may be a capgate checkpoint of any kind, a timm checkpoint (full classification model or
+features-only: timm's features networks keep the full model's parameter names), a torchvision
+or plain state dict (``.pt``/``.pth``, possibly wrapped in ``{"state_dict" | "model": ...}``)
+or safetensors. Keys are matched after stripping the one prefix (``""``, ``backbone.body.``,
+``backbone.``, ``body.``, ``model.``, ...) that matches most of the target's keys, so a
+detector's, a classifier's and a bare backbone's weights all map onto each other.
+
+Every load is reported (:class:`LoadReport`): tensors loaded, skipped (in the file, not in the
+target), missing (in the target, not in the file) and shape-mismatched. A load that matched
+less than ``min_fraction`` of the target's tensors is refused. BatchNorm's
+``num_batches_tracked`` counters are loaded when present but never counted (many published
+weights omit them).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from capgate.errors import CheckpointError, SpecError
+from capgate.models.checkpoint import backbone_module, file_sha256, read_weights
+from capgate.models.detector import CLASS_SPECIFIC_KEYS
+
+__all__ = ["PARTS", "LoadReport", "initialize"]
+
+_log = logging.getLogger(__name__)
+
+PARTS = ("backbone", "detector")
+_PREFIXES = {
+    "backbone": ("", "backbone.body.", "backbone.", "body.", "model.", "encoder.", "features."),
+    "detector": ("", "model.", "detector."),
+}
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What :func:`initialize` did. ``mismatched`` holds ``(key, file shape, model shape)``;
+    ``reinitialized`` the class-specific tensors deliberately left at their fresh values."""
+
+    source: str
+    sha256: str
+    description: str
+    part: str
+    prefix: str
+    total: int
+    loaded: tuple[str, ...]
+    skipped: tuple[str, ...]
+    missing: tuple[str, ...]
+    mismatched: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...]
+    reinitialized: tuple[str, ...] = ()
+
+    @property
+    def fraction(self) -> float:
+        """Loaded tensors over the target's tensors (0 for scratch)."""
+        return len(self.loaded) / self.total if self.total else 0.0
+
+    @property
+    def provenance(self) -> str:
+        """The results table's ``init_source``: ``none`` for scratch, else
+        ``file=<name> sha256=<hex16> loaded=<n>/<total> skipped=<k> mismatched=<m>``."""
+        if not self.source:
+            return "none"
+        return (f"file={Path(self.source).name} sha256={self.sha256[:16]} loaded={len(self.loaded)}/"
+                f"{self.total} skipped={len(self.skipped)} mismatched={len(self.mismatched)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict, with ``fraction`` and ``provenance`` added."""
+        out = asdict(self)
+        out["mismatched"] = [[k, list(a), list(b)] for k, a, b in self.mismatched]
+        out.update(fraction=self.fraction, provenance=self.provenance)
+        return out
+
+
+def _counted(key: str) -> bool:
+    return not key.endswith("num_batches_tracked")
+
+
+def _best_prefix(source: dict[str, Tensor], target: set[str], prefixes: tuple[str, ...]) -> str:
+    def hits(prefix: str) -> int:
+        n = len(prefix)
+        return sum(1 for k in source if k.startswith(prefix) and k[n:] in target)
+
+    return max(prefixes, key=hits)  # max keeps the first of equals: "" wins ties
+
+
+def initialize(
+    model: nn.Module,
+    init_from: str | Path | None,
+    *,
+    part: str = "backbone",
+    min_fraction: float = 0.5,
+) -> LoadReport:
+    """Load weights from ``init_from`` into ``model`` (a capgate detector or classifier, or a
+    timm backbone) and report what happened.
+
+    ``part="backbone"`` loads only the timm backbone; ``part="detector"`` loads a whole
+    detector except its class-specific logits conv (box regression and centerness are
+    class-agnostic and load), so a detector pretrained on other categories fine-tunes here.
+    Raises :class:`CheckpointError` when the file is unreadable or the load matched less than
+    ``min_fraction`` of the target's tensors.
+    """
+    if part not in PARTS:
+        raise SpecError(f"init part {part!r} is invalid; valid parts: {', '.join(PARTS)}")
+    if not 0.0 <= min_fraction <= 1.0:
+        raise SpecError(f"min_fraction {min_fraction!r} is invalid; give a float in [0, 1]")
+    if init_from is None:
+        return LoadReport("", "", "scratch", part, "", 0, (), (), (), ())
+    path = Path(init_from)
+    if part == "detector":
+        if getattr(model, "capgate_kind", None) != "detector":
+            raise SpecError(f"part='detector' needs a detector built by build_detector, got "
+                            f"{type(model).__name__}; use part='backbone'")
+        target_module = model
+        excluded = set(CLASS_SPECIFIC_KEYS)
+    else:
+        target_module = backbone_module(model)
+        excluded = set()
+    source, description, ckpt = read_weights(path)
+    if part == "detector" and ckpt is not None and ckpt.kind != "detector":
+        raise CheckpointError(f"{path}: holds a {ckpt.kind}, not a detector; load it with part='backbone'")
+
+    target_sd = target_module.state_dict()
+    counted = {k for k in target_sd if _counted(k) and k not in excluded}
+    prefix = _best_prefix(source, set(target_sd), _PREFIXES[part])
+    n = len(prefix)
+    to_load: dict[str, Tensor] = {}
+    loaded, skipped, mismatched, reinit = [], [], [], []
+    for key, tensor in source.items():
+        name = key[n:] if key.startswith(prefix) else None
+        if name in excluded:
+            reinit.append(name)
+        elif name is None or name not in target_sd:
+            skipped.append(key)
+        elif tuple(tensor.shape) != tuple(target_sd[name].shape):
+            mismatched.append((name, tuple(tensor.shape), tuple(target_sd[name].shape)))
+        else:
+            to_load[name] = tensor
+            if name in counted:
+                loaded.append(name)
+    done = set(loaded) | {m[0] for m in mismatched}
+    missing = sorted(counted - done)
+    report = LoadReport(
+        source=str(path), sha256=file_sha256(path), description=description, part=part, prefix=prefix,
+        total=len(counted), loaded=tuple(loaded), skipped=tuple(skipped), missing=tuple(missing),
+        mismatched=tuple(mismatched), reinitialized=tuple(sorted(excluded)),
+    )
+    if report.fraction < min_fraction:
+        hint = ""
+        model_rung = getattr(model, "rung", None)
+        if ckpt is not None and model_rung is not None and ckpt.rung != model_rung:
+            hint = f" (the file is {ckpt.rung.backbone_name}, the model {model_rung.backbone_name})"
+        example = ", ".join(f"{k} {list(a)} vs {list(b)}" for k, a, b in mismatched[:3])
+        raise CheckpointError(
+            f"{path}: matched only {len(loaded)}/{report.total} tensors of the {part} "
+            f"({report.fraction:.0%} < min_fraction {min_fraction:.0%}){hint}; "
+            f"{len(mismatched)} mismatched{': ' + example if example else ''}, {len(missing)} missing, "
+            f"{len(skipped)} skipped. Use a checkpoint of the same family and rung, or lower min_fraction"
+        )
+    with torch.no_grad():
+        target_module.load_state_dict(to_load, strict=False)
+    _log.info("initialized %s from %s: %s", part, description, report.provenance)
+    return report

@@ -1,0 +1,79 @@
+"""The ladder as a table: every rung built and profiled (what ``capgate models`` prints)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from capgate.errors import SpecError
+from capgate.models.classifier import build_classifier
+from capgate.models.detector import build_detector
+from capgate.models.ladder import Rung, ladder
+from capgate.models.profile import profile_model
+
+__all__ = ["TASKS", "DEFAULT_NUM_CLASSES", "ladder_table", "format_ladder_table"]
+
+TASKS = ("detection", "classification")
+#: Classes when none are given: one (person, the cross-dataset class) for detection, ten for
+#: classification.
+DEFAULT_NUM_CLASSES = {"detection": 1, "classification": 10}
+
+
+def ladder_table(
+    family: str | None = None,
+    *,
+    task: str = "detection",
+    resolution: int = 128,
+    num_classes: int | None = None,
+    latency: bool = True,
+    memory: bool = False,
+    rungs: list[Rung] | None = None,
+) -> list[dict[str, Any]]:
+    """One row per rung (default ladder of ``family``, or all; or the given ``rungs``): the rung,
+    its multipliers, neck/head sizes and its :class:`~capgate.models.profile.ModelProfile`."""
+    if task not in TASKS:
+        raise SpecError(f"task {task!r} is invalid; valid tasks: {', '.join(TASKS)}")
+    n = DEFAULT_NUM_CLASSES[task] if num_classes is None else num_classes
+    rows = []
+    for rung in rungs if rungs is not None else ladder(family):
+        if task == "detection":
+            model = build_detector(rung, n, resolution)
+        else:
+            model = build_classifier(rung, n)
+        row: dict[str, Any] = {
+            "rung": rung.name,
+            "family": rung.family,
+            "backbone": rung.backbone_name,
+            "width": rung.width,
+            "depth": rung.depth,
+            "neck_channels": rung.neck_channels if task == "detection" else None,
+            "head_convs": rung.head_convs if task == "detection" else None,
+            "task": task,
+            "num_classes": n,
+            "note": rung.note,
+        }
+        row.update(profile_model(model, resolution, latency=latency, memory=memory).to_dict())
+        rows.append(row)
+    return rows
+
+
+def _fmt_int(n: int) -> str:
+    return f"{n:,}"
+
+
+def format_ladder_table(rows: list[dict[str, Any]]) -> str:
+    """Fixed-width text table of :func:`ladder_table` rows."""
+    header = ["rung", "backbone", "width", "depth", "backbone params", "params", "MMACs", "latency ms"]
+    body = []
+    for r in rows:
+        lat = "-" if r.get("latency_ms") is None else f"{r['latency_ms']:.2f}"
+        body.append([r["rung"], r["backbone"], f"{r['width']:g}", f"{r['depth']:g}",
+                     _fmt_int(r["backbone_params"]), _fmt_int(r["params"]), f"{r['macs'] / 1e6:.2f}", lat])
+    widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h) for i, h in enumerate(header)]
+    left = {0, 1}
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    out = [line(header), line(["-" * w for w in widths])]
+    out += [line(row) for row in body]
+    return "\n".join(out)
