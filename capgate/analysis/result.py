@@ -62,4 +62,6 @@ class Analysis:
 
     def summary(self) -> dict[str, Any]:
         """The JSON-able dict written to ``summary.json`` and compared by ``capgate check``."""
-        raise NotImplementedError  # implemented with the analysis layer
+        from capgate.analysis.outputs import build_summary  # noqa: PLC0415 (outputs imports this module)
+
+        return build_summary(self)

@@ -1,0 +1,240 @@
+"""Reading and validating a results table (the contract of DESIGN.md and :mod:`.schema`).
+
+A results table comes from a parquet file, a CSV file, or a study store: a folder holding
+``runs/*.json`` record files (each ``{"run_id": ..., "records": [ {row}, ... ]}``). The table is
+validated once, here, at the entry of the analysis; every error names the column, the first
+offending rows and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from capgate.analysis.schema import (
+    CLASSIFICATION_METRICS,
+    DETECTION_METRICS,
+    ID_COLUMNS,
+    METRIC_COLUMNS,
+    OPTIONAL_COLUMNS,
+    PROVENANCE_COLUMNS,
+    REQUIRED_COLUMNS,
+    SHIFTS,
+    STATUSES,
+    TASKS,
+)
+from capgate.errors import ResultsError
+
+__all__ = ["load_results", "validate", "PRIMARY_METRIC"]
+
+log = logging.getLogger(__name__)
+
+#: The metric an ``ok`` row of each task must carry (the plan may analyse another one).
+PRIMARY_METRIC = {"detection": "map", "classification": "top1"}
+
+_MAX_LISTED = 5
+
+
+def load_results(path: str | Path) -> pd.DataFrame:
+    """Read a results table from parquet, CSV or a study store folder, and validate it.
+
+    A folder is read as a study store: ``<path>/runs/*.json``, or ``<path>/*.json`` when the folder is
+    the ``runs`` folder itself, or ``<path>/*/runs/*.json`` for a storage root holding several studies.
+    Returns the validated table (see :func:`validate`).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ResultsError(f"{path}: no such file or folder; pass a results .parquet/.csv file or a study store folder")
+    if path.is_dir():
+        table = _read_store(path)
+    elif path.suffix.lower() in (".parquet", ".pq"):
+        try:
+            table = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises many types for a broken file
+            raise ResultsError(f"{path}: cannot read parquet ({exc}); rewrite it with `capgate collect`") from exc
+    elif path.suffix.lower() == ".csv":
+        try:
+            table = pd.read_csv(path)
+        except Exception as exc:
+            raise ResultsError(f"{path}: cannot read CSV ({exc}); check the file is a complete CSV") from exc
+    else:
+        raise ResultsError(f"{path}: unknown results format {path.suffix!r}; use .parquet, .csv or a study store folder")
+    return validate(table, source=str(path))
+
+
+def _read_store(folder: Path) -> pd.DataFrame:
+    files = sorted((folder / "runs").glob("*.json"))
+    if not files:
+        files = sorted(folder.glob("*.json"))
+    if not files:
+        files = sorted(folder.glob("*/runs/*.json"))
+    if not files:
+        raise ResultsError(
+            f"{folder}: no run records found (looked for runs/*.json, *.json, */runs/*.json); "
+            "pass the study folder written by the grid, or a results .parquet/.csv"
+        )
+    rows: list[dict] = []
+    for f in files:
+        try:
+            doc = json.loads(f.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ResultsError(f"{f}: not a readable JSON run record ({exc}); delete it and re-run that run") from exc
+        if not isinstance(doc, dict) or not isinstance(doc.get("records"), list):
+            raise ResultsError(f"{f}: expected {{'run_id': ..., 'records': [...]}}; delete it and re-run that run")
+        for rec in doc["records"]:
+            if not isinstance(rec, dict):
+                raise ResultsError(f"{f}: a record is not an object; delete it and re-run that run")
+            row = dict(rec)
+            row.setdefault("run_id", doc.get("run_id"))
+            rows.append(row)
+    if not rows:
+        raise ResultsError(f"{folder}: the run records hold no rows; re-run the grid")
+    return pd.DataFrame(rows)
+
+
+def _rows(table: pd.DataFrame, mask: np.ndarray | pd.Series) -> str:
+    """First few offending rows as 'row N (run_id X)'."""
+    idx = np.flatnonzero(np.asarray(mask, dtype=bool))
+    parts = []
+    for i in idx[:_MAX_LISTED]:
+        rid = table["run_id"].iloc[i] if "run_id" in table.columns else "?"
+        parts.append(f"row {i} (run_id {rid})")
+    more = f" and {len(idx) - _MAX_LISTED} more" if len(idx) > _MAX_LISTED else ""
+    return ", ".join(parts) + more
+
+
+def _is_str_like(s: pd.Series, allow_missing: bool) -> np.ndarray:
+    """Boolean mask of cells that are NOT acceptable strings."""
+    vals = s.to_numpy(dtype=object)
+    bad = np.zeros(len(vals), dtype=bool)
+    for i, v in enumerate(vals):
+        if isinstance(v, str):
+            continue
+        if allow_missing and (v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA):
+            continue
+        bad[i] = True
+    return bad
+
+
+def _coerce(table: pd.DataFrame, col: str, kind: str, *, required: bool, source: str) -> None:
+    s = table[col]
+    if kind == "str":
+        allow_missing = not required
+        if s.isna().all() and allow_missing:
+            table[col] = s.astype(object)
+            return
+        bad = _is_str_like(s, allow_missing)
+        if bad.any():
+            raise ResultsError(
+                f"{source}: column {col!r} must hold strings; bad values at {_rows(table, bad)} "
+                f"(e.g. {s[bad].iloc[0]!r}); fix the writer or the file"
+            )
+        return
+    num = pd.to_numeric(s, errors="coerce")
+    bad_type = num.isna() & s.notna()
+    if bad_type.any():
+        raise ResultsError(
+            f"{source}: column {col!r} must be numeric ({kind}); non-numeric values at {_rows(table, bad_type)} "
+            f"(e.g. {s[bad_type].iloc[0]!r}); fix the writer or the file"
+        )
+    if kind == "int":
+        if required and num.isna().any():
+            raise ResultsError(
+                f"{source}: column {col!r} (int) is missing at {_rows(table, num.isna())}; every row needs it"
+            )
+        frac = num.notna() & (num != np.round(num))
+        if frac.any():
+            raise ResultsError(
+                f"{source}: column {col!r} must hold integers; fractional values at {_rows(table, frac)} "
+                f"(e.g. {num[frac].iloc[0]!r}); fix the writer or the file"
+            )
+        table[col] = num.astype("Int64") if num.isna().any() else num.astype("int64")
+    else:
+        if required and col in ID_COLUMNS and num.isna().any():
+            raise ResultsError(f"{source}: column {col!r} is missing at {_rows(table, num.isna())}; every row needs it")
+        table[col] = num.astype("float64")
+
+
+def validate(table: pd.DataFrame, *, source: str = "results table") -> pd.DataFrame:
+    """Check a results table against the contract and return a clean, typed copy.
+
+    Raises :class:`~capgate.errors.ResultsError` naming the column, the first offending rows and
+    the fix for: a missing column, a wrong type, a duplicated ``(run_id, eval_set)``, a metric out
+    of [0, 1], an ``ok`` row without its task's primary metric, an unknown task/status/shift, or a
+    run whose design columns disagree between its records. ``failed``/``diverged`` rows are kept.
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise ResultsError(f"{source}: expected a pandas DataFrame, got {type(table).__name__}")
+    if table.empty:
+        raise ResultsError(f"{source}: the table has no rows; run the grid first")
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+    if missing:
+        raise ResultsError(
+            f"{source}: missing required column(s) {missing}; the grid writes all of "
+            f"{list(REQUIRED_COLUMNS)} (see DESIGN.md, 'The results table')"
+        )
+    t = table.reset_index(drop=True).copy()
+    for col, kind in ID_COLUMNS.items():
+        _coerce(t, col, kind, required=True, source=source)
+    for col, kind in PROVENANCE_COLUMNS.items():
+        _coerce(t, col, kind, required=False, source=source)
+    for col, kind in OPTIONAL_COLUMNS.items():
+        if col in t.columns:
+            _coerce(t, col, kind, required=False, source=source)
+    for col, allowed in (("task", TASKS), ("status", STATUSES), ("shift", SHIFTS)):
+        bad = ~t[col].isin(allowed)
+        if bad.any():
+            raise ResultsError(
+                f"{source}: unknown {col} {sorted(set(t.loc[bad, col]))} at {_rows(t, bad)}; valid: {list(allowed)}"
+            )
+    metrics = [c for c in METRIC_COLUMNS if c in t.columns]
+    for col in metrics:
+        num = pd.to_numeric(t[col], errors="coerce")
+        bad_type = num.isna() & t[col].notna()
+        if bad_type.any():
+            raise ResultsError(f"{source}: metric {col!r} must be numeric; bad values at {_rows(t, bad_type)}")
+        t[col] = num.astype("float64")
+        out = num.notna() & ((num < 0) | (num > 1) | ~np.isfinite(num))
+        if out.any():
+            raise ResultsError(
+                f"{source}: metric {col!r} out of [0, 1] at {_rows(t, out)} (e.g. {num[out].iloc[0]!r}); "
+                "metrics are fractions, not percent: divide by 100"
+            )
+    for task, metric in PRIMARY_METRIC.items():
+        ok = (t["task"] == task) & (t["status"] == "ok")
+        if not ok.any():
+            continue
+        if metric not in t.columns:
+            raise ResultsError(f"{source}: {task} rows need metric column {metric!r}; it is missing")
+        nan = ok & t[metric].isna()
+        if nan.any():
+            raise ResultsError(
+                f"{source}: status 'ok' rows without {metric!r} at {_rows(t, nan)}; "
+                "record the metric or mark the run 'failed'"
+            )
+    dup = t.duplicated(["run_id", "eval_set"], keep=False)
+    if dup.any():
+        raise ResultsError(
+            f"{source}: duplicated (run_id, eval_set) at {_rows(t, dup)}; each run has one record per eval set: "
+            "drop the repeated records (collect again from the study store)"
+        )
+    design = ["study", "task", "backbone", "init", "train_set", "seed", "family"]
+    nuniq = t.groupby("run_id")[design].nunique(dropna=False)
+    incons = nuniq[(nuniq > 1).any(axis=1)]
+    if len(incons):
+        cols = [c for c in design if (incons[c] > 1).any()]
+        raise ResultsError(
+            f"{source}: run_id(s) {list(incons.index[:_MAX_LISTED])} have records that disagree on {cols}; "
+            "a run_id names one trained model: regenerate the run ids from the specs"
+        )
+    return t
+
+
+def metrics_for(task: str) -> tuple[str, ...]:
+    """Metric columns of one task."""
+    return DETECTION_METRICS if task == "detection" else CLASSIFICATION_METRICS

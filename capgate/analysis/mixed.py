@@ -1,0 +1,264 @@
+"""Mixed-effects models of the metric on initialization, shift and capacity (statsmodels MixedLM).
+
+Design and random effects. Each trained model (``run_id``) is scored on several eval sets, so its
+records share a run effect; all runs of one rung (``backbone``) share a rung effect. statsmodels
+has one grouping factor plus variance components nested in it, so the model is
+
+    y ~ init * shift + init * logp_c [+ family],  groups = backbone,  vc: run_id within backbone
+
+which is exactly lme4's ``y ~ init * shift + init * logp_c + (1 | backbone) + (1 | backbone:run_id)``
+(runs are nested in rungs). ``logp_c`` is log10(params) centred on the mean over rungs, so the init
+main effects are gains at a typical rung. REML by default.
+
+Known failure guarded here (statsmodels issue 10239): when a variance component collapses below
+statsmodels' internal tolerance, fixed effects that are constant within a group (capacity!) come
+back as exactly 0 while ``converged=True``. We fit with a derivative-free optimizer first
+(``powell``, robust at the zero-variance boundary, then ``lbfgs``/``bfgs``/``nm`` only if it did not
+converge), record every warning, and check for boundary variances, zeroed effects and a non-PD
+covariance. A boundary fit is refitted without the collapsed random effect (the reduced model is
+the same model at that boundary, minus the numerical trap); the between-rung effects are
+cross-checked against OLS on cell means with cluster-robust (by rung) standard errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import statsmodels.formula.api as smf
+from scipy import stats
+
+__all__ = ["fit_mixed", "model_frame", "OPTIMIZERS", "BOUNDARY_TOL"]
+
+log = logging.getLogger(__name__)
+
+#: Optimizer chain handed to MixedLM.fit: each is tried only if the previous did not converge.
+OPTIMIZERS = ["powell", "lbfgs", "bfgs", "nm"]
+#: A variance component below this fraction of the residual variance is treated as collapsed.
+BOUNDARY_TOL = 1e-6
+_CROSSCHECK_SE = 3.0
+
+
+def model_frame(y: pd.DataFrame, *, metric: str, baseline: str) -> tuple[pd.DataFrame, float]:
+    """The exact frame a model is fitted to, from the ok rows ``y`` of one task.
+
+    Columns: the metric (response), init, shift, family, backbone, run_id, train_set, eval_set, seed,
+    params, logp (log10 params), logp_c (centred on the mean over rungs). Returns (frame, centre).
+    """
+    f = y[["y", "init", "shift", "family", "backbone", "run_id", "train_set", "eval_set", "seed", "params"]].copy()
+    f = f.rename(columns={"y": metric})
+    f["logp"] = np.log10(f["params"].astype(float))
+    centre = float(f.groupby("backbone")["logp"].mean().mean())
+    f["logp_c"] = f["logp"] - centre
+    f["baseline"] = baseline
+    return f.reset_index(drop=True), centre
+
+
+def _terms(frame: pd.DataFrame, metric: str, baseline: str) -> tuple[str, str, list[str]]:
+    """(statsmodels formula, lme4 fixed part, notes) for the levels present in the frame."""
+    init = f"C(init, Treatment('{baseline}'))"
+    n_init, n_shift = frame["init"].nunique(), frame["shift"].nunique()
+    n_cap, n_fam = frame["logp_c"].round(9).nunique(), frame["family"].nunique()
+    sm, r, notes = [], [], []
+    if n_init > 1:
+        sm.append(init); r.append("init")
+    if n_shift > 1:
+        sm.append("C(shift)"); r.append("shift")
+        if n_init > 1:
+            sm.append(f"{init}:C(shift)"); r.append("init:shift")
+    if n_cap > 1:
+        sm.append("logp_c"); r.append("logp_c")
+        if n_init > 1:
+            sm.append(f"{init}:logp_c"); r.append("init:logp_c")
+    else:
+        notes.append("one capacity only: no capacity terms")
+    if n_fam > 1:
+        sm.append("C(family)"); r.append("family")
+    rhs_sm = " + ".join(sm) if sm else "1"
+    rhs_r = " + ".join(r) if r else "1"
+    return f"{metric} ~ {rhs_sm}", f"{metric} ~ {rhs_r}", notes
+
+
+def lme4_term(name: str) -> str:
+    """statsmodels term name -> lme4's coefficient name (``C(shift)[T.in_domain]`` -> ``shiftin_domain``)."""
+    if name == "Intercept":
+        return "(Intercept)"
+    name = re.sub(r"C\(init, Treatment\('[^']*'\)\)\[T\.([^\]]*)\]", r"init\1", name)
+    return re.sub(r"C\((\w+)\)\[T\.([^\]]*)\]", r"\1\2", name)
+
+
+def _fit_once(frame: pd.DataFrame, formula: str, structure: str, reml: bool):
+    """One fit. structure: 'rung+run' | 'rung' | 'run' | 'none' (OLS, cluster-robust by rung)."""
+    if structure == "none":
+        return smf.ols(formula, frame).fit(cov_type="cluster", cov_kwds={"groups": pd.factorize(frame["backbone"])[0]})
+    if structure == "rung+run":
+        m = smf.mixedlm(formula, frame, groups="backbone", re_formula="1", vc_formula={"run_id": "0 + C(run_id)"})
+    elif structure == "rung":
+        m = smf.mixedlm(formula, frame, groups="backbone", re_formula="1")
+    else:
+        m = smf.mixedlm(formula, frame, groups="run_id", re_formula="1")
+    return m.fit(reml=reml, method=list(OPTIMIZERS))
+
+
+_LME4_RE = {
+    "rung+run": "(1 | backbone) + (1 | backbone:run_id)",
+    "rung": "(1 | backbone)",
+    "run": "(1 | backbone:run_id)",
+    "none": "",
+}
+
+
+def _variances(res: Any, structure: str) -> dict[str, float]:
+    if structure == "none":
+        return {"residual": float(res.scale)}
+    out: dict[str, float] = {}
+    if structure in ("rung+run", "rung"):
+        out["backbone"] = float(np.asarray(res.cov_re)[0, 0])
+    if structure == "rung+run":
+        out["backbone:run_id"] = float(np.asarray(res.vcomp)[0])
+    if structure == "run":
+        out["backbone:run_id"] = float(np.asarray(res.cov_re)[0, 0])
+    out["residual"] = float(res.scale)
+    return out
+
+
+def _fixed_effects(res: Any, names: list[str], alpha: float) -> list[dict[str, Any]]:
+    fe = np.asarray(res.params)[: len(names)]
+    se = np.asarray(res.bse)[: len(names)]
+    z = stats.norm.ppf(1 - alpha / 2)
+    rows = []
+    for n, b, s in zip(names, fe, se):
+        ok = np.isfinite(s) and s > 0
+        rows.append({
+            "term": n, "term_lme4": lme4_term(n), "estimate": float(b), "se": float(s) if ok else None,
+            "z": float(b / s) if ok else None, "p": float(2 * stats.norm.sf(abs(b / s))) if ok else None,
+            "ci_low": float(b - z * s) if ok else None, "ci_high": float(b + z * s) if ok else None,
+        })
+    return rows
+
+
+def _crosscheck(frame: pd.DataFrame, metric: str, formula: str, fixed: list[dict[str, Any]]) -> dict[str, Any]:
+    """OLS of the same fixed formula on cell means (seeds averaged), SEs clustered by rung."""
+    keys = ["init", "shift", "family", "backbone", "train_set", "eval_set", "logp_c"]
+    means = frame.groupby(keys, as_index=False)[metric].mean()
+    try:
+        ols = _fit_once(means, formula, "none", reml=True)
+    except Exception as exc:  # singular design on the means: report, do not hide
+        return {"method": "OLS on cell means, cluster-robust by backbone", "error": str(exc), "disagree": []}
+    disagree, rows = [], []
+    for fe in fixed:
+        name = fe["term"]
+        if "logp_c" not in name or name not in ols.params.index:
+            continue
+        b_o, s_o = float(ols.params[name]), float(ols.bse[name])
+        s_m = fe["se"] or 0.0
+        tol = _CROSSCHECK_SE * max(s_o, s_m)
+        bad = abs(fe["estimate"] - b_o) > tol or (fe["estimate"] == 0.0 and b_o != 0.0)
+        rows.append({"term": name, "mixed": fe["estimate"], "ols": b_o, "ols_se": s_o, "agree": not bad})
+        if bad:
+            disagree.append(name)
+    return {"method": "OLS on cell means, cluster-robust by backbone", "terms": rows, "disagree": disagree}
+
+
+def fit_mixed(y: pd.DataFrame, *, name: str, task: str, metric: str, baseline: str,
+              alpha: float = 0.05, reml: bool = True) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Fit the primary mixed model of one task; returns (model.json entry, model frame).
+
+    Never raises on a numerical failure: the entry then has ``status='failed'`` and the error.
+    ``status`` is ``ok``, ``reduced`` (a collapsed random effect was dropped and the model refitted),
+    or ``failed``. Every warning of every fit attempt is in ``warnings``.
+    """
+    frame, centre = model_frame(y, metric=metric, baseline=baseline)
+    formula, fixed_r, notes = _terms(frame, metric, baseline)
+    entry: dict[str, Any] = {
+        "name": name, "task": task, "metric": metric, "response": metric, "baseline": baseline,
+        "formula_statsmodels": formula, "groups": "backbone", "vc_formula": {"run_id": "0 + C(run_id)"},
+        "re_formula": "1", "method": "REML" if reml else "ML", "optimizers": list(OPTIMIZERS),
+        "logp_centre": centre, "n_obs": int(len(frame)),
+        "n_groups": {"backbone": int(frame["backbone"].nunique()), "run_id": int(frame["run_id"].nunique())},
+        "notes": notes, "warnings": [], "zeroed_effects": [], "boundary": [], "attempts": [],
+    }
+    structure = "rung+run"
+    if entry["n_groups"]["backbone"] < 2:
+        structure = "run"
+        notes.append("one rung only: no rung random effect")
+    res, fitted_structure = None, None
+    while True:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                res = _fit_once(frame, formula, structure, reml)
+                err = None
+            except Exception as exc:  # LinAlgError, ValueError from a singular design...
+                res, err = None, f"{type(exc).__name__}: {exc}"
+        msgs = sorted({f"[{structure}] {w.category.__name__}: {w.message}" for w in caught})
+        entry["warnings"].extend(msgs)
+        attempt: dict[str, Any] = {"random_effects": structure, "error": err}
+        entry["attempts"].append(attempt)
+        if res is None:
+            break
+        var = _variances(res, structure)
+        attempt["variance_components"] = var
+        scale = max(var["residual"], 1e-300)
+        collapsed = [k for k, v in var.items() if k != "residual" and v < BOUNDARY_TOL * scale]
+        names = list(res.model.exog_names)
+        zeroed = [n for n, b in zip(names, np.asarray(res.params)[: len(names)]) if b == 0.0]
+        attempt.update({"collapsed": collapsed, "zeroed": zeroed})
+        if zeroed:
+            entry["zeroed_effects"] = sorted(set(entry["zeroed_effects"]) | set(zeroed))
+        if collapsed and structure != "none":
+            entry["boundary"] = sorted(set(entry["boundary"]) | set(collapsed))
+            keep = {"rung+run": {"backbone", "backbone:run_id"}, "rung": {"backbone"},
+                    "run": {"backbone:run_id"}}[structure] - set(collapsed)
+            structure = ("rung" if keep == {"backbone"} else "run" if keep == {"backbone:run_id"} else "none")
+            notes.append(f"variance of {collapsed} collapsed to ~0 (boundary fit); refitted without it")
+            continue
+        fitted_structure = structure
+        break
+    entry["formula_lme4"] = (f"{fixed_r} + {_LME4_RE[fitted_structure]}" if fitted_structure not in (None, "none")
+                             else fixed_r)
+    entry["random_effects"] = fitted_structure
+    if res is None:
+        entry.update({"status": "failed", "converged": False, "fixed_effects": [], "variance_components": {},
+                      "error": entry["attempts"][-1]["error"]})
+        entry["warnings"].append(f"model {name}: fit failed ({entry['error']})")
+        return entry, frame
+    names = list(res.model.exog_names)
+    fixed = _fixed_effects(res, names, alpha)
+    entry["fixed_effects"] = fixed
+    entry["variance_components"] = _variances(res, fitted_structure)
+    entry["converged"] = bool(getattr(res, "converged", True))
+    entry["loglik"] = float(res.llf) if np.isfinite(res.llf) else None
+    ses = np.array([np.nan if f["se"] is None else f["se"] for f in fixed])
+    entry["singular_hessian"] = bool(~np.isfinite(ses).all())
+    entry["status"] = "ok" if fitted_structure == "rung+run" or (
+        fitted_structure == "run" and entry["n_groups"]["backbone"] < 2) else "reduced"
+    if fitted_structure == "none":
+        entry["method"] = "OLS (all random effects collapsed), cluster-robust SE by backbone"
+    entry["r_call"] = (
+        f"d <- read.csv('model_frame.csv'); d <- d[d$model == '{name}', ]; "
+        f"d$init <- relevel(factor(d$init), ref = '{baseline}'); "
+        + (f"lme4::lmer({entry['formula_lme4']}, data = d, REML = {'TRUE' if reml else 'FALSE'})"
+           if fitted_structure != "none" else f"lm({entry['formula_lme4']}, data = d)")
+    )
+    entry["crosscheck"] = _crosscheck(frame, metric, formula, fixed)
+    if not entry["converged"]:
+        entry["warnings"].append(f"model {name}: optimizer did not converge; estimates are unreliable")
+    if entry["singular_hessian"]:
+        entry["warnings"].append(f"model {name}: non-finite standard errors (singular Hessian)")
+    if [z for z in entry["zeroed_effects"] if z in {f['term'] for f in fixed} and
+            next(f for f in fixed if f["term"] == z)["estimate"] == 0.0]:
+        entry["warnings"].append(f"model {name}: fixed effects exactly 0 in the final fit: {entry['zeroed_effects']}")
+    elif entry["zeroed_effects"]:
+        entry["warnings"].append(
+            f"model {name}: statsmodels zeroed {entry['zeroed_effects']} at a boundary fit (issue 10239); "
+            "the reported fit is the refit without the collapsed variance")
+    if entry["crosscheck"].get("disagree"):
+        entry["warnings"].append(
+            f"model {name}: capacity effects {entry['crosscheck']['disagree']} disagree with the OLS cross-check "
+            f"by more than {_CROSSCHECK_SE} SE")
+    return entry, frame

@@ -1,0 +1,196 @@
+"""Pre-registered analysis plans (``analysis/*.yaml``): loading, validation, defaults.
+
+A plan fixes, before looking at results: the metric per task, the baseline initialization, the
+contrasts, the equivalence margin, alpha, the multiple-comparison correction, the interval method
+and the expectations ``capgate check`` verifies. ``None`` for a key means "use the default".
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from capgate.analysis.schema import CLASSIFICATION_METRICS, DETECTION_METRICS, SHIFTS, TASKS
+from capgate.analysis.result import VERDICTS
+from capgate.errors import SpecError
+
+__all__ = ["DEFAULT_PLAN", "load_plan", "resolve_plan", "expectation_text"]
+
+DEFAULT_PLAN: dict[str, Any] = {
+    "name": "default",
+    "metric": {"detection": "map", "classification": "top1"},
+    "baseline": "scratch",
+    "contrasts": "all",
+    "margin": "pooled_sd",
+    "alpha": 0.05,
+    "correction": "holm",
+    "interval": "t",
+    "power": 0.8,
+    "max_seeds": 100,
+    "seeds": None,
+    "n_boot": 500,
+    "expectations": [],
+}
+
+CORRECTIONS = ("holm", "bh", "none")
+INTERVALS = ("t",)
+_TASK_METRICS = {"detection": DETECTION_METRICS, "classification": CLASSIFICATION_METRICS}
+_EXPECTATION_KEYS = {"init", "verdict", "shift", "task", "family", "min_params", "max_params", "text"}
+
+
+def load_plan(path: str | Path) -> dict[str, Any]:
+    """Read a plan YAML file and return it resolved against :data:`DEFAULT_PLAN`."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(f"{path}: plan file not found; pass an analysis/*.yaml plan") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML ({exc}); fix the syntax") from exc
+    if raw is None:
+        raw = {}
+    plan = resolve_plan(raw, source=str(path))
+    plan["source"] = str(path)
+    return plan
+
+
+def _err(source: str, key: str, value: Any, valid: str) -> SpecError:
+    return SpecError(f"{source}: plan key {key!r} has invalid value {value!r}; valid: {valid}")
+
+
+def resolve_plan(plan: dict[str, Any] | None, *, source: str = "plan") -> dict[str, Any]:
+    """Validate a plan dict and fill in defaults; errors name the key, the value and the valid choices."""
+    if plan is None:
+        plan = {}
+    if not isinstance(plan, dict):
+        raise SpecError(f"{source}: a plan is a mapping of keys {sorted(DEFAULT_PLAN)}, got {type(plan).__name__}")
+    unknown = sorted(set(plan) - set(DEFAULT_PLAN) - {"source", "description"})
+    if unknown:
+        raise SpecError(f"{source}: unknown plan key(s) {unknown}; valid keys: {sorted(DEFAULT_PLAN)}")
+    out = copy.deepcopy(DEFAULT_PLAN)
+    out.update({k: copy.deepcopy(v) for k, v in plan.items() if v is not None})
+
+    metric = out["metric"]
+    if isinstance(metric, str):
+        metric = {t: metric for t in TASKS if metric in _TASK_METRICS[t]}
+        if not metric:
+            raise _err(source, "metric", out["metric"], f"one of {list(DETECTION_METRICS + CLASSIFICATION_METRICS)}")
+    if not isinstance(metric, dict):
+        raise _err(source, "metric", metric, "a mapping task -> metric, e.g. {detection: map, classification: top1}")
+    merged = dict(DEFAULT_PLAN["metric"])
+    for task, m in metric.items():
+        if task not in TASKS:
+            raise _err(source, f"metric.{task}", m, f"tasks {list(TASKS)}")
+        if m not in _TASK_METRICS[task]:
+            raise _err(source, f"metric.{task}", m, str(list(_TASK_METRICS[task])))
+        merged[task] = m
+    out["metric"] = merged
+
+    if not isinstance(out["baseline"], str) or not out["baseline"]:
+        raise _err(source, "baseline", out["baseline"], "an init name such as 'scratch'")
+    contrasts = out["contrasts"]
+    if contrasts != "all":
+        if isinstance(contrasts, str):
+            contrasts = [contrasts]
+        if not isinstance(contrasts, list) or not all(isinstance(c, str) for c in contrasts) or not contrasts:
+            raise _err(source, "contrasts", out["contrasts"], "'all' or a list of init names")
+        if out["baseline"] in contrasts:
+            raise _err(source, "contrasts", contrasts, f"init names other than the baseline {out['baseline']!r}")
+        out["contrasts"] = list(contrasts)
+
+    out["margin"] = _margin(out["margin"], source)
+    alpha = out["alpha"]
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0 < alpha < 0.5:
+        raise _err(source, "alpha", alpha, "a number in (0, 0.5), e.g. 0.05")
+    out["alpha"] = float(alpha)
+    if out["correction"] not in CORRECTIONS:
+        raise _err(source, "correction", out["correction"], str(list(CORRECTIONS)))
+    if out["interval"] not in INTERVALS:
+        raise _err(source, "interval", out["interval"], f"{list(INTERVALS)} (t-based with the pooled df)")
+    power = out["power"]
+    if not isinstance(power, (int, float)) or isinstance(power, bool) or not 0.5 <= power < 1:
+        raise _err(source, "power", power, "a number in [0.5, 1), e.g. 0.8")
+    for key, lo in (("max_seeds", 2), ("n_boot", 0)):
+        v = out[key]
+        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+            raise _err(source, key, v, f"an integer >= {lo}")
+    if out["seeds"] is not None and (not isinstance(out["seeds"], int) or out["seeds"] < 1):
+        raise _err(source, "seeds", out["seeds"], "null (infer from the table) or an integer >= 1")
+    if not isinstance(out["expectations"], list):
+        raise _err(source, "expectations", out["expectations"], "a list of mappings")
+    out["expectations"] = [_expectation(e, i, source) for i, e in enumerate(out["expectations"])]
+    return out
+
+
+def _margin(margin: Any, source: str) -> Any:
+    def one(v: Any, key: str) -> Any:
+        if v == "pooled_sd":
+            return v
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1:
+            return float(v)
+        raise _err(source, key, v, "'pooled_sd' or a number in [0, 1) on the metric's scale")
+
+    if isinstance(margin, dict):
+        bad = sorted(set(margin) - set(TASKS))
+        if bad:
+            raise _err(source, "margin", margin, f"a number, 'pooled_sd', or a mapping over tasks {list(TASKS)}")
+        return {t: one(v, f"margin.{t}") for t, v in margin.items()}
+    return one(margin, "margin")
+
+
+def margin_rule(plan: dict[str, Any], task: str) -> Any:
+    """The margin rule of one task: ``'pooled_sd'`` or a number."""
+    m = plan["margin"]
+    if isinstance(m, dict):
+        return m.get(task, "pooled_sd")
+    return m
+
+
+def _expectation(e: Any, i: int, source: str) -> dict[str, Any]:
+    key = f"expectations[{i}]"
+    if not isinstance(e, dict):
+        raise _err(source, key, e, "a mapping like {init: imagenet_coco, shift: cross_dataset, verdict: helps}")
+    unknown = sorted(set(e) - _EXPECTATION_KEYS)
+    if unknown:
+        raise SpecError(f"{source}: {key} has unknown key(s) {unknown}; valid: {sorted(_EXPECTATION_KEYS)}")
+    for req in ("init", "verdict"):
+        if req not in e:
+            raise SpecError(f"{source}: {key} needs key {req!r}")
+    verdicts = e["verdict"] if isinstance(e["verdict"], list) else [e["verdict"]]
+    for v in verdicts:
+        if v not in VERDICTS:
+            raise _err(source, f"{key}.verdict", v, str(list(VERDICTS)))
+    if "shift" in e and e["shift"] not in SHIFTS:
+        raise _err(source, f"{key}.shift", e["shift"], str(list(SHIFTS)))
+    if "task" in e and e["task"] not in TASKS:
+        raise _err(source, f"{key}.task", e["task"], str(list(TASKS)))
+    for k in ("min_params", "max_params"):
+        if k in e and (not isinstance(e[k], (int, float)) or isinstance(e[k], bool) or e[k] < 0):
+            raise _err(source, f"{key}.{k}", e[k], "a non-negative number of parameters")
+    out = dict(e)
+    out["verdict"] = verdicts
+    out.setdefault("text", expectation_text(out))
+    return out
+
+
+def expectation_text(e: dict[str, Any]) -> str:
+    """Readable form, e.g. 'imagenet_coco helps on cross_dataset for rungs with >= 500,000 params'."""
+    verdicts = e["verdict"] if isinstance(e["verdict"], list) else [e["verdict"]]
+    parts = [f"{e['init']} {' or '.join(verdicts)}"]
+    if e.get("task"):
+        parts.append(f"in {e['task']}")
+    if e.get("family"):
+        parts.append(f"for {e['family']}")
+    if e.get("shift"):
+        parts.append(f"on {e['shift']}")
+    lo, hi = e.get("min_params"), e.get("max_params")
+    if lo is not None and hi is not None:
+        parts.append(f"for rungs with {lo:,.0f} to {hi:,.0f} params")
+    elif lo is not None:
+        parts.append(f"for rungs with >= {lo:,.0f} params")
+    elif hi is not None:
+        parts.append(f"for rungs with <= {hi:,.0f} params")
+    return " ".join(parts)

@@ -1,0 +1,180 @@
+"""Schema-valid results tables simulated from a known truth, for tests, calibration and benchmarks.
+
+The truth (:class:`Truth`) fixes: the capacity ladder per family, the inits, the train sets with
+their eval sets and shifts, seeds, the baseline metric (intercept, a slope per decade of params,
+an offset per eval set), the true gain of each init as a function of shift and capacity (a logistic
+*bend* in log10 params: ``low + (high - low) / (1 + exp(-(log10 p - log10 gate) / width)))``,
+seed noise (a run effect shared by all eval sets of one trained model, plus a per-record residual),
+a random effect per rung, and the chance that a run fails or diverges.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from capgate.errors import SpecError
+
+__all__ = ["Truth", "simulate_results", "true_gain", "true_gains", "demo_truth"]
+
+_DEFAULT_FAMILIES = {
+    "efficientnet_b0": [("efficientnet_b0@w0.25", 120_000), ("efficientnet_b0@w0.35", 210_000),
+                        ("efficientnet_b0@w0.5", 380_000), ("efficientnet_b0@w0.75", 640_000),
+                        ("efficientnet_b0@w1.0", 950_000)],
+    "mobilenetv3_large": [("mobilenetv3_large@w0.25", 90_000), ("mobilenetv3_large@w0.35", 160_000),
+                          ("mobilenetv3_large@w0.5", 300_000), ("mobilenetv3_large@w0.75", 560_000),
+                          ("mobilenetv3_large@w1.0", 880_000)],
+}
+_DEFAULT_SETS = {
+    "llvip/rgb": [("llvip/rgb", "in_domain"), ("flir/rgb", "cross_dataset"), ("llvip/ir", "cross_modality")],
+    "flir/rgb": [("flir/rgb", "in_domain"), ("llvip/rgb", "cross_dataset"), ("flir/ir", "cross_modality")],
+}
+_DEFAULT_GAINS = {
+    "imagenet": {"in_domain": {"low": 0.0, "high": 0.015, "gate": 400_000},
+                 "cross_dataset": {"low": 0.0, "high": 0.03, "gate": 400_000},
+                 "cross_modality": 0.0},
+    "imagenet_coco": {"in_domain": {"low": 0.0, "high": 0.03, "gate": 300_000},
+                      "cross_dataset": {"low": 0.0, "high": 0.06, "gate": 300_000},
+                      "cross_modality": {"low": 0.0, "high": 0.02, "gate": 500_000}},
+}
+
+
+@dataclass(frozen=True)
+class Truth:
+    """The data-generating truth of a simulated study (all metric values on the 0..1 scale).
+
+    ``gains[init][shift]`` is a number (constant gain) or ``{"low", "high", "gate", "width"}`` (a bend
+    in log10 params, ``width`` in decades, default 0.1); an init or shift absent from ``gains`` has
+    gain 0. ``sets[train_set] = [(eval_set, shift), ...]``.
+    """
+
+    study: str = "sim"
+    task: str = "detection"
+    families: dict[str, list[tuple[str, int]]] = field(default_factory=lambda: dict(_DEFAULT_FAMILIES))
+    inits: tuple[str, ...] = ("scratch", "imagenet", "imagenet_coco")
+    sets: dict[str, list[tuple[str, str]]] = field(default_factory=lambda: dict(_DEFAULT_SETS))
+    seeds: int = 3
+    base: float = 0.30
+    slope_per_decade: float = 0.08
+    eval_offsets: dict[str, float] = field(default_factory=dict)
+    gains: dict[str, Any] = field(default_factory=lambda: dict(_DEFAULT_GAINS))
+    run_sd: float = 0.010
+    noise_sd: float = 0.006
+    rung_sd: float = 0.01
+    p_failed: float = 0.0
+    p_diverged: float = 0.0
+    resolution: int = 64
+    latency: bool = True
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Truth":
+        """Build a Truth from plain data (unknown keys fail, naming the valid ones)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        bad = sorted(set(d) - names)
+        if bad:
+            raise SpecError(f"simulation truth: unknown key(s) {bad}; valid: {sorted(names)}")
+        d = dict(d)
+        if "families" in d:
+            d["families"] = {k: [tuple(x) for x in v] for k, v in d["families"].items()}
+        if "sets" in d:
+            d["sets"] = {k: [tuple(x) for x in v] for k, v in d["sets"].items()}
+        if "inits" in d:
+            d["inits"] = tuple(d["inits"])
+        return cls(**d)
+
+
+def demo_truth(**overrides: Any) -> Truth:
+    """The default detection truth (two families x five rungs, LLVIP<->FLIR RGB and RGB->IR)."""
+    return dataclasses.replace(Truth(), **overrides)
+
+
+def true_gain(truth: Truth, init: str, shift: str, params: float) -> float:
+    """The true gain of ``init`` over the baseline at ``params`` under ``shift``."""
+    spec = truth.gains.get(init, {})
+    g = spec.get(shift, 0.0) if isinstance(spec, dict) else spec
+    if isinstance(g, (int, float)):
+        return float(g)
+    width = float(g.get("width", 0.1))
+    z = (math.log10(params) - math.log10(float(g["gate"]))) / width
+    return float(g["low"]) + (float(g["high"]) - float(g["low"])) / (1.0 + math.exp(-z))
+
+
+def true_gains(truth: Truth) -> pd.DataFrame:
+    """True gain per cell (task, family, backbone, params, train_set, eval_set, shift, init != first init)."""
+    rows = []
+    for fam, rungs in truth.families.items():
+        for backbone, params in rungs:
+            for train, evals in truth.sets.items():
+                for ev, shift in evals:
+                    for init in truth.inits[1:]:
+                        rows.append({"task": truth.task, "family": fam, "backbone": backbone, "params": params,
+                                     "train_set": train, "eval_set": ev, "shift": shift, "init": init,
+                                     "true_gain": true_gain(truth, init, shift, params)})
+    return pd.DataFrame(rows)
+
+
+def _run_id(*parts: Any) -> str:
+    return hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()[:16]
+
+
+def simulate_results(truth: Truth | dict[str, Any] | None = None, *, seed: int | np.random.Generator) -> pd.DataFrame:
+    """A results table (every required column) drawn from ``truth``; same seed, same table.
+
+    Metric ``y = base + slope * (log10 p - 5.5) + eval offset + rung effect + true gain(init, shift, p)
+    + run effect + residual``, clipped to [0, 1]. The first init of ``truth.inits`` is the baseline
+    (zero gain). Failed and diverged runs keep their records with status set and metrics NaN.
+    """
+    if truth is None:
+        truth = Truth()
+    elif isinstance(truth, dict):
+        truth = Truth.from_dict(truth)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    metrics = ("map", "ap50", "ap75") if truth.task == "detection" else ("top1", "top5", "macro_f1")
+    rows = []
+    for fam, rungs in truth.families.items():
+        for r_i, (backbone, params) in enumerate(rungs):
+            rung_effect = rng.normal(0.0, truth.rung_sd) if truth.rung_sd > 0 else 0.0
+            width = float(backbone.split("@w")[-1]) if "@w" in backbone else 1.0
+            macs = int(params * truth.resolution**2 / 40)
+            for train, evals in truth.sets.items():
+                for init in truth.inits:
+                    for s in range(truth.seeds):
+                        run_id = _run_id(truth.study, truth.task, backbone, train, init, s)
+                        run_effect = rng.normal(0.0, truth.run_sd) if truth.run_sd > 0 else 0.0
+                        u = rng.random()
+                        status = ("failed" if u < truth.p_failed else
+                                  "diverged" if u < truth.p_failed + truth.p_diverged else "ok")
+                        latency = float(0.02 + macs / 2e7 + rng.normal(0, 0.002)) if truth.latency else None
+                        for ev, shift in evals:
+                            mu = (truth.base + truth.slope_per_decade * (math.log10(params) - 5.5)
+                                  + truth.eval_offsets.get(ev, 0.0) + rung_effect
+                                  + (true_gain(truth, init, shift, params) if init != truth.inits[0] else 0.0))
+                            y = mu + run_effect + (rng.normal(0.0, truth.noise_sd) if truth.noise_sd > 0 else 0.0)
+                            y = min(max(y, 0.0), 1.0)
+                            row = {
+                                "study": truth.study, "task": truth.task, "run_id": run_id, "family": fam,
+                                "width": width, "depth": 1.0, "resolution": truth.resolution,
+                                "backbone": backbone, "params": int(params), "macs": macs, "init": init,
+                                "init_source": "none" if init == truth.inits[0] else f"sim:{init}",
+                                "train_set": train, "eval_set": ev, "shift": shift, "seed": s,
+                                "status": status, "rung": f"r{r_i}",
+                                "capgate_version": "sim", "torch_version": "none", "timm_version": "none",
+                                "git_sha": "0" * 40, "spec_hash": run_id, "data_fingerprint": "sim",
+                                "started_at": "1970-01-01T00:00:00Z", "ended_at": "1970-01-01T00:00:01Z",
+                                "wall_seconds": 1.0,
+                                "error": {"ok": None, "failed": "simulated failure",
+                                          "diverged": "simulated non-finite loss"}[status],
+                            }
+                            for k, m in enumerate(metrics):
+                                v = y if k == 0 else min(1.0, y * (1.6 if k == 1 else 1.05))
+                                row[m] = v if status == "ok" else float("nan")
+                            if truth.latency:
+                                row["latency_ms"] = latency
+                            rows.append(row)
+    return pd.DataFrame(rows)
