@@ -36,6 +36,59 @@ def cli(verbose: int, quiet: int) -> None:
 
 # Commands are added below by section; each section's library lives in its own package.
 # --- data -------------------------------------------------------------------------------
+# Kept in step with capgate.data.verify.VERIFY_FORMATS (a test checks), so --help stays light.
+DATA_VERIFY_FORMATS = ("llvip", "flir", "coco", "imagenet", "domainnet")
+
+
+@cli.group(context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES_HELP)
+def data() -> None:
+    """The synthetic tiny world, and checks of datasets on disk."""
+
+
+@data.command("synth", context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES_HELP)
+@click.option("--out", type=click.Path(file_okay=False), default="capgate-world", show_default=True,
+              help="Folder to write the world into (reused if it already holds a matching world).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Generator seed.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a WorldConfig field, e.g. --set llvip_train=50 --set llvip_size=96,80.")
+@click.option("--force", is_flag=True, help="Regenerate even if a matching world exists.")
+def data_synth(out: str, seed: int, overrides: tuple[str, ...], force: bool) -> None:
+    """Generate the synthetic tiny world (LLVIP, FLIR, ImageNet, COCO and DomainNet layouts)."""
+    from capgate.data.synth_world import WorldConfig, ensure_world, generate_world
+
+    pairs = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--set")
+        pairs[key.strip()] = value.strip()
+    config = WorldConfig().with_overrides(pairs)
+    manifest = (generate_world if force else ensure_world)(out, config, seed)
+    click.echo(f"synthetic world at {manifest.root} (seed {manifest.seed})")
+    for name, info in manifest.datasets.items():
+        click.echo(f"  {name:<10} {info['files']:>6} files  {manifest.root / info['path']}  {info['fingerprint'][:16]}")
+    click.echo(f"fingerprint {manifest.fingerprint}")
+
+
+@data.command("verify", context_settings=CONTEXT_SETTINGS,
+              epilog="Exit codes: 0 no problems, 2 problems found or unusable input.")
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--format", "fmt", type=click.Choice(DATA_VERIFY_FORMATS), required=True, help="On-disk layout.")
+@click.option("--all-images", is_flag=True, help="Open every image header (default: up to 2000 per split).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def data_verify(ctx: click.Context, path: str, fmt: str, all_images: bool, as_json: bool) -> None:
+    """Summarise a dataset (images, boxes per class, image sizes) and list every problem."""
+    import json
+
+    from capgate.data.verify import verify
+
+    report = verify(path, fmt, None if all_images else 2000)
+    click.echo(json.dumps(report.to_dict(), indent=1) if as_json else "\n".join(report.lines()))
+    if not report.ok:
+        ctx.exit(2)
+
+
 # --- models -----------------------------------------------------------------------------
 
 

@@ -28,12 +28,13 @@ from capgate.data.problems import ProblemLog, log_dropped, safe_join
 from capgate.data.types import DetectionDataset
 from capgate.errors import DataError
 
-__all__ = ["read_flir", "flir_video_pairs", "detect_flir_version", "FLIR_SPLITS", "FLIR_VERSIONS", "flir_v2_folder"]
+__all__ = ["read_flir", "flir_video_pairs", "detect_flir_version", "FLIR_SPLITS", "FLIR_VERSIONS", "flir_v2_folder",
+           "V1_SPLIT_FOLDERS", "VIDEO_MAP"]
 
 FLIR_SPLITS = ("train", "val", "video_test")
 FLIR_VERSIONS = ("v2", "v1")
 _V2_MODALITY = {"rgb": "rgb", "ir": "thermal"}
-_V1_SPLIT = {"train": "train", "val": "val", "video_test": "video"}
+V1_SPLIT_FOLDERS = {"train": "train", "val": "val", "video_test": "video"}
 VIDEO_MAP = "rgb_to_thermal_vid_map.json"
 
 
@@ -48,7 +49,7 @@ def detect_flir_version(root: Path) -> str:
     root = Path(root)
     if any((root / f).is_dir() for f in ("images_rgb_train", "images_thermal_train", "images_thermal_val", "video_rgb_test")):
         return "v2"
-    if any((root / s / "thermal_annotations.json").is_file() for s in _V1_SPLIT.values()):
+    if any((root / s / "thermal_annotations.json").is_file() for s in V1_SPLIT_FOLDERS.values()):
         return "v1"
     raise DataError(
         f"{root}: not a FLIR ADAS root (no images_*_train/ folders of v2, no train/thermal_annotations.json "
@@ -103,7 +104,7 @@ def _locate(root: Path, split: str, modality: str, version: str) -> tuple[Path, 
                 f"{root}: FLIR ADAS v1 RGB frames are unannotated (only thermal_annotations.json exists); "
                 "fix: use FLIR ADAS v2 (version='v2') for annotated RGB, or modality='ir' for v1 thermal"
             )
-        folder = root / _V1_SPLIT[split]
+        folder = root / V1_SPLIT_FOLDERS[split]
         json_path = folder / "thermal_annotations.json"
     if not json_path.is_file():
         raise DataError(

@@ -19,7 +19,8 @@ from capgate.data.problems import ProblemLog, safe_join
 from capgate.data.types import ClassificationDataset
 from capgate.errors import DataError
 
-__all__ = ["read_imagenet", "read_domainnet", "DOMAINNET_DOMAINS", "DOMAINNET_SPLITS", "IMAGENET_SPLITS"]
+__all__ = ["read_imagenet", "read_domainnet", "DOMAINNET_DOMAINS", "DOMAINNET_SPLITS", "IMAGENET_SPLITS", "scan_imagenet",
+           "scan_domainnet", "domainnet_classes"]
 
 IMAGENET_SPLITS = ("train", "val")
 DOMAINNET_SPLITS = ("train", "test")
@@ -31,12 +32,12 @@ def read_imagenet(root: Path | str, split: str = "train") -> ClassificationDatas
     """Read ``root/<split>/<class>/*`` (jpg, jpeg, png; any case). Labels follow sorted class names."""
     root = Path(root).absolute()
     problems = ProblemLog()
-    ds = _scan_imagenet(root, split, problems)
+    ds = scan_imagenet(root, split, problems)
     problems.raise_if_any(f"ImageNet folders {root} ({split})")
     return ds
 
 
-def _scan_imagenet(root: Path, split: str, problems: ProblemLog) -> ClassificationDataset:
+def scan_imagenet(root: Path, split: str, problems: ProblemLog) -> ClassificationDataset:
     if split not in IMAGENET_SPLITS:
         raise DataError(f"ImageNet split {split!r} is unknown; valid splits: {', '.join(IMAGENET_SPLITS)}")
     split_dir = root / split
@@ -72,7 +73,7 @@ def read_domainnet(
     """
     root = Path(root).absolute()
     problems = ProblemLog()
-    ds = _scan_domainnet(root, domain, split, classes, problems)
+    ds = scan_domainnet(root, domain, split, classes, problems)
     problems.raise_if_any(f"DomainNet {root} ({domain}, {split})")
     return ds
 
@@ -106,7 +107,7 @@ def _select(all_classes: tuple[str, ...], classes: int | Sequence[str] | None) -
     return tuple(c for c in all_classes if c in wanted)
 
 
-def _scan_domainnet(
+def scan_domainnet(
     root: Path, domain: str, split: str, classes: int | Sequence[str] | None, problems: ProblemLog
 ) -> ClassificationDataset:
     if split not in DOMAINNET_SPLITS:

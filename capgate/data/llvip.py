@@ -26,7 +26,7 @@ from capgate.data.problems import BoxCheck, ProblemLog, check_boxes, log_dropped
 from capgate.data.types import DetectionDataset, DetectionSample
 from capgate.errors import DataError
 
-__all__ = ["read_llvip", "parse_voc_xml", "voc_box", "xyxy_to_voc", "LLVIP_SPLITS", "LLVIP_FOLDERS", "IMAGE_SUFFIXES"]
+__all__ = ["read_llvip", "parse_voc_xml", "voc_box", "xyxy_to_voc", "LLVIP_SPLITS", "LLVIP_FOLDERS", "IMAGE_SUFFIXES", "scan_llvip"]
 
 LLVIP_SPLITS = ("train", "test")
 LLVIP_FOLDERS = {"rgb": "visible", "ir": "infrared"}
@@ -95,7 +95,7 @@ def read_llvip(
     """
     root = Path(root).absolute()
     problems = ProblemLog()
-    samples, categories, meta = _scan_llvip(root, split, modality, resolve_class_map(class_map), drop_invalid, problems)
+    samples, categories, meta = scan_llvip(root, split, modality, resolve_class_map(class_map), drop_invalid, problems)
     problems.raise_if_any(f"LLVIP {root} ({split}, {modality})")
     log_dropped(meta, root)
     return DetectionDataset(
@@ -104,7 +104,7 @@ def read_llvip(
     )
 
 
-def _scan_llvip(
+def scan_llvip(
     root: Path, split: str, modality: str, cmap: ClassMap | None, drop_invalid: bool, problems: ProblemLog
 ) -> tuple[list[DetectionSample], tuple[str, ...], dict[str, Any]]:
     if split not in LLVIP_SPLITS:

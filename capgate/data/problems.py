@@ -35,7 +35,7 @@ class Problem:
     kind: str = "error"
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.problem}; fix: {self.fix}"
+        return f"{self.file}: {self.problem}" + (f"; fix: {self.fix}" if self.fix else "")
 
 
 @dataclass

@@ -25,9 +25,9 @@ _TEXTURES = ("plain", "stripes", "dots", "checker")
 _IMAGENET_SHAPES = ("person", "car_side", "car_rear", "bicycle", "dog", "ball", "stop_sign", "tree", "house",
                     "star", "cross", "triangle", "arrow", "fish", "umbrella", "cup", "sun", "diamond", "key")
 #: DomainNet-like classes (real DomainNet class names where one exists) -> shape.
-DOMAINNET_SHAPES = {"bicycle": "bicycle", "car": "car_side", "cup": "cup", "dog": "dog", "fish": "fish",
-                    "house": "house", "key": "key", "star": "star", "stop_sign": "stop_sign", "sun": "sun",
-                    "tree": "tree", "umbrella": "umbrella", "person": "person", "diamond": "diamond"}
+DOMAINNET_SHAPES = {"bicycle": "bicycle", "car": "car_side", "dog": "dog", "house": "house", "person": "person",
+                    "tree": "tree", "umbrella": "umbrella", "fish": "fish", "cup": "cup", "star": "star",
+                    "key": "key", "stop_sign": "stop_sign", "sun": "sun", "diamond": "diamond"}
 
 
 def imagenet_classes(n: int) -> list[tuple[str, str, str]]:
