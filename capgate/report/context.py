@@ -1,0 +1,129 @@
+"""Everything the report template shows, assembled from an Analysis and its summary dict.
+
+:func:`build_context` is the one place that decides what goes into ``index.html``: figures (SVG
+strings), tables (lists of already formatted strings) and sentences. It never refits: every
+number comes from ``Analysis`` or ``summary.json`` as the analysis wrote them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+from markupsafe import Markup
+
+from capgate.analysis.result import Analysis
+from capgate.report.fig_gains import forest_svg, gains_vs_capacity_svg
+from capgate.report.fig_gates import STATUS_WORDS, gates_svg
+from capgate.report.compare import pareto_groups, ranking_groups
+from capgate.report.gates import cross_task_gates, gate_frame
+from capgate.report.headline import gate_matrix, headline_sentences, verdict_counts, verdict_maps
+from capgate.report.labels import pair_label, shift_order
+from capgate.report.methods import methods_facts, methods_paragraphs, model_cards, plain, provenance_rows
+from capgate.report.units import fmt_float, fmt_metric, fmt_params, fmt_pp, is_missing, metric_label
+
+__all__ = ["build_context"]
+
+
+def _records(df: pd.DataFrame | None) -> list[dict[str, Any]]:
+    if df is None or not isinstance(df, pd.DataFrame) or df.empty:
+        return []
+    return df.astype(object).where(pd.notna(df), None).to_dict("records")
+
+
+def _gain_figures(gains: pd.DataFrame) -> list[dict[str, Any]]:
+    figs = []
+    if gains is None or gains.empty:
+        return figs
+    for (task, family, init), sub in gains.groupby(["task", "family", "init"], sort=True):
+        metric = metric_label(str(sub["metric"].iloc[0])) if "metric" in sub else "metric"
+        base = str(sub["baseline"].iloc[0]) if "baseline" in sub else "baseline"
+        title = f"{task}, {family}: gain of {init} over {base} vs capacity"
+        margin = sub["margin"].dropna()
+        mtxt = (f"±{fmt_pp(margin.iloc[0], sign=False)}" if len(margin) and margin.nunique() == 1
+                else "±margin per cell")
+        figs.append({
+            "svg": Markup(gains_vs_capacity_svg(sub, title=title)),
+            "title": title,
+            "heading": f"{task.capitalize()} · {family} — {init} vs {base}",
+            "caption": f"Gain in {metric} (percentage points, pp) of {init} over {base} for each {family} backbone "
+                       f"by parameter count (log scale), one panel per shift, one colour per training set; bars are "
+                       f"confidence intervals, the shaded band is the equivalence margin ({mtxt}) and the dashed "
+                       f"lines the pooled run-to-run SD. Filled markers: significant verdict (helps / hurts).",
+        })
+    return figs
+
+
+def _forest(gains: pd.DataFrame) -> dict[str, Any] | None:
+    if gains is None or gains.empty:
+        return None
+    df = gains.assign(_s=[shift_order(s) for s in gains["shift"]], _p=-gains["params"].astype(float))
+    df = df.sort_values(["task", "family", "init", "_s", "train_set", "eval_set", "_p"]).drop(columns=["_s", "_p"])
+    title = "Forest plot of every contrast against the baseline"
+    return {"svg": Markup(forest_svg(df, title=title)), "title": title,
+            "caption": f"All {len(df)} contrasts: gain (square, coloured by verdict) and its confidence interval in "
+                       f"percentage points; the grey box on each row is that row's ±margin. Rows grouped by task, "
+                       f"family and initialization, largest backbone first."}
+
+
+def _completeness(summary: dict[str, Any]) -> dict[str, Any]:
+    rows = []
+    for c in summary.get("cells", []):
+        n_ok, n_f, n_d = (int(c.get(k) or 0) for k in ("n_ok", "n_failed", "n_diverged"))
+        n_exp = int(c.get("n_expected") or 0)
+        missing = max(0, n_exp - n_ok - n_f - n_d)
+        rows.append({"task": c["task"], "backbone": c["backbone"], "pair": pair_label(c["train_set"], c["eval_set"]),
+                     "init": c["init"], "n_expected": n_exp, "n_ok": n_ok, "n_failed": n_f, "n_diverged": n_d,
+                     "n_missing": missing, "complete": bool(c.get("complete")),
+                     "mean": fmt_metric(c.get("mean")), "sd": fmt_pp(c.get("sd"), sign=False), "key": c["key"]})
+    totals = {k: sum(r[k] for r in rows) for k in ("n_expected", "n_ok", "n_failed", "n_diverged", "n_missing")}
+    totals["cells"] = len(rows)
+    totals["incomplete"] = sum(not r["complete"] for r in rows)
+    problems = [r for r in rows if not r["complete"] or r["n_failed"] or r["n_diverged"] or r["n_missing"]]
+    return {"rows": rows, "problems": problems, "totals": totals}
+
+
+def build_context(analysis: Analysis, summary: dict[str, Any], *, inputs: list[dict[str, Any]] | None = None,
+                  environment: dict[str, str] | None = None, title: str | None = None) -> dict[str, Any]:
+    """The template context of ``index.html`` for one analysis (one or several studies/tasks)."""
+    gains = analysis.gains
+    models = list(analysis.models or [])
+    cards = model_cards(models)
+    warnings = [str(w) for w in summary.get("warnings", [])]
+    model_warnings = sum(len(c["warnings"]) for c in cards)
+    gates = gate_frame(summary)
+    studies = summary.get("studies", [])
+    comp = _completeness(summary)
+    expectations = summary.get("expectations", [])
+    return {
+        "title": title or f"capgate report — {', '.join(studies) or 'study'}",
+        "studies": studies,
+        "tasks": summary.get("tasks", []),
+        "metrics": [(t, metric_label(m)) for t, m in sorted(summary.get("metric", {}).items())
+                    if t in summary.get("tasks", [])],
+        "baseline": (analysis.plan or {}).get("baseline", "scratch"),
+        "badges": {"warnings": len(warnings) + model_warnings, "incomplete": comp["totals"]["incomplete"],
+                   "failed": comp["totals"]["n_failed"], "diverged": comp["totals"]["n_diverged"],
+                   "expectations_failed": sum(not e.get("holds") for e in expectations),
+                   "not_converged": sum(1 for m in models if m.get("converged") is False)},
+        "headline": headline_sentences(summary),
+        "gate_matrix": gate_matrix(summary),
+        "counts": verdict_counts(summary.get("verdicts", [])),
+        "maps": verdict_maps(summary),
+        "gain_figures": _gain_figures(gains),
+        "forest": _forest(gains),
+        "gates": {"rows": _records(gates), "status_words": STATUS_WORDS,
+                  "svg": Markup(gates_svg(gates, title="Capacity gates")) if len(gates) else None},
+        "cross_task": cross_task_gates(summary),
+        "models": cards,
+        "warnings": warnings,
+        "rankings": ranking_groups(summary, analysis.ranking_stability, baseline=(analysis.plan or {}).get("baseline", "scratch")),
+        "pareto": pareto_groups(analysis.pareto, summary),
+        "completeness": comp,
+        "expectations": expectations,
+        "methods": methods_paragraphs(analysis.methods or {}, models, analysis.plan or {}, summary),
+        "methods_facts": methods_facts(analysis.methods or {}, analysis.plan or {}),
+        "provenance": provenance_rows(analysis.provenance or {}, inputs or [], environment or {}),
+        "fmt_params": fmt_params,
+    }

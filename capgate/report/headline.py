@@ -1,0 +1,136 @@
+"""The report's headline: verdict counts, gate sentences and the verdict map (capacity x shift).
+
+Pure functions over the ``summary.json`` dict: nothing here refits or recomputes a statistic,
+it only arranges what the analysis decided.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from capgate.report.labels import pair_label, shift_order
+from capgate.report.palette import VERDICT_WORDS
+from capgate.report.units import fmt_interval_pp, fmt_params, fmt_pp, metric_label
+
+__all__ = ["verdict_counts", "verdict_maps", "headline_sentences", "gate_matrix"]
+
+_VERDICT_ORDER = ("helps", "within_noise", "hurts", "inconclusive")
+
+
+def verdict_counts(verdicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (task, init): number of contrasts of each verdict, in a fixed verdict order."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for v in verdicts:
+        k = (v["task"], v["init"])
+        row = out.setdefault(k, {"task": k[0], "init": k[1], "baseline": v.get("baseline"), "total": 0,
+                                 **{name: 0 for name in _VERDICT_ORDER}})
+        row[v["verdict"]] = row.get(v["verdict"], 0) + 1
+        row["total"] += 1
+    return [out[k] for k in sorted(out)]
+
+
+def headline_sentences(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """One sentence per (task, init) with its verdict counts (dicts ``{"text", "counts"}``)."""
+    metric = summary.get("metric", {})
+    out = []
+    for row in verdict_counts(summary.get("verdicts", [])):
+        parts = [f"{row[v]} {VERDICT_WORDS[v]}" for v in _VERDICT_ORDER if row[v]]
+        m = metric_label(metric.get(row["task"], "metric"))
+        out.append({
+            "text": f"{row['task'].capitalize()} ({m}): {row['init']} vs {row['baseline']} over "
+                    f"{row['total']} contrasts — " + ", ".join(parts) + ".",
+            "counts": row,
+        })
+    return out
+
+
+def _gate_short(g: dict[str, Any]) -> tuple[str, str]:
+    """(main words, interval words) of one gate for the compact headline matrix."""
+    status = g.get("status")
+    if status == "gate":
+        lo, hi = g.get("ci_low"), g.get("ci_high")
+        ci = f"interval {fmt_params(lo) if lo is not None else 'below range'} – {fmt_params(hi) if hi is not None else 'above range'}"
+        return f"helps above ≈ {fmt_params(g.get('gate_params'))} params", ci
+    if status == "helps_everywhere":
+        return "helps at every tested size", ""
+    if status == "no_gate_in_range":
+        return "no gate in tested range", ""
+    return "undetermined", ""
+
+
+def gate_matrix(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Compact capacity-gate matrix per task: rows (family, shift), columns inits, cells with the
+    gate's status, short words and the analysis' full sentence as a tooltip."""
+    gates = summary.get("gates", [])
+    out = []
+    for task in sorted({g["task"] for g in gates}):
+        mine = [g for g in gates if g["task"] == task]
+        inits = sorted({g["init"] for g in mine})
+        keys = sorted({(g["family"], g["shift"]) for g in mine}, key=lambda k: (k[0], shift_order(k[1]), k[1]))
+        by = {(g["family"], g["shift"], g["init"]): g for g in mine}
+        rows = []
+        for family, shift in keys:
+            cells = []
+            for init in inits:
+                g = by.get((family, shift, init))
+                if g is None:
+                    cells.append(None)
+                    continue
+                main, ci = _gate_short(g)
+                cells.append({"status": g.get("status"), "main": main, "ci": ci, "tip": g.get("text") or main})
+            rows.append({"family": family, "shift": shift, "cells": cells})
+        out.append({"task": task, "inits": inits, "rows": rows})
+    return out
+
+
+def verdict_maps(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Verdict maps for the headline: one per (task, init), each holding one table per family.
+
+    A table's rows are backbones (largest first), its columns the train→eval pairs grouped by
+    shift; each cell carries the verdict, its words, the gain and CI in pp, and a tooltip.
+    """
+    verdicts = summary.get("verdicts", [])
+    metric = summary.get("metric", {})
+    maps = []
+    for task, init in sorted({(v["task"], v["init"]) for v in verdicts}):
+        rows_ti = [v for v in verdicts if v["task"] == task and v["init"] == init]
+        tables = []
+        for family in sorted({v["family"] for v in rows_ti}):
+            fam = [v for v in rows_ti if v["family"] == family]
+            cols = sorted({(v["shift"], v["train_set"], v["eval_set"]) for v in fam},
+                          key=lambda c: (shift_order(c[0]), c[0], c[1], c[2]))
+            shifts: list[dict[str, Any]] = []
+            for s, _, _ in cols:
+                if shifts and shifts[-1]["shift"] == s:
+                    shifts[-1]["span"] += 1
+                else:
+                    shifts.append({"shift": s, "span": 1})
+            backbones = sorted({(v.get("params") or 0, v["backbone"]) for v in fam}, reverse=True)
+            by_key = {(v["backbone"], v["shift"], v["train_set"], v["eval_set"]): v for v in fam}
+            body = []
+            for params, backbone in backbones:
+                cells = []
+                for s, tr, ev in cols:
+                    v = by_key.get((backbone, s, tr, ev))
+                    if v is None:
+                        cells.append(None)
+                        continue
+                    word = VERDICT_WORDS.get(v["verdict"], v["verdict"])
+                    tip = (f"{backbone}, {pair_label(tr, ev)}: {init} vs {v.get('baseline')} "
+                           f"{fmt_pp(v.get('gain'))} {fmt_interval_pp(v.get('ci_low'), v.get('ci_high'))}, "
+                           f"margin ±{fmt_pp(v.get('margin'), sign=False)}; {word}")
+                    if v.get("seeds_needed"):
+                        tip += f"; about {v['seeds_needed']} seeds per arm would resolve it"
+                    cells.append({"verdict": v["verdict"], "word": word, "gain": fmt_pp(v.get("gain")),
+                                  "ci": fmt_interval_pp(v.get("ci_low"), v.get("ci_high")), "tip": tip,
+                                  "seeds_needed": v.get("seeds_needed")})
+                body.append({"backbone": backbone, "params": fmt_params(params), "cells": cells})
+            tables.append({
+                "family": family,
+                "shifts": shifts,
+                "pairs": [pair_label(tr, ev) for _, tr, ev in cols],
+                "rows": body,
+            })
+        maps.append({"task": task, "init": init, "metric": metric_label(metric.get(task, "metric")),
+                     "baseline": rows_ti[0].get("baseline", "baseline"), "tables": tables})
+    return maps

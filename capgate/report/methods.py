@@ -1,0 +1,212 @@
+"""Methods text, model diagnostics and provenance, generated from what the analysis recorded.
+
+The methods section is written from ``Analysis.methods``, ``Analysis.models`` and the resolved
+plan, never from boilerplate: if the analysis used Holm's correction and t intervals, the text
+says so because those are the values it recorded. Facts this module has no sentence for are
+still listed, verbatim, so nothing the analysis did goes unreported.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from capgate.report.units import fmt_float, fmt_p, fmt_pp, is_missing
+
+__all__ = ["methods_paragraphs", "methods_facts", "model_cards", "provenance_rows", "plain"]
+
+_CORRECTIONS = {"holm": "Holm's step-down correction", "bh": "the Benjamini–Hochberg false-discovery-rate correction",
+                "none": "no multiple-comparison correction"}
+_INTERVALS = {"t": "t-based intervals on the pooled residual degrees of freedom (small-sample honest, "
+                   "wider than z intervals with a handful of seeds)"}
+
+
+def plain(v: Any, limit: int = 12) -> str:
+    """A JSON-able value as short readable text (lists truncated with a count of the rest)."""
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return fmt_float(v, 4)
+    if isinstance(v, (list, tuple)):
+        items = [plain(x) for x in v[:limit]]
+        more = f" (+{len(v) - limit} more)" if len(v) > limit else ""
+        return ", ".join(items) + more if items else "none"
+    if isinstance(v, dict):
+        return json.dumps(v, sort_keys=True, default=str)
+    return str(v)
+
+
+def _margin_words(plan: dict[str, Any]) -> str:
+    m = plan.get("margin", "pooled_sd")
+
+    def one(x: Any) -> str:
+        return "the pooled run-to-run SD of the cell's task, family and shift" if x == "pooled_sd" else f"±{fmt_pp(x, sign=False)}"
+
+    if isinstance(m, dict):
+        return "; ".join(f"{t}: {one(x)}" for t, x in sorted(m.items()))
+    return one(m)
+
+
+def methods_paragraphs(methods: dict[str, Any], models: list[dict[str, Any]], plan: dict[str, Any],
+                       summary: dict[str, Any]) -> list[str]:
+    """The methods section as paragraphs of plain text (the template escapes them)."""
+    cells = summary.get("cells", [])
+    n_ok = sum(int(c.get("n_ok") or 0) for c in cells)
+    n_failed = sum(int(c.get("n_failed") or 0) for c in cells)
+    n_div = sum(int(c.get("n_diverged") or 0) for c in cells)
+    metric = summary.get("metric", {})
+    metrics = ", ".join(f"{t}: {m}" for t, m in sorted(metric.items()) if t in summary.get("tasks", metric))
+    paras = [
+        f"Data. {len(cells)} cells (task × backbone × train set × eval set × initialization) from "
+        f"{', '.join(summary.get('studies', [])) or 'the given results'}; {n_ok} successful evaluations enter the "
+        f"means, {n_failed} failed and {n_div} diverged evaluations are counted per cell (Data completeness) and "
+        f"excluded from the means, never dropped silently. Metric per task — {metrics or 'as recorded'}."
+    ]
+    alpha = plan.get("alpha", methods.get("alpha"))
+    corr = plan.get("correction", methods.get("correction"))
+    interval = plan.get("interval", methods.get("interval"))
+    conf = f"{100 * (1 - float(alpha)):.0f} %" if not is_missing(alpha) else "the plan's"
+    baseline = plan.get("baseline", methods.get("baseline", "scratch"))
+    paras.append(
+        f"Gains. For every cell, each pretrained initialization is compared with the baseline "
+        f"'{baseline}' by the difference of cell means, with {conf} {_INTERVALS.get(str(interval), f'{interval} intervals')}. "
+        f"The equivalence margin is {_margin_words(plan)}. p-values are adjusted with {_CORRECTIONS.get(str(corr), str(corr))} "
+        f"at alpha = {plain(alpha)}."
+    )
+    paras.append(
+        "Verdicts. 'helps': the adjusted test is significant and the gain exceeds the margin; 'hurts': the "
+        "mirror image; 'within noise': equivalence shown by two one-sided tests (the interval lies inside "
+        "±margin); 'inconclusive': anything else, reported with the seeds per arm a power analysis "
+        f"(power {plain(plan.get('power', methods.get('power')))}) says would likely resolve it."
+    )
+    for m in models:
+        formula = m.get("formula") or m.get("formula_statsmodels")
+        lme4 = m.get("formula_lme4") or m.get("lme4_formula") or m.get("lme4")
+        if not formula:
+            continue
+        text = f"Model '{m.get('name', 'model')}': a linear mixed-effects model (statsmodels MixedLM"
+        text += f", {m['method']}" if m.get("method") else ""
+        text += f") with formula {formula}"
+        text += f"; in lme4 syntax {lme4}" if lme4 else ""
+        groups = m.get("groups") or m.get("group")
+        text += f"; grouped by {plain(groups)}" if groups else ""
+        text += f"; {m['n_obs'] if 'n_obs' in m else m.get('n')} observations." if ("n_obs" in m or "n" in m) else "."
+        paras.append(text)
+    for key in ("text", "paragraphs", "notes"):
+        extra = methods.get(key)
+        if isinstance(extra, str) and extra:
+            paras.append(extra)
+        elif isinstance(extra, list):
+            paras.extend(str(x) for x in extra if x)
+    return paras
+
+
+def methods_facts(methods: dict[str, Any], plan: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every fact the analysis recorded in ``methods`` plus the resolved plan, as (name, value) rows."""
+    rows = [(str(k), plain(v)) for k, v in sorted(methods.items()) if k not in ("text", "paragraphs", "notes")]
+    shown = {k for k, _ in rows}
+    rows += [(f"plan.{k}", plain(v)) for k, v in sorted(plan.items()) if k != "expectations" and f"plan.{k}" not in shown]
+    return rows
+
+
+def _table(obj: Any, name_key: str) -> list[dict[str, Any]]:
+    """Normalise fixed effects / variance components (list of dicts, or dict name -> dict/number)."""
+    if isinstance(obj, list):
+        return [dict(x) if isinstance(x, dict) else {name_key: str(x)} for x in obj]
+    if isinstance(obj, dict):
+        out = []
+        for k, v in obj.items():
+            out.append({name_key: k, **v} if isinstance(v, dict) else {name_key: k, "value": v})
+        return out
+    return []
+
+
+def _cells(row: dict[str, Any], cols: list[str]) -> list[str]:
+    out = []
+    for c in cols:
+        v = row.get(c)
+        if c in ("p", "p_value", "p_adj") and isinstance(v, (int, float)) and not isinstance(v, bool):
+            out.append(fmt_p(v))
+        elif isinstance(v, float) and math.isfinite(v):
+            out.append(fmt_float(v, 4))
+        else:
+            out.append(plain(v))
+    return out
+
+
+def _is_records(v: Any) -> bool:
+    return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
+
+
+def _details(m: dict[str, Any], skip: set[str]) -> tuple[list[tuple[str, str]], list[dict[str, Any]]]:
+    """Every other recorded field: scalars as facts, lists of records as small tables (one level of
+    nested dicts flattened as ``key.sub``)."""
+    facts: list[tuple[str, str]] = []
+    tables: list[dict[str, Any]] = []
+
+    def visit(key: str, v: Any, depth: int) -> None:
+        if _is_records(v):
+            cols = list(dict.fromkeys(k for r in v for k in r))
+            tables.append({"name": key, "cols": cols, "rows": [_cells(r, cols) for r in v]})
+        elif isinstance(v, dict) and depth == 0 and any(_is_records(x) or isinstance(x, dict) for x in v.values()):
+            for k, x in v.items():
+                visit(f"{key}.{k}", x, depth + 1)
+        else:
+            facts.append((key, plain(v)))
+
+    for k, v in m.items():
+        if k not in skip:
+            visit(str(k), v, 0)
+    return facts, tables
+
+
+def model_cards(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One card per fitted model: formulas, flags (converged, singular/boundary), fixed effects,
+    variance components, warnings and every other recorded field — nothing is hidden."""
+    cards = []
+    for m in models:
+        fe = _table(m.get("fixed_effects", m.get("fixed", m.get("fe_params"))), "term")
+        vc = _table(m.get("variance_components", m.get("random_effects_variance", m.get("vcomp"))), "component")
+        fe_cols = list(dict.fromkeys(k for r in fe for k in r))
+        vc_cols = list(dict.fromkeys(k for r in vc for k in r))
+        warns = [str(w) for w in (m.get("warnings") or [])]
+        flags = []
+        if "converged" in m:
+            flags.append(("converged" if m["converged"] else "not converged", "ok" if m["converged"] else "bad"))
+        for key in ("singular", "boundary", "singular_hessian", "zeroed_effects"):
+            if m.get(key):
+                flags.append((key.replace("_", " "), "bad"))
+        if m.get("status") not in (None, "ok"):
+            flags.append((f"status: {m['status']}", "bad"))
+        flags.append((f"{len(warns)} warning{'s' if len(warns) != 1 else ''}", "warn" if warns else "ok"))
+        skip = {"fixed_effects", "fixed", "fe_params", "variance_components", "random_effects_variance", "vcomp",
+                "warnings", "name", "formula", "formula_statsmodels", "formula_lme4", "lme4_formula", "lme4", "r_call"}
+        facts, tables = _details(m, skip)
+        cards.append({
+            "name": str(m.get("name", f"model {len(cards) + 1}")),
+            "formula": m.get("formula") or m.get("formula_statsmodels"),
+            "formula_lme4": m.get("formula_lme4") or m.get("lme4_formula") or m.get("lme4"),
+            "r_call": m.get("r_call"),
+            "flags": flags,
+            "warnings": warns,
+            "fixed_cols": fe_cols,
+            "fixed_rows": [_cells(r, fe_cols) for r in fe],
+            "vc_cols": vc_cols,
+            "vc_rows": [_cells(r, vc_cols) for r in vc],
+            "facts": facts,
+            "tables": tables,
+        })
+    return cards
+
+
+def provenance_rows(provenance: dict[str, Any], inputs: list[dict[str, Any]], environment: dict[str, str]) -> list[tuple[str, str]]:
+    """Provenance as (name, value) rows: what the analysis saw in the table, the input files with
+    their sha256, and the environment that rendered the report."""
+    rows = [(str(k), plain(v)) for k, v in sorted(provenance.items())]
+    for i, f in enumerate(inputs):
+        rows.append((f"input {i + 1}", f"{f['path']} — {f.get('rows', '?')} rows, sha256 {f.get('sha256', '—')}"))
+    rows += [(f"rendered with {k}", v) for k, v in environment.items()]
+    return rows

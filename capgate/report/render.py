@@ -1,0 +1,175 @@
+"""Render the HTML report: find the templates, fill them, write ``index.html`` beside the analysis files.
+
+:func:`render_report` is the library side of ``capgate report``: load one or several results
+tables, analyze them under a plan, write the analysis outputs (``summary.json``, ``gains.csv``,
+``model.json``, ``model_frame.csv``) and the self-contained ``index.html``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import logging
+import os
+import platform
+import tempfile
+from collections.abc import Sequence
+from importlib import metadata, resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+
+import capgate
+from capgate.analysis.result import Analysis
+from capgate.errors import CapgateError, InputError
+from capgate.report.context import build_context
+
+__all__ = ["render_report", "render_html", "templates_dir", "ResultsInput"]
+
+log = logging.getLogger(__name__)
+
+TEMPLATE = "report.html.j2"
+ResultsInput = str | os.PathLike | pd.DataFrame | Sequence[str | os.PathLike]
+
+
+def templates_dir() -> Path:
+    """The folder holding ``report.html.j2`` and ``report.css``.
+
+    An installed wheel carries them as ``capgate/templates/``; a source checkout (editable
+    install) reads the repository's ``templates/`` folder.
+    """
+    candidates = []
+    try:
+        candidates.append(Path(str(resources.files("capgate") / "templates")))
+    except (ModuleNotFoundError, TypeError):  # pragma: no cover - namespace oddities
+        pass
+    candidates.append(Path(capgate.__file__).resolve().parent.parent / "templates")
+    for c in candidates:
+        if (c / TEMPLATE).is_file():
+            return c
+    raise CapgateError(
+        f"report templates not found (looked for {TEMPLATE} in {', '.join(map(str, candidates))}); "
+        "reinstall capgate (`pip install -e .` or the wheel) so that its templates are shipped"
+    )
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "j2", "html.j2"), default=True),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env
+
+
+def _versions() -> dict[str, str]:
+    out = {"capgate": capgate.__version__, "python": platform.python_version()}
+    for pkg in ("pandas", "numpy", "statsmodels", "scipy", "jinja2"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def render_html(analysis: Analysis, summary: dict[str, Any] | None = None, *,
+                inputs: list[dict[str, Any]] | None = None, title: str | None = None,
+                generated_at: str | None = None) -> str:
+    """The report page as one HTML string (inline CSS and SVG, no scripts, no external fetches).
+
+    ``summary`` defaults to ``analysis.summary()``; ``inputs`` lists the results files read
+    (dicts with ``path``, ``rows``, ``sha256``) for the provenance section.
+    """
+    summary = analysis.summary() if summary is None else summary
+    ctx = build_context(analysis, summary, inputs=inputs, environment=_versions(), title=title)
+    ctx["version"] = capgate.__version__
+    ctx["generated_at"] = generated_at or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return _environment().get_template(TEMPLATE).render(**ctx)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _as_paths(results: ResultsInput) -> list[Path] | None:
+    if isinstance(results, pd.DataFrame):
+        return None
+    if isinstance(results, (str, os.PathLike)):
+        return [Path(results)]
+    paths = [Path(p) for p in results]
+    if not paths:
+        raise InputError("no results given; pass one or more results tables (parquet or CSV) or study folders")
+    return paths
+
+
+def load_tables(results: ResultsInput) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Load and concatenate one or several results tables; returns the table and input records."""
+    from capgate.analysis import load_results
+
+    paths = _as_paths(results)
+    if paths is None:
+        return results, [{"path": "(in-memory table)", "rows": len(results)}]  # type: ignore[return-value]
+    tables, inputs = [], []
+    for p in paths:
+        if not p.exists():
+            raise InputError(f"{p}: results not found; pass a results table (parquet or CSV) or a study folder")
+        t = load_results(p)
+        tables.append(t)
+        inputs.append({"path": str(p), "rows": len(t), "sha256": _sha256(p) if p.is_file() else "(folder)"})
+    table = tables[0] if len(tables) == 1 else pd.concat(tables, ignore_index=True, sort=False)
+    return table, inputs
+
+
+__all__.append("load_tables")
+
+
+def resolve_plan_arg(plan: str | os.PathLike | dict[str, Any] | None) -> dict[str, Any] | None:
+    """A plan given as a YAML path, a dict, or None (the default plan) -> a resolved plan dict."""
+    from capgate.analysis import load_plan, resolve_plan
+
+    if plan is None:
+        return resolve_plan(None)
+    if isinstance(plan, dict):
+        return resolve_plan(plan)
+    return load_plan(plan)
+
+
+__all__.append("resolve_plan_arg")
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def render_report(results: ResultsInput, outdir: str | os.PathLike, plan: str | os.PathLike | dict[str, Any] | None = None,
+                  *, title: str | None = None) -> Path:
+    """Load ``results`` (a path, several paths or a DataFrame), analyze under ``plan``, write
+    ``summary.json``, ``gains.csv``, ``model.json``, ``model_frame.csv`` and ``index.html`` into
+    ``outdir``; return the path of ``index.html``. Several tables give one combined report."""
+    from capgate.analysis import analyze, write_outputs
+
+    table, inputs = load_tables(results)
+    analysis = analyze(table, resolve_plan_arg(plan))
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_outputs(analysis, out)
+    summary = analysis.summary()
+    index = out / "index.html"
+    _write_text_atomic(index, render_html(analysis, summary, inputs=inputs, title=title))
+    log.info("report written to %s", index)
+    return index
