@@ -126,6 +126,12 @@ def initialize(
     source, description, ckpt = read_weights(path)
     if part == "detector" and ckpt is not None and ckpt.kind != "detector":
         raise CheckpointError(f"{path}: holds a {ckpt.kind}, not a detector; load it with part='backbone'")
+    model_rung = getattr(model, "rung", None)
+    if ckpt is not None and model_rung is not None and ckpt.rung.family != model_rung.family:
+        # timm names both families' blocks alike and small rungs share shapes: refuse outright
+        raise CheckpointError(f"{path}: holds a {ckpt.rung.family} network ({ckpt.rung.backbone_name}), the "
+                              f"model is {model_rung.family} ({model_rung.backbone_name}); give a checkpoint of "
+                              f"the model's family")
 
     target_sd = target_module.state_dict()
     counted = {k for k in target_sd if _counted(k) and k not in excluded}
@@ -154,7 +160,6 @@ def initialize(
     )
     if report.fraction < min_fraction:
         hint = ""
-        model_rung = getattr(model, "rung", None)
         if ckpt is not None and model_rung is not None and ckpt.rung != model_rung:
             hint = f" (the file is {ckpt.rung.backbone_name}, the model {model_rung.backbone_name})"
         example = ", ".join(f"{k} {list(a)} vs {list(b)}" for k, a, b in mismatched[:3])

@@ -56,6 +56,7 @@ Names in the results table (``backbone`` column): a default rung reads
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -235,16 +236,40 @@ def rung_names() -> list[str]:
     return list(_REGISTRY)
 
 
+_CUSTOM_NAME = re.compile(r"^(?P<arch>[a-z0-9_]+)@w(?P<width>[0-9.]+(?:e-?[0-9]+)?)d(?P<depth>[0-9.]+(?:e-?[0-9]+)?)$")
+
+
 def get_rung(name: str) -> Rung:
-    """A registered rung by name (``B-3``) or by its backbone name; unknown names raise
-    :class:`SpecError` listing the valid ones."""
+    """A rung by name: a registered one (``B-3``, or its backbone name
+    ``efficientnet_b0@w0.3d0.5 (B-3)``) or a custom one spelled ``<arch>@w<width>d<depth>``
+    (``mobilenetv3_large@w0.35d0.5``; the multipliers of a default rung give that rung, so
+    the results table names each network one way). Anything else raises :class:`SpecError` listing the
+    valid names."""
+    if not isinstance(name, str):
+        raise SpecError(f"rung {name!r} is not a string; give a rung name ({', '.join(rung_names())})")
     if name in _REGISTRY:
         return _REGISTRY[name]
     for rung in _REGISTRY.values():
         if rung.backbone_name == name:
             return rung
-    raise SpecError(f"unknown rung {name!r}; valid rungs: {', '.join(rung_names())} "
-                    f"(or define one with family, width and depth)")
+    match = _CUSTOM_NAME.match(name.strip())
+    if match:
+        archs = {info.arch: fam for fam, info in FAMILIES.items()}
+        if match["arch"] not in archs:
+            raise SpecError(f"rung {name!r} names architecture {match['arch']!r}; valid: "
+                            f"{', '.join(sorted(archs))} (e.g. mobilenetv3_large@w0.35d0.5)")
+        try:
+            width, depth = float(match["width"]), float(match["depth"])
+        except ValueError:
+            raise SpecError(f"rung {name!r} has unreadable multipliers; write e.g. "
+                            f"mobilenetv3_large@w0.35d0.5") from None
+        custom = Rung.custom(archs[match["arch"]], width, depth)
+        for rung in _REGISTRY.values():  # a default rung's multipliers mean that rung
+            if (rung.family, rung.width, rung.depth) == (custom.family, custom.width, custom.depth):
+                return rung
+        return custom
+    raise SpecError(f"unknown rung {name!r}; valid rungs: {', '.join(rung_names())}, or a custom "
+                    f"'<arch>@w<width>d<depth>' with arch {' or '.join(i.arch for i in FAMILIES.values())}")
 
 
 def ladder(family: str | None = None) -> list[Rung]:

@@ -127,10 +127,15 @@ def measure_latency(model: nn.Module, resolution: int, *, threads: int = 1, warm
 
 
 class _LiveTensorBytes(TorchDispatchMode):
-    """Tracks the bytes of tensor storages created inside the mode while they are alive."""
+    """Tracks the bytes of tensor storages created inside the mode while they are alive.
 
-    def __init__(self) -> None:
+    ``existing`` tensors (parameters, buffers, inputs) are already counted by the caller: views
+    of them (``weight.t()``, ``detach``) share their storage and must not count again.
+    """
+
+    def __init__(self, existing: list[Tensor]) -> None:
         super().__init__()
+        self.known = {t.untyped_storage().data_ptr() for t in existing}
         self.live: dict[int, tuple[StorageWeakRef, int]] = {}
         self.current = 0
         self.peak = 0
@@ -142,7 +147,7 @@ class _LiveTensorBytes(TorchDispatchMode):
             if isinstance(t, Tensor) and t.device.type == "cpu":
                 storage = t.untyped_storage()
                 key = storage.data_ptr()
-                if key and key not in self.live and storage.nbytes():
+                if key and key not in self.live and key not in self.known and storage.nbytes():
                     self.live[key] = (StorageWeakRef(storage), storage.nbytes())
                     self.current += storage.nbytes()
         self.peak = max(self.peak, self.current)
@@ -162,8 +167,11 @@ def measure_peak_memory(model: nn.Module, resolution: int) -> tuple[int, str]:
     images, targets = _example_batch(model, resolution, device)
     model.zero_grad(set_to_none=True)
     try:
-        resident = sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers()))
-        resident += images.numel() * images.element_size()
+        existing = list(model.parameters()) + list(model.buffers()) + [images]
+        existing += [t for target in (targets if isinstance(targets, list) else [{"y": targets}])
+                     for t in target.values()]
+        resident = sum(t.untyped_storage().nbytes() for t in {t.untyped_storage().data_ptr(): t
+                                                               for t in existing}.values())
         if device.type == "cuda":
             torch.cuda.synchronize(device)
             base = torch.cuda.memory_allocated(device)
@@ -172,7 +180,7 @@ def measure_peak_memory(model: nn.Module, resolution: int) -> tuple[int, str]:
             torch.cuda.synchronize(device)
             step = torch.cuda.max_memory_allocated(device) - base
             return int(resident + step), "cuda_max_memory_allocated"
-        with _LiveTensorBytes() as tracker:
+        with _LiveTensorBytes(existing) as tracker:
             _train_loss(model, images, targets).backward()
         return int(resident + tracker.peak), "cpu_live_tensor_bytes"
     finally:

@@ -1,0 +1,68 @@
+"""``capgate models``: table and JSON output, filters, exact exit codes and messages."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from capgate.cli import main
+from capgate.models import count_params, build_detector, get_rung, ladder
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+def run_main(args: list[str]) -> int:
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    return exc.value.code
+
+
+def test_json_lists_every_rung_with_exact_counts(capsys):
+    assert run_main(["models", "--json", "--no-latency", "--resolution", "64"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["rung"] for r in rows] == [r.name for r in ladder()]
+    assert len(rows) == 14
+    b7 = rows[[r["rung"] for r in rows].index("B-7")]
+    assert b7["backbone"] == "efficientnet_b0@w0.1d0.25 (B-7)"
+    assert (b7["width"], b7["depth"], b7["task"], b7["num_classes"], b7["resolution"]) == (0.1, 0.25, "detection", 1, 64)
+    assert b7["params"] == count_params(build_detector(get_rung("B-7"), 1, 64)) == 41_874
+    assert all(r["macs"] > 0 and r["latency_ms"] is None for r in rows)
+
+
+def test_table_with_latency_for_one_family(capsys):
+    assert run_main(["models", "--family", "mobilenetv3", "--resolution", "64"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["rung", "backbone", "width", "depth", "backbone", "params", "params", "MMACs",
+                                "latency", "ms"]
+    assert [line.split()[0] for line in lines[2:]] == [f"S-{i}" for i in range(7)]
+    s6 = lines[-1].split()
+    assert s6[1:3] == ["mobilenetv3_large@w0.1d0.25", "(S-6)"] and s6[6] == "37,038"
+    assert float(s6[-1]) > 0
+
+
+def test_classification_task(capsys):
+    assert run_main(["models", "--task", "classification", "--num-classes", "7", "--family", "efficientnet",
+                     "--no-latency", "--json", "--resolution", "32"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["kind"] for r in rows] == ["classifier"] * 7
+    assert all(r["params"] - r["backbone_params"] > 7 for r in rows)
+
+
+def test_bad_options_exit_2(capsys):
+    assert run_main(["models", "--family", "resnet"]) == 2
+    assert "Invalid value for '--family': 'resnet' is not one of 'efficientnet', 'mobilenetv3'." in capsys.readouterr().err
+    assert run_main(["models", "--resolution", "8"]) == 2
+    assert "Invalid value for '--resolution'" in capsys.readouterr().err
+    assert run_main(["models", "--task", "classification", "--num-classes", "1", "--no-latency"]) == 2
+    assert capsys.readouterr().err == "Error: num_classes 1 is invalid; a classifier needs an integer >= 2\n"
+
+
+def test_help(capsys):
+    assert run_main(["models", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--latency / --no-latency" in out and "Exit codes: 0 success, 1 failure, 2 unusable input." in out
