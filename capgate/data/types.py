@@ -78,12 +78,14 @@ class DetectionDataset:
         return len(self.samples)
 
     def to_coco(self) -> dict[str, Any]:
-        """COCO ground truth for pycocotools: category id = label index + 1, boxes ``xywh``."""
+        """COCO ground truth for pycocotools: category id = label index + 1, boxes ``xywh``,
+        ``file_name`` relative to ``root`` (so ``read_coco(json, root)`` reads it back)."""
         images, annotations = [], []
         ann_id = 1
         for s in self.samples:
             images.append(
-                {"id": int(s.image_id), "file_name": str(s.image_path), "width": s.width, "height": s.height}
+                {"id": int(s.image_id), "file_name": _relative(s.image_path, self.root), "width": s.width,
+                 "height": s.height}
             )
             for box, label in zip(s.boxes.tolist(), s.labels.tolist()):
                 x1, y1, x2, y2 = box
@@ -153,12 +155,15 @@ class ClassificationDataset:
         return self._fingerprint
 
 
-def _hash_file(h: Any, path: Path, root: Path) -> None:
+def _relative(path: Path, root: Path) -> str:
     try:
-        rel = path.relative_to(root).as_posix()
+        return path.relative_to(root).as_posix()
     except ValueError:
-        rel = path.as_posix()
-    h.update(rel.encode())
+        return path.as_posix()
+
+
+def _hash_file(h: Any, path: Path, root: Path) -> None:
+    h.update(_relative(path, root).encode())
     size = path.stat().st_size
     h.update(size.to_bytes(8, "little"))
     with open(path, "rb") as f:

@@ -214,5 +214,6 @@ def verify(path: Path | str, format: str, max_image_checks: int | None = 2000) -
         raise DataError(f"{path}: does not exist; fix: give the dataset's root folder")
     report, problems = VerifyReport(path, format), ProblemLog()
     _VERIFIERS[format](path, report, problems, max_image_checks)
-    report.problems = problems.problems
+    # a broken annotation shared by both modalities is found twice: report it once
+    report.problems = list(dict.fromkeys(problems.problems))
     return report
