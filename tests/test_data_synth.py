@@ -139,7 +139,7 @@ def test_ensure_world_reuses_regenerates_and_refuses(tmp_path: Path) -> None:
     assert ensure_world(root, cfg, seed=0) == m1 and (root / "manifest.json").stat().st_mtime_ns == stamp
     m2 = ensure_world(root, cfg, seed=1)
     assert m2.seed == 1 and m2.fingerprint != m1.fingerprint and WorldManifest.load(root).seed == 1
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["w"]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith("-lock")) == ["w"]
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("precious")
     with pytest.raises(DataError, match="is not empty and holds no capgate world"):
@@ -156,7 +156,7 @@ def test_killed_generation_leaves_no_world(tmp_path: Path, monkeypatch: pytest.M
     with pytest.raises(KeyboardInterrupt):
         ensure_world(tmp_path / "w", WorldConfig(datasets=("llvip", "coco"), llvip_train=1, llvip_test=1))
     assert not (tmp_path / "w").exists()
-    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == []
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith("-lock")] == []
 
 
 def _ensure_in_child(root: str, q: mp.Queue) -> None:
@@ -175,7 +175,7 @@ def test_concurrent_ensure_world_generates_one_world(tmp_path: Path) -> None:
     assert [p.exitcode for p in procs] == [0, 0, 0]
     fps = {q.get(timeout=5) for _ in procs}
     assert len(fps) == 1 and WorldManifest.load(tmp_path / "w").fingerprint in fps
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".w.lock", "w"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".w.world-lock", "w"]
 
 
 def test_world_config_overrides() -> None:
@@ -203,3 +203,23 @@ def test_default_world_generates_well_under_a_minute(tmp_path: Path) -> None:
     assert time.perf_counter() - t0 < 60.0
     ds = open_detection("llvip", m.dataset_root("llvip"), "train", "rgb", class_map="person")
     assert len(ds) == 300 and ds.class_counts()["person"] >= 300
+
+
+def test_ensure_world_inside_a_callers_lock_on_the_sibling_lock_file(tmp_path: Path) -> None:
+    """capgate.train wraps ensure_world in its own flock on ``.<name>.lock``: no deadlock."""
+    import fcntl
+    import signal
+
+    def timeout(signum: int, frame: object) -> None:
+        raise TimeoutError("ensure_world blocked on the caller's lock")
+
+    old = signal.signal(signal.SIGALRM, timeout)
+    signal.alarm(60)
+    try:
+        with open(tmp_path / ".w.lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            m = ensure_world(tmp_path / "w", WorldConfig(datasets=("llvip",), llvip_train=1, llvip_test=1))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert m.datasets["llvip"]["files"] == 6

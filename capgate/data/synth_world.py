@@ -187,7 +187,7 @@ def _generate_into(tmp: Path, final_root: Path, config: WorldConfig, seed: int) 
 
 @contextmanager
 def _lock(root: Path) -> Iterator[None]:
-    lock_path = root.parent / f".{root.name}.lock"
+    lock_path = root.parent / f".{root.name}.world-lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         import fcntl

@@ -32,7 +32,7 @@ MODALITIES = ("rgb", "ir")
 
 # Bytes of each image file hashed into a fingerprint: the whole of small files, the head of
 # big ones (together with the exact size this catches replaced or truncated files cheaply).
-_FINGERPRINT_HEAD_BYTES = 64 * 1024
+_FINGERPRINT_HEAD_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
