@@ -10,7 +10,6 @@ Crowd annotations (``iscrowd=1``) are skipped and counted.
 from __future__ import annotations
 
 import json
-import logging
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,6 @@ from capgate.data.problems import BoxCheck, ProblemLog, check_boxes, log_dropped
 from capgate.data.types import DetectionDataset, DetectionSample
 
 __all__ = ["read_coco", "parse_coco", "load_json", "image_size"]
-
-log = logging.getLogger(__name__)
 
 
 def load_json(path: Path, problems: ProblemLog) -> Any | None:
