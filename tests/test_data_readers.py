@@ -12,6 +12,7 @@ from pycocotools.coco import COCO
 
 from capgate.data import (
     ClassMap,
+    load_image_array,
     open_classification,
     open_detection,
     read_coco,
@@ -93,6 +94,9 @@ def test_llvip_reads_voc_boxes_with_inclusive_max(llvip: Path) -> None:
     assert [x.image_id for x in ir.samples] == [x.image_id for x in ds.samples]
     np.testing.assert_array_equal(ir.samples[0].boxes, s.boxes)
     assert read_llvip(llvip, "test", "ir").samples[0].boxes.tolist() == [[2, 3, 6, 9]]
+    arr = load_image_array(ir.samples[0].image_path)  # single-channel on disk, 3 channels loaded
+    assert arr.shape == (16, 20, 3) and arr.dtype == np.uint8 and (arr[..., 0] == arr[..., 2]).all()
+    assert ds.tag == "llvip[all]" and len(ds.fingerprint()) == 64 and ds.fingerprint() != ir.fingerprint()
 
 
 def test_voc_to_coco_round_trip_through_pycocotools(llvip: Path, tmp_path: Path) -> None:
@@ -169,7 +173,7 @@ def test_flir_v2_maps_category_ids_by_id_not_position(flir_v2: Path) -> None:
 
 def test_flir_class_map_person_and_video_pairs(flir_v2: Path) -> None:
     ds = read_flir(flir_v2, "video_test", "ir", class_map="person")
-    assert ds.categories == ("person",) and ds.meta["class_map"] == "person"
+    assert ds.categories == ("person",) and ds.meta["class_map"] == "person" and ds.tag == "flir_v2[person]"
     assert [s.labels.tolist() for s in ds.samples] == [[0], []]
     assert ds.meta["unmapped_boxes"] == {"bus": 1, "car": 1, "dog": 1}
     assert ds.meta["video_pairs"] == 2
@@ -332,3 +336,13 @@ def test_domainnet_bad_lines_name_file_and_line(domainnet: Path, line: str, mess
         f.write(line + "\n")
     with pytest.raises(DataError, match=message):
         read_domainnet(domainnet, "sketch", "train")
+
+
+def test_fingerprint_follows_image_bytes_and_annotations(llvip: Path) -> None:
+    before = read_llvip(llvip, "train").fingerprint()
+    assert read_llvip(llvip, "train").fingerprint() == before
+    Image.new("RGB", (20, 16), 7).save(llvip / "visible" / "train" / "010002.jpg")
+    after_image = read_llvip(llvip, "train").fingerprint()
+    _voc(llvip / "Annotations" / "010002.xml", [("person", 1, 1, 2, 2)])
+    after_box = read_llvip(llvip, "train").fingerprint()
+    assert len({before, after_image, after_box}) == 3

@@ -77,6 +77,11 @@ class DetectionDataset:
     def __len__(self) -> int:
         return len(self.samples)
 
+    @property
+    def tag(self) -> str:
+        """Short form of variant and class map for the results table, e.g. ``flir_v2[person]``."""
+        return f"{self.meta.get('variant', self.format)}[{self.meta.get('class_map', 'all')}]"
+
     def to_coco(self) -> dict[str, Any]:
         """COCO ground truth for pycocotools: category id = label index + 1, boxes ``xywh``,
         ``file_name`` relative to ``root`` (so ``read_coco(json, root)`` reads it back)."""
