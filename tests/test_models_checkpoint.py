@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from capgate.errors import CheckpointError
-from capgate.models import CHECKPOINT_FORMAT, build_classifier, build_detector, get_rung, read_checkpoint, save_checkpoint
+from capgate.models import (CHECKPOINT_FORMAT, build_classifier, build_detector, get_rung, read_checkpoint,
+                            save_checkpoint)
 
 
 @pytest.fixture(autouse=True)
@@ -73,7 +74,8 @@ def test_save_refuses_wrong_kind_and_non_plain_config(tmp_path):
     clf = build_classifier(get_rung("B-7"), 3)
     with pytest.raises(CheckpointError, match="cannot save a classifier as a 'detector' checkpoint"):
         save_checkpoint(tmp_path / "x.pt", clf, "detector", get_rung("B-7"), {})
-    with pytest.raises(CheckpointError, match=r"checkpoint kind 'weights' is invalid; valid kinds: backbone, detector, classifier"):
+    with pytest.raises(CheckpointError,
+                       match=r"checkpoint kind 'weights' is invalid; valid kinds: backbone, detector, classifier"):
         save_checkpoint(tmp_path / "x.pt", clf, "weights", get_rung("B-7"), {})
     with pytest.raises(CheckpointError, match=r"config.path is a PosixPath; checkpoints hold plain JSON-like values"):
         save_checkpoint(tmp_path / "x.pt", clf, "classifier", get_rung("B-7"), {"path": tmp_path})

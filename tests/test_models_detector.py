@@ -92,14 +92,24 @@ def test_assembly_and_defaults():
     assert model.state_dict()[CLASS_SPECIFIC_KEYS[0]].shape[0] == 4
 
 
+def test_optional_stride_4_level():
+    model = build_detector(get_rung("S-6"), 1, 64, feature_levels=(1, 2, 3, 4))
+    assert [a[0] for a in model.anchor_generator.sizes] == [4, 8, 16, 32]
+    model.train()
+    losses = model(torch.rand(1, 3, 64, 64), [{"boxes": torch.tensor([[10.0, 10.0, 16.0, 17.0]]),
+                                               "labels": torch.tensor([0])}])
+    assert all(math.isfinite(v.item()) for v in losses.values())
+
+
 def test_invalid_arguments():
     with pytest.raises(SpecError, match="num_classes 0 is invalid"):
         build_detector(get_rung("B-7"), 0, 64)
     with pytest.raises(SpecError, match="resolution 16 is invalid"):
         build_detector(get_rung("B-7"), 1, 16)
+    with pytest.raises(SpecError, match=r"feature_levels \(3, 2\) is invalid"):
+        build_detector(get_rung("B-7"), 1, 64, feature_levels=(3, 2))
 
 
-@pytest.mark.slow
 def test_a_tiny_detector_learns_one_box():
     """Overfitting one image: the top detection lands on the box with the right label."""
     from torchvision.ops import box_iou

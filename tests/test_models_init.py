@@ -61,7 +61,8 @@ def test_detector_minus_class_layers_across_num_classes(tmp_path):
     assert "head.regression_head.bbox_reg.weight" in report.loaded
     assert "head.regression_head.bbox_ctrness.weight" in report.loaded
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    assert report.provenance == f"file=coco.pt sha256={digest[:16]} loaded={report.total}/{report.total} skipped=0 mismatched=0"
+    n = report.total
+    assert report.provenance == f"file=coco.pt sha256={digest[:16]} loaded={n}/{n} skipped=0 mismatched=0"
 
 
 def test_backbone_from_a_classifier_checkpoint_into_a_detector(tmp_path):
@@ -169,6 +170,12 @@ def test_timm_checkpoint_by_key_mapping_and_by_pretrained_cfg_overlay(tmp_path):
 
     via_timm = build_backbone(rung, checkpoint=path)
     assert _same(via_timm.state_dict(), full.state_dict(), via_timm.state_dict())
+    prefixed = tmp_path / "prefixed.pth"
+    torch.save({f"encoder.{k}": v for k, v in full.state_dict().items()}, prefixed)
+    with pytest.raises(CheckpointError, match=r"prefixed.pth: timm loaded only 0/\d+ tensors into "
+                                              r"mobilenetv3_large@w0.1d0.25 \(S-6\)"):
+        build_backbone(rung, checkpoint=prefixed)
+    assert initialize(build_detector(rung, 1, 64), prefixed).prefix == "encoder."
     with pytest.raises(CheckpointError, match="backbone checkpoint not found"):
         build_backbone(rung, checkpoint=tmp_path / "missing.pth")
 
@@ -176,7 +183,8 @@ def test_timm_checkpoint_by_key_mapping_and_by_pretrained_cfg_overlay(tmp_path):
 def test_refusals(tmp_path):
     rung = get_rung("B-7")
     clf_path = save_checkpoint(tmp_path / "clf.pt", build_classifier(rung, 3), "classifier", rung, {})
-    with pytest.raises(CheckpointError, match=r"clf.pt: holds a classifier, not a detector; load it with part='backbone'"):
+    with pytest.raises(CheckpointError,
+                       match=r"clf.pt: holds a classifier, not a detector; load it with part='backbone'"):
         initialize(build_detector(rung, 1, 64), clf_path, part="detector")
     with pytest.raises(SpecError, match="part='detector' needs a detector"):
         initialize(build_classifier(rung, 3), clf_path, part="detector")

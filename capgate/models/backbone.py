@@ -51,7 +51,8 @@ def build_backbone(
     With ``features_only`` (the default) the module returns a list of feature maps at
     ``out_indices`` and exposes ``feature_info``; otherwise it is timm's full classification
     network (with its own head). ``checkpoint`` is a local timm-style weights file loaded by
-    timm itself through ``pretrained_cfg_overlay=dict(file=...)``; prefer
+    timm itself through ``pretrained_cfg_overlay=dict(file=...)`` (refused with
+    :class:`CheckpointError` if fewer than half the tensors match by name and shape); prefer
     :func:`capgate.models.init.initialize` when you want a load report.
     """
     kwargs: dict = {}
@@ -79,5 +80,22 @@ def build_backbone(
             f"{checkpoint}: timm could not load it into {rung.backbone_name} ({exc}); give a checkpoint "
             f"of the same architecture and multipliers, or use capgate.models.initialize for a partial load"
         ) from exc
+    if checkpoint is not None:
+        _check_timm_load(model, Path(checkpoint), rung)
     _log.debug("built %s (features_only=%s)", rung.backbone_name, features_only)
     return model
+
+
+def _check_timm_load(model: nn.Module, path: Path, rung: Rung) -> None:
+    """timm loads a features network with ``strict=False``: a file whose keys do not match
+    (a detector's ``backbone.body.*``, say) would load nothing, silently. Refuse that."""
+    from capgate.models.checkpoint import read_weights
+
+    source = read_weights(path)[0]
+    target = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    matched = sum(1 for k, v in target.items() if k in source and source[k].shape == v.shape)
+    if matched < len(target) / 2:
+        raise CheckpointError(
+            f"{path}: timm loaded only {matched}/{len(target)} tensors into {rung.backbone_name} (its keys do "
+            f"not match timm's names); use capgate.models.initialize, which maps prefixed keys and reports"
+        )

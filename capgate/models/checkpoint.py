@@ -169,7 +169,8 @@ def _torch_load(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except _READ_ERRORS as exc:
         if not zipfile.is_zipfile(path):
-            problem = "is not a torch checkpoint (torch.save writes a zip archive; this file is truncated or of another format)"
+            problem = ("is not a torch checkpoint (torch.save writes a zip archive; this file is truncated "
+                       "or of another format)")
         else:
             detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
             problem = (f"could not be read with torch.load(weights_only=True) ({type(exc).__name__}: {detail}); "
