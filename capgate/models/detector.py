@@ -31,11 +31,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from functools import partial
 
-import torch
 from torch import Tensor, nn
 from torchvision.models.detection import FCOS
-from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection import _utils as det_utils
+from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.fcos import FCOSClassificationHead, FCOSHead, FCOSRegressionHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import FeaturePyramidNetwork
