@@ -119,6 +119,48 @@ def models_cmd(family: str | None, resolution: int, task: str, num_classes: int 
 
 # --- grid -------------------------------------------------------------------------------
 # --- report and check -------------------------------------------------------------------
+@cli.command("report", epilog=EXIT_CODES_HELP)
+@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--plan", type=click.Path(path_type=str), help="Analysis plan YAML (default: built-in defaults).")
+@click.option("-o", "--out", "outdir", required=True, type=click.Path(file_okay=False, path_type=str),
+              help="Output folder, e.g. reports/demo/.")
+@click.option("--title", help="Report title (default: from the study names).")
+def report_cmd(results: tuple[str, ...], plan: str | None, outdir: str, title: str | None) -> None:
+    """Analyze RESULTS (results tables or study folders; several give one combined report) and
+    write index.html, summary.json, gains.csv, model.json and model_frame.csv into --out."""
+    from capgate.report import render_report
+
+    index = render_report(list(results), outdir, plan=plan, title=title)
+    click.echo(f"report written to {index}")
+
+
+@cli.command("check", epilog=EXIT_CODES_HELP + " Exit 1 means a regression against the baseline.")
+@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--baseline", required=True, type=click.Path(dir_okay=False, path_type=str),
+              help="Baseline summary JSON, e.g. reports/baselines/demo.json.")
+@click.option("--plan", type=click.Path(path_type=str), help="Analysis plan YAML whose expectations must hold.")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=str), help="Write JUnit XML here.")
+@click.option("--abs-tol", type=float, default=0.0, show_default=True,
+              help="Absolute floor of the mean tolerance, on the metric's 0..1 scale.")
+@click.option("--z", "z", type=float, default=None,
+              help="Tolerance multiplier of sqrt(se_base^2 + se_current^2) "
+                   "[default: Bonferroni z for 1% family-wise false alarms over the baseline's cells].")
+@click.option("--se", "se_mode", type=click.Choice(["pooled", "cell"]), default="pooled", show_default=True,
+              help="Each cell's SE: the task's pooled run-to-run SD / sqrt(seeds), or the cell's own SE.")
+@click.option("--update-baseline", is_flag=True, help="Write the current summary as the new baseline.")
+@click.option("--only-problems", is_flag=True, help="Print only warnings and failures.")
+def check_cmd(results: tuple[str, ...], baseline: str, plan: str | None, junit: str | None, abs_tol: float,
+              z: float | None, se_mode: str, update_baseline: bool, only_problems: bool) -> int:
+    """Compare RESULTS (results tables, or one summary.json) with a baseline summary: cells present
+    and means within noise, verdicts and capacity gates unchanged, plan expectations hold."""
+    from capgate.check import format_table, run_check
+
+    result = run_check(list(results), baseline, plan, abs_tol=abs_tol, z=z, se_mode=se_mode, junit=junit,
+                       update_baseline=update_baseline)
+    click.echo(format_table(result, only_problems=only_problems))
+    return result.exit_code
+
+
 # --- demo -------------------------------------------------------------------------------
 
 
