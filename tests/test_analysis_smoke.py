@@ -34,9 +34,9 @@ def test_outputs_parse_and_agree(analysis, tmp_path):
     assert _no_nan(summary)
     gains = pd.read_csv(paths["gains.csv"])
     assert list(gains.columns) == [*GAINS_COLUMNS, "key"]
-    # 2 families x 5 rungs x 2 train sets x 3 eval sets = 60 sites; 2 pretrained inits each
-    assert len(gains) == 120 == len(summary["verdicts"])
-    assert len(summary["cells"]) == 180
+    # 2 families x 7 rungs x 2 train sets x 3 eval sets = 84 sites; 2 pretrained inits each
+    assert len(gains) == 168 == len(summary["verdicts"])
+    assert len(summary["cells"]) == 252
     by_key = {v["key"]: v for v in summary["verdicts"]}
     for row in gains.itertuples():
         v = by_key[row.key]

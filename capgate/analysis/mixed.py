@@ -4,10 +4,12 @@ Design and random effects. Each trained model (``run_id``) is scored on several 
 records share a run effect; all runs of one rung (``backbone``) share a rung effect. statsmodels
 has one grouping factor plus variance components nested in it, so the model is
 
-    y ~ init * shift + init * logp_c [+ family],  groups = backbone,  vc: run_id within backbone
+    y ~ init * shift + init * logp_c [+ family] [+ eval_set],  groups = backbone,  vc: run_id within backbone
 
-which is exactly lme4's ``y ~ init * shift + init * logp_c + (1 | backbone) + (1 | backbone:run_id)``
-(runs are nested in rungs). ``logp_c`` is log10(params) centred on the mean over rungs, so the init
+which is exactly lme4's ``y ~ init * shift + init * logp_c + family + eval_set + (1 | backbone) +
+(1 | backbone:run_id)`` (runs are nested in rungs). ``family`` and ``eval_set`` are nuisance fixed
+effects: families differ in overall level, and eval sets differ in difficulty (FLIR vs LLVIP mAP),
+which would otherwise inflate the residual and hide the run effect. ``logp_c`` is log10(params) centred on the mean over rungs, so the init
 main effects are gains at a typical rung. REML by default.
 
 Known failure guarded here (statsmodels issue 10239): when a variance component collapses below
@@ -32,7 +34,7 @@ import pandas as pd
 import statsmodels.formula.api as smf
 from scipy import stats
 
-__all__ = ["fit_mixed", "model_frame", "OPTIMIZERS", "BOUNDARY_TOL"]
+__all__ = ["fit_mixed", "model_frame", "diagnose", "lme4_term", "OPTIMIZERS", "BOUNDARY_TOL"]
 
 log = logging.getLogger(__name__)
 
@@ -58,29 +60,86 @@ def model_frame(y: pd.DataFrame, *, metric: str, baseline: str) -> tuple[pd.Data
     return f.reset_index(drop=True), centre
 
 
+def _interaction_columns(frame: pd.DataFrame, baseline: str) -> list[str]:
+    """Add explicit init x shift indicator columns ``ix__<init>__<shift>`` (non-baseline init,
+    non-reference shift) to ``frame``; returns their names. Used when eval_set spans shift, so that
+    statsmodels and lme4 fit the same parameterization from the CSV alone."""
+    shifts = sorted(frame["shift"].unique())[1:]
+    inits = sorted(i for i in frame["init"].unique() if i != baseline)
+    names = []
+    for a in inits:
+        for sh in shifts:
+            col = f"ix__{a}__{sh}"
+            frame[col] = ((frame["init"] == a) & (frame["shift"] == sh)).astype(int)
+            names.append(col)
+    return names
+
+
+def _full_rank(frame: pd.DataFrame, formula: str) -> bool:
+    exog = smf.ols(formula, frame).exog
+    return bool(np.linalg.matrix_rank(exog) == exog.shape[1])
+
+
 def _terms(frame: pd.DataFrame, metric: str, baseline: str) -> tuple[str, str, list[str]]:
-    """(statsmodels formula, lme4 fixed part, notes) for the levels present in the frame."""
+    """(statsmodels formula, lme4 fixed part, notes) for the levels present in the frame.
+
+    Terms absent from the data (one init, one shift, one capacity, one family, one eval set) are left
+    out. The eval-set difficulty term is kept when it is estimable; when eval sets span the shifts
+    (an eval set seen under one shift only, e.g. IR test sets), the shift main effect is replaced by
+    eval_set and init x shift is written as explicit indicator columns (added to the frame). If the
+    design is still rank deficient, eval_set, then init:shift, then init:logp_c are dropped; the
+    notes say what happened.
+    """
     init = f"C(init, Treatment('{baseline}'))"
     n_init, n_shift = frame["init"].nunique(), frame["shift"].nunique()
     n_cap, n_fam = frame["logp_c"].round(9).nunique(), frame["family"].nunique()
-    sm, r, notes = [], [], []
-    if n_init > 1:
-        sm.append(init); r.append("init")
+    n_eval = frame["eval_set"].nunique()
+    notes: list[str] = []
+
+    def build(ts: list[tuple[str, str]]) -> tuple[str, str]:
+        return (f"{metric} ~ " + (" + ".join(t[0] for t in ts) or "1"),
+                f"{metric} ~ " + (" + ".join(t[1] for t in ts) or "1"))
+
+    def assemble(shift_terms: list[tuple[str, str]], with_eval: bool, drop: set[str]) -> list[tuple[str, str]]:
+        ts: list[tuple[str, str]] = []
+        if n_init > 1:
+            ts.append((init, "init"))
+        ts += [t for t in shift_terms if t[1] not in drop and not (t[1].startswith("ix__") and "init:shift" in drop)]
+        if n_cap > 1:
+            ts.append(("logp_c", "logp_c"))
+            if n_init > 1 and "init:logp_c" not in drop:
+                ts.append((f"{init}:logp_c", "init:logp_c"))
+        if n_fam > 1:
+            ts.append(("C(family)", "family"))
+        if with_eval and n_eval > 1:
+            ts.append(("C(eval_set)", "eval_set"))
+        return ts
+
+    factor_shift: list[tuple[str, str]] = []
     if n_shift > 1:
-        sm.append("C(shift)"); r.append("shift")
+        factor_shift.append(("C(shift)", "shift"))
         if n_init > 1:
-            sm.append(f"{init}:C(shift)"); r.append("init:shift")
-    if n_cap > 1:
-        sm.append("logp_c"); r.append("logp_c")
-        if n_init > 1:
-            sm.append(f"{init}:logp_c"); r.append("init:logp_c")
-    else:
+            factor_shift.append((f"{init}:C(shift)", "init:shift"))
+    if n_cap <= 1:
         notes.append("one capacity only: no capacity terms")
-    if n_fam > 1:
-        sm.append("C(family)"); r.append("family")
-    rhs_sm = " + ".join(sm) if sm else "1"
-    rhs_r = " + ".join(r) if r else "1"
-    return f"{metric} ~ {rhs_sm}", f"{metric} ~ {rhs_r}", notes
+    sm, r = build(assemble(factor_shift, True, set()))
+    if _full_rank(frame, sm):
+        return sm, r, notes
+    if n_shift > 1 and n_eval > 1:
+        ix = _interaction_columns(frame, baseline) if n_init > 1 else []
+        explicit = [(c, c) for c in ix]
+        sm, r = build(assemble(explicit, True, set()))
+        if _full_rank(frame, sm):
+            notes.append("eval sets span the shifts: shift main effect absorbed by eval_set; init x shift "
+                         "as explicit indicator columns ix__<init>__<shift>")
+            return sm, r, notes
+    for drop in ({"eval_set"}, {"eval_set", "init:shift"}, {"eval_set", "init:shift", "init:logp_c"}):
+        sm, r = build(assemble(factor_shift, False, drop))
+        if _full_rank(frame, sm):
+            notes.append(f"fixed design rank deficient: dropped {sorted(drop)}")
+            return sm, r, notes
+    notes.append("fixed design still rank deficient after dropping nuisance and interaction terms")
+    return sm, r, notes
 
 
 def lme4_term(name: str) -> str:
@@ -91,7 +150,7 @@ def lme4_term(name: str) -> str:
     return re.sub(r"C\((\w+)\)\[T\.([^\]]*)\]", r"\1\2", name)
 
 
-def _fit_once(frame: pd.DataFrame, formula: str, structure: str, reml: bool):
+def _fit_once(frame: pd.DataFrame, formula: str, structure: str, reml: bool, methods: list[str] | None = None):
     """One fit. structure: 'rung+run' | 'rung' | 'run' | 'none' (OLS, cluster-robust by rung)."""
     if structure == "none":
         return smf.ols(formula, frame).fit(cov_type="cluster", cov_kwds={"groups": pd.factorize(frame["backbone"])[0]})
@@ -101,7 +160,7 @@ def _fit_once(frame: pd.DataFrame, formula: str, structure: str, reml: bool):
         m = smf.mixedlm(formula, frame, groups="backbone", re_formula="1")
     else:
         m = smf.mixedlm(formula, frame, groups="run_id", re_formula="1")
-    return m.fit(reml=reml, method=list(OPTIMIZERS))
+    return m.fit(reml=reml, method=list(methods or OPTIMIZERS))
 
 
 _LME4_RE = {
@@ -164,9 +223,54 @@ def _crosscheck(frame: pd.DataFrame, metric: str, formula: str, fixed: list[dict
     return {"method": "OLS on cell means, cluster-robust by backbone", "terms": rows, "disagree": disagree}
 
 
+def diagnose(res: Any, structure: str = "rung") -> dict[str, Any]:
+    """Diagnostics of one statsmodels fit: variance components, converged, loglik, ``collapsed``
+    (random effects whose variance is below BOUNDARY_TOL x residual) and ``zeroed`` (fixed effects
+    exactly 0.0: the signature of statsmodels issue 10239). ``structure`` names the random effects
+    ('rung+run', 'rung' = groups are rungs, 'run' = groups are runs, 'none' = OLS)."""
+    var = _variances(res, structure)
+    scale = max(var["residual"], 1e-300)
+    names = list(res.model.exog_names)
+    return {
+        "variance_components": var,
+        "converged": bool(getattr(res, "converged", True)),
+        "loglik": float(res.llf) if np.isfinite(res.llf) else None,
+        "collapsed": [k for k, v in var.items() if k != "residual" and v < BOUNDARY_TOL * scale],
+        "zeroed": [n for n, b in zip(names, np.asarray(res.params)[: len(names)]) if b == 0.0],
+    }
+
+
+def _attempt(frame: pd.DataFrame, formula: str, structure: str, reml: bool, methods: list[str],
+             entry: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """One recorded fit: its warnings go to ``entry['warnings']``, its diagnostics to ``entry['attempts']``."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            res, err = _fit_once(frame, formula, structure, reml, methods), None
+        except Exception as exc:  # LinAlgError, ValueError from a singular design...
+            res, err = None, f"{type(exc).__name__}: {exc}"
+    tag = f"{structure}/{'+'.join(methods)}" if structure != "none" else "none"
+    for msg in sorted({f"[{tag}] {w.category.__name__}: {w.message}" for w in caught}):
+        if msg not in entry["warnings"]:
+            entry["warnings"].append(msg)
+    attempt: dict[str, Any] = {"random_effects": structure, "optimizers": list(methods), "error": err,
+                               "collapsed": [], "zeroed": []}
+    entry["attempts"].append(attempt)
+    if res is None:
+        return None, attempt
+    attempt.update(diagnose(res, structure))
+    if attempt["zeroed"]:
+        entry["zeroed_effects"] = sorted(set(entry["zeroed_effects"]) | set(attempt["zeroed"]))
+    return res, attempt
+
+
 def fit_mixed(y: pd.DataFrame, *, name: str, task: str, metric: str, baseline: str,
-              alpha: float = 0.05, reml: bool = True) -> tuple[dict[str, Any], pd.DataFrame]:
+              alpha: float = 0.05, reml: bool = True,
+              optimizers: list[str] | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
     """Fit the primary mixed model of one task; returns (model.json entry, model frame).
+
+    ``optimizers``: the chain for the first fit (default :data:`OPTIMIZERS`); a zeroed or boundary
+    fit is always retried with every optimizer of :data:`OPTIMIZERS` on its own.
 
     Never raises on a numerical failure: the entry then has ``status='failed'`` and the error.
     ``status`` is ``ok``, ``reduced`` (a collapsed random effect was dropped and the model refitted),
@@ -183,33 +287,35 @@ def fit_mixed(y: pd.DataFrame, *, name: str, task: str, metric: str, baseline: s
         "notes": notes, "warnings": [], "zeroed_effects": [], "boundary": [], "attempts": [],
     }
     structure = "rung+run"
+    one_record = bool(frame.groupby("run_id").size().max() == 1)
     if entry["n_groups"]["backbone"] < 2:
-        structure = "run"
+        structure = "run" if not one_record else "none"
         notes.append("one rung only: no rung random effect")
+    elif one_record:
+        structure = "rung"
+        notes.append("one record per run: the run effect is confounded with the residual and left out")
     res, fitted_structure = None, None
+    chain = list(optimizers or OPTIMIZERS)
+    initial_structure = structure
     while True:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                res = _fit_once(frame, formula, structure, reml)
-                err = None
-            except Exception as exc:  # LinAlgError, ValueError from a singular design...
-                res, err = None, f"{type(exc).__name__}: {exc}"
-        msgs = sorted({f"[{structure}] {w.category.__name__}: {w.message}" for w in caught})
-        entry["warnings"].extend(msgs)
-        attempt: dict[str, Any] = {"random_effects": structure, "error": err}
-        entry["attempts"].append(attempt)
+        res, attempt = _attempt(frame, formula, structure, reml, chain, entry)
+        if structure != "none" and (res is None or attempt["zeroed"] or attempt["collapsed"]
+                                    or not attempt["converged"]):
+            # A failed, boundary or zeroed fit may be an optimizer artefact (issue 10239): each optimizer
+            # on its own, from the default start; keep the best converged likelihood without zeroed effects.
+            best = (res, attempt)
+            for alt in OPTIMIZERS:
+                r2, a2 = _attempt(frame, formula, structure, reml, [alt], entry)
+                if r2 is None or a2["zeroed"]:
+                    continue
+                if best[0] is None or best[1]["zeroed"] or not best[1]["converged"] or (
+                        np.isfinite(r2.llf) and a2["converged"] and r2.llf > best[0].llf + 1e-8):
+                    best = (r2, a2)
+            res, attempt = best
+            attempt["chosen"] = True
         if res is None:
             break
-        var = _variances(res, structure)
-        attempt["variance_components"] = var
-        scale = max(var["residual"], 1e-300)
-        collapsed = [k for k, v in var.items() if k != "residual" and v < BOUNDARY_TOL * scale]
-        names = list(res.model.exog_names)
-        zeroed = [n for n, b in zip(names, np.asarray(res.params)[: len(names)]) if b == 0.0]
-        attempt.update({"collapsed": collapsed, "zeroed": zeroed})
-        if zeroed:
-            entry["zeroed_effects"] = sorted(set(entry["zeroed_effects"]) | set(zeroed))
+        collapsed = attempt["collapsed"]
         if collapsed and structure != "none":
             entry["boundary"] = sorted(set(entry["boundary"]) | set(collapsed))
             keep = {"rung+run": {"backbone", "backbone:run_id"}, "rung": {"backbone"},
@@ -235,8 +341,7 @@ def fit_mixed(y: pd.DataFrame, *, name: str, task: str, metric: str, baseline: s
     entry["loglik"] = float(res.llf) if np.isfinite(res.llf) else None
     ses = np.array([np.nan if f["se"] is None else f["se"] for f in fixed])
     entry["singular_hessian"] = bool(~np.isfinite(ses).all())
-    entry["status"] = "ok" if fitted_structure == "rung+run" or (
-        fitted_structure == "run" and entry["n_groups"]["backbone"] < 2) else "reduced"
+    entry["status"] = "ok" if fitted_structure == initial_structure else "reduced"
     if fitted_structure == "none":
         entry["method"] = "OLS (all random effects collapsed), cluster-robust SE by backbone"
     entry["r_call"] = (

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,17 +24,34 @@ from capgate.errors import SpecError
 
 __all__ = ["Truth", "simulate_results", "true_gain", "true_gains", "demo_truth"]
 
+#: The default capacity ladder of capgate.models.ladder (whole-detector params, one class).
+_LADDER = {
+    "efficientnet": [("B-7", 0.10, 0.25, 41_874), ("B-6", 0.15, 0.25, 56_598), ("B-5", 0.20, 0.25, 76_826),
+                     ("B-4", 0.25, 0.25, 127_954), ("B-3", 0.30, 0.50, 277_402), ("B-2", 0.40, 0.50, 502_820),
+                     ("B-1", 0.50, 0.50, 713_574)],
+    "mobilenetv3": [("S-6", 0.10, 0.25, 37_038), ("S-5", 0.15, 0.25, 48_918), ("S-4", 0.25, 0.25, 121_062),
+                    ("S-3", 0.25, 0.50, 193_398), ("S-2", 0.35, 0.50, 328_582), ("S-1", 0.50, 0.50, 642_214),
+                    ("S-0", 0.45, 1.00, 838_222)],
+}
+_ARCH = {"efficientnet": "efficientnet_b0", "mobilenetv3": "mobilenetv3_large"}
 _DEFAULT_FAMILIES = {
-    "efficientnet_b0": [("efficientnet_b0@w0.25", 120_000), ("efficientnet_b0@w0.35", 210_000),
-                        ("efficientnet_b0@w0.5", 380_000), ("efficientnet_b0@w0.75", 640_000),
-                        ("efficientnet_b0@w1.0", 950_000)],
-    "mobilenetv3_large": [("mobilenetv3_large@w0.25", 90_000), ("mobilenetv3_large@w0.35", 160_000),
-                          ("mobilenetv3_large@w0.5", 300_000), ("mobilenetv3_large@w0.75", 560_000),
-                          ("mobilenetv3_large@w1.0", 880_000)],
+    fam: [(f"{_ARCH[fam]}@w{w:g}d{d:g} ({name})", p) for name, w, d, p in rungs] for fam, rungs in _LADDER.items()
 }
 _DEFAULT_SETS = {
     "llvip/rgb": [("llvip/rgb", "in_domain"), ("flir/rgb", "cross_dataset"), ("llvip/ir", "cross_modality")],
     "flir/rgb": [("flir/rgb", "in_domain"), ("llvip/rgb", "cross_dataset"), ("flir/ir", "cross_modality")],
+}
+_CLASSIFICATION_SETS = {
+    "domainnet/real": [("domainnet/real", "in_domain"), ("domainnet/sketch", "cross_domain"),
+                       ("domainnet/clipart", "cross_domain"), ("domainnet/painting", "cross_domain")],
+    "domainnet/sketch": [("domainnet/sketch", "in_domain"), ("domainnet/real", "cross_domain"),
+                         ("domainnet/clipart", "cross_domain"), ("domainnet/painting", "cross_domain")],
+}
+_CLASSIFICATION_GAINS = {
+    "imagenet": {"in_domain": {"low": 0.0, "high": 0.04, "gate": 200_000},
+                 "cross_domain": {"low": 0.0, "high": 0.05, "gate": 250_000}},
+    "imagenet_coco": {"in_domain": {"low": 0.0, "high": 0.03, "gate": 250_000},
+                      "cross_domain": {"low": 0.0, "high": 0.04, "gate": 300_000}},
 }
 _DEFAULT_GAINS = {
     "imagenet": {"in_domain": {"low": 0.0, "high": 0.015, "gate": 400_000},
@@ -89,9 +107,22 @@ class Truth:
         return cls(**d)
 
 
-def demo_truth(**overrides: Any) -> Truth:
-    """The default detection truth (two families x five rungs, LLVIP<->FLIR RGB and RGB->IR)."""
-    return dataclasses.replace(Truth(), **overrides)
+def demo_truth(task: str = "detection", **overrides: Any) -> Truth:
+    """A default truth on the capacity ladder (two families x seven rungs).
+
+    detection: LLVIP<->FLIR RGB (cross_dataset) and RGB->IR (cross_modality), pretraining gains that
+    bend upwards around 300k-500k params; classification: DomainNet real/sketch -> every domain.
+    """
+    if task == "classification":
+        base = Truth(study="sim_domainnet", task="classification", sets=dict(_CLASSIFICATION_SETS),
+                     gains=dict(_CLASSIFICATION_GAINS), base=0.45, slope_per_decade=0.10,
+                     eval_offsets={"domainnet/sketch": -0.12, "domainnet/clipart": -0.08,
+                                   "domainnet/painting": -0.10})
+    elif task == "detection":
+        base = Truth()
+    else:
+        raise SpecError(f"demo_truth: unknown task {task!r}; valid: detection, classification")
+    return dataclasses.replace(base, **overrides)
 
 
 def true_gain(truth: Truth, init: str, shift: str, params: float) -> float:
@@ -140,7 +171,9 @@ def simulate_results(truth: Truth | dict[str, Any] | None = None, *, seed: int |
     for fam, rungs in truth.families.items():
         for r_i, (backbone, params) in enumerate(rungs):
             rung_effect = rng.normal(0.0, truth.rung_sd) if truth.rung_sd > 0 else 0.0
-            width = float(backbone.split("@w")[-1]) if "@w" in backbone else 1.0
+            m = re.search(r"@w([0-9.]+)(?:d([0-9.]+))?", backbone)
+            width = float(m.group(1)) if m else 1.0
+            depth = float(m.group(2)) if m and m.group(2) else 1.0
             macs = int(params * truth.resolution**2 / 40)
             for train, evals in truth.sets.items():
                 for init in truth.inits:
@@ -159,7 +192,7 @@ def simulate_results(truth: Truth | dict[str, Any] | None = None, *, seed: int |
                             y = min(max(y, 0.0), 1.0)
                             row = {
                                 "study": truth.study, "task": truth.task, "run_id": run_id, "family": fam,
-                                "width": width, "depth": 1.0, "resolution": truth.resolution,
+                                "width": width, "depth": depth, "resolution": truth.resolution,
                                 "backbone": backbone, "params": int(params), "macs": macs, "init": init,
                                 "init_source": "none" if init == truth.inits[0] else f"sim:{init}",
                                 "train_set": train, "eval_set": ev, "shift": shift, "seed": s,

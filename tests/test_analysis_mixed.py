@@ -1,0 +1,119 @@
+"""Mixed models: the statsmodels zeroed-effects failure is detected and guarded; formulas and frames."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.formula.api as smf
+
+from capgate.analysis import demo_truth, resolve_plan, simulate_results, validate
+from capgate.analysis.cells import metric_frame
+from capgate.analysis.mixed import diagnose, fit_mixed, lme4_term
+
+
+def _between_within(seed: int) -> pd.DataFrame:
+    """8 groups, a covariate constant within group (like capacity) and one varying within it."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for g in range(8):
+        for i in range(6):
+            rows.append({"g": f"g{g}", "x": 0.1 * g, "cond": i % 2,
+                         "y": 1 + 2 * 0.1 * g + 0.5 * (i % 2) + rng.normal(0, 0.1)})
+    return pd.DataFrame(rows)
+
+
+def test_statsmodels_lbfgs_zeroes_between_group_effects_and_diagnose_flags_it():
+    """statsmodels issue 10239, reproduced: lbfgs drives Var(group) to 0 and returns the intercept and
+    the between-group slope as exactly 0.0 while converged=True; powell finds the real optimum."""
+    d = _between_within(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bad = smf.mixedlm("y ~ x + cond", d, groups="g").fit(reml=True, method=["lbfgs"])
+        good = smf.mixedlm("y ~ x + cond", d, groups="g").fit(reml=True, method=["powell"])
+    assert bad.converged  # the trap: statsmodels says all is well
+    diag = diagnose(bad, "rung")
+    assert diag["zeroed"] == ["Intercept", "x"]
+    assert diag["collapsed"] == ["backbone"]
+    ok = diagnose(good, "rung")
+    assert ok["zeroed"] == [] and ok["collapsed"] == []
+    assert good.fe_params["x"] == pytest.approx(2.11, abs=0.05)
+
+
+def _one_record_per_run(seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for g in range(8):
+        params = int(10 ** (4.6 + 0.1 * g))
+        for s in range(6):
+            init = ("scratch", "imagenet")[s % 2]
+            rows.append({"y": 0.3 + 0.1 * (np.log10(params) - 4.95) + (0.05 if init == "imagenet" else 0)
+                         + rng.normal(0, 0.02), "init": init, "shift": "cross_dataset", "family": "efficientnet",
+                         "backbone": f"b{g}", "run_id": f"r{g}{init}{s}", "train_set": "llvip/rgb",
+                         "eval_set": "flir/rgb", "seed": s, "params": params, "task": "detection"})
+    return pd.DataFrame(rows)
+
+
+def test_fit_mixed_recovers_from_a_failing_optimizer_and_records_it():
+    y = _one_record_per_run(0)
+    entry, frame = fit_mixed(y, name="d", task="detection", metric="map", baseline="scratch", optimizers=["lbfgs"])
+    first = entry["attempts"][0]
+    assert first["optimizers"] == ["lbfgs"] and first["error"] == "LinAlgError: Singular matrix"
+    assert len(entry["attempts"]) > 1  # every optimizer retried on its own
+    assert entry["status"] == "ok" and entry["converged"]
+    assert entry["random_effects"] == "rung"  # one record per run: run effect not identifiable
+    assert entry["formula_lme4"] == "map ~ init + logp_c + init:logp_c + (1 | backbone)"
+    assert any("one record per run" in n for n in entry["notes"])
+    assert any("SingularMatrixWarning" in w for w in entry["warnings"])
+    est = {f["term_lme4"]: f["estimate"] for f in entry["fixed_effects"]}
+    assert est["logp_c"] == pytest.approx(0.1, abs=0.03)
+    assert est["initimagenet"] == pytest.approx(0.05, abs=0.02)
+    assert entry["crosscheck"]["disagree"] == []
+    assert all(t["agree"] for t in entry["crosscheck"]["terms"])
+
+
+def test_boundary_fit_is_reduced_and_said_so():
+    y = _one_record_per_run(2)  # this draw has Var(backbone) at the boundary
+    entry, _ = fit_mixed(y, name="d", task="detection", metric="map", baseline="scratch")
+    assert entry["boundary"] == ["backbone"]
+    assert entry["status"] == "reduced" and entry["random_effects"] == "none"
+    assert entry["formula_lme4"] == "map ~ init + logp_c + init:logp_c"
+    assert any("collapsed" in n for n in entry["notes"])
+    est = {f["term_lme4"]: f["estimate"] for f in entry["fixed_effects"]}
+    assert est["logp_c"] != 0.0 and est["(Intercept)"] != 0.0
+
+
+def test_primary_model_on_simulated_study_recovers_variances_and_writes_refittable_frame():
+    # gains constant in capacity, so the model is correctly specified (a bend would inflate the residual)
+    gains = {"imagenet": 0.01, "imagenet_coco": {"in_domain": 0.02, "cross_dataset": 0.04, "cross_modality": 0.0}}
+    t = validate(simulate_results(demo_truth(seeds=4, run_sd=0.01, noise_sd=0.006, rung_sd=0.01, gains=gains), seed=5))
+    y = metric_frame(t, resolve_plan(None))
+    entry, frame = fit_mixed(y, name="detection", task="detection", metric="map", baseline="scratch")
+    assert entry["status"] == "ok" and entry["converged"] and entry["zeroed_effects"] == []
+    vc = entry["variance_components"]
+    assert np.sqrt(vc["backbone:run_id"]) == pytest.approx(0.01, rel=0.35)
+    assert np.sqrt(vc["residual"]) == pytest.approx(0.006, rel=0.25)
+    assert entry["n_groups"] == {"backbone": 14, "run_id": int(t["run_id"].nunique())}
+    assert entry["formula_lme4"].endswith("+ family + eval_set + (1 | backbone) + (1 | backbone:run_id)")
+    # IR eval sets occur under one shift only: the shift main effect is absorbed by eval_set and the
+    # interaction written as explicit columns that are in the frame.
+    ix = [c for c in frame.columns if c.startswith("ix__")]
+    assert sorted(ix) == ["ix__imagenet__cross_modality", "ix__imagenet__in_domain",
+                          "ix__imagenet_coco__cross_modality", "ix__imagenet_coco__in_domain"]
+    # the frame alone refits to the same estimates (what lme4 would be given)
+    refit = smf.mixedlm(entry["formula_statsmodels"], frame, groups="backbone", re_formula="1",
+                        vc_formula={"run_id": "0 + C(run_id)"}).fit(reml=True, method=["powell"])
+    est = {f["term"]: f["estimate"] for f in entry["fixed_effects"]}
+    assert est["C(init, Treatment('scratch'))[T.imagenet_coco]"] == pytest.approx(0.04, abs=0.006)
+    assert est["ix__imagenet_coco__cross_modality"] == pytest.approx(-0.04, abs=0.006)
+    for term, value in refit.fe_params.items():
+        assert est[term] == pytest.approx(value, abs=1e-6)
+
+
+def test_lme4_term_names():
+    assert lme4_term("Intercept") == "(Intercept)"
+    assert lme4_term("C(init, Treatment('scratch'))[T.imagenet_coco]:logp_c") == "initimagenet_coco:logp_c"
+    assert lme4_term("C(shift)[T.in_domain]") == "shiftin_domain"
+    assert lme4_term("C(eval_set)[T.flir/rgb]") == "eval_setflir/rgb"
