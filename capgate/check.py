@@ -10,8 +10,9 @@
 - every verdict is unchanged: a flip between ``helps``, ``within_noise`` and ``hurts`` fails, a move
   to or from ``inconclusive`` warns;
 - every capacity gate stays where it was: its bootstrap interval (for ``no_gate_in_range`` everything
-  above its lower bound, for ``helps_everywhere`` everything below its upper bound) overlaps the
-  baseline's; a status change with overlapping intervals, or to/from ``undetermined``, warns;
+  above its lower bound or the largest tested size, for ``helps_everywhere`` everything below its
+  upper bound or the smallest tested size) overlaps the baseline's; a status change with
+  overlapping intervals, or to/from ``undetermined``, only warns;
 - the plan's expectations hold.
 
 Exit codes of the command: 0 pass (warnings allowed), 1 regression, 2 unusable input. Never imports
@@ -257,29 +258,45 @@ def _gate_txt(g: dict[str, Any]) -> str:
     return str(g.get("status"))
 
 
-def _gate_interval(g: dict[str, Any]) -> tuple[float, float] | None:
+def _param_ranges(summary: dict[str, Any]) -> dict[tuple[str, str], tuple[float, float]]:
+    out: dict[tuple[str, str], tuple[float, float]] = {}
+    for c in summary["cells"]:
+        p = _num(c.get("params"))
+        if p is not None:
+            k = (str(c.get("task")), str(c.get("family")))
+            lo, hi = out.get(k, (math.inf, -math.inf))
+            out[k] = (min(lo, p), max(hi, p))
+    return out
+
+
+def _gate_interval(g: dict[str, Any], ranges: dict[tuple[str, str], tuple[float, float]]) -> tuple[float, float] | None:
     """Where the gate may lie, in parameters: a gate's interval; ``no_gate_in_range`` lies above its
-    lower bound, ``helps_everywhere`` below its upper bound (open ends extend to 0 / infinity)."""
+    lower bound (default: the largest tested size), ``helps_everywhere`` below its upper bound
+    (default: the smallest tested size); open ends extend to 0 / infinity."""
     status, lo, hi = g.get("status"), _num(g.get("ci_low")), _num(g.get("ci_high"))
+    tested = ranges.get((str(g.get("task")), str(g.get("family"))))
     if status == "gate":
         return (lo or 0.0, math.inf if hi is None else hi)
-    if status == "no_gate_in_range" and lo is not None:
-        return (lo, math.inf)
-    if status == "helps_everywhere" and hi is not None:
-        return (0.0, hi)
+    if status == "no_gate_in_range":
+        lo = lo if lo is not None else (tested[1] if tested else None)
+        return None if lo is None else (lo, math.inf)
+    if status == "helps_everywhere":
+        hi = hi if hi is not None else (tested[0] if tested else None)
+        return None if hi is None else (0.0, hi)
     return None
 
 
 def _compare_gates(base: dict, cur: dict) -> list[CheckRow]:
     rows = []
     b_g, c_g = _by_key(base["gates"]), _by_key(cur["gates"])
+    r_b, r_c = _param_ranges(base), _param_ranges(cur)
     for key, b in b_g.items():
         c = c_g.get(key)
         if c is None:
             rows.append(CheckRow("gate", key, _gate_txt(b), "missing", "", "fail", "gate missing from the current results"))
             continue
         sb, sc = b.get("status"), c.get("status")
-        ib, ic = _gate_interval(b), _gate_interval(c)
+        ib, ic = _gate_interval(b, r_b), _gate_interval(c, r_c)
         overlap = ib is not None and ic is not None and ib[0] <= ic[1] and ic[0] <= ib[1]
         row = lambda status, msg="": CheckRow("gate", key, _gate_txt(b), _gate_txt(c), "intervals overlap", status, msg)  # noqa: E731
         if "undetermined" in (sb, sc) and sb != sc:
