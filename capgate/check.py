@@ -35,7 +35,7 @@ from typing import Any
 from capgate.errors import InputError
 
 __all__ = ["CheckRow", "CheckResult", "compare", "write_junit", "run_check", "read_summary", "format_table",
-           "FAMILY_ALPHA", "SE_MODES", "SUMMARY_SCHEMA"]
+           "FAMILY_ALPHA", "SE_MODES", "SUMMARY_SCHEMA", "gate_interval", "param_ranges"]
 
 SUMMARY_SCHEMA = "capgate-summary/1"
 #: Family-wise false-alarm rate of the mean checks under pure seed noise when z is not given.
@@ -258,7 +258,8 @@ def _gate_txt(g: dict[str, Any]) -> str:
     return str(g.get("status"))
 
 
-def _param_ranges(summary: dict[str, Any]) -> dict[tuple[str, str], tuple[float, float]]:
+def param_ranges(summary: dict[str, Any]) -> dict[tuple[str, str], tuple[float, float]]:
+    """Tested parameter range (smallest, largest) per (task, family) of a summary's cells."""
     out: dict[tuple[str, str], tuple[float, float]] = {}
     for c in summary["cells"]:
         p = _num(c.get("params"))
@@ -269,7 +270,7 @@ def _param_ranges(summary: dict[str, Any]) -> dict[tuple[str, str], tuple[float,
     return out
 
 
-def _gate_interval(g: dict[str, Any], ranges: dict[tuple[str, str], tuple[float, float]]) -> tuple[float, float] | None:
+def gate_interval(g: dict[str, Any], ranges: dict[tuple[str, str], tuple[float, float]]) -> tuple[float, float] | None:
     """Where the gate may lie, in parameters: a gate's interval; ``no_gate_in_range`` lies above its
     lower bound (default: the largest tested size), ``helps_everywhere`` below its upper bound
     (default: the smallest tested size); open ends extend to 0 / infinity."""
@@ -289,14 +290,14 @@ def _gate_interval(g: dict[str, Any], ranges: dict[tuple[str, str], tuple[float,
 def _compare_gates(base: dict, cur: dict) -> list[CheckRow]:
     rows = []
     b_g, c_g = _by_key(base["gates"]), _by_key(cur["gates"])
-    r_b, r_c = _param_ranges(base), _param_ranges(cur)
+    r_b, r_c = param_ranges(base), param_ranges(cur)
     for key, b in b_g.items():
         c = c_g.get(key)
         if c is None:
             rows.append(CheckRow("gate", key, _gate_txt(b), "missing", "", "fail", "gate missing from the current results"))
             continue
         sb, sc = b.get("status"), c.get("status")
-        ib, ic = _gate_interval(b, r_b), _gate_interval(c, r_c)
+        ib, ic = gate_interval(b, r_b), gate_interval(c, r_c)
         overlap = ib is not None and ic is not None and ib[0] <= ic[1] and ic[0] <= ib[1]
         row = lambda status, msg="": CheckRow("gate", key, _gate_txt(b), _gate_txt(c), "intervals overlap", status, msg)  # noqa: E731
         if "undetermined" in (sb, sc) and sb != sc:

@@ -4,34 +4,21 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pandas as pd
 
+from capgate.check import gate_interval, param_ranges
 from capgate.report.fig_gates import STATUS_WORDS
 from capgate.report.labels import shift_order
 from capgate.report.units import fmt_params, is_missing
 
-__all__ = ["gate_ranges", "gate_frame", "cross_task_gates"]
-
-
-def gate_ranges(cells: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[float, float]]:
-    """Tested parameter range (min, max) per (task, family), from the summary's cells."""
-    out: dict[tuple[str, str], tuple[float, float]] = {}
-    for c in cells:
-        p = c.get("params")
-        if is_missing(p):
-            continue
-        k = (c["task"], c["family"])
-        lo, hi = out.get(k, (math.inf, -math.inf))
-        out[k] = (min(lo, float(p)), max(hi, float(p)))
-    return out
+__all__ = ["gate_frame", "cross_task_gates"]
 
 
 def gate_frame(summary: dict[str, Any]) -> pd.DataFrame:
     """The summary's gates plus each row's tested parameter range and readable interval, sorted."""
-    ranges = gate_ranges(summary.get("cells", []))
+    ranges = param_ranges(summary)
     rows = []
     for g in summary.get("gates", []):
         lo, hi = ranges.get((g["task"], g["family"]), (None, None))
@@ -45,46 +32,55 @@ def gate_frame(summary: dict[str, Any]) -> pd.DataFrame:
     return df
 
 
-def _mirror(a: dict[str, Any], b: dict[str, Any]) -> tuple[str, str]:
-    """Does gate ``b`` mirror gate ``a``? -> (answer, why)."""
+def _mirror(a: dict[str, Any], b: dict[str, Any], ranges: dict[tuple[str, str], tuple[float, float]]) -> tuple[str, str]:
+    """Does gate ``b`` mirror gate ``a``? -> (answer, why). Compared by where each gate may lie
+    (the same intervals ``capgate check`` uses): overlapping means consistent with one gate."""
     sa, sb = a.get("status"), b.get("status")
     if "undetermined" in (sa, sb):
         return "undetermined", "at least one gate is undetermined"
-    if sa != sb:
-        return "differs", f"{STATUS_WORDS.get(sa, sa)} vs {STATUS_WORDS.get(sb, sb)}"
-    if sa != "gate":
-        return "mirrors", f"both: {STATUS_WORDS.get(sa, sa)}"
-    lo_a, hi_a, lo_b, hi_b = (a.get("ci_low"), a.get("ci_high"), b.get("ci_low"), b.get("ci_high"))
-    if any(is_missing(v) for v in (lo_a, hi_a, lo_b, hi_b)):
-        return "mirrors", "both gated (intervals not available to compare locations)"
-    if float(lo_a) <= float(hi_b) and float(lo_b) <= float(hi_a):
-        return "mirrors", "both gated, gate intervals overlap"
-    return "differs", "both gated, at clearly different capacities (intervals disjoint)"
+    ia, ib = gate_interval(a, ranges), gate_interval(b, ranges)
+    words = f"{STATUS_WORDS.get(sa, sa)} vs {STATUS_WORDS.get(sb, sb)}"
+    if ia is None or ib is None:
+        same = sa == sb
+        return ("mirrors" if same else "differs"), (f"both: {STATUS_WORDS.get(sa, sa)}" if same else words)
+    if ia[0] <= ib[1] and ib[0] <= ia[1]:
+        if sa == sb:
+            return "mirrors", f"both: {STATUS_WORDS.get(sa, sa)}" + (", gate intervals overlap" if sa == "gate" else "")
+        return "mirrors", f"{words}, but the gate intervals overlap (consistent within noise)"
+    return "differs", f"{words}; gate intervals disjoint" if sa != sb else "both gated, at clearly different capacities"
+
+
+def _shift_class(shift: str) -> str:
+    """Pairs compared across tasks: in-domain with in-domain, any distribution shift with any other."""
+    return "in_domain" if shift == "in_domain" else "shifted"
 
 
 def cross_task_gates(summary: dict[str, Any]) -> dict[str, Any] | None:
-    """Side-by-side capacity gates of detection and classification per (family, init), with a
-    per-pair answer to "does classification mirror detection's gating?"; None for one task."""
+    """Side-by-side capacity gates of detection and classification per (family, init), pairing
+    in-domain with in-domain and each shift (cross-dataset, cross-modality) with each shift
+    (cross-domain), answering "does classification mirror detection's gating?"; None for one task."""
     gates = summary.get("gates", [])
     tasks = sorted({g["task"] for g in gates}, key=lambda t: (t != "detection", t))
     if len(tasks) < 2:
         return None
     ref, others = tasks[0], tasks[1:]
+    ranges = param_ranges(summary)
     rows = []
     for family, init in sorted({(g["family"], g["init"]) for g in gates}):
-        mine = [g for g in gates if g["family"] == family and g["init"] == init]
+        mine = sorted((g for g in gates if g["family"] == family and g["init"] == init),
+                      key=lambda g: (shift_order(g["shift"]), g["shift"]))
         for a in [g for g in mine if g["task"] == ref]:
-            for b in [g for g in mine if g["task"] in others]:
-                answer, why = _mirror(a, b)
+            for b in [g for g in mine if g["task"] in others and _shift_class(g["shift"]) == _shift_class(a["shift"])]:
+                answer, why = _mirror(a, b, ranges)
                 rows.append({"family": family, "init": init,
                              "a_task": a["task"], "a_shift": a["shift"], "a_text": _gate_cell(a),
                              "b_task": b["task"], "b_shift": b["shift"], "b_text": _gate_cell(b),
                              "answer": answer, "why": why})
     counts = {k: sum(r["answer"] == k for r in rows) for k in ("mirrors", "differs", "undetermined")}
-    sentence = (f"Of {len(rows)} comparable (family, initialization, shift) pairs, {others[0] if len(others) == 1 else ' / '.join(others)} "
-                f"mirrors {ref}'s gating in {counts['mirrors']}, differs in {counts['differs']}, and "
-                f"{counts['undetermined']} cannot be decided yet.") if rows else (
-                f"No (family, initialization) has a gate in both {ref} and {', '.join(others)}.")
+    other = others[0] if len(others) == 1 else " / ".join(others)
+    sentence = (f"Of {len(rows)} comparable (family, initialization, shift) pairs, {other} mirrors {ref}'s gating "
+                f"in {counts['mirrors']}, differs in {counts['differs']}, and {counts['undetermined']} cannot be "
+                "decided yet.") if rows else f"No (family, initialization) has gates in both {ref} and {other}."
     return {"ref": ref, "others": others, "rows": rows, "counts": counts, "sentence": sentence}
 
 
