@@ -53,24 +53,27 @@ def cell_table(table: pd.DataFrame, plan: dict[str, Any]) -> pd.DataFrame:
     n_missing, n_expected, complete. ``sd``/``se`` are NaN with fewer than two ok seeds."""
     cols = list(CELL_COLUMNS)
     y = metric_frame(table, plan)
-    stats = y.groupby(cols, sort=True)["y"].agg(mean="mean", sd="std", n_ok="count")
+    stats = y.groupby(cols, sort=True)["y"].agg(["mean", "std", "count"]).rename(
+        columns={"std": "sd", "count": "n_ok"})
     status = table.groupby(cols + ["status"], sort=True).size().unstack("status", fill_value=0)
     for s in ("failed", "diverged"):
         if s not in status.columns:
             status[s] = 0
-    meta = table.groupby(cols, sort=True).agg(
-        study=("study", lambda s: "+".join(sorted(set(s)))),
-        params=("params", "median"),
-        macs=("macs", "median"),
-        seeds_seen=("seed", "nunique"),
-    )
+    g = table.groupby(cols, sort=True)
+    meta = g[["params", "macs"]].median()
+    meta["seeds_seen"] = g["seed"].nunique()
+    if table["study"].nunique() == 1:
+        meta["study"] = table["study"].iloc[0]
+    else:
+        meta["study"] = g["study"].agg(lambda v: "+".join(sorted(set(v))))
     expected = _expected_seeds(table, plan)
     exp_cell = (
         table[cols + ["study"]].drop_duplicates()
         .join(expected.rename("n_expected"), on=["study", "task"])
         .groupby(cols)["n_expected"].max()
     )
-    out = meta.join(stats, how="left").join(status[["failed", "diverged"]], how="left").join(exp_cell)
+    out = meta.join(stats, how="left").join(status[["failed", "diverged"]], how="left")
+    out["n_expected"] = exp_cell
     out = out.rename(columns={"failed": "n_failed", "diverged": "n_diverged"}).reset_index()
     out["n_ok"] = out["n_ok"].fillna(0).astype(int)
     out["n_failed"] = out["n_failed"].fillna(0).astype(int)
@@ -82,7 +85,8 @@ def cell_table(table: pd.DataFrame, plan: dict[str, Any]) -> pd.DataFrame:
     out["metric"] = out["task"].map(plan["metric"])
     out["params"] = out["params"].round().astype("int64")
     out["macs"] = out["macs"].round().astype("int64")
-    out["key"] = [cell_key(*r) for r in out[["task", "backbone", "train_set", "eval_set", "init"]].itertuples(index=False)]
+    out["key"] = (out["task"] + "|" + out["backbone"] + "|" + out["train_set"] + "|" + out["eval_set"] + "|"
+                  + out["init"])
     order = ["key", "study", *cols, "params", "macs", "metric", "mean", "se", "sd",
              "n_ok", "n_failed", "n_diverged", "n_missing", "n_expected", "complete"]
     return out[order]

@@ -76,16 +76,17 @@ def decide(gain: float, p_adj: float, p_tost: float, margin: float, alpha: float
     return "inconclusive"
 
 
-def _resolve_probability(delta: float, sigma: float, margin: float, n: int, alpha: float, df: float) -> float:
-    """P(the contrast resolves with n seeds per arm) if the true gain is ``delta`` and noise ``sigma``."""
-    se = sigma * math.sqrt(2.0 / n)
+def _resolve_probability(delta: float, sigma: float, margin: float, n: np.ndarray, alpha: float,
+                         df: float) -> np.ndarray:
+    """P(the contrast resolves with n seeds per arm) if the true gain is ``delta`` and noise ``sigma``
+    (vectorized over ``n``)."""
+    se = sigma * np.sqrt(2.0 / np.asarray(n, dtype=float))
     if abs(delta) > margin:
-        thr = max(margin, stats.t.ppf(1 - alpha / 2, df) * se)
-        return float(stats.norm.sf((thr - abs(delta)) / se))
+        thr = np.maximum(margin, stats.t.ppf(1 - alpha / 2, df) * se)
+        return stats.norm.sf((thr - abs(delta)) / se)
     half = margin - stats.t.ppf(1 - alpha, df) * se
-    if half <= 0:
-        return 0.0
-    return float(stats.norm.cdf((half - delta) / se) - stats.norm.cdf((-half - delta) / se))
+    p = stats.norm.cdf((half - delta) / se) - stats.norm.cdf((-half - delta) / se)
+    return np.where(half > 0, p, 0.0)
 
 
 def seeds_needed(delta: float, sigma: float, margin: float, *, alpha: float, df: float,
@@ -99,10 +100,9 @@ def seeds_needed(delta: float, sigma: float, margin: float, *, alpha: float, df:
     """
     if not (np.isfinite(delta) and np.isfinite(sigma) and sigma > 0 and np.isfinite(df) and df > 0):
         return None
-    for n in range(2, cap + 1):
-        if _resolve_probability(delta, sigma, margin, n, alpha, df) >= power:
-            return n
-    return cap
+    n = np.arange(2, cap + 1)
+    ok = np.flatnonzero(_resolve_probability(delta, sigma, margin, n, alpha, df) >= power)
+    return int(n[ok[0]]) if len(ok) else cap
 
 
 def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -118,41 +118,41 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: dict[str, Any]) ->
         rule = margin_rule(plan, r.task)
         margins.append(r.sd_pooled if rule == "pooled_sd" else float(rule))
     noise["margin"] = margins
-    nz = noise.set_index("task")
     site = [c for c in CELL_COLUMNS if c != "init"]
-    base = cells[cells["init"] == baseline].set_index(site)
-    rows = []
-    for c in cells[cells["init"] != baseline].itertuples(index=False):
-        if plan["contrasts"] != "all" and c.init not in plan["contrasts"]:
-            continue
-        k = tuple(getattr(c, s) for s in site)
-        b = base.loc[k] if k in base.index else None
-        sd_p = float(nz.loc[c.task, "sd_pooled"]) if c.task in nz.index else float("nan")
-        df = float(nz.loc[c.task, "df"]) if c.task in nz.index else float("nan")
-        margin = float(nz.loc[c.task, "margin"]) if c.task in nz.index else float("nan")
-        n_a, n_b = int(c.n_ok), int(b["n_ok"]) if b is not None else 0
-        mean_b = float(b["mean"]) if b is not None else float("nan")
-        gain = float(c.mean) - mean_b if n_a and n_b else float("nan")
-        se = sd_p * math.sqrt(1 / n_a + 1 / n_b) if n_a and n_b and np.isfinite(sd_p) else float("nan")
-        valid = np.isfinite(gain) and np.isfinite(se) and se > 0 and df > 0
-        if valid:
-            tc = stats.t.ppf(1 - alpha / 2, df)
-            ci_low, ci_high = gain - tc * se, gain + tc * se
-            p = float(2 * stats.t.sf(abs(gain) / se, df))
-            p_tost = float(max(stats.t.sf((gain + margin) / se, df), stats.t.cdf((gain - margin) / se, df)))
-        else:
-            ci_low = ci_high = p = p_tost = float("nan")
-        sd_cell = _pooled_pair_sd(c.sd, n_a, b["sd"] if b is not None else float("nan"), n_b)
-        rows.append({
-            "key": f"{c.key}|vs|{baseline}", "study": c.study, "task": c.task, "family": c.family,
-            "backbone": c.backbone, "params": int(c.params), "train_set": c.train_set,
-            "eval_set": c.eval_set, "shift": c.shift, "init": c.init, "baseline": baseline,
-            "metric": c.metric, "mean_init": float(c.mean) if n_a else float("nan"), "mean_baseline": mean_b,
-            "gain": gain, "se": se, "df": df, "ci_low": ci_low, "ci_high": ci_high,
-            "sd_cell": sd_cell, "sd_pooled": sd_p, "margin": margin, "n_init": n_a, "n_baseline": n_b,
-            "p_value": p, "p_tost": p_tost,
-        })
-    gains = pd.DataFrame(rows, columns=["key", *[c for c in GAINS_COLUMNS if c not in ("p_adj", "verdict", "seeds_needed")]])
+    arm = cells[cells["init"] != baseline]
+    if plan["contrasts"] != "all":
+        arm = arm[arm["init"].isin(plan["contrasts"])]
+    base = cells[cells["init"] == baseline][site + ["mean", "sd", "n_ok"]]
+    m = arm.merge(base, on=site, how="left", suffixes=("", "_b")).merge(
+        noise[["task", "sd_pooled", "df", "margin"]], on="task", how="left")
+    n_a = m["n_ok"].to_numpy(dtype=float)
+    n_b = m["n_ok_b"].fillna(0).to_numpy(dtype=float)
+    both = (n_a > 0) & (n_b > 0)
+    sd_p, df, margin = (m[c].to_numpy(dtype=float) for c in ("sd_pooled", "df", "margin"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gain = np.where(both, m["mean"].to_numpy(dtype=float) - m["mean_b"].to_numpy(dtype=float), np.nan)
+        se = np.where(both, sd_p * np.sqrt(1 / n_a + 1 / n_b), np.nan)
+        valid = np.isfinite(gain) & np.isfinite(se) & (se > 0) & (df > 0)
+        dfv = np.where(valid, df, 1.0)
+        tc = stats.t.ppf(1 - alpha / 2, dfv)
+        ci_low = np.where(valid, gain - tc * se, np.nan)
+        ci_high = np.where(valid, gain + tc * se, np.nan)
+        p = np.where(valid, 2 * stats.t.sf(np.abs(gain) / se, dfv), np.nan)
+        p_tost = np.where(valid, np.maximum(stats.t.sf((gain + margin) / se, dfv),
+                                            stats.t.cdf((gain - margin) / se, dfv)), np.nan)
+        var_num = (np.where(n_a >= 2, (n_a - 1) * m["sd"].to_numpy(dtype=float) ** 2, 0.0)
+                   + np.where(n_b >= 2, (n_b - 1) * m["sd_b"].to_numpy(dtype=float) ** 2, 0.0))
+        var_den = np.where(n_a >= 2, n_a - 1, 0) + np.where(n_b >= 2, n_b - 1, 0)
+        sd_cell = np.where(var_den > 0, np.sqrt(var_num / np.maximum(var_den, 1)), np.nan)
+    gains = pd.DataFrame({
+        "key": m["key"] + f"|vs|{baseline}", "study": m["study"], "task": m["task"], "family": m["family"],
+        "backbone": m["backbone"], "params": m["params"].astype("int64"), "train_set": m["train_set"],
+        "eval_set": m["eval_set"], "shift": m["shift"], "init": m["init"], "baseline": baseline,
+        "metric": m["metric"], "mean_init": np.where(n_a > 0, m["mean"], np.nan),
+        "mean_baseline": m["mean_b"].astype(float), "gain": gain, "se": se, "df": df, "ci_low": ci_low,
+        "ci_high": ci_high, "sd_cell": sd_cell, "sd_pooled": sd_p, "margin": margin,
+        "n_init": n_a.astype(int), "n_baseline": n_b.astype(int), "p_value": p, "p_tost": p_tost,
+    })
     gains["p_adj"] = adjust_pvalues(gains["p_value"].to_numpy(), plan["correction"])
     gains["verdict"] = [
         decide(r.gain, r.p_adj, r.p_tost, r.margin, alpha) for r in gains.itertuples(index=False)
@@ -169,13 +169,3 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: dict[str, Any]) ->
     gains = gains.sort_values(["task", "family", "params", "backbone", "train_set", "eval_set", "init"],
                               kind="mergesort").reset_index(drop=True)
     return gains[["key", *GAINS_COLUMNS]], noise
-
-
-def _pooled_pair_sd(sd_a: float, n_a: int, sd_b: float, n_b: int) -> float:
-    """Seed-to-seed SD of one cell: the two arms' variances pooled (NaN if neither arm has 2 seeds)."""
-    num = den = 0.0
-    for sd, n in ((sd_a, n_a), (sd_b, n_b)):
-        if n >= 2 and np.isfinite(sd):
-            num += (n - 1) * sd**2
-            den += n - 1
-    return float(math.sqrt(num / den)) if den > 0 else float("nan")
