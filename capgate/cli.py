@@ -118,6 +118,34 @@ def models_cmd(family: str | None, resolution: int, task: str, num_classes: int 
     click.echo(json.dumps(rows, indent=2) if as_json else format_ladder_table(rows))
 
 # --- grid -------------------------------------------------------------------------------
+
+
+@cli.command("run-grid", context_settings=CONTEXT_SETTINGS,
+             epilog=EXIT_CODES_HELP + " Exit 1 also when runs failed (they are recorded and listed).")
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--dry-run", is_flag=True, help="List every pretraining stage and run; start nothing.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a spec value (YAML syntax), e.g. --set recipe.lr=0.01 --set seeds=5. Repeatable.")
+@click.option("--storage", default=None, metavar="PATH|URI",
+              help="Study storage: a local path or file:// URI every node mounts [default: ./.capgate].")
+@click.option("--address", default=None, help="Join this Ray cluster (default: start one in-process).")
+@click.option("--max-concurrent", type=click.IntRange(1), default=None, help="At most N trials at once.")
+@click.option("--retries", type=click.IntRange(0), default=2, show_default=True,
+              help="Times Ray retries a trial or stage lost to a dead worker or node.")
+def run_grid_cmd(spec: str, dry_run: bool, overrides: tuple[str, ...], storage: str | None,
+                 address: str | None, max_concurrent: int | None, retries: int) -> None:
+    """Run the study SPEC (experiments/*.yaml) on Ray Tune: every run missing from the store is
+    trained (pretraining stages first), then the results table is written (parquet and CSV).
+    Rerunning the same command trains only what is missing."""
+    from capgate.grid import plan_grid, run_grid
+
+    if dry_run:
+        click.echo(plan_grid(spec, overrides).describe())
+        return
+    result = run_grid(spec, overrides, storage=storage, address=address, max_concurrent=max_concurrent,
+                      retries=retries)
+    click.echo(result.summary())
+
 # --- report and check -------------------------------------------------------------------
 @cli.command("report", epilog=EXIT_CODES_HELP)
 @click.argument("results", nargs=-1, required=True, type=click.Path(path_type=str))

@@ -1,0 +1,294 @@
+"""``run_grid``: a whole study on Ray Tune, idempotent and crash-safe.
+
+1. The spec is loaded and expanded before Ray starts (``dry_run`` stops here).
+2. The store is read: runs already stored as ``ok``/``diverged`` are never trained again
+   (``failed`` ones are retried), so rerunning after a crash, a killed driver or a lost node
+   trains only what is missing.
+3. The synthetic world (when used) is generated; missing pretraining stages run as Ray tasks,
+   in parallel with each other, each after its parent.
+4. The missing runs go on an explicit ``tune.grid_search`` axis (seeds included), with
+   ``reuse_actors=True``, per-trial resources and ``FailureConfig(max_failures=retries)``.
+   Each trial writes its records atomically into the store.
+5. The results table is collected (parquet + CSV); a trial Ray lost after all retries gets a
+   ``failed`` record; failed runs raise :class:`GridError` listing their errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from capgate.errors import GridError, SpecError
+from capgate.grid.store import Store
+from capgate.spec import PretrainSpec, RunSpec, StudySpec, expand, load_study
+
+__all__ = ["GridPlan", "GridResult", "plan_grid", "run_grid", "resolve_storage", "DEFAULT_STORAGE"]
+
+log = logging.getLogger("capgate.grid")
+
+DEFAULT_STORAGE = ".capgate"
+
+
+@dataclass(frozen=True)
+class GridPlan:
+    """A study expanded into stages and runs, before anything is started."""
+
+    study: StudySpec
+    stages: list[PretrainSpec]
+    runs: list[RunSpec]
+
+    def describe(self) -> str:
+        """A readable listing of every stage and run (what ``--dry-run`` prints)."""
+        s = self.study
+        lines = [f"study {s.study} ({s.task}): {len(self.runs)} runs = {len(s.train_sets)} train sets x "
+                 f"{len(s.rungs)} rungs x {len(s.inits)} inits x {len(s.seeds)} seeds; "
+                 f"{sum(len(t.evals) for t in s.train_sets) * len(s.rungs) * len(s.inits) * len(s.seeds)} "
+                 f"result records; {len(self.stages)} pretraining stages",
+                 f"recipe: {s.recipe}", f"resources per trial: {s.resources}", "pretraining stages:"]
+        for st in self.stages:
+            src = st.checkpoint or f"{st.data.format}:{st.data.split} @ {st.data.root}"
+            lines.append(f"  {st.stage_id}  {st.kind:<14} {st.family}/{st.rung}  from {src}"
+                         + (f"  after {st.parent}" if st.parent else ""))
+        lines.append("runs:")
+        for r in self.runs:
+            evals = ", ".join(f"{e.name}[{e.shift}]" for e in r.train_set.evals)
+            lines.append(f"  {r.run_id}  {r.family}/{r.rung} init={r.init} seed={r.seed} "
+                         f"train={r.train_set.name} eval={evals}")
+        return "\n".join(lines)
+
+
+@dataclass
+class GridResult:
+    """What a grid invocation did and where its results table is."""
+
+    study: str
+    table: Path
+    n_runs: int
+    n_trained: int
+    n_skipped: int
+    counts: dict[str, int]
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    busy_seconds: float = 0.0
+    stage_seconds: float = 0.0
+
+    def summary(self) -> str:
+        c = self.counts
+        lines = [f"study {self.study}: {self.n_runs} runs ({self.n_skipped} already stored, "
+                 f"{self.n_trained} trained now) -> ok {c.get('ok', 0)}, diverged {c.get('diverged', 0)}, "
+                 f"failed {c.get('failed', 0)}; wall {self.wall_seconds:.1f}s "
+                 f"(pretraining {self.stage_seconds:.1f}s, trial busy {self.busy_seconds:.1f}s)",
+                 f"results table: {self.table} (+ {self.table.with_suffix('.csv').name})"]
+        for rid, err in self.failed:
+            lines.append(f"  failed run {rid}: {err.strip().splitlines()[0][:300] if err else '(no error text)'}")
+        return "\n".join(lines)
+
+
+def resolve_storage(storage: str | Path | None) -> Path:
+    """A local path or ``file://`` URI -> absolute path (default ``./.capgate``). Storage must be
+    a filesystem every node mounts at the same path (local disk, NFS, a cluster filesystem)."""
+    text = str(storage) if storage is not None else DEFAULT_STORAGE
+    if "://" in text:
+        scheme, _, rest = text.partition("://")
+        if scheme != "file":
+            raise SpecError(f"storage URI {text!r}: scheme {scheme!r} is not supported; give a local path or "
+                            f"file:// URI of a filesystem every node mounts (e.g. NFS) at the same path")
+        text = rest
+    return Path(text).expanduser().resolve()
+
+
+def plan_grid(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> GridPlan:
+    """Load, validate and expand a study spec; rung names are checked against the ladder."""
+    study = load_study(spec_path, overrides)
+    from capgate.models.ladder import get_rung
+
+    for fam, name in study.rungs:
+        rung = get_rung(name)
+        if rung.family != fam:
+            raise SpecError(f"spec key 'rungs.{fam}' lists {name!r}, a {rung.family} rung; move it under "
+                            f"'rungs.{rung.family}'")
+    stages, runs = expand(study)
+    return GridPlan(study, stages, runs)
+
+
+def _ray_init(address: str | None, num_cpus: int | None) -> bool:
+    """Start (or join) Ray quietly; returns True when this call started it."""
+    for k, v in (("RAY_USAGE_STATS_ENABLED", "0"), ("RAY_AIR_NEW_OUTPUT", "0"), ("RAY_AUTH_MODE", "disabled"),
+                 ("RAY_DEDUP_LOGS", "0")):
+        os.environ.setdefault(k, v)
+    import ray
+
+    if ray.is_initialized():
+        return False
+    kw: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING, "include_dashboard": False}
+    if address:
+        ray.init(address=address, **kw)
+    else:
+        # AF_UNIX socket paths are limited to 107 bytes: keep Ray's temp dir short.
+        tmp = tempfile.mkdtemp(prefix="cg-", dir="/tmp")
+        ray.init(num_cpus=num_cpus, _temp_dir=tmp, **kw)
+    return True
+
+
+def _lost_records(spec: RunSpec, error: str) -> list[dict[str, Any]]:
+    """``failed`` records for a run Ray lost after all retries (no model was trained)."""
+    from capgate.models.ladder import get_rung
+    from capgate.train.run import provenance_versions
+
+    rung = get_rung(spec.rung)
+    now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+    metrics = ("map", "ap50", "ap75") if spec.task == "detection" else ("top1", "top5", "macro_f1")
+    return [{"study": spec.study, "task": spec.task, "run_id": spec.run_id, "family": spec.family,
+             "width": float(rung.width), "depth": float(rung.depth), "resolution": spec.recipe.resolution,
+             "backbone": rung.backbone_name, "rung": rung.name, "params": -1, "macs": -1, "init": spec.init,
+             "init_source": spec.init_stage or "none", "train_set": spec.train_set.name, "eval_set": e.name,
+             "shift": e.shift, "seed": spec.seed, "status": "failed", "error": error,
+             "spec_hash": spec.spec_hash, "data_fingerprint": "", "started_at": now, "ended_at": now,
+             "wall_seconds": 0.0, **provenance_versions(), **{m: math.nan for m in metrics}}
+            for e in spec.train_set.evals]
+
+
+def run_grid(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (), storage: str | Path | None = None,
+             address: str | None = None, max_concurrent: int | None = None, retries: int = 2,
+             num_cpus: int | None = None, raise_on_failure: bool = True) -> GridResult:
+    """Run every missing run of a study and write its results table (see the module doc).
+
+    Raises :class:`GridError` (after writing the table) when runs failed, unless
+    ``raise_on_failure`` is False.
+    """
+    t_start = time.monotonic()
+    plan = plan_grid(spec_path, overrides)
+    study = plan.study
+    root = resolve_storage(storage)
+    store = Store(root, study.study)
+    ids = [r.run_id for r in plan.runs]
+    done = store.done(ids)
+    todo = [r for r in plan.runs if r.run_id not in done]
+    log.info("[grid] study %s: %d runs, %d already stored, %d to train; storage %s",
+             study.study, len(plan.runs), len(done), len(todo), root)
+    busy = stage_seconds = 0.0
+    if todo:
+        if any(d.root == "synthetic" for t in study.train_sets for d in [t.data, *(e.data for e in t.evals)]) \
+                or any(s.data is not None and s.data.root == "synthetic" for s in plan.stages):
+            from capgate.train.pretrain import ensure_world_once
+
+            t0 = time.monotonic()
+            wr = ensure_world_once(root, study.world)
+            log.info("[grid] synthetic world ready at %s (%.1fs)", wr, time.monotonic() - t0)
+        started = _ray_init(address, num_cpus)
+        try:
+            stage_seconds = _run_stages(plan, todo, root, retries)
+            busy = _run_trials(plan, todo, root, max_concurrent, retries)
+        finally:
+            if started:
+                import ray
+
+                ray.shutdown()
+    # Trials Ray lost after all retries get failed records, so they show in the table.
+    for r in todo:
+        if store.read(r.run_id) is None:
+            store.write(r.run_id, r.to_dict(), _lost_records(
+                r, "the trial was lost by Ray after all retries (worker or node died); rerun the grid"))
+    table, path = store.collect(ids, study.task)
+    counts: dict[str, int] = {}
+    failed: list[tuple[str, str]] = []
+    for rid in ids:
+        s = store.status(rid) or "failed"
+        counts[s] = counts.get(s, 0) + 1
+        if s == "failed":
+            doc = store.read(rid)
+            failed.append((rid, (doc["records"][0].get("error") if doc else "") or ""))
+    result = GridResult(study.study, path, len(ids), len(todo), len(done), counts, failed,
+                        time.monotonic() - t_start, busy, stage_seconds)
+    log.info("[grid] finished\n%s", result.summary())
+    if failed and raise_on_failure:
+        raise GridError(f"{len(failed)} of {len(ids)} runs failed (recorded in {path}; rerun the same "
+                        f"command to retry them):\n" + "\n".join(
+                            f"  {rid}: {err.strip().splitlines()[0][:300] if err else '?'}" for rid, err in failed))
+    return result
+
+
+def _run_stages(plan: GridPlan, todo: list[RunSpec], root: Path, retries: int) -> float:
+    """Train the missing pretraining stages the ``todo`` runs need, as Ray tasks."""
+    import ray
+
+    from capgate.grid.trial import train_stage
+    from capgate.train.pretrain import CHECKPOINT_NAME, stage_dir
+
+    by_id = {s.stage_id: s for s in plan.stages}
+    needed: set[str] = set()
+    for r in todo:
+        sid = r.init_stage
+        while sid is not None:
+            needed.add(sid)
+            sid = by_id[sid].parent
+    missing = [s for s in plan.stages if s.stage_id in needed and not s.checkpoint
+               and not (stage_dir(root, plan.study.study, s.stage_id) / CHECKPOINT_NAME).is_file()]
+    if not missing:
+        return 0.0
+    t0 = time.monotonic()
+    log.info("[grid] training %d pretraining stages (in parallel where their parents allow)", len(missing))
+    res = plan.study.stage_resources
+    task = ray.remote(train_stage).options(num_cpus=res.cpu, num_gpus=res.gpu, max_retries=retries)
+    stages_json = {s.stage_id: s.to_dict() for s in plan.stages}
+    refs: dict[str, Any] = {}
+    for s in missing:  # parents come first in plan.stages
+        parents = [refs[s.parent]] if s.parent in refs else []
+        refs[s.stage_id] = task.remote(s.to_dict(), str(root), plan.study.study, stages_json, res.cpu, *parents)
+    pending = dict((ref, sid) for sid, ref in refs.items())
+    errors = []
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        sid = pending.pop(ready[0])
+        try:
+            out = ray.get(ready[0])
+            log.info("[grid] stage %s ready (%s, %.1fs) | %d stages left", sid,
+                     "trained" if out["trained"] else "found", out["seconds"], len(pending))
+        except Exception as exc:  # the runs needing it will fail and be recorded as failed
+            errors.append(sid)
+            log.error("[grid] pretraining stage %s failed: %s", sid, str(exc).splitlines()[-1][:300])
+    return time.monotonic() - t0
+
+
+def _run_trials(plan: GridPlan, todo: list[RunSpec], root: Path, max_concurrent: int | None,
+                retries: int) -> float:
+    """Put the ``todo`` runs on a Tune grid axis and run them; returns summed trial busy seconds."""
+    import ray
+    from ray import tune
+
+    from capgate.grid.progress import GridProgress
+    from capgate.grid.trial import run_trial
+
+    res = plan.study.resources
+    cpus_total = ray.cluster_resources().get("CPU", 1)
+    gpus_total = ray.cluster_resources().get("GPU", 0)
+    slots = int(cpus_total // res.cpu) if res.cpu else len(todo)
+    if res.gpu:
+        slots = min(slots, int(gpus_total // res.gpu)) if gpus_total else slots
+    if max_concurrent:
+        slots = min(slots, max_concurrent)
+    slots = max(1, min(slots, len(todo)))
+    progress = GridProgress(len(todo), slots, skipped=len(plan.runs) - len(todo))
+    trainable = tune.with_resources(run_trial, {"cpu": res.cpu, "gpu": res.gpu})
+    space = {"run": tune.grid_search([r.to_json() for r in todo]), "storage": str(root), "cpus": res.cpu,
+             "stages": {s.stage_id: s.to_dict() for s in plan.stages}}
+    tuner = tune.Tuner(
+        trainable, param_space=space,
+        tune_config=tune.TuneConfig(num_samples=1, reuse_actors=True, max_concurrent_trials=max_concurrent),
+        run_config=tune.RunConfig(
+            name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}",
+            storage_path=str(root / plan.study.study / "tune"), verbose=0, callbacks=[progress],
+            failure_config=tune.FailureConfig(max_failures=retries, fail_fast=False)))
+    log.info("[grid] starting %d trials, %d at a time", len(todo), slots)
+    results = tuner.fit()
+    busy = 0.0
+    for r in results:
+        if r.metrics and r.metrics.get("busy_seconds") is not None:
+            busy += float(r.metrics["busy_seconds"])
+    return busy

@@ -1,0 +1,154 @@
+"""The study store: one JSON file of result records per run, keyed by run_id.
+
+``<storage>/<study>/runs/<run_id>.json`` = ``{"run_id", "spec", "records": [row, ...]}``,
+written atomically (temp file in the same folder, fsync, ``os.replace``), so a crash can never
+leave a half-written record that reads as a result, and writing a run again replaces it (no
+duplicates). :meth:`Store.collect` turns the store into the results table (parquet + CSV).
+This module imports neither torch nor ray.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from capgate.analysis.schema import (CLASSIFICATION_METRICS, DETECTION_METRICS, OPTIONAL_COLUMNS,
+                                     REQUIRED_COLUMNS)
+from capgate.errors import ResultsError
+
+__all__ = ["Store", "atomic_write_json", "FINAL_STATUSES"]
+
+log = logging.getLogger(__name__)
+
+#: Statuses that count as done: a rerun of the grid skips them. ``failed`` runs are retried.
+FINAL_STATUSES = ("ok", "diverged")
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as JSON to ``path`` via a synced temp file and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1, sort_keys=True, default=_json_default, allow_nan=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "item"):
+        return o.item()
+    return str(o)
+
+
+class Store:
+    """Records of one study under ``<storage>/<study>``."""
+
+    def __init__(self, storage: Path | str, study: str) -> None:
+        self.root = Path(storage) / study
+        self.runs = self.root / "runs"
+
+    def path(self, run_id: str) -> Path:
+        return self.runs / f"{run_id}.json"
+
+    def write(self, run_id: str, spec: dict[str, Any], records: list[dict[str, Any]]) -> Path:
+        """Store a run's records (replacing any earlier ones of the same run_id)."""
+        if not records:
+            raise ResultsError(f"run {run_id}: no records to store; a run writes one per eval set")
+        for r in records:
+            if r.get("run_id") != run_id:
+                raise ResultsError(f"run {run_id}: a record carries run_id {r.get('run_id')!r}")
+        path = self.path(run_id)
+        atomic_write_json(path, {"run_id": run_id, "spec": spec, "records": records})
+        return path
+
+    def read(self, run_id: str) -> dict[str, Any] | None:
+        """A run's stored document, or None when absent or unreadable (then it is retrained)."""
+        path = self.path(run_id)
+        try:
+            doc = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, json.JSONDecodeError) as exc:
+            log.warning("record %s is unreadable (%s); the run will be trained again", path, exc)
+            return None
+        if not isinstance(doc, dict) or not isinstance(doc.get("records"), list) or not doc["records"]:
+            log.warning("record %s has no records; the run will be trained again", path)
+            return None
+        return doc
+
+    def status(self, run_id: str) -> str | None:
+        """``ok``, ``diverged``, ``failed`` (worst over the run's records) or None if not stored."""
+        doc = self.read(run_id)
+        if doc is None:
+            return None
+        statuses = {r.get("status") for r in doc["records"]}
+        for s in ("failed", "diverged", "ok"):
+            if s in statuses:
+                return s
+        return "failed"
+
+    def stored_ids(self) -> list[str]:
+        """Run ids with a record file (readable or not)."""
+        if not self.runs.is_dir():
+            return []
+        return sorted(p.stem for p in self.runs.glob("*.json"))
+
+    def done(self, run_ids: list[str]) -> set[str]:
+        """The ``run_ids`` already stored with a final status (skipped on a rerun)."""
+        return {rid for rid in run_ids if self.status(rid) in FINAL_STATUSES}
+
+    def table(self, run_ids: list[str] | None = None, task: str | None = None) -> pd.DataFrame:
+        """All stored records (of ``run_ids`` when given) as one frame, columns in contract order."""
+        ids = self.stored_ids() if run_ids is None else run_ids
+        rows = []
+        for rid in ids:
+            doc = self.read(rid)
+            if doc is not None:
+                rows.extend(doc["records"])
+        df = pd.DataFrame(rows)
+        metrics = list(DETECTION_METRICS if task == "detection" else CLASSIFICATION_METRICS if task else ())
+        for col in list(REQUIRED_COLUMNS) + metrics:
+            if col not in df.columns:
+                df[col] = math.nan
+        first = list(REQUIRED_COLUMNS) + metrics
+        rest = [c for c in OPTIONAL_COLUMNS if c in df.columns] + \
+            [c for c in df.columns if c not in first and c not in OPTIONAL_COLUMNS]
+        df = df[first + rest]
+        if not df.empty:
+            df = df.sort_values(["run_id", "eval_set"], kind="stable").reset_index(drop=True)
+        return df
+
+    def collect(self, run_ids: list[str] | None = None, task: str | None = None) -> tuple[pd.DataFrame, Path]:
+        """Write the results table as ``results.parquet`` and ``results.csv`` beside ``runs/``
+        (atomically), and return it with the parquet path."""
+        df = self.table(run_ids, task)
+        if df.empty:
+            raise ResultsError(f"{self.runs}: no run records stored yet; run the grid first")
+        dup = df.duplicated(["run_id", "eval_set"])
+        if dup.any():  # impossible by construction (one file per run_id); checked anyway
+            raise ResultsError(f"{self.runs}: duplicated (run_id, eval_set) rows {df.loc[dup, 'run_id'].tolist()[:5]}")
+        self.root.mkdir(parents=True, exist_ok=True)
+        parquet = self.root / "results.parquet"
+        for path, write in ((parquet, lambda p: df.to_parquet(p, index=False)),
+                            (self.root / "results.csv", lambda p: df.to_csv(p, index=False))):
+            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{path.name}.", suffix=".tmp")
+            os.close(fd)
+            try:
+                write(tmp)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        return df, parquet

@@ -1,0 +1,73 @@
+"""What runs inside a Ray worker: one Tune trial (a run) and one pretraining-stage task.
+
+Both are thin: turn the config back into a frozen spec, call the plain training function,
+store the result atomically, report. A trial whose run is already stored with a final status
+(a retry after a lost node, a rerun after a killed driver) only reports the stored result.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from capgate.grid.store import FINAL_STATUSES, Store
+from capgate.spec import PretrainSpec, RunSpec
+
+__all__ = ["run_trial", "train_stage", "summary_metrics"]
+
+log = logging.getLogger(__name__)
+
+
+def _threads(cpus: float) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, int(cpus)))
+
+
+def summary_metrics(spec: RunSpec, records: list[dict[str, Any]], busy: float, skipped: bool) -> dict[str, Any]:
+    """The small dict a trial reports to Tune (the records themselves live in the store)."""
+    first = records[0]
+    statuses = {r["status"] for r in records}
+    status = "failed" if "failed" in statuses else "diverged" if "diverged" in statuses else "ok"
+    out: dict[str, Any] = {"run_id": spec.run_id, "status": status, "busy_seconds": busy, "skipped": skipped,
+                           "backbone": first.get("backbone"), "init": spec.init, "seed": spec.seed}
+    metric = "map" if spec.task == "detection" else "top1"
+    for r in records:
+        if r.get("shift") == "in_domain":
+            out[f"in_domain_{metric}"] = r.get(metric)
+    return out
+
+
+def run_trial(config: dict[str, Any]) -> None:
+    """The Tune function trainable: ``config = {"run": RunSpec JSON, "storage", "stages", "cpus"}``."""
+    from ray import tune
+
+    t0 = time.perf_counter()
+    spec = RunSpec.from_json(config["run"])
+    storage = Path(config["storage"])
+    store = Store(storage, spec.study)
+    doc = store.read(spec.run_id)
+    if doc is not None and store.status(spec.run_id) in FINAL_STATUSES:
+        tune.report(summary_metrics(spec, doc["records"], 0.0, skipped=True))
+        return
+    _threads(config.get("cpus", 1))
+    stages = {k: PretrainSpec.from_dict(v) for k, v in (config.get("stages") or {}).items()}
+    from capgate.train import train_one_run
+
+    records = train_one_run(spec, storage, stages)
+    store.write(spec.run_id, spec.to_dict(), records)
+    tune.report(summary_metrics(spec, records, time.perf_counter() - t0, skipped=False))
+
+
+def train_stage(stage: dict[str, Any], storage: str, study: str, stages: dict[str, dict[str, Any]],
+                cpus: float, *parents: Any) -> dict[str, Any]:
+    """A Ray task: make sure one pretraining stage is trained (``parents`` are the parent
+    stages' task results, passed only so Ray runs this after them)."""
+    from capgate.train.pretrain import ensure_stage
+
+    _threads(cpus)
+    all_stages = {k: PretrainSpec.from_dict(v) for k, v in stages.items()}
+    res = ensure_stage(PretrainSpec.from_dict(stage), Path(storage), study, all_stages)
+    return {"stage_id": res.stage_id, "trained": res.trained, "seconds": res.seconds}

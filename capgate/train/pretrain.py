@@ -1,0 +1,159 @@
+"""Pretraining stages: trained once per content hash, reused by every trial and every restart.
+
+``imagenet`` is a ``classification`` stage: the rung's classifier trained on an
+ImageNet-layout corpus. ``imagenet_coco`` chains a ``detection`` stage after it: the rung's
+detector, backbone initialized from the parent stage, trained on a COCO-layout corpus. A stage
+lives in ``<storage>/<study>/pretrain/<stage_id>/`` (``checkpoint.pt``, ``stage.json``,
+``metrics.csv``); an exclusive file lock makes sure two workers never train the same stage.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from capgate.errors import CheckpointError, SpecError
+from capgate.spec import PretrainSpec, canonical_json, resolve_root
+
+__all__ = ["StageResult", "ensure_stage", "stage_dir", "file_lock", "world_root", "ensure_world_once",
+           "CHECKPOINT_NAME"]
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """Where a stage's checkpoint is, and whether this call trained it."""
+
+    stage_id: str
+    checkpoint: Path
+    trained: bool
+    seconds: float
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (created if needed), held for the ``with`` block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def stage_dir(storage: Path, study: str, stage_id: str) -> Path:
+    """``<storage>/<study>/pretrain/<stage_id>``."""
+    return Path(storage) / study / "pretrain" / stage_id
+
+
+def world_root(storage: Path, world: dict) -> Path:
+    """Folder of the synthetic world a spec's ``world`` entry describes (shared by studies)."""
+    from capgate.spec import short_hash
+
+    return Path(storage) / "worlds" / short_hash(world)
+
+
+def ensure_world_once(storage: Path, world: dict) -> Path:
+    """Generate the synthetic world under a file lock (no-op when it is complete)."""
+    from capgate.data import WorldConfig, ensure_world
+
+    root = world_root(storage, world)
+    with file_lock(root.parent / f".{root.name}.lock"):
+        ensure_world(root, config=WorldConfig.from_dict(world.get("config") or {}), seed=world.get("seed", 0))
+    return root
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=1, sort_keys=True, default=str)
+    os.replace(tmp, path)
+
+
+def ensure_stage(stage: PretrainSpec, storage: Path, study: str,
+                 stages: dict[str, PretrainSpec] | None = None, device=None) -> StageResult:  # noqa: ANN001
+    """The stage's checkpoint, training it (and its parents, first) if it is not stored yet.
+
+    ``stages`` maps stage ids to specs so that a missing parent can be trained; a stage whose
+    spec names a local ``checkpoint`` file is never trained, only checked to exist.
+    """
+    if stage.checkpoint:
+        path = Path(os.path.expandvars(stage.checkpoint)).expanduser()
+        if not path.is_file():
+            raise CheckpointError(f"pretraining stage {stage.name!r} names checkpoint {path} which does "
+                                  f"not exist; fix the path under pretraining.{stage.name}.checkpoint")
+        return StageResult(stage.stage_id, path, False, 0.0)
+    folder = stage_dir(storage, study, stage.stage_id)
+    ckpt = folder / CHECKPOINT_NAME
+    if ckpt.is_file():
+        return StageResult(stage.stage_id, ckpt, False, 0.0)
+    parent_ckpt = None
+    if stage.parent is not None:
+        if not stages or stage.parent not in stages:
+            raise SpecError(f"stage {stage.stage_id} needs parent stage {stage.parent}, which is not known")
+        parent_ckpt = ensure_stage(stages[stage.parent], storage, study, stages, device).checkpoint
+    with file_lock(folder.parent / f".{stage.stage_id}.lock"):
+        if ckpt.is_file():  # another worker trained it while we waited
+            return StageResult(stage.stage_id, ckpt, False, 0.0)
+        t0 = time.perf_counter()
+        log.info("training pretraining stage %s", stage.stage_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        info = _train_stage(stage, storage, folder, parent_ckpt, device)
+        seconds = time.perf_counter() - t0
+        _write_json(folder / "stage.json", {"stage_id": stage.stage_id, "spec": stage.to_dict(),
+                                            "seconds": seconds, **info})
+        log.info("pretraining stage %s done in %.1fs", stage.stage_id, seconds)
+        return StageResult(stage.stage_id, ckpt, True, seconds)
+
+
+def _train_stage(stage: PretrainSpec, storage: Path, folder: Path, parent_ckpt: Path | None,
+                 device) -> dict:  # noqa: ANN001
+    from capgate.data import open_classification, open_detection
+    from capgate.models import build_classifier, build_detector, get_rung, initialize, save_checkpoint
+    from capgate.train.fit import fit
+    from capgate.train.loop import classification_loss, detection_loss
+    from capgate.train.recipe import pick_device, seed_everything
+    from capgate.train.tensors import (classification_batches, decode_classification, decode_detection,
+                                       detection_batches)
+
+    device = device or pick_device()
+    gen = seed_everything(stage.seed)
+    wr = ensure_world_once(storage, stage.world) if stage.data.root == "synthetic" else None
+    root = resolve_root(stage.data, wr)
+    r = stage.recipe
+    rung = get_rung(stage.rung)
+    cache = Path(storage) / "cache"
+    if stage.kind == "classification":
+        ds = open_classification(stage.data.format, root, stage.data.split, stage.data.domain)
+        data = decode_classification(ds, r.resolution, cache, r.max_train_images)
+        model = build_classifier(rung, len(ds.classes))
+        batches = lambda: classification_batches(data, r.batch_size, gen, r.hflip, r.brightness, drop_last=True)  # noqa: E731
+        loss_fn, classes = classification_loss, ds.classes
+    else:
+        ds = open_detection(stage.data.format, root, stage.data.split, stage.data.modality or "rgb")
+        data = decode_detection(ds, r.resolution, cache, r.max_train_images)
+        model = build_detector(rung, len(ds.categories), r.resolution)
+        batches = lambda: detection_batches(data, r.batch_size, gen, r.hflip, r.brightness, drop_last=True)  # noqa: E731
+        loss_fn, classes = detection_loss, ds.categories
+    init = None
+    if parent_ckpt is not None:
+        init = initialize(model, parent_ckpt, part="backbone").provenance
+    history = fit(model, batches, max(1, len(data) // r.batch_size), r, device, loss_fn, folder / "metrics.csv")
+    model.to("cpu")
+    save_checkpoint(folder / CHECKPOINT_NAME, model, model.capgate_kind, rung,
+                    config=json.loads(canonical_json(stage.to_dict())), stage_id=stage.stage_id,
+                    data_fingerprint=ds.fingerprint(), init=init)
+    return {"data_fingerprint": ds.fingerprint(), "classes": list(classes), "init": init,
+            "final_loss": history[-1].loss if history else None, "images": len(data)}
