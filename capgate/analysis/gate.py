@@ -19,6 +19,7 @@ the tested range is reported as null with a statement in ``text``.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -42,13 +43,15 @@ def gate_position(logp: np.ndarray, gain: np.ndarray, margin: float) -> tuple[st
     return "gate", float(logp[k - 1] + min(max(frac, 0.0), 1.0) * (logp[k] - logp[k - 1]))
 
 
-def _arm_boot(y: pd.DataFrame, evals: list[str], n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_boot, len(evals)) bootstrap means of one arm, resampling whole runs."""
-    piv = y.pivot_table(index="run_id", columns="eval_set", values="y", aggfunc="mean").reindex(columns=evals)
-    vals = piv.to_numpy(dtype=float)
+def _arm_boot(wide: pd.DataFrame | None, evals: list[str], n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot, len(evals)) bootstrap means of one arm (runs x eval sets), resampling whole runs."""
+    if wide is None or not len(wide):
+        return np.full((n_boot, len(evals)), np.nan)
+    vals = wide.reindex(columns=evals).to_numpy(dtype=float)
     idx = rng.integers(0, len(vals), size=(n_boot, len(vals)))
-    with np.errstate(invalid="ignore"):
-        return np.nanmean(vals[idx], axis=1) if len(vals) else np.full((n_boot, len(evals)), np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an eval set with no ok record in a resample
+        return np.nanmean(vals[idx], axis=1)
 
 
 def _fmt(p: float | None) -> str:
@@ -60,6 +63,10 @@ def capacity_gates(y: pd.DataFrame, gains: pd.DataFrame, plan: dict[str, Any],
     """One row per (task, family, shift, init): key, status, gate_params, ci_low, ci_high,
     n_rungs, rung_params, rung_gains, p_status (bootstrap share agreeing with the status), text."""
     n_boot, level = int(plan["n_boot"]), 1 - plan["alpha"]
+    arms: dict[tuple, pd.DataFrame] = {}
+    if n_boot > 0 and len(y):
+        wide = y.groupby(["task", "backbone", "train_set", "init", "run_id", "eval_set"])["y"].mean().unstack("eval_set")
+        arms = {k: v.droplevel([0, 1, 2, 3]) for k, v in wide.groupby(level=[0, 1, 2, 3], sort=False)}
     rows = []
     for (task, family, shift, init), g in gains.groupby(["task", "family", "shift", "init"], sort=True):
         baseline = g["baseline"].iloc[0]
@@ -86,11 +93,12 @@ def capacity_gates(y: pd.DataFrame, gains: pd.DataFrame, plan: dict[str, Any],
                 parts = []
                 for train, c in cells[cells["backbone"] == bb].groupby("train_set", sort=True):
                     evals = sorted(c["eval_set"])
-                    sel = y[(y["task"] == task) & (y["backbone"] == bb) & (y["train_set"] == train)]
-                    a = _arm_boot(sel[sel["init"] == init], evals, n_boot, rng)
-                    b = _arm_boot(sel[sel["init"] == baseline], evals, n_boot, rng)
+                    a = _arm_boot(arms.get((task, bb, train, init)), evals, n_boot, rng)
+                    b = _arm_boot(arms.get((task, bb, train, baseline)), evals, n_boot, rng)
                     parts.append(a - b)
-                rung_boot[:, j] = np.nanmean(np.concatenate(parts, axis=1), axis=1)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    rung_boot[:, j] = np.nanmean(np.concatenate(parts, axis=1), axis=1)
             for i in range(n_boot):
                 s, p = gate_position(logp, rung_boot[i], margin)
                 boot_pos[i] = -np.inf if s == "helps_everywhere" else np.inf if s == "no_gate_in_range" else p

@@ -59,7 +59,9 @@ def load_results(path: str | Path) -> pd.DataFrame:
             raise ResultsError(f"{path}: cannot read parquet ({exc}); rewrite it with `capgate collect`") from exc
     elif path.suffix.lower() == ".csv":
         try:
-            table = pd.read_csv(path)
+            # string columns read as strings: a git sha of digits or an all-hex run id stays text
+            str_cols = [c for c, k in {**ID_COLUMNS, **PROVENANCE_COLUMNS, **OPTIONAL_COLUMNS}.items() if k == "str"]
+            table = pd.read_csv(path, dtype={c: str for c in str_cols}, keep_default_na=True)
         except Exception as exc:
             raise ResultsError(f"{path}: cannot read CSV ({exc}); check the file is a complete CSV") from exc
     else:

@@ -43,6 +43,7 @@ def ranking_stability(y: pd.DataFrame, ranks: pd.DataFrame, plan: dict[str, Any]
     "pairs": task, eval_set, init, upper, lower, gap, p_keep}."""
     taus, pairs = [], []
     n_boot = int(plan["n_boot"])
+    by_arm = {k: v for k, v in y.groupby(["task", "eval_set", "init", "backbone"], sort=False)} if n_boot > 0 else {}
     for (task, ev), r in ranks.groupby(["task", "eval_set"], sort=True):
         inits = sorted(r["init"].unique())
         for i, a in enumerate(inits):
@@ -61,8 +62,7 @@ def ranking_stability(y: pd.DataFrame, ranks: pd.DataFrame, plan: dict[str, Any]
             continue
         for init, order in r.groupby("init", sort=True):
             order = order.sort_values("rank")
-            sub = y[(y["task"] == task) & (y["eval_set"] == ev) & (y["init"] == init)]
-            boots = {bb: _boot_backbone_means(sub[sub["backbone"] == bb], n_boot, rng) for bb in order["backbone"]}
+            boots = {bb: _boot_backbone_means(by_arm[(task, ev, init, bb)], n_boot, rng) for bb in order["backbone"]}
             bbs, means = list(order["backbone"]), list(order["mean"])
             for k in range(len(bbs) - 1):
                 pairs.append({"task": task, "eval_set": ev, "init": init, "upper": bbs[k], "lower": bbs[k + 1],
