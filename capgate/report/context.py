@@ -67,6 +67,23 @@ def _forest(gains: pd.DataFrame) -> dict[str, Any] | None:
                        f"family and initialization, largest backbone first."}
 
 
+def _cross_task(summary: dict[str, Any], gates: pd.DataFrame) -> dict[str, Any] | None:
+    """The cross-task comparison plus a figure of both tasks' gates, paired rows adjacent."""
+    ct = cross_task_gates(summary)
+    if ct is None or not ct["rows"]:
+        return ct
+    pairs = {(r["family"], r["init"]) for r in ct["rows"]}
+    sub = gates[[(f, i) in pairs for f, i in zip(gates["family"], gates["init"])]]
+    sub = sub.assign(_c=[s != "in_domain" for s in sub["shift"]], _t=[t != ct["ref"] for t in sub["task"]])
+    sub = sub.sort_values(["family", "init", "_c", "_t", "shift"]).drop(columns=["_c", "_t"])
+    title = f"Capacity gates of {ct['ref']} and {', '.join(ct['others'])} side by side"
+    ct["svg"] = Markup(gates_svg(sub, title=title))
+    ct["caption"] = ("Each row's grey bar is that task's tested capacity range (parameters, log scale); markers are "
+                     "gates with their intervals, coloured by task; rows of one family and initialization are adjacent, "
+                     "in-domain first, then the shifted evaluations.")
+    return ct
+
+
 def _completeness(summary: dict[str, Any]) -> dict[str, Any]:
     rows = []
     for c in summary.get("cells", []):
@@ -115,7 +132,7 @@ def build_context(analysis: Analysis, summary: dict[str, Any], *, inputs: list[d
         "forest": _forest(gains),
         "gates": {"rows": _records(gates), "status_words": STATUS_WORDS,
                   "svg": Markup(gates_svg(gates, title="Capacity gates")) if len(gates) else None},
-        "cross_task": cross_task_gates(summary),
+        "cross_task": _cross_task(summary, gates),
         "models": cards,
         "warnings": warnings,
         "rankings": ranking_groups(summary, analysis.ranking_stability, baseline=(analysis.plan or {}).get("baseline", "scratch")),

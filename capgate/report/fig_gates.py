@@ -38,7 +38,7 @@ def gates_svg(gates: pd.DataFrame, *, title: str, width: int = 920, row_h: int =
     """
     df = gates.reset_index(drop=True)
     tasks = list(dict.fromkeys(df["task"])) if len(df) else []
-    label_w, top, bottom = 330, 44, 40
+    label_w, top, bottom = 370, 44, 40
     height = top + bottom + row_h * max(1, len(df))
     desc = "; ".join(
         f"{r.task} {r.family} {r.shift} {r.init}: {STATUS_WORDS.get(str(r.status), str(r.status))}"
@@ -66,7 +66,7 @@ def gates_svg(gates: pd.DataFrame, *, title: str, width: int = 920, row_h: int =
         cy = box.top + row_h * (i + 0.5)
         colour = colours.get(r.task, "#0072B2")
         label = (f"{r.task} · " if len(tasks) > 1 else "") + f"{r.family} · {r.shift} · {r.init}"
-        c.text(label_w - 8, cy + 3.5, label if len(label) <= 56 else label[:55] + "…", size=10, anchor="end")
+        c.text(label_w - 8, cy + 3.5, label if len(label) <= 62 else label[:61] + "…", size=10, anchor="end")
         lo_r, hi_r = _f(getattr(r, "range_lo", None)), _f(getattr(r, "range_hi", None))
         if math.isfinite(lo_r) and math.isfinite(hi_r):
             c.rect(x(lo_r), cy - 4, x(hi_r) - x(lo_r), 8, fill="#d5d9df", stroke="none")

@@ -50,6 +50,19 @@ def _margin_words(plan: dict[str, Any]) -> str:
     return one(m)
 
 
+def _margin_text(methods: dict[str, Any], plan: dict[str, Any]) -> str:
+    """The margin per task as recorded by the analysis (rule, value, pooled SD and its df)."""
+    m = methods.get("margin")
+    if not isinstance(m, dict) or not all(isinstance(v, dict) for v in m.values()):
+        return _margin_words(plan)
+    parts = []
+    for task, v in sorted(m.items()):
+        rule = "pooled run-to-run SD" if v.get("rule") == "pooled_sd" else f"fixed {fmt_pp(v.get('rule'), sign=False)}"
+        parts.append(f"{task}: ±{fmt_pp(v.get('margin'), sign=False)} ({rule}; pooled SD "
+                     f"{fmt_pp(v.get('sd_pooled'), sign=False)} on {plain(v.get('df'))} degrees of freedom)")
+    return "; ".join(parts)
+
+
 def methods_paragraphs(methods: dict[str, Any], models: list[dict[str, Any]], plan: dict[str, Any],
                        summary: dict[str, Any]) -> list[str]:
     """The methods section as paragraphs of plain text (the template escapes them)."""
@@ -65,23 +78,29 @@ def methods_paragraphs(methods: dict[str, Any], models: list[dict[str, Any]], pl
         f"means, {n_failed} failed and {n_div} diverged evaluations are counted per cell (Data completeness) and "
         f"excluded from the means, never dropped silently. Metric per task — {metrics or 'as recorded'}."
     ]
-    alpha = plan.get("alpha", methods.get("alpha"))
-    corr = plan.get("correction", methods.get("correction"))
-    interval = plan.get("interval", methods.get("interval"))
+    alpha = methods.get("alpha", plan.get("alpha"))
     conf = f"{100 * (1 - float(alpha)):.0f} %" if not is_missing(alpha) else "the plan's"
-    baseline = plan.get("baseline", methods.get("baseline", "scratch"))
+    baseline = methods.get("baseline", plan.get("baseline", "scratch"))
+    interval = methods.get("interval") or _INTERVALS.get(str(plan.get("interval")), f"{plan.get('interval')} intervals")
+    corr = methods.get("correction") or _CORRECTIONS.get(str(plan.get("correction")), str(plan.get("correction")))
+    gain = methods.get("gain") or "difference of cell means"
+    noise = f" Run-to-run noise: {methods['noise']}." if methods.get("noise") else ""
     paras.append(
-        f"Gains. For every cell, each pretrained initialization is compared with the baseline "
-        f"'{baseline}' by the difference of cell means, with {conf} {_INTERVALS.get(str(interval), f'{interval} intervals')}. "
-        f"The equivalence margin is {_margin_words(plan)}. p-values are adjusted with {_CORRECTIONS.get(str(corr), str(corr))} "
-        f"at alpha = {plain(alpha)}."
+        f"Gains. For every cell, each pretrained initialization is compared with the baseline '{baseline}': "
+        f"{gain}, with {conf} intervals — {interval}.{noise} Equivalence margin: {_margin_text(methods, plan)}. "
+        f"Multiple comparisons: {corr}, at alpha = {plain(alpha)}."
     )
-    paras.append(
-        "Verdicts. 'helps': the adjusted test is significant and the gain exceeds the margin; 'hurts': the "
-        "mirror image; 'within noise': equivalence shown by two one-sided tests (the interval lies inside "
-        "±margin); 'inconclusive': anything else, reported with the seeds per arm a power analysis "
-        f"(power {plain(plan.get('power', methods.get('power')))}) says would likely resolve it."
-    )
+    rule = methods.get("verdict_rule") or (
+        "helps: the adjusted test is significant and the gain exceeds the margin; hurts: the mirror image; "
+        "within_noise: equivalence shown by two one-sided tests; inconclusive: anything else")
+    extra = f" Equivalence test: {methods['equivalence']}." if methods.get("equivalence") else ""
+    seeds = methods.get("seeds_needed") or f"a power analysis at power {plain(plan.get('power'))}"
+    paras.append(f"Verdicts. {rule}.{extra} Seeds needed for an inconclusive contrast: {seeds}.")
+    if methods.get("random_effects"):
+        paras.append(f"Random effects. {methods['random_effects']}.")
+    for key, head in (("gate", "Capacity gate"), ("ranking", "Rankings")):
+        if methods.get(key):
+            paras.append(f"{head}. {methods[key]}.")
     for m in models:
         formula = m.get("formula") or m.get("formula_statsmodels")
         lme4 = m.get("formula_lme4") or m.get("lme4_formula") or m.get("lme4")
@@ -96,11 +115,11 @@ def methods_paragraphs(methods: dict[str, Any], models: list[dict[str, Any]], pl
         text += f"; {m['n_obs'] if 'n_obs' in m else m.get('n')} observations." if ("n_obs" in m or "n" in m) else "."
         paras.append(text)
     for key in ("text", "paragraphs", "notes"):
-        extra = methods.get(key)
-        if isinstance(extra, str) and extra:
-            paras.append(extra)
-        elif isinstance(extra, list):
-            paras.extend(str(x) for x in extra if x)
+        note = methods.get(key)
+        if isinstance(note, str) and note:
+            paras.append(note)
+        elif isinstance(note, list):
+            paras.extend(str(x) for x in note if x)
     return paras
 
 
@@ -179,6 +198,11 @@ def model_cards(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for key in ("singular", "boundary", "singular_hessian", "zeroed_effects"):
             if m.get(key):
                 flags.append((key.replace("_", " "), "bad"))
+        cross = m.get("crosscheck")
+        if isinstance(cross, dict) and cross.get("error"):
+            flags.append(("cross-check failed", "warn"))
+        elif isinstance(cross, dict) and cross.get("disagree"):
+            flags.append(("cross-check disagrees", "bad"))
         if m.get("status") not in (None, "ok"):
             flags.append((f"status: {m['status']}", "bad"))
         flags.append((f"{len(warns)} warning{'s' if len(warns) != 1 else ''}", "warn" if warns else "ok"))
@@ -205,7 +229,9 @@ def model_cards(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def provenance_rows(provenance: dict[str, Any], inputs: list[dict[str, Any]], environment: dict[str, str]) -> list[tuple[str, str]]:
     """Provenance as (name, value) rows: what the analysis saw in the table, the input files with
     their sha256, and the environment that rendered the report."""
-    rows = [(str(k), plain(v)) for k, v in sorted(provenance.items())]
+    units = {"n_rows": "rows", "n_runs": "runs", "n_spec_hashes": "spec hashes", "wall_seconds": "s of training"}
+    rows = [(str(k), f"{plain(v)} {units[k]}" if k in units and isinstance(v, (int, float)) else plain(v))
+            for k, v in sorted(provenance.items())]
     for i, f in enumerate(inputs):
         rows.append((f"input {i + 1}", f"{f['path']} — {f.get('rows', '?')} rows, sha256 {f.get('sha256', '—')}"))
     rows += [(f"rendered with {k}", v) for k, v in environment.items()]
