@@ -35,7 +35,8 @@ from typing import Any
 from capgate.errors import InputError
 
 __all__ = ["CheckRow", "CheckResult", "compare", "write_junit", "run_check", "read_summary", "format_table",
-           "FAMILY_ALPHA", "SE_MODES", "SUMMARY_SCHEMA", "gate_interval", "param_ranges"]
+           "validate_summary", "current_summary", "pooled_sd", "auto_z", "gate_interval", "param_ranges",
+           "FAMILY_ALPHA", "SE_MODES", "SUMMARY_SCHEMA"]
 
 SUMMARY_SCHEMA = "capgate-summary/1"
 #: Family-wise false-alarm rate of the mean checks under pure seed noise when z is not given.
@@ -130,9 +131,6 @@ def validate_summary(d: Any, source: str) -> dict[str, Any]:
     return d
 
 
-__all__.append("validate_summary")
-
-
 def read_summary(path: str | os.PathLike, *, what: str = "summary") -> dict[str, Any]:
     """Read and validate a ``summary.json`` (a baseline or a report's summary)."""
     p = Path(path)
@@ -170,9 +168,6 @@ def pooled_sd(summary: dict[str, Any]) -> dict[str, float]:
     return {t: math.sqrt(num[t] / den[t]) for t in num if den[t] > 0}
 
 
-__all__.append("pooled_sd")
-
-
 def _se(cell: dict[str, Any], pooled: dict[str, float], se_mode: str) -> float | None:
     n = _num(cell.get("n_ok"))
     if se_mode == "pooled" and str(cell.get("task")) in pooled and n:
@@ -183,9 +178,6 @@ def _se(cell: dict[str, Any], pooled: dict[str, float], se_mode: str) -> float |
 def auto_z(n_cells: int, family_alpha: float = FAMILY_ALPHA) -> float:
     """Bonferroni z: the two-sided normal quantile giving ``family_alpha`` false alarms over ``n_cells``."""
     return NormalDist().inv_cdf(1 - family_alpha / (2 * max(1, n_cells)))
-
-
-__all__.append("auto_z")
 
 
 def _compare_cells(base: dict, cur: dict, abs_tol: float, z: float, se_mode: str) -> list[CheckRow]:
@@ -450,9 +442,6 @@ def current_summary(results: str | os.PathLike | Sequence[str | os.PathLike], pl
         tables.append(load_results(p))
     table = tables[0] if len(tables) == 1 else pd.concat(tables, ignore_index=True, sort=False)
     return analyze(table, resolved).summary()
-
-
-__all__.append("current_summary")
 
 
 def run_check(results: str | os.PathLike | Sequence[str | os.PathLike], baseline_path: str | os.PathLike,

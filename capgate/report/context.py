@@ -7,21 +7,20 @@ number comes from ``Analysis`` or ``summary.json`` as the analysis wrote them.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pandas as pd
 from markupsafe import Markup
 
 from capgate.analysis.result import Analysis
+from capgate.report.compare import pareto_groups, ranking_groups
 from capgate.report.fig_gains import forest_svg, gains_vs_capacity_svg
 from capgate.report.fig_gates import STATUS_WORDS, gates_svg
-from capgate.report.compare import pareto_groups, ranking_groups
 from capgate.report.gates import cross_task_gates, gate_frame
 from capgate.report.headline import gate_matrix, headline_sentences, verdict_counts, verdict_maps
 from capgate.report.labels import pair_label, shift_order
-from capgate.report.methods import methods_facts, methods_paragraphs, model_cards, plain, provenance_rows
-from capgate.report.units import fmt_float, fmt_metric, fmt_params, fmt_pp, is_missing, metric_label
+from capgate.report.methods import methods_facts, methods_paragraphs, model_cards, provenance_rows
+from capgate.report.units import fmt_metric, fmt_params, fmt_pp, metric_label
 
 __all__ = ["build_context"]
 

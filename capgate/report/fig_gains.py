@@ -11,8 +11,8 @@ import math
 import pandas as pd
 
 from capgate.report._svg import Box, Canvas, LinearScale, LogScale, draw_axes, legend
-from capgate.report.palette import VERDICT_COLOURS, VERDICT_WORDS, series_colour
 from capgate.report.labels import pair_label, shift_order
+from capgate.report.palette import VERDICT_COLOURS, VERDICT_WORDS, series_colour
 from capgate.report.units import fmt_interval_pp, fmt_params, fmt_pp, is_missing, metric_label
 
 __all__ = ["gains_vs_capacity_svg", "forest_svg"]

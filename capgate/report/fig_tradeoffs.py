@@ -5,8 +5,6 @@ Pure functions: small DataFrames in, accessible SVG strings out. Metrics are dra
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 
 from capgate.report._svg import Box, Canvas, LinearScale, LogScale, draw_axes, legend

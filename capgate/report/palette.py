@@ -5,7 +5,8 @@ Verdict colours also appear in ``templates/report.css`` as ``.v-helps`` etc.; ke
 
 from __future__ import annotations
 
-__all__ = ["VERDICT_COLOURS", "VERDICT_WORDS", "SERIES", "TASK_COLOURS", "INIT_COLOURS", "series_colour"]
+__all__ = ["VERDICT_COLOURS", "VERDICT_WORDS", "SERIES", "TASK_COLOURS", "INIT_COLOURS", "series_colour",
+           "init_colour"]
 
 #: verdict -> (strong colour for marks, light background for table cells)
 VERDICT_COLOURS: dict[str, tuple[str, str]] = {
@@ -39,5 +40,3 @@ def init_colour(init: str, order: list[str]) -> str:
         return INIT_COLOURS[init]
     return series_colour(3 + order.index(init)) if init in order else SERIES[-1]
 
-
-__all__.append("init_colour")

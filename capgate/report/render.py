@@ -26,7 +26,7 @@ from capgate.analysis.result import Analysis
 from capgate.errors import CapgateError, InputError
 from capgate.report.context import build_context
 
-__all__ = ["render_report", "render_html", "templates_dir", "ResultsInput"]
+__all__ = ["render_report", "render_html", "templates_dir", "load_tables", "resolve_plan_arg", "ResultsInput"]
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +128,6 @@ def load_tables(results: ResultsInput) -> tuple[pd.DataFrame, list[dict[str, Any
     return table, inputs
 
 
-__all__.append("load_tables")
-
-
 def resolve_plan_arg(plan: str | os.PathLike | dict[str, Any] | None) -> dict[str, Any] | None:
     """A plan given as a YAML path, a dict, or None (the default plan) -> a resolved plan dict."""
     from capgate.analysis import load_plan, resolve_plan
@@ -140,9 +137,6 @@ def resolve_plan_arg(plan: str | os.PathLike | dict[str, Any] | None) -> dict[st
     if isinstance(plan, dict):
         return resolve_plan(plan)
     return load_plan(plan)
-
-
-__all__.append("resolve_plan_arg")
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
