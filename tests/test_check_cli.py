@@ -101,3 +101,17 @@ def test_unusable_inputs_exit_2_with_the_file_and_the_fix(study: dict[str, Path]
     assert "nope.parquet: results not found" in capsys.readouterr().err
     assert run_main(["check", str(study["det"])]) == 2  # --baseline is required
     assert "Missing option '--baseline'" in capsys.readouterr().err
+
+
+def test_combined_detection_and_classification_results(study: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    from test_report_data import classification_truth
+
+    cls = write_table(study["dir"] / "cls.parquet", classification_truth(), seed=0)
+    base = study["dir"] / "both.json"
+    args = ["check", str(study["det"]), str(cls), "--baseline", str(base), "--plan", str(study["plan"])]
+    assert run_main([*args, "--update-baseline"]) == 0
+    assert json.loads(base.read_text())["tasks"] == ["classification", "detection"]
+    capsys.readouterr()
+    assert run_main(args) == 0
+    assert "check PASS: 52 passed, 0 warnings, 0 failures" in capsys.readouterr().out  # 2 x (16 + 8 + 2)
+    assert run_main(["check", str(study["det"]), "--baseline", str(base), "--plan", str(study["plan"])]) == 1

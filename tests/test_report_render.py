@@ -146,3 +146,17 @@ def test_wheel_ships_the_templates(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", probe], env={"PYTHONPATH": str(site), "PATH": ""},
                          cwd=tmp_path, check=True, capture_output=True, text=True).stdout.strip()
     assert out == str(site / "capgate" / "templates")
+
+
+def test_report_and_check_never_import_torch_or_ray(tmp_path: Path) -> None:
+    det = write_table(tmp_path / "det.parquet", detection_truth())
+    code = (
+        "import sys\n"
+        "from capgate.report import render_report\n"
+        "from capgate.check import run_check\n"
+        f"render_report({str(det)!r}, {str(tmp_path / 'out')!r}, plan={{'n_boot': 20}})\n"
+        f"run_check({str(det)!r}, {str(tmp_path / 'b.json')!r}, {{'n_boot': 20}}, update_baseline=True)\n"
+        "print(sorted(m for m in ('torch', 'torchvision', 'timm', 'ray') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == "[]"
