@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
+from threadpoolctl import threadpool_limits
 from scipy import stats
 
 __all__ = ["fit_mixed", "model_frame", "diagnose", "lme4_term", "OPTIMIZERS", "BOUNDARY_TOL"]
@@ -151,7 +152,16 @@ def lme4_term(name: str) -> str:
 
 
 def _fit_once(frame: pd.DataFrame, formula: str, structure: str, reml: bool, methods: list[str] | None = None):
-    """One fit. structure: 'rung+run' | 'rung' | 'run' | 'none' (OLS, cluster-robust by rung)."""
+    """One fit. structure: 'rung+run' | 'rung' | 'run' | 'none' (OLS, cluster-robust by rung).
+
+    BLAS is limited to one thread: MixedLM does thousands of small dense solves (one per rung and
+    likelihood evaluation), which multi-threaded BLAS makes up to 10x slower on a shared CPU.
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _fit_unlimited(frame, formula, structure, reml, methods)
+
+
+def _fit_unlimited(frame: pd.DataFrame, formula: str, structure: str, reml: bool, methods: list[str] | None):
     if structure == "none":
         return smf.ols(formula, frame).fit(cov_type="cluster", cov_kwds={"groups": pd.factorize(frame["backbone"])[0]})
     if structure == "rung+run":
