@@ -32,6 +32,18 @@ def test_outputs_parse_and_agree(analysis, tmp_path):
     assert summary["schema"] == "capgate-summary/1"
     assert summary["tasks"] == ["detection"] and summary["metric"] == {"detection": "map"}
     assert _no_nan(summary)
+    assert set(summary) >= {"schema", "studies", "tasks", "metric", "plan", "cells", "verdicts", "gates", "rankings",
+                            "ranking_stability", "expectations", "warnings"}
+    assert set(summary["cells"][0]) >= {"key", "task", "family", "backbone", "params", "train_set", "eval_set",
+                                        "shift", "init", "metric", "mean", "se", "sd", "n_ok", "n_failed",
+                                        "n_diverged", "n_expected", "complete"}
+    assert set(summary["verdicts"][0]) >= {"key", "baseline", "gain", "ci_low", "ci_high", "margin", "p_adj",
+                                           "verdict", "seeds_needed"}
+    gate = summary["gates"][0]
+    assert gate["key"] == f"{gate['task']}|{gate['family']}|{gate['shift']}|{gate['init']}"
+    assert gate["status"] in ("gate", "helps_everywhere", "no_gate_in_range", "undetermined")
+    r = summary["rankings"][0]
+    assert r["key"] == f"{r['task']}|{r['eval_set']}|{r['init']}" and len(r["order"]) == len(r["means"]) == 14
     gains = pd.read_csv(paths["gains.csv"])
     assert list(gains.columns) == [*GAINS_COLUMNS, "key"]
     # 2 families x 7 rungs x 2 train sets x 3 eval sets = 84 sites; 2 pretrained inits each

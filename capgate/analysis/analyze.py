@@ -73,9 +73,11 @@ def analyze(table: pd.DataFrame, plan: None | dict[str, Any] | str | Path = None
         n = int(cells[f"n_{s}"].sum())
         if n:
             warnings.append(f"{n} {s} run records kept out of the statistics (counted per cell)")
-    missing_base = gains[gains["n_baseline"] == 0]
-    if len(missing_base):
-        warnings.append(f"{len(missing_base)} contrasts have no ok baseline seeds: verdict inconclusive")
+    for col, who in (("n_baseline", "baseline"), ("n_init", "pretrained-init")):
+        missing = gains[gains[col] == 0]
+        if len(missing):
+            warnings.append(f"{len(missing)} contrasts have no ok {who} seeds: verdict inconclusive, e.g. "
+                            + ", ".join(missing["key"].head(2)))
     for r in noise.itertuples(index=False):
         if not np.isfinite(r.sd_pooled) or r.df < 1:
             warnings.append(f"{r.task}: no replicated seeds, run-to-run SD unknown: every verdict is inconclusive")

@@ -361,6 +361,10 @@ def fit_mixed(y: pd.DataFrame, *, name: str, task: str, metric: str, baseline: s
            if fitted_structure != "none" else f"lm({entry['formula_lme4']}, data = d)")
     )
     entry["crosscheck"] = _crosscheck(frame, metric, formula, fixed)
+    if any("MLE may be on the boundary" in w for w in entry["warnings"]) and not entry["boundary"]:
+        notes.append("statsmodels warns 'MLE may be on the boundary' whenever a variance is below 0.01 in "
+                     "absolute terms, which every variance of a 0..1 metric is; capgate's own check "
+                     f"(a variance below {BOUNDARY_TOL:g} x the residual variance) found no boundary")
     if not entry["converged"]:
         entry["warnings"].append(f"model {name}: optimizer did not converge; estimates are unreliable")
     if entry["singular_hessian"]:
