@@ -119,3 +119,15 @@ def test_lme4_term_names():
     assert lme4_term("C(init, Treatment('scratch'))[T.imagenet_coco]:logp_c") == "initimagenet_coco:logp_c"
     assert lme4_term("C(shift)[T.in_domain]") == "shiftin_domain"
     assert lme4_term("C(eval_set)[T.flir/rgb]") == "eval_setflir/rgb"
+
+
+def test_crosscheck_runs_when_init_x_shift_is_written_as_indicator_columns():
+    """IR eval sets only occur under cross_modality, so init x shift becomes ix__* columns; the OLS
+    cross-check on cell means must keep those columns (it once failed with a NameError)."""
+    from capgate.analysis import analyze
+
+    analysis = analyze(simulate_results(seed=3))
+    entry = analysis.models[0]
+    assert any(c.startswith("ix__") for c in analysis.model_frames[entry["name"]].columns)
+    assert "error" not in entry["crosscheck"]
+    assert entry["crosscheck"]["terms"] and entry["crosscheck"]["disagree"] == []

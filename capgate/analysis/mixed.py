@@ -212,7 +212,9 @@ def _fixed_effects(res: Any, names: list[str], alpha: float) -> list[dict[str, A
 
 def _crosscheck(frame: pd.DataFrame, metric: str, formula: str, fixed: list[dict[str, Any]]) -> dict[str, Any]:
     """OLS of the same fixed formula on cell means (seeds averaged), SEs clustered by rung."""
+    # The explicit init x shift indicator columns (ix__*) are constant within a cell: keep them.
     keys = ["init", "shift", "family", "backbone", "train_set", "eval_set", "logp_c"]
+    keys += [c for c in frame.columns if c.startswith("ix__")]
     means = frame.groupby(keys, as_index=False)[metric].mean()
     try:
         ols = _fit_once(means, formula, "none", reml=True)
