@@ -192,6 +192,27 @@ def check_cmd(results: tuple[str, ...], baseline: str, plan: str | None, junit: 
 # --- demo -------------------------------------------------------------------------------
 
 
+@cli.command("demo", context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES_HELP)
+@click.option("--storage", default=None, metavar="PATH", help="Study storage [default: ./.capgate].")
+@click.option("-o", "--out", "outdir", default="reports/demo", show_default=True,
+              type=click.Path(file_okay=False, path_type=str), help="Report folder.")
+@click.option("--classification/--no-classification", default=True, show_default=True,
+              help="Also run the classification slice (experiments/demo_classification.yaml).")
+@click.option("--report/--no-report", default=True, show_default=True, help="Render the report at the end.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a spec value (both studies).")
+@click.option("--max-concurrent", type=click.IntRange(1), default=None, help="At most N trials at once.")
+def demo_cmd(storage: str | None, outdir: str, classification: bool, report: bool, overrides: tuple[str, ...],
+             max_concurrent: int | None) -> None:
+    """Run the demo end to end on the synthetic tiny world: world, pretraining, the detection
+    grid (experiments/demo.yaml), the classification slice, results tables and the report."""
+    from capgate.grid.demo import run_demo
+
+    result = run_demo(storage=storage, outdir=outdir, classification=classification, report=report,
+                      overrides=overrides, max_concurrent=max_concurrent)
+    click.echo(result.summary())
+
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``capgate`` console script and ``python -m capgate``."""
     try:

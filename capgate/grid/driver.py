@@ -77,13 +77,25 @@ class GridResult:
     wall_seconds: float = 0.0
     busy_seconds: float = 0.0
     stage_seconds: float = 0.0
+    trials_wall_seconds: float = 0.0
+    slots: int = 0
+
+    @property
+    def efficiency(self) -> float | None:
+        """Grid efficiency of the trial phase: summed trial busy seconds over (wall seconds x
+        concurrent slots); None when no trial ran."""
+        if not self.trials_wall_seconds or not self.slots:
+            return None
+        return self.busy_seconds / (self.trials_wall_seconds * self.slots)
 
     def summary(self) -> str:
         c = self.counts
         lines = [f"study {self.study}: {self.n_runs} runs ({self.n_skipped} already stored, "
                  f"{self.n_trained} trained now) -> ok {c.get('ok', 0)}, diverged {c.get('diverged', 0)}, "
                  f"failed {c.get('failed', 0)}; wall {self.wall_seconds:.1f}s "
-                 f"(pretraining {self.stage_seconds:.1f}s, trial busy {self.busy_seconds:.1f}s)",
+                 f"(pretraining {self.stage_seconds:.1f}s, trial busy {self.busy_seconds:.1f}s"
+                 + (f", grid efficiency {self.efficiency:.2f} on {self.slots} slots" if self.efficiency else "")
+                 + ")",
                  f"results table: {self.table} (+ {self.table.with_suffix('.csv').name})"]
         for rid, err in self.failed:
             lines.append(f"  failed run {rid}: {err.strip().splitlines()[0][:300] if err else '(no error text)'}")
@@ -172,7 +184,8 @@ def run_grid(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (),
     todo = [r for r in plan.runs if r.run_id not in done]
     log.info("[grid] study %s: %d runs, %d already stored, %d to train; storage %s",
              study.study, len(plan.runs), len(done), len(todo), root)
-    busy = stage_seconds = 0.0
+    busy = stage_seconds = trials_wall = 0.0
+    slots = 0
     if todo:
         if any(d.root == "synthetic" for t in study.train_sets for d in [t.data, *(e.data for e in t.evals)]) \
                 or any(s.data is not None and s.data.root == "synthetic" for s in plan.stages):
@@ -184,7 +197,7 @@ def run_grid(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (),
         started = _ray_init(address, num_cpus)
         try:
             stage_seconds = _run_stages(plan, todo, root, retries)
-            busy = _run_trials(plan, todo, root, max_concurrent, retries)
+            busy, trials_wall, slots = _run_trials(plan, todo, root, max_concurrent, retries)
         finally:
             if started:
                 import ray
@@ -205,7 +218,7 @@ def run_grid(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (),
             doc = store.read(rid)
             failed.append((rid, (doc["records"][0].get("error") if doc else "") or ""))
     result = GridResult(study.study, path, len(ids), len(todo), len(done), counts, failed,
-                        time.monotonic() - t_start, busy, stage_seconds)
+                        time.monotonic() - t_start, busy, stage_seconds, trials_wall, slots)
     log.info("[grid] finished\n%s", result.summary())
     if failed and raise_on_failure:
         raise GridError(f"{len(failed)} of {len(ids)} runs failed (recorded in {path}; rerun the same "
@@ -257,8 +270,9 @@ def _run_stages(plan: GridPlan, todo: list[RunSpec], root: Path, retries: int) -
 
 
 def _run_trials(plan: GridPlan, todo: list[RunSpec], root: Path, max_concurrent: int | None,
-                retries: int) -> float:
-    """Put the ``todo`` runs on a Tune grid axis and run them; returns summed trial busy seconds."""
+                retries: int) -> tuple[float, float, int]:
+    """Put the ``todo`` runs on a Tune grid axis and run them; returns summed trial busy seconds,
+    the wall seconds of the trial phase and the number of concurrent slots."""
     import ray
     from ray import tune
 
@@ -286,9 +300,11 @@ def _run_trials(plan: GridPlan, todo: list[RunSpec], root: Path, max_concurrent:
             storage_path=str(root / plan.study.study / "tune"), verbose=0, callbacks=[progress],
             failure_config=tune.FailureConfig(max_failures=retries, fail_fast=False)))
     log.info("[grid] starting %d trials, %d at a time", len(todo), slots)
+    t0 = time.monotonic()
     results = tuner.fit()
+    wall = time.monotonic() - t0
     busy = 0.0
     for r in results:
         if r.metrics and r.metrics.get("busy_seconds") is not None:
             busy += float(r.metrics["busy_seconds"])
-    return busy
+    return busy, wall, slots

@@ -107,6 +107,8 @@ def ensure_stage(stage: PretrainSpec, storage: Path, study: str,
     with file_lock(folder.parent / f".{stage.stage_id}.lock"):
         if ckpt.is_file():  # another worker trained it while we waited
             return StageResult(stage.stage_id, ckpt, False, 0.0)
+        if _copy_from_other_study(stage.stage_id, storage, folder):
+            return StageResult(stage.stage_id, ckpt, False, 0.0)
         t0 = time.perf_counter()
         log.info("training pretraining stage %s", stage.stage_id)
         folder.mkdir(parents=True, exist_ok=True)
@@ -116,6 +118,30 @@ def ensure_stage(stage: PretrainSpec, storage: Path, study: str,
                                             "seconds": seconds, **info})
         log.info("pretraining stage %s done in %.1fs", stage.stage_id, seconds)
         return StageResult(stage.stage_id, ckpt, True, seconds)
+
+
+def _copy_from_other_study(stage_id: str, storage: Path, folder: Path) -> bool:
+    """Stage ids are content hashes, so the same stage trained by another study under the same
+    storage is the same checkpoint: copy it in (recorded in ``stage.json``) instead of training."""
+    import shutil
+
+    for other in sorted(Path(storage).glob(f"*/pretrain/{stage_id}/{CHECKPOINT_NAME}")):
+        src = other.parent
+        if src == folder or not (src / "stage.json").is_file():
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        info = json.loads((src / "stage.json").read_text())
+        info["copied_from"] = str(src)
+        for name in ("metrics.csv",):
+            if (src / name).is_file():
+                shutil.copy2(src / name, folder / name)
+        tmp = folder / f".{CHECKPOINT_NAME}.copy"
+        shutil.copy2(other, tmp)
+        os.replace(tmp, folder / CHECKPOINT_NAME)
+        _write_json(folder / "stage.json", info)
+        log.info("pretraining stage %s reused from %s", stage_id, src)
+        return True
+    return False
 
 
 def _train_stage(stage: PretrainSpec, storage: Path, folder: Path, parent_ckpt: Path | None,

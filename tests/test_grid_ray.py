@@ -1,0 +1,157 @@
+"""A real local Ray Tune grid on a tiny world: schema-valid table, idempotent reruns, diverged
+and failed runs recorded, the CLI's exit codes, and a pretraining stage trained once."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from capgate.analysis.load import validate
+from capgate.analysis.schema import DETECTION_METRICS, REQUIRED_COLUMNS
+from capgate.cli import cli
+
+TINY_WORLD = {"llvip_train": 12, "llvip_test": 4, "flir_train": 2, "flir_val": 4, "flir_video": 2,
+              "imagenet_classes": 3, "imagenet_train": 4, "imagenet_val": 1, "coco_train": 6, "coco_val": 1,
+              "domainnet_classes": 2, "domainnet_train": 2, "domainnet_test": 1,
+              "domainnet_domains": ["real", "sketch"]}
+
+
+def tiny_spec(tmp_path: Path, name: str = "tiny", rungs: dict | None = None, seeds: list | None = None,
+              steps: int = 2, inits: tuple[str, ...] = ("scratch", "imagenet", "imagenet_coco"),
+              llvip_root: str = "synthetic") -> Path:
+    """Write a tiny detection study spec (64 px, a few steps per run) and return its path."""
+    all_inits = {"scratch": {}, "imagenet": {"stages": ["imagenet"]},
+                 "imagenet_coco": {"stages": ["imagenet", "coco"]}}
+    spec = {
+        "study": name, "task": "detection", "classes": ["person"], "class_map": "person",
+        "world": {"seed": 0, "config": TINY_WORLD},
+        "datasets": {"llvip": {"format": "llvip", "root": llvip_root},
+                     "flir": {"format": "flir", "root": "synthetic"},
+                     "imagenet": {"format": "imagenet", "root": "synthetic"},
+                     "coco": {"format": "coco", "root": "synthetic"}},
+        "train_sets": [{"dataset": "llvip", "split": "train", "modality": "rgb", "eval": [
+            {"dataset": "llvip", "split": "test", "modality": "rgb", "shift": "in_domain"},
+            {"dataset": "flir", "split": "val", "modality": "rgb", "shift": "cross_dataset"},
+            {"dataset": "llvip", "split": "test", "modality": "ir", "shift": "cross_modality"}]}],
+        "rungs": rungs or {"efficientnet": ["B-7"], "mobilenetv3": ["S-6"]},
+        "inits": {k: all_inits[k] for k in inits},
+        "pretraining": {"imagenet": {"kind": "classification", "dataset": "imagenet",
+                                     "recipe": {"steps": 2, "batch_size": 4, "resolution": 64}},
+                        "coco": {"kind": "detection", "dataset": "coco",
+                                 "recipe": {"steps": 2, "batch_size": 2, "resolution": 64}}},
+        "seeds": seeds or [0, 1],
+        "recipe": {"steps": steps, "batch_size": 4, "resolution": 64, "warmup_steps": 1},
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def records(storage: Path, study: str) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in (storage / study / "runs").glob("*.json")}
+
+
+@pytest.mark.slow
+def test_local_grid_table_rerun_and_stages(tmp_path: Path) -> None:
+    from capgate.grid import plan_grid, run_grid
+
+    spec = tiny_spec(tmp_path)
+    storage = tmp_path / "store"
+    plan = plan_grid(spec)
+    assert len(plan.runs) == 2 * 3 * 2 and len(plan.stages) == 4
+    res = run_grid(spec, storage=storage, num_cpus=2)
+    assert res.n_trained == 12 and res.counts == {"ok": 12}
+    table = pd.read_parquet(res.table)
+    assert list(table.columns[:len(REQUIRED_COLUMNS)]) == list(REQUIRED_COLUMNS)
+    clean = validate(table)  # the analysis' own contract check
+    assert len(clean) == 12 * 3 and not clean.duplicated(["run_id", "eval_set"]).any()
+    assert set(clean["shift"]) == {"in_domain", "cross_dataset", "cross_modality"}
+    assert clean[list(DETECTION_METRICS)].notna().all().all()
+    assert ((clean["map"] >= 0) & (clean["map"] <= 1)).all()
+    assert (clean["params"] > 10_000).all() and (clean["macs"] > 0).all()
+    assert set(clean["run_id"]) == {r.run_id for r in plan.runs}
+    csv = pd.read_csv(res.table.with_suffix(".csv"))
+    assert len(csv) == len(table)
+    # every pretrained run names the stage it started from; each stage was trained once
+    pre = clean[clean["init"] != "scratch"]
+    assert all(s.split(" ")[0] in {st.stage_id for st in plan.stages} for s in pre["init_source"])
+    assert (clean.loc[clean["init"] == "scratch", "init_source"] == "none").all()
+    stage_dirs = sorted((storage / "tiny" / "pretrain").glob("*/stage.json"))
+    assert len(stage_dirs) == 4
+    # per-epoch metrics CSV in each run folder
+    one = plan.runs[0].run_id
+    m = pd.read_csv(storage / "tiny" / "runs" / one / "metrics.csv")
+    assert list(m.columns) == ["epoch", "steps", "images", "loss", "lr", "seconds"] and m["steps"].iloc[-1] == 2
+
+    before = {rid: doc["records"][0]["started_at"] for rid, doc in records(storage, "tiny").items()}
+    again = run_grid(spec, storage=storage, num_cpus=2)
+    assert again.n_trained == 0 and again.n_skipped == 12
+    after = {rid: doc["records"][0]["started_at"] for rid, doc in records(storage, "tiny").items()}
+    assert after == before
+    pd.testing.assert_frame_equal(pd.read_parquet(again.table), table)
+
+
+@pytest.mark.slow
+def test_diverged_and_failed_runs_are_recorded_and_exit_codes(tmp_path: Path) -> None:
+    spec = tiny_spec(tmp_path, name="div", rungs={"mobilenetv3": ["S-6"]}, seeds=[0], inits=("scratch",),
+                     steps=4)
+    storage = tmp_path / "store"
+    runner = CliRunner()
+    res = runner.invoke(cli, ["run-grid", str(spec), "--storage", str(storage), "--set", "recipe.lr=1e6",
+                              "--set", "recipe.optimizer=sgd", "--set", "recipe.grad_clip=null"])
+    assert res.exit_code == 0, res.output
+    assert "diverged 1" in res.output
+    (doc,) = records(storage, "div").values()
+    assert {r["status"] for r in doc["records"]} == {"diverged"}
+    assert "training loss became" in doc["records"][0]["error"]
+    assert all(r["map"] != r["map"] for r in doc["records"])  # NaN metrics
+
+    bad = tiny_spec(tmp_path, name="bad", rungs={"mobilenetv3": ["S-6"]}, seeds=[0, 1], inits=("scratch",),
+                    llvip_root=str(tmp_path / "no-such-llvip"))
+    res = runner.invoke(cli, ["run-grid", str(bad), "--storage", str(storage)])
+    assert res.exit_code == 1
+    assert "2 of 2 runs failed" in str(res.exception) or "2 of 2 runs failed" in res.output
+    docs = records(storage, "bad")
+    assert len(docs) == 2
+    assert all(r["status"] == "failed" and "no-such-llvip" in r["error"] for d in docs.values() for r in d["records"])
+    table = pd.read_parquet(storage / "bad" / "results.parquet")
+    assert len(table) == 6 and set(table["status"]) == {"failed"}
+
+
+def _stage_worker(args: tuple) -> bool:
+    import torch
+
+    torch.set_num_threads(1)
+    from capgate.grid import plan_grid
+    from capgate.train.pretrain import ensure_stage
+
+    spec, storage = args
+    plan = plan_grid(spec)
+    stages = {s.stage_id: s for s in plan.stages}
+    last = [s for s in plan.stages if s.parent is not None][0]
+    return ensure_stage(last, Path(storage), plan.study.study, stages).trained
+
+
+@pytest.mark.slow
+def test_pretraining_stage_trained_once_for_concurrent_trials(tmp_path: Path) -> None:
+    spec = tiny_spec(tmp_path, name="lock", rungs={"efficientnet": ["B-7"]})
+    storage = tmp_path / "store"
+    from capgate.grid import plan_grid
+    from capgate.train.pretrain import ensure_world_once
+
+    ensure_world_once(storage, plan_grid(spec).study.world)
+    with mp.get_context("spawn").Pool(3) as pool:
+        trained = pool.map(_stage_worker, [(str(spec), str(storage))] * 3)
+    assert sorted(trained) == [False, False, True]  # one worker trained, two waited and reused
+    assert len(list((storage / "lock" / "pretrain").glob("*/checkpoint.pt"))) == 2  # imagenet + coco
+    # a second study with the same stage reuses it by content hash instead of training again
+    other = tiny_spec(tmp_path, name="lock2", rungs={"efficientnet": ["B-7"]})
+    assert _stage_worker((str(other), str(storage))) is False
+    info = json.loads(next((storage / "lock2" / "pretrain").glob("coco-*/stage.json")).read_text())
+    assert info["copied_from"].endswith(info["stage_id"])
