@@ -61,9 +61,15 @@ def test_node_removed_mid_grid_every_run_recorded_once(tmp_path: Path) -> None:
     cluster.wait_for_nodes()
     removed: list[int] = []
 
+    def in_flight() -> int:  # runs whose folder exists (trial started) but with no record yet
+        runs = storage / "nodes" / "runs"
+        return sum(1 for d in runs.glob("*/spec.json") if not (runs / f"{d.parent.name}.json").exists()) \
+            if runs.is_dir() else 0
+
     def remove_worker_after_first_record() -> None:
-        try:
-            _wait_for(lambda: _n_records(storage, "nodes") >= 1, 300, "a first record")
+        try:  # both nodes busy (one trial each) after a first record: the worker's trial is lost
+            _wait_for(lambda: _n_records(storage, "nodes") >= 1 and in_flight() == 2, 300,
+                      "a first record with two trials in flight")
             removed.append(_n_records(storage, "nodes"))
             cluster.remove_node(worker, allow_graceful=False)
         except AssertionError:
@@ -79,6 +85,8 @@ def test_node_removed_mid_grid_every_run_recorded_once(tmp_path: Path) -> None:
             ray.shutdown()
         cluster.shutdown()
     assert removed and removed[0] < len(plan.runs), "the node was not removed mid-grid"
+    lost = list((storage / "nodes" / "tune").glob("*/trial_*/error.txt"))
+    assert lost, "no trial was running on the removed node (nothing was retried)"
     assert res.counts == {"ok": len(plan.runs)}
     _check_complete(storage, "nodes", {r.run_id for r in plan.runs}, 3)
 

@@ -141,9 +141,9 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
         load_study(p)
 
 
-@pytest.mark.parametrize("name", ["demo.yaml", "llvip_flir.yaml", "rgb_to_ir.yaml"])
+@pytest.mark.parametrize("name", ["demo.yaml", "llvip_flir.yaml", "rgb_to_ir.yaml", "domainnet.yaml"])
 def test_shipped_specs_validate_without_data(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("LLVIP_ROOT", "FLIR_ROOT", "IMAGENET_ROOT", "COCO_ROOT"):
+    for var in ("LLVIP_ROOT", "FLIR_ROOT", "IMAGENET_ROOT", "COCO_ROOT", "DOMAINNET_ROOT"):
         monkeypatch.delenv(var, raising=False)
     study = load_study(REPO / "experiments" / name)
     stages, runs = expand(study)
@@ -152,9 +152,22 @@ def test_shipped_specs_validate_without_data(name: str, monkeypatch: pytest.Monk
     assert len(study.seeds) >= 3
     assert len(runs) == len(study.train_sets) * len(study.rungs) * 3 * len(study.seeds)
     shifts = {e.shift for t in study.train_sets for e in t.evals}
+    if name == "domainnet.yaml":
+        assert study.task == "classification" and shifts == {"in_domain", "cross_domain"}
     if name == "demo.yaml":
         assert shifts == {"in_domain", "cross_dataset", "cross_modality"}
         assert len({r for f, r in study.rungs if f == "efficientnet"}) >= 3
     else:
         assert study.resources.gpu > 0 and study.resources.gpu < 1
         assert len(study.seeds) == 5
+
+
+def test_classification_demo_slice_shares_the_detection_demo_world_and_stage() -> None:
+    det = load_study(REPO / "experiments" / "demo.yaml")
+    cls = load_study(REPO / "experiments" / "demo_classification.yaml")
+    assert cls.task == "classification" and cls.world == det.world
+    assert {e.shift for t in cls.train_sets for e in t.evals} == {"in_domain", "cross_domain"}
+    det_stages = {s.stage_id for s in expand(det)[0]}
+    cls_stages, runs = expand(cls)
+    assert {s.stage_id for s in cls_stages} <= det_stages  # reused by content hash, not retrained
+    assert len(runs) == 6 * 2 * 3

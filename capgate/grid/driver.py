@@ -219,7 +219,8 @@ def run_grid(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (),
             failed.append((rid, (doc["records"][0].get("error") if doc else "") or ""))
     result = GridResult(study.study, path, len(ids), len(todo), len(done), counts, failed,
                         time.monotonic() - t_start, busy, stage_seconds, trials_wall, slots)
-    log.info("[grid] finished\n%s", result.summary())
+    log.info("[grid] %s finished in %.1fs: %s", study.study, result.wall_seconds,
+             ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     if failed and raise_on_failure:
         raise GridError(f"{len(failed)} of {len(ids)} runs failed (recorded in {path}; rerun the same "
                         f"command to retry them):\n" + "\n".join(
@@ -269,6 +270,11 @@ def _run_stages(plan: GridPlan, todo: list[RunSpec], root: Path, retries: int) -
     return time.monotonic() - t0
 
 
+def _trial_name(trial: Any) -> str:
+    """Short trial names (Tune's default puts the whole run spec into the folder name)."""
+    return f"trial_{trial.trial_id}"
+
+
 def _run_trials(plan: GridPlan, todo: list[RunSpec], root: Path, max_concurrent: int | None,
                 retries: int) -> tuple[float, float, int]:
     """Put the ``todo`` runs on a Tune grid axis and run them; returns summed trial busy seconds,
@@ -294,7 +300,8 @@ def _run_trials(plan: GridPlan, todo: list[RunSpec], root: Path, max_concurrent:
              "stages": {s.stage_id: s.to_dict() for s in plan.stages}}
     tuner = tune.Tuner(
         trainable, param_space=space,
-        tune_config=tune.TuneConfig(num_samples=1, reuse_actors=True, max_concurrent_trials=max_concurrent),
+        tune_config=tune.TuneConfig(num_samples=1, reuse_actors=True, max_concurrent_trials=max_concurrent,
+                                    trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(
             name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}",
             storage_path=str(root / plan.study.study / "tune"), verbose=0, callbacks=[progress],
