@@ -2,11 +2,11 @@
 
     grid efficiency = sum(trial busy seconds) / (trial-phase wall seconds x concurrent slots)
 
-Busy seconds are measured inside each trial (train_one_run + the atomic record write); the wall
-clock covers the whole Tune phase, worker start-up included. Target: >= 0.85. The same grid is
+Busy seconds are measured inside each trial (train_one_run + the atomic record write, after the
+worker has imported torch); the wall clock covers the whole Tune phase, worker start-up included. Target: >= 0.85. The same grid is
 also run with a fresh worker per trial (``reuse_actors=False``) for comparison, side by side.
 
-    .venv/bin/python benchmarks/grid_efficiency.py [--runs 24] [--steps 25] [--slots 2]
+    .venv/bin/python benchmarks/grid_efficiency.py [--runs 24] [--steps 60] [--slots 2]
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def measure(spec: Path, storage: Path, slots: int, reuse: bool) -> tuple[float, 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=24)
-    ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--slots", type=int, default=2)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)

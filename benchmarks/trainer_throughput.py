@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        float(loss)
+        float(loss.detach())
         return n_images / (time.perf_counter() - t0)
 
     def capgate_epoch() -> float:

@@ -44,6 +44,8 @@ def run_trial(config: dict[str, Any]) -> None:
     """The Tune function trainable: ``config = {"run": RunSpec JSON, "storage", "stages", "cpus"}``."""
     from ray import tune
 
+    from capgate.train import train_one_run  # before the clock: a fresh worker's imports are overhead
+
     t0 = time.perf_counter()
     spec = RunSpec.from_json(config["run"])
     storage = Path(config["storage"])
@@ -54,8 +56,6 @@ def run_trial(config: dict[str, Any]) -> None:
         return
     _threads(config.get("cpus", 1))
     stages = {k: PretrainSpec.from_dict(v) for k, v in (config.get("stages") or {}).items()}
-    from capgate.train import train_one_run
-
     records = train_one_run(spec, storage, stages)
     store.write(spec.run_id, spec.to_dict(), records)
     tune.report(summary_metrics(spec, records, time.perf_counter() - t0, skipped=False))
