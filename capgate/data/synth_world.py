@@ -25,14 +25,14 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 
 from capgate.data import synth_datasets
+from capgate._locks import file_lock
 from capgate.errors import DataError
 
 __all__ = ["WorldConfig", "WorldManifest", "generate_world", "ensure_world", "GENERATOR_VERSION", "WORLD_DATASETS"]
@@ -184,21 +184,9 @@ def _generate_into(tmp: Path, final_root: Path, config: WorldConfig, seed: int) 
     return manifest
 
 
-@contextmanager
-def _lock(root: Path) -> Iterator[None]:
-    lock_path = root.parent / f".{root.name}.world-lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: rely on the atomic rename alone
-        yield
-        return
-    with open(lock_path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+def _lock(root: Path):  # noqa: ANN202 - a context manager
+    """The world's own lock file (not ``.<name>.lock``, which callers may hold themselves)."""
+    return file_lock(root.parent / f".{root.name}.world-lock")
 
 
 def _existing(root: Path, config: WorldConfig, seed: int) -> WorldManifest | None:

@@ -9,17 +9,15 @@ lives in ``<storage>/<study>/pretrain/<stage_id>/`` (``checkpoint.pt``, ``stage.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from capgate._locks import file_lock
 from capgate.errors import CheckpointError, SpecError
 from capgate.spec import PretrainSpec, canonical_json, resolve_root
 
@@ -41,18 +39,6 @@ class StageResult:
     seconds: float
 
 
-@contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``path`` (created if needed), held for the ``with`` block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def stage_dir(storage: Path, study: str, stage_id: str) -> Path:
     """``<storage>/<study>/pretrain/<stage_id>``."""
     return Path(storage) / study / "pretrain" / stage_id
@@ -69,9 +55,8 @@ def ensure_world_once(storage: Path, world: dict) -> Path:
     """Generate the synthetic world under a file lock (no-op when it is complete)."""
     from capgate.data import WorldConfig, ensure_world
 
-    root = world_root(storage, world)
-    with file_lock(root.parent / f".{root.name}.lock"):
-        ensure_world(root, config=WorldConfig.from_dict(world.get("config") or {}), seed=world.get("seed", 0))
+    root = world_root(storage, world)  # ensure_world locks and publishes atomically itself
+    ensure_world(root, config=WorldConfig.from_dict(world.get("config") or {}), seed=world.get("seed", 0))
     return root
 
 
