@@ -95,3 +95,13 @@ def test_cuda_profile_and_forward():
     with torch.no_grad():
         out = det(torch.rand(1, 3, 64, 64, device="cuda"))
     assert out[0]["boxes"].device.type == "cuda"
+
+
+def test_peak_memory_where_batchnorm_cannot_train_on_one_image() -> None:
+    """At 32 px a classifier's last feature map is 1x1: batch 1 cannot train BatchNorm, so the step
+    runs at batch 2 and the method says so (it once crashed every tiny classification run)."""
+    from capgate.models import build_classifier, get_rung
+    from capgate.models.profile import measure_peak_memory
+
+    peak, method = measure_peak_memory(build_classifier(get_rung("S-6"), 3), 32)
+    assert peak > 0 and method.endswith("_batch2")

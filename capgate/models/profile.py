@@ -71,16 +71,16 @@ def _device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def _example_batch(model: nn.Module, resolution: int, device: torch.device):
-    """One image in [0, 1] and, for a detector, one box target (labels 0)."""
+def _example_batch(model: nn.Module, resolution: int, device: torch.device, batch: int = 1):
+    """``batch`` images in [0, 1] and, for a detector, one box target each (labels 0)."""
     gen = torch.Generator().manual_seed(0)
-    images = torch.rand(1, 3, resolution, resolution, generator=gen).to(device)
+    images = torch.rand(batch, 3, resolution, resolution, generator=gen).to(device)
     if getattr(model, "capgate_kind", None) == "detector":
         r = float(resolution)
         targets = [{"boxes": torch.tensor([[0.25 * r, 0.2 * r, 0.6 * r, 0.9 * r]], device=device),
-                    "labels": torch.zeros(1, dtype=torch.int64, device=device)}]
+                    "labels": torch.zeros(1, dtype=torch.int64, device=device)} for _ in range(batch)]
         return images, targets
-    return images, torch.zeros(1, dtype=torch.int64, device=device)
+    return images, torch.zeros(batch, dtype=torch.int64, device=device)
 
 
 def _train_loss(model: nn.Module, images: Tensor, targets) -> Tensor:
@@ -160,11 +160,25 @@ class _LiveTensorBytes(TorchDispatchMode):
 
 
 def measure_peak_memory(model: nn.Module, resolution: int) -> tuple[int, str]:
-    """Peak bytes of one batch-1 training step (forward + backward) and the method used."""
+    """Peak bytes of one batch-1 training step (forward + backward) and the method used.
+
+    Where the last feature map is 1x1, BatchNorm cannot train on one image (one value per
+    channel); the step then runs at batch 2 and the method says so.
+    """
+    try:
+        return _peak_memory(model, resolution, batch=1)
+    except ValueError as exc:
+        if "Expected more than 1 value per channel" not in str(exc):
+            raise
+        peak, method = _peak_memory(model, resolution, batch=2)
+        return peak, f"{method}_batch2"
+
+
+def _peak_memory(model: nn.Module, resolution: int, batch: int) -> tuple[int, str]:
     device = _device(model)
     was_training = model.training
     model.train()
-    images, targets = _example_batch(model, resolution, device)
+    images, targets = _example_batch(model, resolution, device, batch)
     model.zero_grad(set_to_none=True)
     try:
         existing = list(model.parameters()) + list(model.buffers()) + [images]
