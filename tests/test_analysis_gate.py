@@ -128,3 +128,34 @@ def test_analyze_is_deterministic_and_pure():
     s2 = json.dumps(analyze(t, {"n_boot": 30}, rng=4).summary(), sort_keys=True)
     assert s1 == s2
     pd.testing.assert_frame_equal(t, before)  # the input is not modified
+
+
+def test_gate_position_requires_significance_where_given():
+    lp = np.array([5.0, 5.5, 6.0])
+    gains = np.array([0.03, 0.04, 0.05])  # above the margin everywhere, by point estimate
+    assert gate_position(lp, gains, 0.02, np.array([True, True, True])) == ("helps_everywhere", None)
+    # the largest rung's gain is not significantly positive: no gate is claimed
+    assert gate_position(lp, gains, 0.02, np.array([True, True, False])) == ("no_gate_in_range", None)
+    status, g = gate_position(lp, np.array([0.0, 0.03, 0.05]), 0.02, np.array([False, True, True]))
+    assert status == "gate" and g == pytest.approx(5.0 + (0.02 / 0.03) * 0.5)
+
+
+def test_no_gate_from_gains_inside_seed_noise():
+    """Under a true null with large seed noise, point gains above the margin by chance at the top
+    rungs must not be reported as a gate: the rung gains are not significant."""
+    truth = demo_truth(seeds=3, gains={}, run_sd=0.05, noise_sd=0.002)
+    plan = resolve_plan({"n_boot": 300, "margin": 0.001})  # a tiny margin: chance gains exceed it
+    claimed = point = total = 0
+    for seed in range(8):
+        t = validate(simulate_results(truth, seed=seed))
+        y = metric_frame(t, plan)
+        gains, _ = compute_gains(y, cell_table(t, plan), plan)
+        gates = capacity_gates(y, gains, plan, np.random.default_rng(seed))
+        claimed += int(gates["status"].isin(["gate", "helps_everywhere"]).sum())
+        total += len(gates)
+        for _, row in gates.iterrows():  # the same rung gains under a point-estimate rule
+            status, _ = gate_position(np.log10(row["rung_params"]), np.array(row["rung_gains"]), row["margin"])
+            point += status in ("gate", "helps_everywhere")
+    # measured: 10 of 96 claimed with the significance requirement, 54 of 96 by point estimates
+    assert point >= 0.4 * total
+    assert claimed <= 0.15 * total

@@ -3,7 +3,10 @@
 Per (task, family, shift, init), the rung gain ``g_k`` is the mean of the per-cell gains of rung k
 (over the train/eval pairs of that shift). With rungs sorted by params, the gate is the first rung
 from which every larger rung has ``g > margin``; its position is interpolated linearly in log10
-params between that rung and the one below it, where the gain crosses the margin. Status:
+params between that rung and the one below it, where the gain crosses the margin. A rung only
+counts as above the margin when its gain is also significantly positive: the one-sided ``alpha``
+percentile of its bootstrap gains lies above 0 (so a gate is never claimed from point estimates
+that sit inside run-to-run noise). Status:
 
 - ``gate``: a crossing inside the tested range (``gate_params`` set);
 - ``helps_everywhere``: the gain exceeds the margin at every rung (the gate lies below the range);
@@ -30,9 +33,13 @@ __all__ = ["gate_position", "capacity_gates", "GATE_STATUSES"]
 GATE_STATUSES = ("gate", "helps_everywhere", "no_gate_in_range", "undetermined")
 
 
-def gate_position(logp: np.ndarray, gain: np.ndarray, margin: float) -> tuple[str, float | None]:
-    """(status, log10 gate params) from rung gains sorted by log10 params."""
+def gate_position(logp: np.ndarray, gain: np.ndarray, margin: float,
+                  significant: np.ndarray | None = None) -> tuple[str, float | None]:
+    """(status, log10 gate params) from rung gains sorted by log10 params; ``significant`` (bool per
+    rung, default all True) additionally requires each rung above the margin to be significant."""
     above = np.asarray(gain) > margin
+    if significant is not None:
+        above &= np.asarray(significant, dtype=bool)
     if above.all():
         return "helps_everywhere", None
     if not above[-1]:
@@ -84,8 +91,8 @@ def capacity_gates(y: pd.DataFrame, gains: pd.DataFrame, plan: dict[str, Any],
                          "text": f"{what}: undetermined (needs gains at two or more rungs and a margin)"})
             continue
         logp = np.log10(rung["params"].to_numpy(dtype=float))
-        status, lg = gate_position(logp, rung["gain"].to_numpy(), margin)
         boot_pos = np.full(n_boot, np.nan)
+        significant = None
         if n_boot > 0:
             cells = per[["backbone", "train_set", "eval_set"]]
             rung_boot = np.zeros((n_boot, len(rung)))
@@ -99,9 +106,13 @@ def capacity_gates(y: pd.DataFrame, gains: pd.DataFrame, plan: dict[str, Any],
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
                     rung_boot[:, j] = np.nanmean(np.concatenate(parts, axis=1), axis=1)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a rung with no bootstrap value
+                significant = np.nanquantile(rung_boot, plan["alpha"], axis=0) > 0
             for i in range(n_boot):
                 s, p = gate_position(logp, rung_boot[i], margin)
                 boot_pos[i] = -np.inf if s == "helps_everywhere" else np.inf if s == "no_gate_in_range" else p
+        status, lg = gate_position(logp, rung["gain"].to_numpy(), margin, significant)
         agree = None
         ci_low = ci_high = None
         if n_boot > 0:
@@ -122,8 +133,8 @@ def capacity_gates(y: pd.DataFrame, gains: pd.DataFrame, plan: dict[str, Any],
             text = (f"{what}: gain exceeds the margin ({margin:.3g}) at every tested rung "
                     f"({_fmt(10**logp[0])} to {_fmt(10**logp[-1])} params){interval}")
         else:
-            text = (f"{what}: no gate in the tested range: the gain does not exceed the margin ({margin:.3g}) "
-                    f"at the largest rung ({_fmt(10**logp[-1])} params){interval}")
+            text = (f"{what}: no gate in the tested range: the gain does not significantly exceed the margin "
+                    f"({margin:.3g}) at the largest rung ({_fmt(10**logp[-1])} params){interval}")
         rows.append({**base, "status": status, "gate_params": float(10**lg) if lg is not None else None,
                      "ci_low": ci_low, "ci_high": ci_high, "p_status": agree, "text": text})
     cols = ["key", "task", "family", "shift", "init", "baseline", "status", "gate_params", "ci_low", "ci_high",
