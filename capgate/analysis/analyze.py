@@ -165,9 +165,11 @@ def _methods(plan: dict[str, Any], noise: pd.DataFrame, models: list[dict[str, A
         "seeds_needed": (f"smallest seeds per arm giving probability {plan['power']} that an inconclusive "
                          f"contrast resolves if its true gain equals the estimate (capped at {plan['max_seeds']}, "
                          "meaning that many or more)"),
-        "gate": ("rung gains (mean over a shift's train/eval pairs) against the margin; gate = interpolated "
-                 "log10-params crossing below the top run of rungs above the margin; percentile cluster "
-                 f"bootstrap over runs, {plan['n_boot']} replicates"),
+        "gate": ("rung gains (mean over a shift's train/eval pairs) against the margin; a rung is above the "
+                 "margin when its gain exceeds the margin and its bootstrap gain is significantly positive "
+                 f"(one-sided {plan['alpha']} percentile above 0); gate = interpolated log10-params crossing "
+                 "below the top run of rungs above the margin; percentile cluster bootstrap over runs, "
+                 f"{plan['n_boot']} replicates"),
         "ranking": "mean metric per backbone (cell means averaged over train sets); Kendall tau-b between inits; "
                    "bootstrap over seeds for adjacent pairs",
         "models": [{"name": m["name"], "formula_statsmodels": m["formula_statsmodels"],
