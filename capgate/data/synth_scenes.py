@@ -37,7 +37,7 @@ def random_color(rng: np.random.Generator, s: tuple = (0.4, 1.0), v: tuple = (0.
 def make_object(rng: np.random.Generator, shape: str, box: tuple, category: str | None, night: bool = False) -> SceneObject:
     """An object of ``shape`` in ``box`` with sampled colours and a plausible heat per part."""
     parts = SHAPES[shape](rng)
-    roles = {r for r, _, _ in parts}
+    roles = list(dict.fromkeys(r for r, _, _ in parts))  # ordered: a set's order follows PYTHONHASHSEED
     colors = {r: random_color(rng) for r in roles}
     heat = {r: 0.45 + 0.1 * rng.random() for r in roles}  # unknown objects: near ambient
     if shape == "person":
