@@ -44,6 +44,22 @@ def test_same_seed_gives_byte_identical_world(world: WorldManifest, tmp_path: Pa
     assert other.datasets["llvip"]["fingerprint"] != world.datasets["llvip"]["fingerprint"]
 
 
+def test_world_is_identical_across_processes_with_other_hash_seeds(world: WorldManifest, tmp_path: Path) -> None:
+    """Each Ray worker generates in its own process: nothing may depend on PYTHONHASHSEED (a set's
+    iteration order once changed the COCO- and FLIR-like images between processes)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; from capgate.data import WorldConfig, generate_world; import json; "
+            "generate_world(sys.argv[1], WorldConfig.from_dict(json.loads(sys.argv[2])), seed=3)")
+    for hash_seed in ("1", "12345"):
+        out = tmp_path / f"h{hash_seed}"
+        subprocess.run([sys.executable, "-c", code, str(out), json.dumps(TINY.to_dict())], check=True,
+                       env={**os.environ, "PYTHONHASHSEED": hash_seed}, capture_output=True)
+        assert _files(out) == _files(world.root), f"PYTHONHASHSEED={hash_seed} changed the world"
+
+
 def test_manifest_records_config_seed_and_counts(world: WorldManifest) -> None:
     d = json.loads((world.root / "manifest.json").read_text())
     assert d["seed"] == 3 and d["config"]["llvip_train"] == 4 and d["fingerprint"] == world.fingerprint
