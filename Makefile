@@ -23,13 +23,12 @@ test: setup
 
 # CI's regression check: train the demo study afresh into a temporary store and compare it with the
 # committed baseline (cells within noise, verdicts and gates unchanged, the plan's expectations hold).
-CHECK_DIR ?= $(shell mktemp -d /tmp/capgate-check.XXXXXX)
 demo-check: setup
-	$(VENV)/bin/capgate demo --storage $(CHECK_DIR)/store -o $(CHECK_DIR)/report
-	$(VENV)/bin/capgate check $(CHECK_DIR)/store/demo/results.parquet \
-	  $(CHECK_DIR)/store/demo_classification/results.parquet \
+	d=$$(mktemp -d /tmp/capgate-check.XXXXXX) && \
+	$(VENV)/bin/capgate demo --storage $$d/store -o $$d/report && \
+	$(VENV)/bin/capgate check $$d/store/demo/results.parquet $$d/store/demo_classification/results.parquet \
 	  --baseline reports/baselines/demo.json --plan analysis/demo.yaml \
-	  --junit $(CHECK_DIR)/check-junit.xml --only-problems
+	  --junit $$d/check-junit.xml --only-problems
 
 bench: setup
 	$(PY) benchmarks/grid_efficiency.py
