@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from capgate.errors import SpecError
+from capgate.schema import SHIFTS, TASKS
 
 __all__ = [
     "Recipe",
@@ -45,8 +46,6 @@ __all__ = [
     "resolve_root",
 ]
 
-TASKS = ("detection", "classification")
-SHIFTS = ("in_domain", "cross_dataset", "cross_modality", "cross_domain")
 FAMILIES = ("efficientnet", "mobilenetv3")
 OPTIMIZERS = ("sgd", "adamw", "adam")
 SCHEDULES = ("cosine", "constant", "step")

@@ -14,7 +14,7 @@ from capgate.analysis.gains import compute_gains
 from capgate.analysis.gate import capacity_gates, gate_position
 from capgate.analysis.pareto import pareto_front
 from capgate.analysis.ranking import ranking_stability, rankings
-from capgate.analysis.schema import REQUIRED_COLUMNS
+from capgate.schema import REQUIRED_COLUMNS
 
 
 def test_gate_position_by_hand():

@@ -79,7 +79,7 @@ def test_metric_out_of_range(table):
     ok = t.index[t["status"] == "ok"][0]
     t.loc[ok, "map"] = 31.5
     msg = _err(t)
-    assert "metric 'map' out of [0, 1]" in msg and f"row {ok}" in msg and "divide by 100" in msg
+    assert "metric 'map' out of [0, 1]" in msg and f"row {ok}" in msg and "divide percentages by 100" in msg
 
 
 def test_unknown_status_and_shift(table):

@@ -13,7 +13,7 @@ import yaml
 from click.testing import CliRunner
 
 from capgate.analysis.load import validate
-from capgate.analysis.schema import DETECTION_METRICS, REQUIRED_COLUMNS
+from capgate.schema import DETECTION_METRICS, REQUIRED_COLUMNS
 from capgate.cli import cli
 
 TINY_WORLD = {"llvip_train": 12, "llvip_test": 4, "flir_train": 2, "flir_val": 4, "flir_video": 2,

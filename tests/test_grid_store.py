@@ -11,7 +11,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from capgate.analysis.schema import REQUIRED_COLUMNS
+from capgate.schema import REQUIRED_COLUMNS
 from capgate.cli import cli
 from capgate.errors import ResultsError
 from capgate.grid.store import Store

@@ -16,26 +16,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from capgate.analysis.schema import (
-    CLASSIFICATION_METRICS,
-    DETECTION_METRICS,
-    ID_COLUMNS,
+from capgate.schema import (
+    COLUMN_KINDS,
     METRIC_COLUMNS,
     OPTIONAL_COLUMNS,
-    PROVENANCE_COLUMNS,
+    PRIMARY_METRIC,
     REQUIRED_COLUMNS,
     SHIFTS,
     STATUSES,
     TASKS,
+    metrics_for,
 )
 from capgate.errors import ResultsError
 
-__all__ = ["load_results", "validate", "PRIMARY_METRIC"]
+__all__ = ["load_results", "validate", "metrics_for"]
 
 log = logging.getLogger(__name__)
-
-#: The metric an ``ok`` row of each task must carry (the plan may analyse another one).
-PRIMARY_METRIC = {"detection": "map", "classification": "top1"}
 
 _MAX_LISTED = 5
 
@@ -56,11 +52,11 @@ def load_results(path: str | Path) -> pd.DataFrame:
         try:
             table = pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises many types for a broken file
-            raise ResultsError(f"{path}: cannot read parquet ({exc}); rewrite it with `capgate collect`") from exc
+            raise ResultsError(f"{path}: cannot read parquet ({exc}); rerun `capgate run-grid SPEC` (it rewrites results.parquet from the study store) or pass the study folder") from exc
     elif path.suffix.lower() == ".csv":
         try:
             # string columns read as strings: a git sha of digits or an all-hex run id stays text
-            str_cols = [c for c, k in {**ID_COLUMNS, **PROVENANCE_COLUMNS, **OPTIONAL_COLUMNS}.items() if k == "str"]
+            str_cols = [c for c, k in COLUMN_KINDS.items() if k == "str"]
             table = pd.read_csv(path, dtype={c: str for c in str_cols}, keep_default_na=True)
         except Exception as exc:
             raise ResultsError(f"{path}: cannot read CSV ({exc}); check the file is a complete CSV") from exc
@@ -123,10 +119,11 @@ def _is_str_like(s: pd.Series, allow_missing: bool) -> np.ndarray:
     return bad
 
 
-def _coerce(table: pd.DataFrame, col: str, kind: str, *, required: bool, source: str) -> None:
+def _coerce(table: pd.DataFrame, col: str, kind: str, *, required: bool | pd.Series, source: str) -> None:
+    """Type-check one column in place; ``required`` is True (every row), False, or a row mask."""
     s = table[col]
     if kind == "str":
-        allow_missing = not required
+        allow_missing = required is not True
         if s.isna().all() and allow_missing:
             table[col] = s.astype(object)
             return
@@ -144,11 +141,14 @@ def _coerce(table: pd.DataFrame, col: str, kind: str, *, required: bool, source:
             f"{source}: column {col!r} must be numeric ({kind}); non-numeric values at {_rows(table, bad_type)} "
             f"(e.g. {s[bad_type].iloc[0]!r}); fix the writer or the file"
         )
-    if kind == "int":
-        if required and num.isna().any():
+    if required is not False:
+        need = num.isna() if required is True else (num.isna() & required)
+        if need.any():
             raise ResultsError(
-                f"{source}: column {col!r} (int) is missing at {_rows(table, num.isna())}; every row needs it"
+                f"{source}: column {col!r} ({kind}) is missing at {_rows(table, need)}; "
+                + ("every row needs it" if required is True else "every 'ok' row needs it")
             )
+    if kind == "int":
         frac = num.notna() & (num != np.round(num))
         if frac.any():
             raise ResultsError(
@@ -157,8 +157,6 @@ def _coerce(table: pd.DataFrame, col: str, kind: str, *, required: bool, source:
             )
         table[col] = num.astype("Int64") if num.isna().any() else num.astype("int64")
     else:
-        if required and col in ID_COLUMNS and num.isna().any():
-            raise ResultsError(f"{source}: column {col!r} is missing at {_rows(table, num.isna())}; every row needs it")
         table[col] = num.astype("float64")
 
 
@@ -177,17 +175,20 @@ def validate(table: pd.DataFrame, *, source: str = "results table") -> pd.DataFr
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
         raise ResultsError(
-            f"{source}: missing required column(s) {missing}; the grid writes all of "
-            f"{list(REQUIRED_COLUMNS)} (see DESIGN.md, 'The results table')"
+            f"{source}: missing required column(s) {missing}; an analysis needs "
+            f"{list(REQUIRED_COLUMNS)} plus the task's metric (see docs/architecture.md, 'The results table')"
         )
     t = table.reset_index(drop=True).copy()
-    for col, kind in ID_COLUMNS.items():
-        _coerce(t, col, kind, required=True, source=source)
-    for col, kind in PROVENANCE_COLUMNS.items():
-        _coerce(t, col, kind, required=False, source=source)
+    ok_rows = t["status"] == "ok"
+    for col, kind in REQUIRED_COLUMNS.items():
+        # a failed run may lack numbers it never measured (params of a model never built)
+        need: bool | pd.Series = ok_rows if col == "params" else True
+        _coerce(t, col, kind, required=need, source=source)
     for col, kind in OPTIONAL_COLUMNS.items():
         if col in t.columns:
             _coerce(t, col, kind, required=False, source=source)
+        else:  # unknown, shown as unknown: never invented
+            t[col] = pd.Series([None] * len(t), dtype=object) if kind == "str" else np.nan
     for col, allowed in (("task", TASKS), ("status", STATUSES), ("shift", SHIFTS)):
         bad = ~t[col].isin(allowed)
         if bad.any():
@@ -205,7 +206,7 @@ def validate(table: pd.DataFrame, *, source: str = "results table") -> pd.DataFr
         if out.any():
             raise ResultsError(
                 f"{source}: metric {col!r} out of [0, 1] at {_rows(t, out)} (e.g. {num[out].iloc[0]!r}); "
-                "metrics are fractions, not percent: divide by 100"
+                + ("metrics are fractions in [0, 1]: divide percentages by 100" if np.isfinite(num[out].iloc[0]) else "record a non-finite metric as NaN with status 'diverged' or 'failed'")
             )
     for task, metric in PRIMARY_METRIC.items():
         ok = (t["task"] == task) & (t["status"] == "ok")
@@ -235,8 +236,3 @@ def validate(table: pd.DataFrame, *, source: str = "results table") -> pd.DataFr
             "a run_id names one trained model: regenerate the run ids from the specs"
         )
     return t
-
-
-def metrics_for(task: str) -> tuple[str, ...]:
-    """Metric columns of one task."""
-    return DETECTION_METRICS if task == "detection" else CLASSIFICATION_METRICS

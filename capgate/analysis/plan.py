@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from capgate.analysis.schema import CLASSIFICATION_METRICS, DETECTION_METRICS, SHIFTS, TASKS
+from capgate.schema import CLASSIFICATION_METRICS, DETECTION_METRICS, SHIFTS, TASKS
 from capgate.analysis.result import VERDICTS
 from capgate.errors import SpecError
 

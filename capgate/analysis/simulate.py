@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from capgate.errors import SpecError
+from capgate.schema import metrics_for
 
 __all__ = ["Truth", "simulate_results", "true_gain", "true_gains", "demo_truth"]
 
@@ -166,7 +167,7 @@ def simulate_results(truth: Truth | dict[str, Any] | None = None, *, seed: int |
     elif isinstance(truth, dict):
         truth = Truth.from_dict(truth)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    metrics = ("map", "ap50", "ap75") if truth.task == "detection" else ("top1", "top5", "macro_f1")
+    metrics = metrics_for(truth.task)
     rows = []
     for fam, rungs in truth.families.items():
         for r_i, (backbone, params) in enumerate(rungs):

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 import tempfile
 import time
@@ -26,6 +25,7 @@ from typing import Any
 
 from capgate.errors import GridError, SpecError
 from capgate.grid.store import Store
+from capgate.schema import build_records
 from capgate.spec import PretrainSpec, RunSpec, StudySpec, expand, load_study
 
 __all__ = ["GridPlan", "GridResult", "plan_grid", "run_grid", "resolve_storage", "DEFAULT_STORAGE"]
@@ -155,15 +155,13 @@ def _lost_records(spec: RunSpec, error: str) -> list[dict[str, Any]]:
 
     rung = get_rung(spec.rung)
     now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
-    metrics = ("map", "ap50", "ap75") if spec.task == "detection" else ("top1", "top5", "macro_f1")
-    return [{"study": spec.study, "task": spec.task, "run_id": spec.run_id, "family": spec.family,
-             "width": float(rung.width), "depth": float(rung.depth), "resolution": spec.recipe.resolution,
-             "backbone": rung.backbone_name, "rung": rung.name, "params": -1, "macs": -1, "init": spec.init,
-             "init_source": spec.init_stage or "none", "train_set": spec.train_set.name, "eval_set": e.name,
-             "shift": e.shift, "seed": spec.seed, "status": "failed", "error": error,
-             "spec_hash": spec.spec_hash, "data_fingerprint": "", "started_at": now, "ended_at": now,
-             "wall_seconds": 0.0, **provenance_versions(), **{m: math.nan for m in metrics}}
-            for e in spec.train_set.evals]
+    base = {"study": spec.study, "task": spec.task, "run_id": spec.run_id, "family": spec.family,
+            "width": float(rung.width), "depth": float(rung.depth), "resolution": spec.recipe.resolution,
+            "backbone": rung.backbone_name, "rung": rung.name, "params": None, "macs": None, "init": spec.init,
+            "init_source": spec.init_stage or "none", "train_set": spec.train_set.name, "seed": spec.seed,
+            "spec_hash": spec.spec_hash, "data_fingerprint": None, **provenance_versions()}
+    return build_records(base, [(e.name, e.shift) for e in spec.train_set.evals], status="failed", error=error,
+                         started_at=now, ended_at=now, wall_seconds=0.0)
 
 
 def run_grid(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (), storage: str | Path | None = None,

@@ -19,16 +19,12 @@ from typing import Any
 
 import pandas as pd
 
-from capgate.analysis.schema import (CLASSIFICATION_METRICS, DETECTION_METRICS, OPTIONAL_COLUMNS,
-                                     REQUIRED_COLUMNS)
+from capgate.schema import FINAL_STATUSES, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, TASK_METRICS
 from capgate.errors import ResultsError
 
 __all__ = ["Store", "atomic_write_json", "FINAL_STATUSES"]
 
 log = logging.getLogger(__name__)
-
-#: Statuses that count as done: a rerun of the grid skips them. ``failed`` runs are retried.
-FINAL_STATUSES = ("ok", "diverged")
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -118,7 +114,7 @@ class Store:
             if doc is not None:
                 rows.extend(doc["records"])
         df = pd.DataFrame(rows)
-        metrics = list(DETECTION_METRICS if task == "detection" else CLASSIFICATION_METRICS if task else ())
+        metrics = list(TASK_METRICS.get(task, ())) if task else []
         for col in list(REQUIRED_COLUMNS) + metrics:
             if col not in df.columns:
                 df[col] = math.nan

@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from capgate.grid.store import FINAL_STATUSES, Store
+from capgate.grid.store import Store
+from capgate.schema import FINAL_STATUSES, PRIMARY_METRIC
 from capgate.spec import PretrainSpec, RunSpec
 
 __all__ = ["run_trial", "train_stage", "summary_metrics"]
@@ -33,7 +34,7 @@ def summary_metrics(spec: RunSpec, records: list[dict[str, Any]], busy: float, s
     status = "failed" if "failed" in statuses else "diverged" if "diverged" in statuses else "ok"
     out: dict[str, Any] = {"run_id": spec.run_id, "status": status, "busy_seconds": busy, "skipped": skipped,
                            "backbone": first.get("backbone"), "init": spec.init, "seed": spec.seed}
-    metric = "map" if spec.task == "detection" else "top1"
+    metric = PRIMARY_METRIC[spec.task]
     for r in records:
         if r.get("shift") == "in_domain":
             out[f"in_domain_{metric}"] = r.get(metric)

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from capgate.errors import SpecError
+from capgate.schema import TASKS
 from capgate.models.classifier import build_classifier
 from capgate.models.detector import build_detector
 from capgate.models.ladder import Rung, ladder
 from capgate.models.profile import profile_model
 
-__all__ = ["TASKS", "DEFAULT_NUM_CLASSES", "ladder_table", "format_ladder_table"]
+__all__ = ["DEFAULT_NUM_CLASSES", "ladder_table", "format_ladder_table"]
 
-TASKS = ("detection", "classification")
 #: Classes when none are given: one (person, the cross-dataset class) for detection, ten for
 #: classification.
 DEFAULT_NUM_CLASSES = {"detection": 1, "classification": 10}

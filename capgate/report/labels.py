@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from capgate.analysis.schema import SHIFTS
+from capgate.schema import SHIFTS
 
 __all__ = ["pair_label", "shift_order"]
 

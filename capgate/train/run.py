@@ -1,6 +1,6 @@
 """``train_one_run(spec, storage)``: one trained model, scored on every eval set.
 
-It returns one result record (a results-table row, see ``capgate.analysis.schema``) per eval
+It returns one result record (a results-table row, see ``capgate.schema``) per eval
 set, and never raises for a failed run: a non-finite loss gives records with status
 ``diverged``, any other exception records with status ``failed`` and the error text, so one bad
 cell never brings a grid down. The run folder ``<storage>/<study>/runs/<run_id>/`` gets
@@ -13,7 +13,6 @@ import datetime as _dt
 import functools
 import json
 import logging
-import math
 import subprocess
 import time
 import traceback
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from capgate.errors import DivergedError
+from capgate.schema import build_records
 from capgate.spec import PretrainSpec, RunSpec, resolve_root
 
 __all__ = ["train_one_run", "run_dir", "provenance_versions"]
@@ -58,10 +58,6 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _metric_names(task: str) -> tuple[str, ...]:
-    return ("map", "ap50", "ap75") if task == "detection" else ("top1", "top5", "macro_f1")
-
-
 def train_one_run(spec: RunSpec, storage: Path | str, stages: dict[str, PretrainSpec] | None = None,
                   device: Any = None) -> list[dict[str, Any]]:
     """Train ``spec``'s model under the study's recipe and score it on every eval set.
@@ -81,7 +77,7 @@ def train_one_run(spec: RunSpec, storage: Path | str, stages: dict[str, Pretrain
     base: dict[str, Any] = {
         "study": spec.study, "task": spec.task, "run_id": spec.run_id, "family": spec.family,
         "width": float(rung.width), "depth": float(rung.depth), "resolution": spec.recipe.resolution,
-        "backbone": rung.backbone_name, "rung": rung.name, "params": -1, "macs": -1,
+        "backbone": rung.backbone_name, "rung": rung.name, "params": None, "macs": None,
         "init": spec.init, "init_source": "none", "train_set": spec.train_set.name, "seed": spec.seed,
         "spec_hash": spec.spec_hash, "data_fingerprint": "", "class_map": str(spec.class_map or ""),
         "epochs": spec.recipe.epochs, **provenance_versions(),
@@ -97,15 +93,9 @@ def train_one_run(spec: RunSpec, storage: Path | str, stages: dict[str, Pretrain
         status = "failed"
         error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
         log.error("run %s failed: %s", spec.run_id, exc)
-    ended = _now()
-    records = []
-    for ev in spec.train_set.evals:
-        row = dict(base, eval_set=ev.name, shift=ev.shift, status=status, error=error,
-                   started_at=started, ended_at=ended, wall_seconds=round(time.perf_counter() - t0, 3))
-        for m in _metric_names(spec.task):
-            row[m] = scores.get(ev.name, {}).get(m, math.nan)
-        records.append(row)
-    return records
+    return build_records(base, [(ev.name, ev.shift) for ev in spec.train_set.evals], status=status,
+                         scores=scores, error=error, started_at=started, ended_at=_now(),
+                         wall_seconds=round(time.perf_counter() - t0, 3))
 
 
 def _profile(model: Any, spec: RunSpec, cache: Path, profile_model: Any) -> dict[str, Any]:
