@@ -1,0 +1,42 @@
+"""Group-sequential boundaries (Lan-DeMets spending): hand-checkable values and simulated error rates."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from capgate.analysis.sequential import boundaries, nominal_levels, spent
+
+
+def test_single_look_is_the_fixed_sample_test():
+    assert boundaries([1.0], 0.05)[0] == pytest.approx(1.959964, abs=1e-5)
+    assert nominal_levels([1.0], 0.05)[0] == pytest.approx(0.05, abs=1e-6)
+
+
+def test_first_boundary_is_analytic_and_all_alpha_is_spent_by_t1():
+    # obrien_fleming spends 2 - 2 Phi(1.96 / sqrt(0.25)) = 2 - 2 Phi(3.92) by t = 1/4
+    a = spent(0.25, 0.05)
+    assert a == pytest.approx(2 * stats.norm.sf(stats.norm.ppf(0.975) / 0.5))
+    c = boundaries([0.25, 0.5, 0.75, 1.0], 0.05)
+    assert c[0] == pytest.approx(stats.norm.ppf(1 - a / 2), abs=1e-6)
+    assert np.all(np.diff(c) < 0) and c[-1] > 1.96
+    assert spent(1.0, 0.05) == pytest.approx(0.05) and spent(1.0, 0.05, "pocock") == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("kind", ["obrien_fleming", "pocock"])
+def test_simulated_type_one_error_equals_alpha(kind):
+    t = np.array([0.3, 0.5, 0.7, 1.0])
+    c = boundaries(t, 0.05, kind)
+    rng = np.random.default_rng(7)
+    inc = rng.normal(size=(200_000, len(t))) * np.sqrt(np.diff(np.r_[0.0, t]))
+    z = np.cumsum(inc, axis=1) / np.sqrt(t)
+    rate = (np.abs(z) >= c).any(axis=1).mean()
+    assert abs(rate - 0.05) < 0.002  # MC SE ~ 0.0005
+
+
+def test_fractions_beyond_one_spend_nothing_more_and_bad_input_is_named():
+    c = boundaries([0.5, 1.0, 1.5], 0.05)
+    assert np.isinf(c[2])
+    with pytest.raises(ValueError, match="non-decreasing"):
+        boundaries([0.6, 0.3])
+    with pytest.raises(ValueError, match="valid: obrien_fleming, pocock"):
+        boundaries([1.0], 0.05, "haybittle")
