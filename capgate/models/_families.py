@@ -89,11 +89,11 @@ def builder_call(rung: Rung) -> str:
     info = rung.info
     if info.name == "shufflenetv2":
         repeats, channels = shufflenet_v2_config(rung.width, rung.depth)
-        return f"ShuffleNetV2(stages_repeats={repeats}, stages_out_channels={channels})"
+        return f"{info.builder}(stages_repeats={repeats}, stages_out_channels={channels})"
     args = [repr(info.timm_variant), f"{info.width_arg}={rung.width:g}"]
     if info.depth_arg is not None:
         args.append(f"{info.depth_arg}={rung.depth:g}")
-    return f"{info.builder.rpartition('.')[2]}({', '.join(args)})"
+    return f"{info.builder}({', '.join(args)})"
 
 
 # Default rungs: (name, family, width, depth, label), largest first within each family.

@@ -48,16 +48,17 @@ class FeatureInfo:
 
 class ShuffleNetV2Features(DualGraphModule):
     """torchvision's traced features network (one graph per train/eval mode) returning a list,
-    with a ``feature_info`` that survives ``copy.deepcopy`` (which rebuilds a GraphModule)."""
+    with a ``feature_info`` and a train/eval mode that survive ``copy.deepcopy`` (which rebuilds
+    a GraphModule)."""
 
     def __init__(self, traced: DualGraphModule, info: FeatureInfo) -> None:
         super().__init__(traced, traced.train_graph, traced.eval_graph, class_name="ShuffleNetV2Features")
         self.feature_info = info
 
     def __deepcopy__(self, memo):
-        copied = super().__deepcopy__(memo)
+        copied = super().__deepcopy__(memo)  # rebuilt in train mode: restore the mode too
         copied.feature_info = self.feature_info
-        return copied
+        return copied.train(self.training)
 
 
 def build_shufflenet_v2(rung: Rung, *, features_only: bool, out_indices: tuple[int, ...],

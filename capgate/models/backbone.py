@@ -81,10 +81,10 @@ def build_backbone(
 def _load_by_name(model: nn.Module, path: Path) -> None:
     import torch
 
-    from capgate.models.checkpoint import read_weights
+    from capgate.models.checkpoint import feature_key, read_weights
 
-    source = read_weights(path)[0]
     target = model.state_dict()
+    source = {feature_key(k, target): v for k, v in read_weights(path)[0].items()}
     matched = {k: v for k, v in source.items() if k in target and target[k].shape == v.shape}
     with torch.no_grad():
         model.load_state_dict(matched, strict=False)
@@ -93,10 +93,10 @@ def _load_by_name(model: nn.Module, path: Path) -> None:
 def _check_load(model: nn.Module, path: Path, rung: Rung) -> None:
     """timm loads a features network with ``strict=False``: a file whose keys do not match
     (a detector's ``backbone.body.*``, say) would load nothing, silently. Refuse that."""
-    from capgate.models.checkpoint import read_weights
+    from capgate.models.checkpoint import feature_key, read_weights
 
-    source = read_weights(path)[0]
     target = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    source = {feature_key(k, target): v for k, v in read_weights(path)[0].items()}
     matched = sum(1 for k, v in target.items() if k in source and source[k].shape == v.shape)
     if matched < len(target) / 2:
         loader = "timm" if rung.info.source == "timm" else "capgate"

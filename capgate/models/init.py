@@ -2,11 +2,14 @@
 
 ``init_from=None`` is ``scratch`` (timm's own initialization, nothing loaded). Otherwise the
 file may be a capgate checkpoint of any kind, a timm checkpoint (full classification model or
-features-only: timm's features networks keep the full model's parameter names), a torchvision
+features-only), a torchvision
 or plain state dict (``.pt``/``.pth``, possibly wrapped in ``{"state_dict" | "model": ...}``)
 or safetensors. Keys are matched after stripping the one prefix (``""``, ``backbone.body.``,
 ``backbone.``, ``body.``, ``model.``, ...) that matches most of the target's keys, so a
-detector's, a classifier's and a bare backbone's weights all map onto each other.
+detector's, a classifier's and a bare backbone's weights all map onto each other; a full
+network's ``blocks.0.*`` also matches a flattened timm features network's ``blocks_0.*``
+(GhostNet; :func:`capgate.models.checkpoint.feature_key`). torchvision's ShuffleNetV2 features
+keep torchvision's names, so its weights load as they are.
 
 Every load is reported (:class:`LoadReport`): tensors loaded, skipped (in the file, not in the
 target), missing (in the target, not in the file) and shape-mismatched. A load that matched
@@ -26,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from capgate.errors import CheckpointError, SpecError
-from capgate.models.checkpoint import backbone_module, file_sha256, read_weights
+from capgate.models.checkpoint import backbone_module, feature_key, file_sha256, read_weights
 from capgate.models.detector import CLASS_SPECIFIC_KEYS
 
 __all__ = ["PARTS", "LoadReport", "initialize"]
@@ -86,7 +89,7 @@ def _counted(key: str) -> bool:
 def _best_prefix(source: dict[str, Tensor], target: set[str], prefixes: tuple[str, ...]) -> str:
     def hits(prefix: str) -> int:
         n = len(prefix)
-        return sum(1 for k in source if k.startswith(prefix) and k[n:] in target)
+        return sum(1 for k in source if k.startswith(prefix) and feature_key(k[n:], target) in target)
 
     return max(prefixes, key=hits)  # max keeps the first of equals: "" wins ties
 
@@ -140,7 +143,7 @@ def initialize(
     to_load: dict[str, Tensor] = {}
     loaded, skipped, mismatched, reinit = [], [], [], []
     for key, tensor in source.items():
-        name = key[n:] if key.startswith(prefix) else None
+        name = feature_key(key[n:], target_sd) if key.startswith(prefix) else None
         if name in excluded:
             reinit.append(name)
         elif name is None or name not in target_sd:

@@ -48,7 +48,44 @@ they do not depend on the resolution; the test suite pins them, checks the order
 and the 1M ceiling). Note that MobileNetV3 depth 0.75 builds the same blocks as 1.0 (``ceil``
 rounding), hence S-0's 1.0:
 
-TABLE
+====  =================  =====  =====  ====  =====  ========  ==========
+rung  family             width  depth  neck  convs  detector  classifier
+====  =================  =====  =====  ====  =====  ========  ==========
+B-1   efficientnet        0.50   0.50    48      2   713,574     555,050
+B-2   efficientnet        0.40   0.50    40      2   502,820     392,744
+B-3   efficientnet        0.30   0.50    32      2   277,402     206,942
+B-4   efficientnet        0.25   0.25    24      1   127,954      98,182
+B-5   efficientnet        0.20   0.25    16      1    76,826      63,358
+B-6   efficientnet        0.15   0.25    16      1    56,598      43,354
+B-7   efficientnet        0.10   0.25    16      1    41,874      28,726
+S-0   mobilenetv3         0.45   1.00    40      4   838,222     660,626
+S-1   mobilenetv3         0.50   0.50    48      2   642,214     471,530
+S-2   mobilenetv3         0.35   0.50    32      2   328,582     252,586
+S-3   mobilenetv3         0.25   0.50    24      2   193,398     150,874
+S-4   mobilenetv3         0.25   0.25    24      1   121,062      89,050
+S-5   mobilenetv3         0.15   0.25    16      1    48,918      35,098
+S-6   mobilenetv3         0.10   0.25    16      1    37,038      23,506
+L-1   efficientnet_lite   0.50   0.50    48      2   625,094     466,570
+L-2   efficientnet_lite   0.35   0.50    32      2   309,478     238,410
+L-3   efficientnet_lite   0.25   0.25    24      1   115,350      85,578
+L-4   efficientnet_lite   0.10   0.25    16      1    39,270      26,122
+M-1   mobilenetv2         0.50   0.50    48      2   486,598     328,842
+M-2   mobilenetv2         0.35   0.50    32      2   241,766     170,954
+M-3   mobilenetv2         0.25   0.25    24      1    83,606      54,218
+M-4   mobilenetv2         0.10   0.25    16      1    30,182      17,034
+G-1   ghostnet            0.50   1.00    48      4   490,346     252,302
+G-2   ghostnet            0.35   1.00    32      4   239,582     132,882
+G-3   ghostnet            0.25   1.00    24      4   133,480      73,116
+G-4   ghostnet            0.10   1.00    16      4    42,262      15,290
+LC-1  lcnet               0.50   1.00    48      4   524,534     273,466
+LC-2  lcnet               0.35   1.00    32      4   250,864     138,580
+LC-3  lcnet               0.25   1.00    24      4   140,766      77,634
+LC-4  lcnet               0.10   1.00    16      4    43,640      16,028
+SH-1  shufflenetv2        0.75   0.50    72      2   621,322     248,966
+SH-2  shufflenetv2        0.50   0.50    48      2   280,090     114,222
+SH-3  shufflenetv2        0.35   0.25    32      1    90,504      34,868
+SH-4  shufflenetv2        0.15   0.25    16      1    22,028       8,216
+====  =================  =====  =====  ====  =====  ========  ==========
 
 Each new family's rung note names the builder call (``capgate models --json`` gives it for
 every rung as ``builder``). Names in the results table (``backbone`` column): a default rung
