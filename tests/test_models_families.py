@@ -74,6 +74,17 @@ def test_every_family_states_its_scaling_and_pins_its_builder():
                                              "channel_multiplier=0.25, depth_multiplier=0.25)")
 
 
+def test_the_installed_builders_are_the_pinned_versions():
+    """Private builders and the parameter counts pinned in test_models_ladder depend on these."""
+    import timm
+    import torchvision
+
+    installed = {"timm": timm.__version__, "torchvision": torchvision.__version__.split("+")[0]}
+    for info in FAMILIES.values():
+        package, version = info.pinned.split("==")
+        assert installed[package] == version, f"{info.name} is pinned to {info.pinned}"
+
+
 def test_shufflenet_stage_rule():
     assert shufflenet_v2_config(1.0, 1.0) == ([4, 8, 4], [24, 116, 232, 464, 1024])  # torchvision's x1.0
     assert shufflenet_v2_config(0.5, 0.5) == ([2, 4, 2], [12, 60, 116, 232, 1024])  # 58 -> 60: half rounds up

@@ -20,49 +20,49 @@ _TORCHVISION = "torchvision==0.29.1"
 _BUILD_TIMM = "capgate.models._timm:build_timm"
 
 register_family(FamilyInfo(
-    name="efficientnet", title="EfficientNet-B0", arch="efficientnet_b0", prefix="B", source="timm",
+    name="efficientnet", arch="efficientnet_b0", prefix="B", source="timm",
     builder="timm.models.efficientnet._gen_efficientnet", timm_variant="efficientnet_b0",
     width_arg="channel_multiplier", depth_arg="depth_multiplier", factory=_BUILD_TIMM, pinned=_TIMM,
     scaling="width = channel_multiplier (channels rounded to multiples of 8, at least 8); depth = "
             "depth_multiplier (block repeats per stage, ceil-rounded, at least 1)",
 ))
 register_family(FamilyInfo(
-    name="mobilenetv3", title="MobileNetV3-Large", arch="mobilenetv3_large", prefix="S", source="timm",
+    name="mobilenetv3", arch="mobilenetv3_large", prefix="S", source="timm",
     builder="timm.models.mobilenetv3._gen_mobilenet_v3", timm_variant="mobilenetv3_large_100",
     width_arg="channel_multiplier", depth_arg="depth_multiplier", factory=_BUILD_TIMM, pinned=_TIMM,
     scaling="width = channel_multiplier (multiples of 8, at least 8; the 16-channel stem is fixed below "
             "width 0.75); depth = depth_multiplier (repeats per stage, ceil-rounded)",
 ))
 register_family(FamilyInfo(
-    name="efficientnet_lite", title="EfficientNet-Lite0", arch="efficientnet_lite0", prefix="L", source="timm",
+    name="efficientnet_lite", arch="efficientnet_lite0", prefix="L", source="timm",
     builder="timm.models.efficientnet._gen_efficientnet_lite", timm_variant="efficientnet_lite0",
     width_arg="channel_multiplier", depth_arg="depth_multiplier", factory=_BUILD_TIMM, pinned=_TIMM,
     scaling="width = channel_multiplier (multiples of 8, at least 8; the 32-channel stem is fixed); depth = "
             "depth_multiplier (repeats of the middle stages, ceil-rounded; first and last stage fixed)",
 ))
 register_family(FamilyInfo(
-    name="mobilenetv2", title="MobileNetV2", arch="mobilenetv2", prefix="M", source="timm",
+    name="mobilenetv2", arch="mobilenetv2", prefix="M", source="timm",
     builder="timm.models.efficientnet._gen_mobilenet_v2", timm_variant="mobilenetv2_100",
     width_arg="channel_multiplier", depth_arg="depth_multiplier", factory=_BUILD_TIMM, pinned=_TIMM,
     scaling="width = channel_multiplier (stem included; multiples of 8, at least 8); depth = "
             "depth_multiplier (repeats per stage, ceil-rounded)",
 ))
 register_family(FamilyInfo(
-    name="ghostnet", title="GhostNet", arch="ghostnet", prefix="G", source="timm",
+    name="ghostnet", arch="ghostnet", prefix="G", source="timm",
     builder="timm.models.ghostnet._create_ghostnet", timm_variant="ghostnet_100",
     width_arg="width", depth_arg=None, factory=_BUILD_TIMM, pinned=_TIMM,
     scaling="width = width (channels rounded to multiples of 4 by GhostNet itself); no depth argument: "
             "depth is 1, so the FCOS head keeps 4 convs per tower",
 ))
 register_family(FamilyInfo(
-    name="lcnet", title="PP-LCNet", arch="lcnet", prefix="LC", source="timm",
+    name="lcnet", arch="lcnet", prefix="LC", source="timm",
     builder="timm.models.mobilenetv3._gen_lcnet", timm_variant="lcnet_100",
     width_arg="channel_multiplier", depth_arg=None, factory=_BUILD_TIMM, pinned=_TIMM,
     scaling="width = channel_multiplier (multiples of 8, at least 8); no depth argument: depth is 1, so "
             "the FCOS head keeps 4 convs per tower",
 ))
 register_family(FamilyInfo(
-    name="shufflenetv2", title="ShuffleNetV2", arch="shufflenet_v2", prefix="SH", source="torchvision",
+    name="shufflenetv2", arch="shufflenet_v2", prefix="SH", source="torchvision",
     builder="torchvision.models.ShuffleNetV2", timm_variant=None,
     width_arg="stages_out_channels", depth_arg="stages_repeats",
     factory="capgate.models._torchvision:build_shufflenet_v2", pinned=_TORCHVISION,

@@ -58,7 +58,6 @@ class FamilyInfo:
     factory: str
     pinned: str
     scaling: str
-    title: str = ""
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:

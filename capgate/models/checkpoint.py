@@ -92,8 +92,8 @@ def feature_key(name: str, target: set[str] | dict[str, Any]) -> str:
 
 
 def backbone_module(model: nn.Module) -> nn.Module:
-    """The timm backbone inside a capgate detector (``backbone.body``) or classifier
-    (``backbone``); a bare timm backbone is returned as is."""
+    """The backbone inside a capgate detector (``backbone.body``) or classifier
+    (``backbone``); a bare features backbone (one with ``feature_info``) is returned as is."""
     kind = getattr(model, "capgate_kind", None)
     if kind == "detector":
         return model.backbone.body

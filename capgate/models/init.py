@@ -102,9 +102,9 @@ def initialize(
     min_fraction: float = 0.5,
 ) -> LoadReport:
     """Load weights from ``init_from`` into ``model`` (a capgate detector or classifier, or a
-    timm backbone) and report what happened.
+    features backbone) and report what happened.
 
-    ``part="backbone"`` loads only the timm backbone; ``part="detector"`` loads a whole
+    ``part="backbone"`` loads only the backbone; ``part="detector"`` loads a whole
     detector except its class-specific logits conv (box regression and centerness are
     class-agnostic and load), so a detector pretrained on other categories fine-tunes here.
     Raises :class:`CheckpointError` when the file is unreadable or the load matched less than
@@ -131,7 +131,7 @@ def initialize(
         raise CheckpointError(f"{path}: holds a {ckpt.kind}, not a detector; load it with part='backbone'")
     model_rung = getattr(model, "rung", None)
     if ckpt is not None and model_rung is not None and ckpt.rung.family != model_rung.family:
-        # timm names both families' blocks alike and small rungs share shapes: refuse outright
+        # timm names different families' blocks alike and small rungs share shapes: refuse outright
         raise CheckpointError(f"{path}: holds a {ckpt.rung.family} network ({ckpt.rung.backbone_name}), the "
                               f"model is {model_rung.family} ({model_rung.backbone_name}); give a checkpoint of "
                               f"the model's family")
