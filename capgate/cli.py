@@ -15,6 +15,7 @@ import click
 
 from capgate import __version__
 from capgate.errors import CapgateError
+from capgate.models.ladder import family_names
 
 EXIT_CODES_HELP = "Exit codes: 0 success, 1 failure, 2 unusable input."
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -93,8 +94,8 @@ def data_verify(ctx: click.Context, path: str, fmt: str, all_images: bool, as_js
 
 
 @cli.command("models", context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES_HELP)
-@click.option("--family", type=click.Choice(["efficientnet", "mobilenetv3"]), default=None,
-              help="Only this family's rungs (default: both).")
+@click.option("--family", type=click.Choice(family_names()), default=None,
+              help="Only this family's rungs (default: every registered family).")
 @click.option("--resolution", type=click.IntRange(32, 4096), default=128, show_default=True,
               help="Input size in pixels for MACs and latency.")
 @click.option("--task", type=click.Choice(["detection", "classification"]), default="detection",
@@ -108,7 +109,8 @@ def models_cmd(family: str | None, resolution: int, task: str, num_classes: int 
                as_json: bool) -> None:
     """Print the capacity ladder: each rung's multipliers, exact parameters, MACs and latency.
 
-    MACs = FLOPs / 2 of one image at --resolution, counted by torch's FlopCounterMode.
+    MACs = FLOPs / 2 of one image at --resolution, counted by torch's FlopCounterMode. --json adds
+    each rung's family rule (scaling) and the upstream builder call that builds it (builder).
     """
     import json
 

@@ -46,7 +46,7 @@ __all__ = [
     "resolve_root",
 ]
 
-FAMILIES = ("efficientnet", "mobilenetv3")
+from capgate.models.ladder import FAMILIES  # noqa: E402  (the family registry, name -> FamilyInfo; its keys are the valid families)
 OPTIMIZERS = ("sgd", "adamw", "adam")
 SCHEDULES = ("cosine", "constant", "step")
 DETECTION_FORMATS = ("llvip", "flir", "coco")

@@ -26,13 +26,26 @@ def test_json_lists_every_rung_with_exact_counts(capsys):
     assert run_main(["models", "--json", "--no-latency", "--resolution", "64"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["rung"] for r in rows] == [r.name for r in ladder()]
-    assert len(rows) == 14
+    assert len(rows) == 34
     b7 = rows[[r["rung"] for r in rows].index("B-7")]
     assert b7["backbone"] == "efficientnet_b0@w0.1d0.25 (B-7)"
     assert (b7["width"], b7["depth"], b7["task"], b7["num_classes"]) == (0.1, 0.25, "detection", 1)
     assert b7["resolution"] == 64
     assert b7["params"] == count_params(build_detector(get_rung("B-7"), 1, 64)) == 41_874
     assert all(r["macs"] > 0 and r["latency_ms"] is None for r in rows)
+    assert b7["builder"] == ("timm.models.efficientnet._gen_efficientnet('efficientnet_b0', channel_multiplier=0.1, "
+                             "depth_multiplier=0.25)")
+    assert b7["scaling"].startswith("width = channel_multiplier")
+
+
+def test_one_new_family_as_json(capsys):
+    assert run_main(["models", "--family", "shufflenetv2", "--json", "--no-latency", "--resolution", "64"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["rung"] for r in rows] == ["SH-1", "SH-2", "SH-3", "SH-4"]
+    assert [r["params"] for r in rows] == [621_322, 280_090, 90_504, 22_028]
+    assert rows[1]["builder"] == "torchvision.models.ShuffleNetV2(stages_repeats=[2, 4, 2], " \
+                                 "stages_out_channels=[12, 60, 116, 232, 1024])"
+    assert rows[1]["family"] == "shufflenetv2" and rows[1]["backbone"] == "shufflenet_v2@w0.5d0.5 (SH-2)"
 
 
 def test_table_with_latency_for_one_family(capsys):
@@ -57,7 +70,8 @@ def test_classification_task(capsys):
 def test_bad_options_exit_2(capsys):
     assert run_main(["models", "--family", "resnet"]) == 2
     err = capsys.readouterr().err
-    assert "Invalid value for '--family': 'resnet' is not one of 'efficientnet', 'mobilenetv3'." in err
+    assert ("Invalid value for '--family': 'resnet' is not one of 'efficientnet', 'mobilenetv3', "
+            "'efficientnet_lite', 'mobilenetv2', 'ghostnet', 'lcnet', 'shufflenetv2'.") in err
     assert run_main(["models", "--resolution", "8"]) == 2
     assert "Invalid value for '--resolution'" in capsys.readouterr().err
     assert run_main(["models", "--task", "classification", "--num-classes", "1", "--no-latency"]) == 2

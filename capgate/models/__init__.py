@@ -1,4 +1,5 @@
-"""Models: the capacity ladder, detector and classifier assembly, initialization, profiling.
+"""Models: the family registry and capacity ladder, detector and classifier assembly,
+initialization, profiling.
 
 ``models`` knows nothing of training or data loading. The ladder (:mod:`.ladder`) imports
 neither torch nor timm; everything else is imported lazily on first use, so
@@ -6,7 +7,10 @@ neither torch nor timm; everything else is imported lazily on first use, so
 
 Public API::
 
-    Rung, FAMILIES, get_rung, ladder                        capacity ladder
+    FAMILIES, FamilyInfo, family_names, get_family           family registry (name -> FamilyInfo)
+    register_family, register_rung                          add a family / a named rung (duplicates raise)
+    Rung, get_rung, rung_names(family), ladder(family)      capacity ladder
+    builder_call(rung)                                      the upstream call that builds a rung
     build_backbone(rung, *, features_only, out_indices, checkpoint)
     build_detector(rung, num_classes, resolution)           FCOS, labels 0..num_classes-1
     build_classifier(rung, num_classes)                     logits
@@ -21,14 +25,19 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from capgate.models.ladder import FAMILIES, FamilyInfo, Rung, get_rung, ladder, register_rung, rung_names
+from capgate.models.ladder import (FAMILIES, FamilyInfo, Rung, builder_call, family_names, get_family, get_rung,
+                                   ladder, register_family, register_rung, rung_names)
 
 __all__ = [
     "FAMILIES",
     "FamilyInfo",
     "Rung",
+    "builder_call",
+    "family_names",
+    "get_family",
     "get_rung",
     "ladder",
+    "register_family",
     "register_rung",
     "rung_names",
     "build_backbone",

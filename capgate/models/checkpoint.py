@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import re
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ __all__ = [
     "KINDS",
     "Checkpoint",
     "backbone_module",
+    "feature_key",
     "file_sha256",
     "read_checkpoint",
     "read_weights",
@@ -76,9 +78,22 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+_FLATTENED = re.compile(r"^([A-Za-z_]\w*)\.(\d+)\.")
+
+
+def feature_key(name: str, target: set[str] | dict[str, Any]) -> str:
+    """``name`` as the ``target`` network spells it. timm's features networks built with
+    ``flatten_sequential`` (GhostNet's) rename ``blocks.0.0.conv`` to ``blocks_0.0.conv``; a
+    file in the full network's spelling maps onto them. Otherwise ``name`` is returned as is."""
+    if name in target:
+        return name
+    alias = _FLATTENED.sub(r"\1_\2.", name, count=1)
+    return alias if alias in target else name
+
+
 def backbone_module(model: nn.Module) -> nn.Module:
-    """The timm backbone inside a capgate detector (``backbone.body``) or classifier
-    (``backbone``); a bare timm backbone is returned as is."""
+    """The backbone inside a capgate detector (``backbone.body``) or classifier
+    (``backbone``); a bare features backbone (one with ``feature_info``) is returned as is."""
     kind = getattr(model, "capgate_kind", None)
     if kind == "detector":
         return model.backbone.body

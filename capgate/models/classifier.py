@@ -3,7 +3,7 @@
 Module names (part of the checkpoint format)::
 
     Classifier
-      .backbone  timm features_only backbone, same blocks and parameter names as a
+      .backbone  the family's features_only backbone, same blocks and parameter names as a
                  detector's ``backbone.body`` (so backbone weights move between the two)
       .head      nn.Linear(last-level channels, num_classes)
 

@@ -1,10 +1,11 @@
-"""The detector: timm backbone + FPN neck + torchvision FCOS head, all scaled with the rung.
+"""The detector: the family's backbone + FPN neck + torchvision FCOS head, all scaled with the rung.
 
 Assembly (module names are part of the checkpoint format)::
 
     FCOS                                    torchvision.models.detection.FCOS
       .backbone  BackboneFPN
-        .body    timm features_only backbone (strides 8, 16, 32)
+        .body    the family's features_only backbone (timm, or torchvision via feature_extraction;
+                 strides 8, 16, 32)
         .fpn     torchvision.ops.FeaturePyramidNetwork(out_channels = rung.neck_channels)
       .head      torchvision FCOSHead(num_convs = rung.head_convs, GroupNorm, 8 channels/group)
       .transform normalization only; images are never resized
@@ -67,7 +68,8 @@ _CHANNELS_PER_GROUP = 8
 
 
 class BackboneFPN(nn.Module):
-    """A timm features_only ``body`` followed by an FPN ``fpn``; outputs one map per level."""
+    """A features_only ``body`` (list of maps, ``feature_info``) followed by an FPN ``fpn``;
+    outputs one map per level."""
 
     def __init__(self, body: nn.Module, out_channels: int) -> None:
         super().__init__()

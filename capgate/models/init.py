@@ -2,11 +2,14 @@
 
 ``init_from=None`` is ``scratch`` (timm's own initialization, nothing loaded). Otherwise the
 file may be a capgate checkpoint of any kind, a timm checkpoint (full classification model or
-features-only: timm's features networks keep the full model's parameter names), a torchvision
+features-only), a torchvision
 or plain state dict (``.pt``/``.pth``, possibly wrapped in ``{"state_dict" | "model": ...}``)
 or safetensors. Keys are matched after stripping the one prefix (``""``, ``backbone.body.``,
 ``backbone.``, ``body.``, ``model.``, ...) that matches most of the target's keys, so a
-detector's, a classifier's and a bare backbone's weights all map onto each other.
+detector's, a classifier's and a bare backbone's weights all map onto each other; a full
+network's ``blocks.0.*`` also matches a flattened timm features network's ``blocks_0.*``
+(GhostNet; :func:`capgate.models.checkpoint.feature_key`). torchvision's ShuffleNetV2 features
+keep torchvision's names, so its weights load as they are.
 
 Every load is reported (:class:`LoadReport`): tensors loaded, skipped (in the file, not in the
 target), missing (in the target, not in the file) and shape-mismatched. A load that matched
@@ -26,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from capgate.errors import CheckpointError, SpecError
-from capgate.models.checkpoint import backbone_module, file_sha256, read_weights
+from capgate.models.checkpoint import backbone_module, feature_key, file_sha256, read_weights
 from capgate.models.detector import CLASS_SPECIFIC_KEYS
 
 __all__ = ["PARTS", "LoadReport", "initialize"]
@@ -86,7 +89,7 @@ def _counted(key: str) -> bool:
 def _best_prefix(source: dict[str, Tensor], target: set[str], prefixes: tuple[str, ...]) -> str:
     def hits(prefix: str) -> int:
         n = len(prefix)
-        return sum(1 for k in source if k.startswith(prefix) and k[n:] in target)
+        return sum(1 for k in source if k.startswith(prefix) and feature_key(k[n:], target) in target)
 
     return max(prefixes, key=hits)  # max keeps the first of equals: "" wins ties
 
@@ -99,9 +102,9 @@ def initialize(
     min_fraction: float = 0.5,
 ) -> LoadReport:
     """Load weights from ``init_from`` into ``model`` (a capgate detector or classifier, or a
-    timm backbone) and report what happened.
+    features backbone) and report what happened.
 
-    ``part="backbone"`` loads only the timm backbone; ``part="detector"`` loads a whole
+    ``part="backbone"`` loads only the backbone; ``part="detector"`` loads a whole
     detector except its class-specific logits conv (box regression and centerness are
     class-agnostic and load), so a detector pretrained on other categories fine-tunes here.
     Raises :class:`CheckpointError` when the file is unreadable or the load matched less than
@@ -128,7 +131,7 @@ def initialize(
         raise CheckpointError(f"{path}: holds a {ckpt.kind}, not a detector; load it with part='backbone'")
     model_rung = getattr(model, "rung", None)
     if ckpt is not None and model_rung is not None and ckpt.rung.family != model_rung.family:
-        # timm names both families' blocks alike and small rungs share shapes: refuse outright
+        # timm names different families' blocks alike and small rungs share shapes: refuse outright
         raise CheckpointError(f"{path}: holds a {ckpt.rung.family} network ({ckpt.rung.backbone_name}), the "
                               f"model is {model_rung.family} ({model_rung.backbone_name}); give a checkpoint of "
                               f"the model's family")
@@ -140,7 +143,7 @@ def initialize(
     to_load: dict[str, Tensor] = {}
     loaded, skipped, mismatched, reinit = [], [], [], []
     for key, tensor in source.items():
-        name = key[n:] if key.startswith(prefix) else None
+        name = feature_key(key[n:], target_sd) if key.startswith(prefix) else None
         if name in excluded:
             reinit.append(name)
         elif name is None or name not in target_sd:

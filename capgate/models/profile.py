@@ -1,7 +1,7 @@
 """Size, compute, latency and memory of a model: the capacity columns of the results table.
 
 * ``params``: exact integer count of the whole model's parameters; ``backbone_params`` those of
-  the timm backbone alone (the same for a rung's detector and classifier).
+  the backbone alone (the same for a rung's detector and classifier).
 * ``macs``: multiply-accumulates of one forward pass of one image at ``resolution``, counted by
   ``torch.utils.flop_counter.FlopCounterMode`` (convolutions and matrix products; elementwise
   ops, norms and NMS are not counted). ``MACs = FLOPs / 2``.
@@ -204,7 +204,7 @@ def _peak_memory(model: nn.Module, resolution: int, batch: int) -> tuple[int, st
 
 def profile_model(model: nn.Module, resolution: int, *, latency: bool = True, memory: bool = True,
                   threads: int = 1) -> ModelProfile:
-    """Profile a capgate detector or classifier (or a timm backbone) at ``resolution``.
+    """Profile a capgate detector or classifier (or a features backbone) at ``resolution``.
 
     The model itself is left untouched (the training step runs on a copy).
     """

@@ -8,7 +8,7 @@ from capgate.errors import SpecError
 from capgate.schema import TASKS
 from capgate.models.classifier import build_classifier
 from capgate.models.detector import build_detector
-from capgate.models.ladder import Rung, ladder
+from capgate.models.ladder import Rung, builder_call, ladder
 from capgate.models.profile import profile_model
 
 __all__ = ["DEFAULT_NUM_CLASSES", "ladder_table", "format_ladder_table"]
@@ -50,6 +50,8 @@ def ladder_table(
             "task": task,
             "num_classes": n,
             "note": rung.note,
+            "builder": builder_call(rung),
+            "scaling": rung.info.scaling,
         }
         row.update(profile_model(model, resolution, latency=latency, memory=memory).to_dict())
         rows.append(row)
