@@ -5,7 +5,7 @@ per-epoch metrics CSV. Shared by grid runs and pretraining stages, so both follo
 channels_last when ``recipe.channels_last``), ``recipe.amp`` is resolved to an autocast dtype
 with a GradScaler for fp16 (:func:`capgate.train.recipe.resolve_amp`), cudnn benchmark mode is
 switched on for CUDA, and the CUDA peak memory of training is measured from the start of the
-fit (``EpochStats.peak_mem_bytes``, also the last column of the metrics CSV; empty off CUDA).
+fit (``EpochStats.peak_mem_bytes``; None off CUDA), which the run's record carries.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ __all__ = ["fit", "METRICS_COLUMNS", "run_peak_memory"]
 
 log = logging.getLogger(__name__)
 
-METRICS_COLUMNS = ("epoch", "steps", "images", "loss", "lr", "seconds", "peak_mem_bytes")
+METRICS_COLUMNS = ("epoch", "steps", "images", "loss", "lr", "seconds")
 
 
 def run_peak_memory(history: list[EpochStats]) -> int | None:
@@ -81,8 +81,7 @@ def fit(model: torch.nn.Module, batches: Callable[[], Iterable[Any]], steps_per_
             history.append(stats)
             log.debug("epoch %d: loss %.4f (%d steps, %.1fs)", epoch, stats.loss, stats.steps, stats.seconds)
             if writer is not None:
-                peak = "" if stats.peak_mem_bytes is None else stats.peak_mem_bytes
-                writer.writerow([epoch, done, stats.images, f"{stats.loss:.6g}", f"{lr:.6g}", f"{stats.seconds:.3f}", peak])
+                writer.writerow([epoch, done, stats.images, f"{stats.loss:.6g}", f"{lr:.6g}", f"{stats.seconds:.3f}"])
                 fh.flush()
     finally:
         if fh is not None:
