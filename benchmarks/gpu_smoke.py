@@ -158,7 +158,13 @@ def throughput(k: int, args: argparse.Namespace, storage: Path) -> dict[str, Any
         for p in procs:
             p.stdin.write("go\n")
             p.stdin.flush()
-        outs = [json.loads(p.stdout.readline()) for p in procs]
+        outs = []
+        for p in procs:
+            line = p.stdout.readline()
+            if not line.startswith("{"):
+                raise RuntimeError(f"a throughput worker at concurrency {k} ended without its figures "
+                                   f"(its error is above); rerun with --concurrency 1 to see it alone")
+            outs.append(json.loads(line))
         wall = time.perf_counter() - t0
     finally:
         for p in procs:
@@ -222,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
             rec = trial(task, args, storage, seed=0)
             problems += check_trial(task, rec, args.device)
             metric = "map" if task == "detection" else "top1"
-            print(f"{task:<15} status {rec['status']}, final loss {rec['losses'][-1] if rec['losses'] else math.nan:.4f}, "
+            last = rec["losses"][-1] if rec["losses"] else math.nan
+            print(f"{task:<15} status {rec['status']}, final loss {last:.4f}, "
                   f"{metric} " + ", ".join(f"{k} {v:.4f}" for k, v in rec["evals"].items())
                   + f"; precision {rec.get('precision')}, CUDA training peak {_mib(rec.get('cuda_peak_mem_bytes'))}, "
                   f"batch-1 step peak {_mib(rec.get('peak_mem_bytes'))}, {rec['trial_seconds']:.1f}s")
@@ -242,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         if levels:
             print(f"throughput: detection trials, {args.trials} timed per worker after "
                   f"{args.warmup} untimed warm-up")
-            print(f"{'trials/device':>13} {'threads':>7} {'trials':>6} {'wall s':>7} {'trials/hour':>11} {'max RSS':>10}")
+            print(f"{'trials/device':>13} {'threads':>7} {'trials':>6} {'wall s':>7} {'trials/hour':>11} "
+                  f"{'max RSS':>10}")
             out["throughput"] = []
             for k in levels:
                 row = throughput(k, args, storage)
