@@ -20,8 +20,8 @@ from capgate.errors import SpecError
 from capgate.spec import AMP_MODES, Recipe, Resources
 from capgate.train import recipe as rc
 from capgate.train.fit import METRICS_COLUMNS, fit, run_peak_memory
-from capgate.train.loop import (EpochStats, classification_loss, detection_loss, to_device,
-                                train_one_epoch)
+from capgate.train.loop import (EpochStats, classification_loss, detection_loss, map_tensors, pinned_batches,
+                                to_device, train_one_epoch)
 
 REPO = Path(__file__).resolve().parents[1]
 CPU, CUDA, META = torch.device("cpu"), torch.device("cuda"), torch.device("meta")
@@ -173,6 +173,26 @@ def test_classification_loss_moves_images_and_labels_non_blocking(monkeypatch: p
     monkeypatch.undo()
     assert n == 2 and math.isfinite(float(loss))
     assert ((2, 3, 4, 4), "cpu", True) in moved and ((2,), "cpu", True) in moved
+
+
+def test_map_tensors_reaches_every_tensor_of_a_detection_batch() -> None:
+    batch = (torch.zeros(2, 3, 4, 4), [{"boxes": torch.zeros(1, 4), "labels": torch.zeros(1, dtype=torch.int64)}],
+             torch.arange(2))
+    out = map_tensors(batch, lambda t: t.to("meta"))
+    assert isinstance(out, tuple) and isinstance(out[1], list) and set(out[1][0]) == {"boxes", "labels"}
+    assert [t.device.type for t in (out[0], out[1][0]["boxes"], out[1][0]["labels"], out[2])] == ["meta"] * 4
+
+
+def test_pinned_batches_keeps_non_cpu_tensors_as_they_are() -> None:
+    t = torch.zeros(2, device="meta")
+    (out,) = list(pinned_batches([(t, [{"boxes": t}])]))
+    assert out[0] is t and out[1][0]["boxes"] is t  # nothing to pin: no CUDA call is made
+
+
+@needs_cuda
+def test_pinned_batches_pins_cpu_tensors() -> None:
+    (out,) = list(pinned_batches([(torch.zeros(2, 3), [{"boxes": torch.zeros(1, 4)}])]))
+    assert out[0].is_pinned() and out[1][0]["boxes"].is_pinned()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -358,7 +378,7 @@ def test_gpu_smoke_script_runs_on_cpu(tmp_path: Path) -> None:
 
     out = tmp_path / "smoke.json"
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_smoke.py"), "--device", "cpu",
-                           "--concurrency", "1,2", "--steps", "3", "--trials", "1", "--cpus", "2",
+                           "--concurrency", "1,2", "--steps", "3", "--trials", "1", "--cpus", "1",
                            "--json", str(out)], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -3,9 +3,10 @@ per-epoch metrics CSV. Shared by grid runs and pretraining stages, so both follo
 
 ``fit`` also applies the recipe's device settings: the model is moved to the device (and to
 channels_last when ``recipe.channels_last``), ``recipe.amp`` is resolved to an autocast dtype
-with a GradScaler for fp16 (:func:`capgate.train.recipe.resolve_amp`), cudnn benchmark mode is
-switched on for CUDA, and the CUDA peak memory of training is measured from the start of the
-fit (``EpochStats.peak_mem_bytes``; None off CUDA), which the run's record carries.
+with a GradScaler for fp16 (:func:`capgate.train.recipe.resolve_amp`); on CUDA, cudnn benchmark
+mode is switched on and batches are pinned so that their copies to the device are asynchronous.
+The CUDA peak memory of training is measured from the start of the fit
+(``EpochStats.peak_mem_bytes``; None off CUDA), and the run's record carries it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import torch
 
 from capgate.spec import Recipe
-from capgate.train.loop import EpochStats, train_one_epoch
+from capgate.train.loop import EpochStats, pinned_batches, train_one_epoch
 from capgate.train.recipe import (make_grad_scaler, make_optimizer, make_scheduler, peak_memory, prepare_device,
                                   prepare_model, reset_peak_memory, resolve_amp, total_steps)
 
@@ -71,7 +72,8 @@ def fit(model: torch.nn.Module, batches: Callable[[], Iterable[Any]], steps_per_
         while done < steps:
             epoch += 1
             lr = opt.param_groups[0]["lr"]
-            stats = train_one_epoch(model, batches(), opt, sched, device, loss_fn=loss_fn,
+            epoch_batches = pinned_batches(batches()) if device.type == "cuda" else batches()
+            stats = train_one_epoch(model, epoch_batches, opt, sched, device, loss_fn=loss_fn,
                                     grad_clip=recipe.grad_clip, max_steps=steps - done,
                                     amp_dtype=amp_dtype, scaler=scaler)
             stats = dataclasses.replace(stats, peak_mem_bytes=peak_memory(device))

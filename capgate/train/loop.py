@@ -5,7 +5,8 @@ dict; eval: one dict per image). Both detectors and classifiers take images in [
 normalize inside, so the backbone sees the same input statistics in both tasks.
 
 Every tensor of a batch (images, labels, and the detector's boxes and labels) is moved to the
-run's device by the loss function, ``non_blocking`` so that pinned batches copy asynchronously.
+run's device by the loss function, ``non_blocking`` so that pinned batches copy asynchronously
+(:func:`pinned_batches`, which ``fit`` applies on CUDA).
 Training may run under autocast (``amp_dtype``) with a GradScaler (fp16); evaluation always runs
 in fp32, so a score never depends on how the model was trained to compute.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,8 @@ from capgate.train.tensors import (ClassificationTensors, DetectionTensors, clas
                                    detection_batches)
 
 __all__ = ["EpochStats", "train_one_epoch", "detection_loss", "classification_loss",
-           "evaluate_detection", "evaluate_classification", "to_device", "detection_targets"]
+           "evaluate_detection", "evaluate_classification", "to_device", "detection_targets", "map_tensors",
+           "pinned_batches"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,26 @@ def to_device(x: torch.Tensor, device: torch.device, channels_last: bool = False
     """An image batch on ``device`` (asynchronously when pinned), channels_last when asked."""
     x = x.to(device, non_blocking=True)
     return x.contiguous(memory_format=torch.channels_last) if channels_last and x.ndim == 4 else x
+
+
+def map_tensors(obj: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+    """``obj`` (a batch: tensors in tuples, lists and dicts) with ``fn`` applied to every tensor."""
+    if isinstance(obj, torch.Tensor):
+        return fn(obj)
+    if isinstance(obj, dict):
+        return {k: map_tensors(v, fn) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(map_tensors(v, fn) for v in obj)
+    return obj
+
+
+def pinned_batches(batches: Iterable[Any]) -> Iterator[Any]:
+    """``batches`` with every CPU tensor in page-locked memory (those already pinned, e.g. by a
+    ``DataLoader(pin_memory=True)``, are kept), so the ``non_blocking`` copies to a CUDA device
+    run asynchronously instead of stalling the host until the GPU's queue has drained."""
+    pin = lambda t: t if t.device.type != "cpu" or t.is_pinned() else t.pin_memory()  # noqa: E731
+    for batch in batches:
+        yield map_tensors(batch, pin)
 
 
 def detection_targets(targets: list[dict[str, torch.Tensor]], device: torch.device) -> list[dict[str, torch.Tensor]]:
