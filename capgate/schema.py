@@ -98,6 +98,11 @@ OPTIONAL_COLUMNS: dict[str, str] = {
     "latency_ms": "float",
     "size_bytes": "int",
     "peak_mem_bytes": "int",
+    # peak bytes of the CUDA caching allocator over the run's training (torch.cuda.max_memory_allocated);
+    # None when the run trained off CUDA. peak_mem_bytes above is the model's batch-1 step, measured once per cell.
+    "cuda_peak_mem_bytes": "int",
+    "device": "str",  # what the run trained on: "cpu" or "cuda (<device name>)"
+    "precision": "str",  # recipe.amp resolved on that device: fp32, bf16 or fp16
     "rung": "str",
     "class_map": "str",
     "data_variant": "str",

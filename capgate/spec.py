@@ -49,6 +49,9 @@ __all__ = [
 from capgate.models.ladder import FAMILIES  # noqa: E402  (the family registry, name -> FamilyInfo; its keys are the valid families)
 OPTIMIZERS = ("sgd", "adamw", "adam")
 SCHEDULES = ("cosine", "constant", "step")
+#: Mixed precision of training (``recipe.amp``): ``auto`` is bf16 on a CUDA device that supports it,
+#: fp16 (with a GradScaler) on one that does not, and off on CPU; resolved in capgate.train.recipe.
+AMP_MODES = ("off", "auto", "bf16", "fp16")
 DETECTION_FORMATS = ("llvip", "flir", "coco")
 CLASSIFICATION_FORMATS = ("imagenet", "domainnet")
 STAGE_KINDS = ("classification", "detection")
@@ -115,6 +118,8 @@ class Recipe:
     ``epochs`` passes over the train set, or a fixed number of ``steps`` when set (steps wins).
     ``hflip`` is the horizontal-flip probability, ``brightness`` the +-fraction of a random
     brightness change; ``max_train_images``/``max_eval_images`` cap the splits (small budgets).
+    ``amp`` is the mixed precision of training (one of ``AMP_MODES``) and ``channels_last`` the
+    memory format of the model and its inputs; both are off by default (plain fp32, NCHW).
     """
 
     optimizer: str = "adamw"
@@ -132,6 +137,8 @@ class Recipe:
     grad_clip: float | None = 10.0
     max_train_images: int | None = None
     max_eval_images: int | None = None
+    amp: str = "off"
+    channels_last: bool = False
 
     @classmethod
     def from_dict(cls, d: Any, where: str) -> "Recipe":
@@ -144,6 +151,16 @@ class Recipe:
                 out[k] = _choice(v, w, OPTIMIZERS)
             elif k == "schedule":
                 out[k] = _choice(v, w, SCHEDULES)
+            elif k == "amp":
+                if v is False:  # YAML 1.1 reads a bare `off` as false
+                    v = "off"
+                elif v is True:
+                    raise SpecError(f"spec key '{w}' = true is ambiguous; valid choices: {', '.join(AMP_MODES)}")
+                out[k] = _choice(v, w, AMP_MODES)
+            elif k == "channels_last":
+                if not isinstance(v, bool):
+                    raise SpecError(f"spec key '{w}' must be true or false, got {v!r}")
+                out[k] = v
             elif k in ("lr", "momentum", "weight_decay"):
                 out[k] = _num(v, w, float, 0.0)
             elif k in ("hflip", "brightness"):

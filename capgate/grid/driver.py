@@ -28,7 +28,8 @@ from capgate.grid.store import Store
 from capgate.schema import build_records
 from capgate.spec import PretrainSpec, RunSpec, StudySpec, expand, load_study
 
-__all__ = ["GridPlan", "GridResult", "plan_grid", "run_grid", "resolve_storage", "DEFAULT_STORAGE"]
+__all__ = ["GridPlan", "GridResult", "plan_grid", "run_grid", "resolve_storage", "trial_resources",
+           "DEFAULT_STORAGE"]
 
 log = logging.getLogger("capgate.grid")
 
@@ -194,6 +195,8 @@ def run_grid(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (),
             log.info("[grid] synthetic world ready at %s (%.1fs)", wr, time.monotonic() - t0)
         started = _ray_init(address, num_cpus)
         try:
+            if started:  # a local Ray this call started: nothing will add GPUs later
+                _check_local_resources(plan)
             stage_seconds = _run_stages(plan, todo, root, retries)
             busy, trials_wall, slots = _run_trials(plan, todo, root, max_concurrent, retries)
         finally:
@@ -247,7 +250,8 @@ def _run_stages(plan: GridPlan, todo: list[RunSpec], root: Path, retries: int) -
     t0 = time.monotonic()
     log.info("[grid] training %d pretraining stages (in parallel where their parents allow)", len(missing))
     res = plan.study.stage_resources
-    task = ray.remote(train_stage).options(num_cpus=res.cpu, num_gpus=res.gpu, max_retries=retries)
+    want = trial_resources(res, "stage_resources")
+    task = ray.remote(train_stage).options(num_cpus=want["cpu"], num_gpus=want["gpu"], max_retries=retries)
     stages_json = {s.stage_id: s.to_dict() for s in plan.stages}
     refs: dict[str, Any] = {}
     for s in missing:  # parents come first in plan.stages
@@ -266,6 +270,42 @@ def _run_stages(plan: GridPlan, todo: list[RunSpec], root: Path, retries: int) -
             errors.append(sid)
             log.error("[grid] pretraining stage %s failed: %s", sid, str(exc).splitlines()[-1][:300])
     return time.monotonic() - t0
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-trial resources (fractional GPUs): one function turns a spec's Resources into Ray's dict.
+
+
+def trial_resources(res: Any, where: str = "resources", cluster: dict[str, float] | None = None,
+                    ) -> dict[str, float]:
+    """Ray's resource dict for one trial (``tune.with_resources``) or one stage task from a spec's
+    ``resources`` / ``stage_resources`` (``{gpu: 0.25, cpu: 2}``: four trials share one GPU).
+
+    Ray schedules a fraction of a GPU only below 1 (above 1 it must be whole), so ``gpu: 1.5`` is
+    refused here rather than by Ray mid-grid. With ``cluster`` (``ray.cluster_resources()`` of a
+    local Ray this process started; an autoscaling cluster may add GPU nodes later), a GPU request
+    on a cluster without GPUs is refused: its trials would wait forever.
+    """
+    from capgate.errors import SpecError
+
+    cpu, gpu = float(res.cpu), float(res.gpu)
+    if gpu > 1 and not gpu.is_integer():
+        raise SpecError(f"spec key '{where}.gpu' = {gpu:g}: Ray gives a trial a fraction of a GPU only below 1; "
+                        f"use a whole number of GPUs or a fraction such as 0.5 or 0.25 (--set {where}.gpu=1)")
+    if cluster is not None and gpu > 0 and not cluster.get("GPU", 0):
+        raise SpecError(f"spec key '{where}.gpu' = {gpu:g} but the Ray cluster has no GPU; run on a GPU node "
+                        f"(--address) or train on CPU with --set {where}.gpu=0")
+    return {"cpu": cpu, "gpu": gpu}
+
+
+def _check_local_resources(plan: GridPlan) -> None:
+    """Refuse GPU requests a local Ray cannot meet (see :func:`trial_resources`)."""
+    import ray
+
+    cluster = ray.cluster_resources()
+    trial_resources(plan.study.resources, "resources", cluster)
+    if plan.stages:
+        trial_resources(plan.study.stage_resources, "stage_resources", cluster)
 
 
 def _trial_name(trial: Any) -> str:
@@ -293,7 +333,7 @@ def _run_trials(plan: GridPlan, todo: list[RunSpec], root: Path, max_concurrent:
         slots = min(slots, max_concurrent)
     slots = max(1, min(slots, len(todo)))
     progress = GridProgress(len(todo), slots, skipped=len(plan.runs) - len(todo))
-    trainable = tune.with_resources(run_trial, {"cpu": res.cpu, "gpu": res.gpu})
+    trainable = tune.with_resources(run_trial, trial_resources(res, "resources"))
     space = {"run": tune.grid_search([r.to_json() for r in todo]), "storage": str(root), "cpus": res.cpu,
              "stages": {s.stage_id: s.to_dict() for s in plan.stages}}
     tuner = tune.Tuner(

@@ -16,7 +16,7 @@ from capgate.grid.store import Store
 from capgate.schema import FINAL_STATUSES, PRIMARY_METRIC
 from capgate.spec import PretrainSpec, RunSpec
 
-__all__ = ["run_trial", "train_stage", "summary_metrics"]
+__all__ = ["run_trial", "train_stage", "summary_metrics", "trial_device"]
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,15 @@ def _threads(cpus: float) -> None:
     import torch
 
     torch.set_num_threads(max(1, int(cpus)))
+
+
+def trial_device() -> str:
+    """The device of this trial or task: CUDA only when Ray reserved GPUs for it. Ray leaves
+    ``CUDA_VISIBLE_DEVICES`` alone for a zero-GPU trial, so without this a ``gpu: 0`` trial on a
+    GPU node would train on GPU 0 unreserved, beside the trials that hold it."""
+    import ray
+
+    return "cuda" if ray.get_gpu_ids() else "cpu"
 
 
 def summary_metrics(spec: RunSpec, records: list[dict[str, Any]], busy: float, skipped: bool) -> dict[str, Any]:
@@ -57,7 +66,7 @@ def run_trial(config: dict[str, Any]) -> None:
         return
     _threads(config.get("cpus", 1))
     stages = {k: PretrainSpec.from_dict(v) for k, v in (config.get("stages") or {}).items()}
-    records = train_one_run(spec, storage, stages)
+    records = train_one_run(spec, storage, stages, device=trial_device())
     store.write(spec.run_id, spec.to_dict(), records)
     tune.report(summary_metrics(spec, records, time.perf_counter() - t0, skipped=False))
 
@@ -70,5 +79,5 @@ def train_stage(stage: dict[str, Any], storage: str, study: str, stages: dict[st
 
     _threads(cpus)
     all_stages = {k: PretrainSpec.from_dict(v) for k, v in stages.items()}
-    res = ensure_stage(PretrainSpec.from_dict(stage), Path(storage), study, all_stages)
+    res = ensure_stage(PretrainSpec.from_dict(stage), Path(storage), study, all_stages, device=trial_device())
     return {"stage_id": res.stage_id, "trained": res.trained, "seconds": res.seconds}

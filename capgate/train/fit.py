@@ -1,9 +1,19 @@
 """``fit``: the recipe's whole training schedule around :func:`train_one_epoch`, with the
-per-epoch metrics CSV. Shared by grid runs and pretraining stages, so both follow one recipe."""
+per-epoch metrics CSV. Shared by grid runs and pretraining stages, so both follow one recipe.
+
+``fit`` also applies the recipe's device settings: the model is moved to the device (and to
+channels_last when ``recipe.channels_last``), ``recipe.amp`` is resolved to an autocast dtype
+with a GradScaler for fp16 (:func:`capgate.train.recipe.resolve_amp`); on CUDA, cudnn benchmark
+mode is switched on and batches are pinned so that their copies to the device are asynchronous.
+The CUDA peak memory of training is measured from the start of the fit
+(``EpochStats.peak_mem_bytes``; None off CUDA), and the run's record carries it.
+"""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -12,14 +22,21 @@ from typing import Any
 import torch
 
 from capgate.spec import Recipe
-from capgate.train.loop import EpochStats, train_one_epoch
-from capgate.train.recipe import make_optimizer, make_scheduler, total_steps
+from capgate.train.loop import EpochStats, pinned_batches, train_one_epoch
+from capgate.train.recipe import (make_grad_scaler, make_optimizer, make_scheduler, peak_memory, prepare_device,
+                                  prepare_model, reset_peak_memory, resolve_amp, total_steps)
 
-__all__ = ["fit", "METRICS_COLUMNS"]
+__all__ = ["fit", "METRICS_COLUMNS", "run_peak_memory"]
 
 log = logging.getLogger(__name__)
 
 METRICS_COLUMNS = ("epoch", "steps", "images", "loss", "lr", "seconds")
+
+
+def run_peak_memory(history: list[EpochStats]) -> int | None:
+    """The CUDA peak bytes of a whole fit (its last epoch's running peak); None off CUDA."""
+    peaks = [s.peak_mem_bytes for s in history if s.peak_mem_bytes is not None]
+    return max(peaks) if peaks else None
 
 
 def fit(model: torch.nn.Module, batches: Callable[[], Iterable[Any]], steps_per_epoch: int, recipe: Recipe,
@@ -31,7 +48,14 @@ def fit(model: torch.nn.Module, batches: Callable[[], Iterable[Any]], steps_per_
     then repeat as needed). Appends one row per epoch to ``metrics_csv``. Non-finite losses
     raise :class:`~capgate.errors.DivergedError` (from :func:`train_one_epoch`).
     """
-    model.to(device)
+    device = torch.device(device)
+    prepare_device(device)
+    prepare_model(model, recipe, device)
+    amp_dtype = resolve_amp(recipe.amp, device)
+    scaler = make_grad_scaler(amp_dtype, device)
+    if recipe.channels_last:
+        loss_fn = functools.partial(loss_fn, channels_last=True)
+    reset_peak_memory(device)
     opt = make_optimizer(list(model.parameters()), recipe)
     steps = total_steps(recipe, steps_per_epoch)
     sched = make_scheduler(opt, recipe, steps)
@@ -48,8 +72,11 @@ def fit(model: torch.nn.Module, batches: Callable[[], Iterable[Any]], steps_per_
         while done < steps:
             epoch += 1
             lr = opt.param_groups[0]["lr"]
-            stats = train_one_epoch(model, batches(), opt, sched, device, loss_fn=loss_fn,
-                                    grad_clip=recipe.grad_clip, max_steps=steps - done)
+            epoch_batches = pinned_batches(batches()) if device.type == "cuda" else batches()
+            stats = train_one_epoch(model, epoch_batches, opt, sched, device, loss_fn=loss_fn,
+                                    grad_clip=recipe.grad_clip, max_steps=steps - done,
+                                    amp_dtype=amp_dtype, scaler=scaler)
+            stats = dataclasses.replace(stats, peak_mem_bytes=peak_memory(device))
             if stats.steps == 0:
                 break
             done += stats.steps

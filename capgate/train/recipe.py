@@ -1,4 +1,11 @@
-"""The shared training recipe made concrete: seeding, device, optimizer and LR schedule."""
+"""The shared training recipe made concrete: seeding, device, precision, optimizer and LR schedule.
+
+Precision (``recipe.amp``) resolves to an autocast dtype per device: ``off`` is fp32 everywhere;
+``auto`` is bf16 on a CUDA device that supports it, fp16 on one that does not and fp32 on CPU;
+``bf16`` and ``fp16`` are taken as given on CUDA. On CPU, ``bf16`` runs under CPU autocast and
+``fp16`` is refused (CPU fp16 autocast is slow and has no loss scaling). fp16 trains with a
+``torch.amp.GradScaler``; bf16 needs none (it has fp32's exponent range).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,9 @@ import torch
 
 from capgate.spec import Recipe
 
-__all__ = ["seed_everything", "pick_device", "make_optimizer", "make_scheduler", "total_steps"]
+__all__ = ["seed_everything", "pick_device", "make_optimizer", "make_scheduler", "total_steps",
+           "resolve_amp", "make_grad_scaler", "prepare_device", "prepare_model", "reset_peak_memory",
+           "peak_memory", "precision_name", "device_name"]
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -31,6 +40,75 @@ def seed_everything(seed: int) -> torch.Generator:
 def pick_device() -> torch.device:
     """CUDA when present, CPU otherwise."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``recipe.amp`` on ``device`` (None: train in fp32; see the module doc)."""
+    from capgate.errors import SpecError
+    from capgate.spec import AMP_MODES
+
+    if amp not in AMP_MODES:
+        raise SpecError(f"recipe.amp = {amp!r} is not a valid choice; valid choices: {', '.join(AMP_MODES)}")
+    if amp == "off":
+        return None
+    cuda = device.type == "cuda"
+    if amp == "auto":
+        if not cuda:
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if amp == "fp16" and not cuda:
+        raise SpecError(f"recipe.amp = 'fp16' needs a CUDA device (this run is on {device.type}); use "
+                        f"--set recipe.amp=bf16 or --set recipe.amp=auto on CPU")
+    return torch.bfloat16 if amp == "bf16" else torch.float16
+
+
+def make_grad_scaler(dtype: torch.dtype | None, device: torch.device) -> torch.amp.GradScaler | None:
+    """A GradScaler for fp16 training on CUDA, None otherwise (fp32 and bf16 need no loss scaling)."""
+    if dtype == torch.float16 and device.type == "cuda":
+        return torch.amp.GradScaler("cuda")
+    return None
+
+
+def prepare_device(device: torch.device) -> None:
+    """Per-process device settings: on CUDA, ``cudnn.benchmark`` picks the fastest convolution
+    algorithms for the run's fixed input size (at the cost of bitwise run-to-run reproducibility)."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
+def prepare_model(model: torch.nn.Module, recipe: Recipe, device: torch.device) -> torch.nn.Module:
+    """``model`` moved to ``device`` in place, in channels_last memory format when the recipe says so."""
+    model.to(device)
+    if recipe.channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a new CUDA peak-memory window on ``device`` (no-op elsewhere)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory(device: torch.device) -> int | None:
+    """Peak bytes the CUDA caching allocator handed out on ``device`` in this process since the
+    last :func:`reset_peak_memory` (``torch.cuda.max_memory_allocated``); None off CUDA, where
+    no comparable counter exists."""
+    if device.type != "cuda":
+        return None
+    return int(torch.cuda.max_memory_allocated(device))
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    """``fp32`` for no autocast, else ``bf16`` or ``fp16`` (the results table's ``precision``)."""
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
+def device_name(device: torch.device) -> str:
+    """``cpu``, or ``cuda (<device name>)`` (the results table's ``device``)."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type
 
 
 def make_optimizer(params: list[torch.nn.Parameter], recipe: Recipe) -> torch.optim.Optimizer:

@@ -119,13 +119,23 @@ def _profile(model: Any, spec: RunSpec, cache: Path, profile_model: Any) -> dict
     return out
 
 
+def _device_columns(recipe: Any, device: Any) -> dict[str, Any]:
+    """The device a run trains on and its precision (``recipe.amp`` resolved there)."""
+    import torch
+
+    from capgate.train.recipe import device_name, precision_name, resolve_amp
+
+    device = torch.device(device)
+    return {"device": device_name(device), "precision": precision_name(resolve_amp(recipe.amp, device))}
+
+
 def _train_and_score(spec: RunSpec, storage: Path, stages: dict[str, PretrainSpec] | None, device: Any,
                      folder: Path, base: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Build data and model, initialize, train, evaluate; fills ``base``'s model columns."""
     from capgate.data import open_classification, open_detection
     from capgate.models import build_classifier, build_detector, get_rung, initialize, profile_model
     from capgate.models.checkpoint import file_sha256
-    from capgate.train.fit import fit
+    from capgate.train.fit import fit, run_peak_memory
     from capgate.train.loop import (classification_loss, detection_loss, evaluate_classification,
                                     evaluate_detection)
     from capgate.train.pretrain import ensure_stage, ensure_world_once
@@ -184,9 +194,11 @@ def _train_and_score(spec: RunSpec, storage: Path, stages: dict[str, PretrainSpe
         batches = lambda: detection_batches(train, r.batch_size, gen, r.hflip, r.brightness, drop_last=True)  # noqa: E731
     else:
         batches = lambda: classification_batches(train, r.batch_size, gen, r.hflip, r.brightness, drop_last=True)  # noqa: E731
+    base.update(_device_columns(r, device))
     history = fit(model, batches, max(1, len(train) // r.batch_size), r, device,
                   detection_loss if detection else classification_loss, folder / "metrics.csv")
     base["epochs"] = len(history)
+    base["cuda_peak_mem_bytes"] = run_peak_memory(history)
 
     fingerprints = {spec.train_set.name: train_ds.fingerprint()}
     scores: dict[str, dict[str, float]] = {}
@@ -195,10 +207,11 @@ def _train_and_score(spec: RunSpec, storage: Path, stages: dict[str, PretrainSpe
         fingerprints[ev.name] = ds.fingerprint()
         if detection:
             data = decode_detection(ds, r.resolution, cache, r.max_eval_images)
-            scores[ev.name] = evaluate_detection(model, data, ds.to_coco(), device)
+            scores[ev.name] = evaluate_detection(model, data, ds.to_coco(), device, channels_last=r.channels_last)
         else:
             data = decode_classification(ds, r.resolution, cache, r.max_eval_images)
-            scores[ev.name] = evaluate_classification(model, data, device, len(spec.classes))
+            scores[ev.name] = evaluate_classification(model, data, device, len(spec.classes),
+                                                      channels_last=r.channels_last)
     from capgate.spec import short_hash
 
     base["data_fingerprint"] = short_hash(fingerprints, 16)
