@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from capgate.data.classmap import PRESETS, ClassMap, resolve_class_map
 from capgate.data.coco import read_coco
+from capgate.data.domainnet import read_domainnet
 from capgate.data.flir import flir_video_pairs, read_flir
-from capgate.data.folders import read_domainnet, read_imagenet
+from capgate.data.imagenet import read_imagenet
 from capgate.data.llvip import read_llvip
 from capgate.data.registry import CLASSIFICATION_FORMATS, DETECTION_FORMATS, open_classification, open_detection
 from capgate.data.synth_world import WorldConfig, WorldManifest, ensure_world, generate_world
