@@ -132,8 +132,12 @@ class _Files(torch.utils.data.Dataset):
         return i, _fit(decode_file(p), self.size)
 
 
-def _collate(items: list[tuple[int, torch.Tensor]]) -> tuple[list[int], list[torch.Tensor]]:
-    return [i for i, _ in items], [t for _, t in items]
+def _collate(items: list[tuple[int, torch.Tensor]]) -> tuple[list[int], torch.Tensor | list[torch.Tensor]]:
+    """Indices and the batch: one stacked tensor (one shared-memory block back from the worker), or
+    the list of raw file bytes for GPU decoding."""
+    tensors = [t for _, t in items]
+    same = all(t.ndim == 3 and t.shape == tensors[0].shape for t in tensors)
+    return [i for i, _ in items], torch.stack(tensors) if same else tensors
 
 
 def _gpu_decode(blobs: list[torch.Tensor], size: int, device: torch.device) -> torch.Tensor:
@@ -162,7 +166,7 @@ def stream_batches(data: StreamingClassification | StreamingDetection,
         prefetch_factor=data.prefetch if data.workers > 0 else None, persistent_workers=False,
     )
     for idx, imgs in loader:
-        x = _gpu_decode(imgs, data.size, torch.device(data.decode_device)) if gpu else torch.stack(imgs)
+        x = _gpu_decode(list(imgs), data.size, torch.device(data.decode_device)) if gpu else imgs
         yield torch.as_tensor(idx, dtype=torch.int64), x
 
 
