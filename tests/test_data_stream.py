@@ -62,11 +62,13 @@ def test_budget_decides_the_path_by_decoded_bytes(tmp_path: Path) -> None:
     assert isinstance(s, StreamingClassification) and len(s) == 7 and s.labels.tolist() == [0, 0, 0, 0, 1, 1, 1]
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_streamed_classification_batches_equal_the_in_memory_ones(tmp_path: Path, workers: int) -> None:
+@pytest.mark.parametrize(("workers", "decode_device"), [(0, None), (2, None), (1, "cpu")])
+def test_streamed_classification_batches_equal_the_in_memory_ones(tmp_path: Path, workers: int,
+                                                                  decode_device: str | None) -> None:
+    # decode_device "cpu" runs the batched main-process decoding that a CUDA device gets (nvJPEG)
     ds = open_classification("imagenet", _folder(tmp_path, 3, 4), "train")
     mem = decode_classification(ds, 24)
-    stream = decode_classification(ds, 24, memory_budget=1, workers=workers)
+    stream = decode_classification(ds, 24, memory_budget=1, workers=workers, decode_device=decode_device)
     assert isinstance(stream, StreamingClassification)
     for shuffled in (True, False):
         args = lambda: (5, torch.Generator().manual_seed(7), 0.5, 0.3, True) if shuffled else (4,)  # noqa: E731
@@ -82,7 +84,7 @@ def test_streamed_classification_batches_equal_the_in_memory_ones(tmp_path: Path
 
 def test_streamed_detection_batches_equal_the_in_memory_ones(tmp_path: Path) -> None:
     ds = open_detection("llvip", _llvip(tmp_path / "LLVIP"), "train")
-    mem, stream = decode_detection(ds, 32), decode_detection(ds, 32, memory_budget=1, workers=1)
+    mem, stream = decode_detection(ds, 32), decode_detection(ds, 32, memory_budget=1, workers=1, decode_device="cpu")
     assert isinstance(mem, DetectionTensors) and isinstance(stream, StreamingDetection)
     assert torch.equal(mem.scale, stream.scale) and mem.image_ids == stream.image_ids
     ga, gb = torch.Generator().manual_seed(2), torch.Generator().manual_seed(2)
@@ -164,3 +166,18 @@ def test_pretraining_on_a_folder_streams_in_memory_bounded_by_the_batch_not_the_
     assert in_memory["peak_mb"] - runs["small"]["peak_mb"] > 40, (runs, in_memory)
     growth = runs["big"]["peak_mb"] - runs["small"]["peak_mb"]
     assert growth < 12, (runs, in_memory)  # 25x the images: the streamed peak does not follow the folder
+
+
+def test_a_jpeg_the_decoder_refuses_falls_back_to_pil(tmp_path: Path) -> None:
+    from capgate.train.stream import _gpu_decode, decode_file, read_bytes
+
+    p = tmp_path / "cmyk.jpg"
+    Image.new("CMYK", (12, 10), (10, 20, 30, 40)).save(p)
+    ok = tmp_path / "rgb.jpg"
+    Image.new("RGB", (12, 10), (1, 2, 3)).save(ok)
+    from capgate.data import load_image_array
+
+    expected = torch.from_numpy(np.array(load_image_array(p))).permute(2, 0, 1)
+    assert torch.equal(decode_file(p), expected)
+    batch = _gpu_decode([read_bytes(p), read_bytes(ok)], 8, torch.device("cpu"))
+    assert batch.shape == (2, 3, 8, 8) and batch.dtype == torch.uint8

@@ -6,9 +6,9 @@ memory budget is not decoded up front (ImageNet train at 224 px is ~190 GB); it 
 boxes. Each epoch a ``torch.utils.data.DataLoader`` with worker processes reads and decodes the
 batch's files (``torchvision.io.decode_jpeg``; PIL for other formats and for the JPEGs
 libjpeg cannot read, such as ImageNet's few CMYK files) and resizes them exactly as the
-in-memory path does (bilinear, antialiased, to ``R x R``). With a CUDA ``decode_device`` the
-workers only read the files and the main process decodes each batch in one batched
-``decode_jpeg`` call on the GPU.
+in-memory path does (bilinear, antialiased, to ``R x R``). With a ``decode_device`` (a CUDA
+device: nvJPEG) the workers only read the files and the main process decodes each batch in one
+batched ``decode_jpeg`` call on that device, and resizes it there.
 
 Batches are the same as the in-memory path's: the batch order is drawn from the same generator
 in the main process (:func:`capgate.train.tensors.batch_order`), and flips and brightness are
@@ -141,7 +141,8 @@ def _collate(items: list[tuple[int, torch.Tensor]]) -> tuple[list[int], torch.Te
 
 
 def _gpu_decode(blobs: list[torch.Tensor], size: int, device: torch.device) -> torch.Tensor:
-    """One batched ``decode_jpeg`` on ``device`` (already-decoded non-JPEG images pass through)."""
+    """One batched ``decode_jpeg`` on ``device`` (already-decoded non-JPEG images pass through);
+    a JPEG the batched call refuses makes the batch fall back to one PIL decode per image."""
     from torchvision.io import ImageReadMode, decode_jpeg
 
     jpeg = [k for k, b in enumerate(blobs) if b.ndim == 1]
@@ -149,17 +150,29 @@ def _gpu_decode(blobs: list[torch.Tensor], size: int, device: torch.device) -> t
     if jpeg:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            decoded = decode_jpeg([blobs[k] for k in jpeg], mode=ImageReadMode.RGB, device=device)
+            try:
+                decoded = decode_jpeg([blobs[k] for k in jpeg], mode=ImageReadMode.RGB, device=device)
+            except RuntimeError:  # e.g. a CMYK JPEG in the batch
+                decoded = [_pil_bytes(blobs[k]).to(device) for k in jpeg]
         for k, img in zip(jpeg, decoded):
             out[k] = img
     return torch.stack([_fit(img, size) for img in out])  # type: ignore[arg-type]
 
 
+def _pil_bytes(blob: torch.Tensor) -> torch.Tensor:
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(blob.numpy().tobytes())) as im:
+        return torch.from_numpy(np.array(im.convert("RGB"), dtype=np.uint8, copy=True)).permute(2, 0, 1)
+
+
 def stream_batches(data: StreamingClassification | StreamingDetection,
                    order: list[torch.Tensor]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """``(indices, uint8 images [B,3,R,R])`` for each index batch of ``order``, decoded by workers
-    (on ``data.decode_device`` when it is a CUDA device)."""
-    gpu = data.decode_device is not None and torch.device(data.decode_device).type == "cuda"
+    """``(indices, uint8 images [B,3,R,R])`` for each index batch of ``order``, decoded by workers, or
+    read by them and decoded batched on ``data.decode_device`` when one is set."""
+    gpu = data.decode_device is not None
     loader = torch.utils.data.DataLoader(
         _Files(data.paths, data.size, raw=gpu), batch_sampler=[b.tolist() for b in order],
         num_workers=data.workers, collate_fn=_collate, pin_memory=False,
