@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 __all__ = ["StreamingClassification", "StreamingDetection", "default_workers", "stream_batches",
-           "streaming_split", "decode_file", "read_bytes"]
+           "streaming_split", "decode_file", "read_bytes", "path_array"]
 
 log = logging.getLogger(__name__)
 _JPEG = (".jpg", ".jpeg")
@@ -82,11 +82,19 @@ def _fit(img: torch.Tensor, size: int) -> torch.Tensor:
     return t.squeeze(0).round().clamp(0, 255).to(torch.uint8)
 
 
+def path_array(paths: list[Path] | list[str]) -> np.ndarray:
+    """File paths as one fixed-width bytes array: forked DataLoader workers read it without
+    touching (and so copying) a Python object per file, which a list of paths would make each
+    worker do (PyTorch issue #13246: worker memory growing with the dataset)."""
+    return np.array([os.fsencode(p) for p in paths], dtype=np.bytes_)
+
+
 @dataclass
 class StreamingClassification:
-    """A classification split read from disk each epoch: ``paths`` and ``labels`` [N] int64."""
+    """A classification split read from disk each epoch: ``paths`` (:func:`path_array`) and
+    ``labels`` [N] int64."""
 
-    paths: list[Path]
+    paths: np.ndarray
     labels: torch.Tensor
     size: int
     workers: int = field(default_factory=default_workers)
@@ -99,10 +107,11 @@ class StreamingClassification:
 
 @dataclass
 class StreamingDetection:
-    """A detection split read from disk each epoch. ``boxes``/``labels`` per image in resized pixels,
-    ``scale`` [N,2] (sx, sy) from the annotated image size to ``size``, ``image_ids`` the COCO ids."""
+    """A detection split read from disk each epoch: ``paths`` (:func:`path_array`); ``boxes``/``labels``
+    per image in resized pixels, ``scale`` [N,2] (sx, sy) from the annotated image size to ``size``,
+    ``image_ids`` the COCO ids."""
 
-    paths: list[Path]
+    paths: np.ndarray
     boxes: list[torch.Tensor]
     labels: list[torch.Tensor]
     scale: torch.Tensor
@@ -119,14 +128,14 @@ class StreamingDetection:
 class _Files(torch.utils.data.Dataset):
     """Item i: the decoded, resized ``[3, R, R]`` uint8 image, or its raw bytes for GPU decoding."""
 
-    def __init__(self, paths: list[Path], size: int, raw: bool) -> None:
+    def __init__(self, paths: np.ndarray, size: int, raw: bool) -> None:
         self.paths, self.size, self.raw = paths, size, raw
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor]:
-        p = self.paths[i]
+        p = Path(os.fsdecode(self.paths[i]))
         if self.raw:
             return i, read_bytes(p) if p.suffix.lower() in _JPEG else _decode_pil(p)
         return i, _fit(decode_file(p), self.size)
@@ -190,7 +199,7 @@ def streaming_split(ds: Any, size: int, limit: int | None, detection: bool, work
     w = default_workers() if workers is None else workers
     dev = None if decode_device is None else torch.device(decode_device)
     if not detection:
-        return StreamingClassification([Path(p) for p, _ in samples],
+        return StreamingClassification(path_array([p for p, _ in samples]),
                                        torch.tensor([int(y) for _, y in samples], dtype=torch.int64), size, w, dev)
     boxes, labels, scale = [], [], []
     for s in samples:
@@ -199,6 +208,6 @@ def streaming_split(ds: Any, size: int, limit: int | None, detection: bool, work
         boxes.append(b * torch.tensor([sx, sy, sx, sy]))
         labels.append(torch.as_tensor(np.asarray(s.labels, dtype=np.int64).reshape(-1)))
         scale.append((sx, sy))
-    return StreamingDetection([Path(s.image_path) for s in samples], boxes, labels,
+    return StreamingDetection(path_array([s.image_path for s in samples]), boxes, labels,
                               torch.tensor(scale, dtype=torch.float64).reshape(-1, 2),
                               [int(s.image_id) for s in samples], size, w, dev)

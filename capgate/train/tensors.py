@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,7 +114,9 @@ def _cached_images(cache_dir: Path | None, key: str, paths: list[Path], size: in
         if found is not None:
             return found
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{key}.{os.getpid()}.npy.tmp"
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{key}.", suffix=".npy.tmp")  # unique across writers
+    os.close(fd)
+    tmp = Path(name)
     try:
         arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, 3, size, size))
         for i, p in enumerate(paths):
