@@ -181,3 +181,11 @@ def test_a_jpeg_the_decoder_refuses_falls_back_to_pil(tmp_path: Path) -> None:
     assert torch.equal(decode_file(p), expected)
     batch = _gpu_decode([read_bytes(p), read_bytes(ok)], 8, torch.device("cpu"))
     assert batch.shape == (2, 3, 8, 8) and batch.dtype == torch.uint8
+
+
+def test_default_workers_follow_the_trials_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    from capgate.train.stream import default_workers
+
+    for omp, workers in (("1", 1), ("2", 1), ("6", 5), ("32", 8)):
+        monkeypatch.setenv("OMP_NUM_THREADS", omp)
+        assert default_workers() == workers

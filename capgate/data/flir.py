@@ -106,6 +106,7 @@ def read_flir(
     categories, samples, meta = parse_coco(json_path, folder, cmap, drop_invalid, problems)
     if version == "v2" and split == "video_test":
         meta["video_pairs"] = len(flir_video_pairs(root, problems))
+        meta["video_map"] = str(find_video_map(root))
     problems.raise_if_any(f"FLIR ADAS {version} {root} ({split}, {modality})")
     log_dropped(meta, json_path)
     notes = {n: CLASS_NOTES[version][n] for n in meta.get("source_categories", {}).values() if n in CLASS_NOTES[version]}

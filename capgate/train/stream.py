@@ -38,11 +38,18 @@ _JPEG = (".jpg", ".jpeg")
 
 
 def default_workers() -> int:
-    """Worker processes for a streaming split: the CPUs this process may use, at most 8, one left free."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        n = os.cpu_count() or 1
+    """Worker processes for a streaming split: the CPUs this process is meant to use, one left for
+    the training loop, at least 1 and at most 8. Those CPUs are ``OMP_NUM_THREADS`` when set (Ray
+    sets it to a trial's CPU reservation, so concurrent trials do not oversubscribe a node), else
+    the CPUs the process may run on."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        n = int(env)
+    else:
+        try:
+            n = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            n = os.cpu_count() or 1
     return max(1, min(8, n - 1))
 
 
