@@ -189,7 +189,7 @@ def test_flir_v1_bicycle_is_documented_as_covering_motorcycles(tmp_path: Path) -
 
 # --- LLVIP ------------------------------------------------------------------------------------
 
-def _labelimg_xml(path: Path, objects: list[tuple[int, int, int, int]], w: int = 20, h: int = 16) -> None:
+def _labelimg_xml(path: Path, objects: list[tuple[int, int, int, int]], w: int = 1280, h: int = 1024) -> None:
     """As labelImg's ``pascal_voc_io.py`` writes it (LLVIP's annotation tool): integer corners."""
     objs = "".join(f"\t<object>\n\t\t<name>person</name>\n\t\t<pose>Unspecified</pose>\n\t\t<truncated>0</truncated>\n"
                    f"\t\t<difficult>0</difficult>\n\t\t<bndbox>\n\t\t\t<xmin>{a}</xmin>\n\t\t\t<ymin>{b}</ymin>\n"
@@ -203,12 +203,13 @@ def _labelimg_xml(path: Path, objects: list[tuple[int, int, int, int]], w: int =
 @pytest.fixture
 def llvip(tmp_path: Path) -> Path:
     """LLVIP (github.com/bupt-ai-cz/LLVIP): ``Annotations/<name>.xml`` shared by ``visible/{train,test}/``
-    and ``infrared/{train,test}/<name>.jpg`` (train names 01xxxx, test 19xxxx); top-left corners >= 1."""
+    and ``infrared/{train,test}/<name>.jpg`` (train names 01xxxx, test 19xxxx), 1280x1024 frames (the
+    authors' yolo converter divides by 1280 and 1024); 010001's first box as public LLVIP loaders quote it."""
     root = tmp_path / "LLVIP"
-    for split, name, boxes in (("train", "010001", [(1, 1, 10, 8), (11, 5, 20, 16)]), ("train", "010002", [(4, 2, 4, 9)]),
-                               ("test", "190001", [(3, 4, 6, 9)])):
-        _img(root / "visible" / split / f"{name}.jpg")
-        _img(root / "infrared" / split / f"{name}.jpg", mode="L")
+    for split, name, boxes in (("train", "010001", [(287, 428, 351, 662), (1, 20, 30, 1024)]),
+                               ("train", "010002", [(604, 311, 604, 402)]), ("test", "190001", [(3, 4, 6, 9)])):
+        _img(root / "visible" / split / f"{name}.jpg", 1280, 1024)
+        _img(root / "infrared" / split / f"{name}.jpg", 1280, 1024, mode="L")
         _labelimg_xml(root / "Annotations" / f"{name}.xml", boxes)
     return root
 
@@ -219,14 +220,17 @@ def _authors_voc2coco(xmin: int, ymin: int, xmax: int, ymax: int) -> list[float]
 
 
 def test_llvip_boxes_match_the_authors_converter_and_zero_area_is_a_problem(llvip: Path) -> None:
-    with pytest.raises(DataError, match=r"010002\.xml: box \[4\.0, 2\.0, 4\.0, 9\.0\] \(xyxy\) has zero or negative area"):
+    with pytest.raises(DataError, match=r"010002\.xml: box \[604\.0, 311\.0, 604\.0, 402\.0\] \(xyxy\) has zero or "
+                                        r"negative area"):
         read_llvip(llvip, "train")
     ds = read_llvip(llvip, "train", drop_invalid=True)
     assert ds.meta["box_convention"].startswith("llvip authors") and ds.meta["dropped_boxes"] == 1
     coco = ds.to_coco()
-    assert [a["bbox"] for a in coco["annotations"]] == [_authors_voc2coco(1, 1, 10, 8), _authors_voc2coco(11, 5, 20, 16)]
-    centre = (ds.samples[0].boxes[0, :2] + ds.samples[0].boxes[0, 2:]) / 2
-    assert centre.tolist() == [5.5, 4.5]  # the authors' yolo converter: 0.5 * (xmin + xmax)
+    assert [a["bbox"] for a in coco["annotations"]] == [_authors_voc2coco(287, 428, 351, 662),
+                                                        _authors_voc2coco(1, 20, 30, 1024)]
+    x1, _, x2, _ = ds.samples[0].boxes[0].tolist()
+    # the authors' xml2txt_yolov5.py: x_center = 0.5 * (xmin + xmax) / 1280, width = (xmax - xmin) / 1280
+    assert [0.5 * (x1 + x2) / 1280, (x2 - x1) / 1280] == [0.5 * (287 + 351) / 1280, (351 - 287) / 1280]
 
 
 # --- ILSVRC2012 -------------------------------------------------------------------------------
@@ -367,8 +371,8 @@ def test_export_writes_what_training_reads_per_split_and_modality(llvip: Path, t
     assert [(f.path.name, f.images, f.boxes) for f in files] == [
         ("train_rgb.json", 2, 2), ("train_ir.json", 2, 2), ("test_rgb.json", 1, 1), ("test_ir.json", 1, 1)]
     coco = COCO(str(tmp_path / "out" / "train_ir.json"))
-    assert [a["bbox"] for a in coco.loadAnns(coco.getAnnIds())] == [_authors_voc2coco(1, 1, 10, 8),
-                                                                    _authors_voc2coco(11, 5, 20, 16)]
+    assert [a["bbox"] for a in coco.loadAnns(coco.getAnnIds())] == [_authors_voc2coco(287, 428, 351, 662),
+                                                                    _authors_voc2coco(1, 20, 30, 1024)]
     info = json.loads((tmp_path / "out" / "train_ir.json").read_text())["info"]
     assert info["image_root"] == str(llvip) and info["class_map"] == "person" and info["dropped_boxes"] == 1
     assert (Path(info["image_root"]) / coco.loadImgs([1])[0]["file_name"]).is_file()
