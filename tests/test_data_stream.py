@@ -189,3 +189,14 @@ def test_default_workers_follow_the_trials_cpus(monkeypatch: pytest.MonkeyPatch)
     for omp, workers in (("1", 1), ("2", 1), ("6", 5), ("32", 8)):
         monkeypatch.setenv("OMP_NUM_THREADS", omp)
         assert default_workers() == workers
+
+
+def test_recipe_memory_budget_defaults_to_2_gib() -> None:
+    from types import SimpleNamespace
+
+    from capgate.spec import Recipe
+    from capgate.train.recipe import memory_budget_bytes
+
+    assert memory_budget_bytes(Recipe()) == 2048 * 2**20
+    assert memory_budget_bytes(SimpleNamespace(memory_budget_mb=None)) == 2048 * 2**20
+    assert memory_budget_bytes(SimpleNamespace(memory_budget_mb=3)) == 3 * 2**20
