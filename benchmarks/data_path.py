@@ -9,8 +9,11 @@ are as large as photos), then, each in a fresh process so peak RSS is its own:
 * ``stream``: the same epochs streamed by ``--workers`` DataLoader workers decoding each batch
   with ``torchvision.io.decode_jpeg`` (on the GPU with ``--device cuda``).
 
-Peak RSS is the process's own plus its largest worker's (``ru_maxrss`` of self and children).
-The batches are consumed (summed) but no model runs: this measures what the data path can feed.
+Peak RSS is the process's own plus its largest worker's (``ru_maxrss`` of self and children);
+``anon`` and ``file`` split the process's RSS at the end (``RssAnon``/``RssFile`` of
+``/proc/self/status``): the cached path's images are file pages, shared by every process that
+maps the same cache, not private memory. The batches are consumed (summed) but no model runs:
+this measures what the data path can feed.
 
     python benchmarks/data_path.py                       # 2000 images at 128 px
     python benchmarks/data_path.py --images 400 --epochs 1
@@ -71,7 +74,17 @@ def child(path: str, folder: Path, size: int, epochs: int, batch: int, workers: 
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return {"path": path, "kind": type(data).__name__, "prepare_s": prepare, "images": seen,
-            "images_per_s": seen / seconds, "peak_rss_mb": peak / 1024}
+            "images_per_s": seen / seconds, "peak_rss_mb": peak / 1024, **_rss_split()}
+
+
+def _rss_split() -> dict:
+    """RssAnon and RssFile of this process in MiB (Linux), else empty."""
+    try:
+        lines = Path("/proc/self/status").read_text().splitlines()
+    except OSError:
+        return {}
+    kb = {k: int(v.split()[0]) for k, _, v in (line.partition(":") for line in lines) if k in ("RssAnon", "RssFile")}
+    return {"anon_mb": kb.get("RssAnon", 0) / 1024, "file_mb": kb.get("RssFile", 0) / 1024}
 
 
 def main() -> None:
@@ -104,7 +117,7 @@ def main() -> None:
     for f in cache.glob("*"):
         f.unlink()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    print(f"{'path':<16} {'kind':<24} {'prepare s':>9} {'images/s':>9} {'peak RSS MiB':>12}")
+    print(f"{'path':<16} {'kind':<24} {'prepare s':>9} {'images/s':>9} {'peak RSS MiB':>12} {'anon':>6} {'file':>6}")
     for path in ("memory", "memory (cached)", "stream"):
         out = subprocess.run([sys.executable, __file__, "--child", path, "--images", str(args.images), "--src", args.src,
                               "--size", str(args.size), "--epochs", str(args.epochs), "--batch", str(args.batch),
@@ -113,7 +126,8 @@ def main() -> None:
         if out.returncode:
             sys.exit(f"{path} failed:\n{out.stderr[-4000:]}")
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{r['path']:<16} {r['kind']:<24} {r['prepare_s']:>9.2f} {r['images_per_s']:>9.0f} {r['peak_rss_mb']:>12.0f}")
+        print(f"{r['path']:<16} {r['kind']:<24} {r['prepare_s']:>9.2f} {r['images_per_s']:>9.0f} {r['peak_rss_mb']:>12.0f}"
+              f" {r.get('anon_mb', float('nan')):>6.0f} {r.get('file_mb', float('nan')):>6.0f}")
 
 
 if __name__ == "__main__":
