@@ -43,7 +43,7 @@ DATA_VERIFY_FORMATS = ("llvip", "flir", "coco", "imagenet", "domainnet")
 
 @cli.group(context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES_HELP)
 def data() -> None:
-    """The synthetic tiny world, and checks of datasets on disk."""
+    """The synthetic tiny world, checks of datasets on disk, and their export as COCO JSON."""
 
 
 @data.command("synth", context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES_HELP)
@@ -76,18 +76,42 @@ def data_synth(out: str, seed: int, overrides: tuple[str, ...], force: bool) -> 
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--format", "fmt", type=click.Choice(DATA_VERIFY_FORMATS), required=True, help="On-disk layout.")
 @click.option("--all-images", is_flag=True, help="Open every image header (default: up to 2000 per split).")
+@click.option("--drop-invalid", is_flag=True,
+              help="Drop invalid (zero-area, outside) boxes as a spec's `drop_invalid: true` does, and list "
+                   "the count per annotation file, instead of reporting them as problems.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
-def data_verify(ctx: click.Context, path: str, fmt: str, all_images: bool, as_json: bool) -> None:
+def data_verify(ctx: click.Context, path: str, fmt: str, all_images: bool, drop_invalid: bool, as_json: bool) -> None:
     """Summarise a dataset (images, boxes per class, image sizes) and list every problem."""
     import json
 
     from capgate.data.verify import verify
 
-    report = verify(path, fmt, None if all_images else 2000)
+    report = verify(path, fmt, None if all_images else 2000, drop_invalid=drop_invalid)
     click.echo(json.dumps(report.to_dict(), indent=1) if as_json else "\n".join(report.lines()))
     if not report.ok:
         ctx.exit(2)
+
+
+# Kept in step with capgate.data.export.EXPORT_FORMATS (a test checks).
+DATA_EXPORT_FORMATS = ("llvip", "flir", "coco")
+
+
+@data.command("export", context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES_HELP)
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(DATA_EXPORT_FORMATS), required=True, help="On-disk layout.")
+@click.option("-o", "--out", "outdir", required=True, type=click.Path(file_okay=False),
+              help="Folder for the COCO files (<split>_<modality>.json).")
+@click.option("--class-map", default=None, metavar="PRESET|MAP",
+              help="Class map as in a spec: a preset (person, person_bike_car) or 'person=person|pedestrian;car=car'.")
+@click.option("--drop-invalid", is_flag=True, help="Drop invalid boxes (as `drop_invalid: true` in a spec).")
+def data_export(path: str, fmt: str, outdir: str, class_map: str | None, drop_invalid: bool) -> None:
+    """Write what capgate trains and evaluates on as COCO JSON: one file per split and modality, with
+    exactly the boxes and categories the reader returns (inspect them with any COCO tool)."""
+    from capgate.data.export import export_coco
+
+    for f in export_coco(path, fmt, outdir, class_map=class_map, drop_invalid=drop_invalid):
+        click.echo(f"{f.path}  {f.split}/{f.modality}: {f.images} images, {f.boxes} boxes")
 
 
 # --- models -----------------------------------------------------------------------------

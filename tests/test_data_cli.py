@@ -95,7 +95,54 @@ def test_verify_bad_options_exit_2(tmp_path: Path) -> None:
 
 
 def test_cli_formats_match_library_and_commands_have_help() -> None:
-    assert DATA_VERIFY_FORMATS == VERIFY_FORMATS
-    for args in (["data", "--help"], ["data", "synth", "--help"], ["data", "verify", "-h"]):
+    from capgate.cli import DATA_EXPORT_FORMATS
+    from capgate.data.export import EXPORT_FORMATS
+
+    assert DATA_VERIFY_FORMATS == VERIFY_FORMATS and DATA_EXPORT_FORMATS == EXPORT_FORMATS
+    for args in (["data", "--help"], ["data", "synth", "--help"], ["data", "verify", "-h"], ["data", "export", "-h"]):
         r = CliRunner().invoke(cli, args)
         assert r.exit_code == 0 and "Usage: " in r.output
+
+
+def _zero_area_llvip(root: Path) -> Path:
+    from PIL import Image
+
+    for split, name in (("train", "010001"), ("test", "190001")):
+        for folder in ("visible", "infrared"):
+            (root / folder / split).mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (20, 16)).save(root / folder / split / f"{name}.jpg")
+        box = "<xmin>4</xmin><ymin>2</ymin><xmax>4</xmax><ymax>9</ymax>" if split == "train" else \
+            "<xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax>5</ymax>"
+        (root / "Annotations").mkdir(exist_ok=True)
+        (root / "Annotations" / f"{name}.xml").write_text(
+            f"<annotation><filename>{name}.jpg</filename><size><width>20</width><height>16</height><depth>3</depth>"
+            f"</size><object><name>person</name><bndbox>{box}</bndbox></object></annotation>")
+    return root
+
+
+def test_verify_drop_invalid_lists_dropped_boxes_per_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _zero_area_llvip(tmp_path / "LLVIP")
+    xml = root / "Annotations" / "010001.xml"
+    code, out, _ = run(["data", "verify", str(root), "--format", "llvip"], capsys)
+    assert code == 2 and f"{xml}: box [4.0, 2.0, 4.0, 9.0] (xyxy) has zero or negative area" in out
+    assert "`capgate data verify --drop-invalid`" in out
+    code, out, _ = run(["data", "verify", str(root), "--format", "llvip", "--drop-invalid"], capsys)
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[-3:] == ["dropped 1 invalid box(es) (--drop-invalid) in 1 file(s):", f"  {xml}: 1", "no problems found"]
+    code, out, _ = run(["data", "verify", str(root), "--format", "llvip", "--drop-invalid", "--json"], capsys)
+    d = json.loads(out)
+    assert code == 0 and d["drop_invalid"] is True and d["dropped"] == {str(xml): 1}
+
+
+def test_export_cli_writes_coco_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _zero_area_llvip(tmp_path / "LLVIP")
+    code, _, err = run(["data", "export", str(root), "--format", "llvip", "-o", str(tmp_path / "out")], capsys)
+    assert code == 2 and "zero or negative area" in err and not (tmp_path / "out" / "train_rgb.json").exists()
+    code, out, _ = run(["data", "export", str(root), "--format", "llvip", "-o", str(tmp_path / "out"),
+                        "--drop-invalid", "--class-map", "person"], capsys)
+    assert code == 0
+    assert out.splitlines() == [f"{tmp_path / 'out' / name}.json  {name.replace('_', '/')}: 1 images, {n} boxes"
+                                for name, n in (("train_rgb", 0), ("train_ir", 0), ("test_rgb", 1), ("test_ir", 1))]
+    doc = json.loads((tmp_path / "out" / "test_rgb.json").read_text())
+    assert doc["annotations"][0]["bbox"] == [1.0, 1.0, 4.0, 4.0] and doc["categories"][0]["name"] == "person"

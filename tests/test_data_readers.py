@@ -31,12 +31,22 @@ def _img(path: Path, w: int = 20, h: int = 16, mode: str = "RGB") -> None:
 
 
 def _voc(path: Path, objects: list[tuple[str, int, int, int, int]], w: int = 20, h: int = 16) -> None:
+    """One LLVIP annotation as labelImg writes it (labelImg's ``libs/pascal_voc_io.py``: folder,
+    filename, path, source/database ``Unknown``, size with depth, segmented, then per object name,
+    pose, truncated, difficult and the integer bndbox corners), the tool the LLVIP XMLs come from;
+    the real images are 1280x1024, these are shrunk to ``w`` x ``h``."""
     objs = "".join(
-        f"<object><name>{n}</name><bndbox><xmin>{a}</xmin><ymin>{b}</ymin><xmax>{c}</xmax><ymax>{d}</ymax>"
-        "</bndbox></object>" for n, a, b, c, d in objects
+        f"\t<object>\n\t\t<name>{n}</name>\n\t\t<pose>Unspecified</pose>\n\t\t<truncated>0</truncated>\n"
+        f"\t\t<difficult>0</difficult>\n\t\t<bndbox>\n\t\t\t<xmin>{a}</xmin>\n\t\t\t<ymin>{b}</ymin>\n"
+        f"\t\t\t<xmax>{c}</xmax>\n\t\t\t<ymax>{d}</ymax>\n\t\t</bndbox>\n\t</object>\n" for n, a, b, c, d in objects
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"<annotation><size><width>{w}</width><height>{h}</height></size>{objs}</annotation>")
+    path.write_text(
+        f"<annotation>\n\t<folder>Annotations</folder>\n\t<filename>{path.stem}.jpg</filename>\n"
+        f"\t<path>/data/LLVIP/visible/train/{path.stem}.jpg</path>\n\t<source>\n\t\t<database>Unknown</database>\n"
+        f"\t</source>\n\t<size>\n\t\t<width>{w}</width>\n\t\t<height>{h}</height>\n\t\t<depth>3</depth>\n"
+        f"\t</size>\n\t<segmented>0</segmented>\n{objs}</annotation>\n"
+    )
 
 
 @pytest.fixture
@@ -81,19 +91,20 @@ def flir_v2(tmp_path: Path) -> Path:
 
 # --- LLVIP -----------------------------------------------------------------------------------
 
-def test_llvip_reads_voc_boxes_with_inclusive_max(llvip: Path) -> None:
+def test_llvip_reads_boxes_in_the_authors_convention(llvip: Path) -> None:
     ds = read_llvip(llvip, "train", "rgb")
     assert ds.name == "llvip/rgb" and ds.categories == ("person",) and len(ds) == 2
     s = ds.samples[0]
     assert s.image_path == llvip / "visible" / "train" / "010001.jpg"
-    # VOC (1,1,10,8) covers pixels 0..9 x 0..7: continuous xyxy (0,0,10,8), width 10
-    np.testing.assert_array_equal(s.boxes, np.array([[0, 0, 10, 8], [10, 4, 20, 16]], dtype=np.float32))
+    # LLVIP's toolbox/voc2coco.py: bbox = [xmin, ymin, xmax - xmin, ymax - ymin]; so the XML box
+    # (1,1,10,8) is xyxy (1,1,10,8), width 9 (not the VOC reading (0,0,10,8), width 10)
+    np.testing.assert_array_equal(s.boxes, np.array([[1, 1, 10, 8], [11, 5, 20, 16]], dtype=np.float32))
     assert s.labels.tolist() == [0, 0] and ds.samples[1].boxes.shape == (0, 4)
     ir = read_llvip(llvip, "train", "ir")
     assert [x.image_path.name for x in ir.samples] == [x.image_path.name for x in ds.samples]
     assert [x.image_id for x in ir.samples] == [x.image_id for x in ds.samples]
     np.testing.assert_array_equal(ir.samples[0].boxes, s.boxes)
-    assert read_llvip(llvip, "test", "ir").samples[0].boxes.tolist() == [[2, 3, 6, 9]]
+    assert read_llvip(llvip, "test", "ir").samples[0].boxes.tolist() == [[3, 4, 6, 9]]
     arr = load_image_array(ir.samples[0].image_path)  # single-channel on disk, 3 channels loaded
     assert arr.shape == (16, 20, 3) and arr.dtype == np.uint8 and (arr[..., 0] == arr[..., 2]).all()
     assert ds.tag == "llvip[all]" and len(ds.fingerprint()) == 64 and ds.fingerprint() != ir.fingerprint()
@@ -105,9 +116,9 @@ def test_voc_to_coco_round_trip_through_pycocotools(llvip: Path, tmp_path: Path)
     path.write_text(json.dumps(gt))
     coco = COCO(str(path))
     anns = coco.loadAnns(coco.getAnnIds(imgIds=[1]))
-    # VOC (1,1,10,8) -> COCO xywh (0,0,10,8); VOC (11,5,20,16) -> (10,4,10,12)
-    assert [a["bbox"] for a in anns] == [[0.0, 0.0, 10.0, 8.0], [10.0, 4.0, 10.0, 12.0]]
-    assert [a["area"] for a in anns] == [80.0, 120.0]
+    # what the LLVIP authors' voc2coco.py writes: (1,1,10,8) -> xywh (1,1,9,7); (11,5,20,16) -> (11,5,9,11)
+    assert [a["bbox"] for a in anns] == [[1.0, 1.0, 9.0, 7.0], [11.0, 5.0, 9.0, 11.0]]
+    assert [a["area"] for a in anns] == [63.0, 99.0]
     assert coco.loadCats(coco.getCatIds()) == [{"id": 1, "name": "person", "supercategory": ""}]
     assert coco.loadImgs([1])[0]["file_name"] == "visible/train/010001.jpg"
     back = read_coco(path, llvip, split="x")
@@ -131,21 +142,24 @@ def test_llvip_missing_annotation_and_missing_folder(llvip: Path, tmp_path: Path
 
 
 def test_llvip_zero_area_and_outside_boxes_error_or_drop(llvip: Path) -> None:
-    _voc(llvip / "Annotations" / "010002.xml", [("person", 5, 5, 4, 9), ("person", 2, 2, 40, 10), ("person", 2, 2, 5, 5)])
+    # xmin == xmax occurs in the real archive: zero area, never silently widened to one pixel
+    _voc(llvip / "Annotations" / "010002.xml", [("person", 7, 3, 7, 9), ("person", 2, 2, 40, 10), ("person", 2, 2, 5, 5)])
     with pytest.raises(DataError) as err:
         read_llvip(llvip, "train")
     msg = str(err.value)
-    assert "2 problem(s)" in msg and "zero or negative area" in msg and "outside the 20x16 image" in msg
-    assert "010002.xml" in msg and "drop_invalid=True" in msg
+    assert "2 problem(s)" in msg and "box [7.0, 3.0, 7.0, 9.0] (xyxy) has zero or negative area" in msg
+    assert "outside the 20x16 image" in msg and "010002.xml: box" in msg
+    assert "capgate data verify --drop-invalid" in msg and "drop_invalid: true" in msg
     ds = read_llvip(llvip, "train", drop_invalid=True)
-    assert ds.samples[1].boxes.tolist() == [[1, 1, 5, 5]]
+    assert ds.samples[1].boxes.tolist() == [[2, 2, 5, 5]]
     assert ds.meta["dropped_boxes"] == 2 and ds.meta["invalid_boxes"] == 2
+    assert ds.meta["dropped_by_file"] == {str(llvip / "Annotations" / "010002.xml"): 2}
 
 
 def test_llvip_box_overshooting_by_one_pixel_is_clipped_and_counted(llvip: Path) -> None:
-    _voc(llvip / "Annotations" / "010002.xml", [("person", 0, 1, 21, 16)])
+    _voc(llvip / "Annotations" / "010002.xml", [("person", 1, 1, 21, 16)])
     ds = read_llvip(llvip, "train")
-    assert ds.samples[1].boxes.tolist() == [[0, 0, 20, 16]] and ds.meta["clipped_boxes"] == 1
+    assert ds.samples[1].boxes.tolist() == [[1, 1, 20, 16]] and ds.meta["clipped_boxes"] == 1
 
 
 def test_llvip_class_map_renames_and_drops(llvip: Path) -> None:

@@ -82,10 +82,14 @@ def test_llvip_voc_parses_with_elementtree_and_pairs_align(world: WorldManifest)
             assert objs and all(o.findtext("name") == "person" for o in objs)
             for o in objs:
                 x0, y0, x1, y1 = (int(o.findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax"))
-                assert 1 <= x0 < x1 <= w and 1 <= y0 < y1 <= h
+                assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
     rgb, ir = open_detection("llvip", root, "train", "rgb"), open_detection("llvip", root, "train", "ir")
     for a, b in zip(rgb.samples, ir.samples):
         assert a.image_path.name == b.image_path.name and np.array_equal(a.boxes, b.boxes)
+        # written in the LLVIP authors' convention: the XML corners are the xyxy box (w = xmax - xmin)
+        tree = ET.parse(root / "Annotations" / a.image_path.name.replace(".jpg", ".xml")).getroot()
+        corners = [[int(o.findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax")] for o in tree.iter("object")]
+        assert a.boxes.tolist() == corners
 
 
 def test_coco_and_flir_json_parse_with_pycocotools(world: WorldManifest) -> None:
@@ -135,6 +139,8 @@ def test_domainnet_layout_and_distinct_styles(world: WorldManifest) -> None:
     for domain in ("real", "sketch", "clipart", "painting", "quickdraw"):
         train, test = read_domainnet(root, domain, "train"), read_domainnet(root, domain, "test")
         assert train.classes == test.classes == ("bicycle", "car", "dog") and (len(train), len(test)) == (6, 3)
+        # DomainNet's file names carry label + 1: real/bicycle/real_001_000000.jpg has label 0
+        assert all(int(p.stem.split("_")[1]) == y + 1 for p, y in train.samples)
         pix = np.stack([np.asarray(Image.open(p).convert("RGB"), dtype=float) for p, _ in train.samples])
         white[domain] = float((pix.min(axis=-1) > 230).mean())
     assert white["quickdraw"] > 0.8 and white["sketch"] > 0.4 and white["real"] < 0.1 and white["painting"] < 0.1

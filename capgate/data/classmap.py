@@ -4,6 +4,12 @@ A :class:`ClassMap` maps each target class to the source names it collects, e.g.
 ``{"person": ["person", "pedestrian", "people"]}``. Source names match case-insensitively;
 unmapped source classes are dropped and counted. Cross-dataset studies use the preset
 ``"person"``. ``str(class_map)`` is a short form for the results table and ``meta``.
+
+Source names do not mean the same thing in every dataset: FLIR ADAS v1's ``bicycle`` covers
+bicycles *and motorcycles*, FLIR ADAS v2's ``bike`` bicycles only (v2 has ``motor`` for
+motorcycles), COCO's ``bicycle`` bicycles only. The ``person_bike_car`` preset therefore mixes two
+definitions when it reads FLIR v1; the readers record such notes in ``meta["class_notes"]``
+(:data:`capgate.data.flir.CLASS_NOTES`).
 """
 
 from __future__ import annotations
@@ -69,6 +75,7 @@ class ClassMap:
 
 PRESETS: dict[str, ClassMap] = {
     "person": ClassMap.from_dict({"person": ["person", "pedestrian", "people", "people_group"]}, name="person"),
+    # "bicycle" <- FLIR v1 "bicycle" includes motorcycles; FLIR v2 "bike" and COCO "bicycle" do not
     "person_bike_car": ClassMap.from_dict(
         {"person": ["person", "pedestrian", "people"], "bicycle": ["bicycle", "bike"], "car": ["car"]},
         name="person_bike_car",

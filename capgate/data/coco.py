@@ -5,6 +5,11 @@ FLIR's ids are non-contiguous (1 person, 2 bike, 3 car, 4 motor, 6 bus, ... 17 d
 Without a class map the dataset's categories are every category in the file ordered by id;
 with one they are the map's targets and unmapped classes are dropped and counted.
 Crowd annotations (``iscrowd=1``) are skipped and counted.
+
+COCO root layout: ``annotations/instances_<split>.json`` with images in ``<split>/``, except
+COCO 2014's ``minival2014`` and ``valminusminival2014`` (Detectron's ``instances_minival2014.json``,
+``instances_valminusminival2014.json``), whose images are the ``val2014/`` files
+(``COCO_val2014_000000000042.jpg``): :data:`IMAGE_FOLDER_OF`, :func:`coco_split_paths`.
 """
 
 from __future__ import annotations
@@ -21,7 +26,15 @@ from capgate.data.classmap import ClassMap, resolve_class_map
 from capgate.data.problems import BoxCheck, ProblemLog, check_boxes, log_dropped, safe_join
 from capgate.data.types import DetectionDataset, DetectionSample
 
-__all__ = ["read_coco", "parse_coco", "load_json", "image_size"]
+__all__ = ["read_coco", "parse_coco", "load_json", "image_size", "coco_split_paths", "IMAGE_FOLDER_OF"]
+
+#: Annotation splits whose images live in another split's folder.
+IMAGE_FOLDER_OF = {"minival2014": "val2014", "valminusminival2014": "val2014"}
+
+
+def coco_split_paths(root: Path, split: str) -> tuple[Path, Path]:
+    """``(annotations/instances_<split>.json, image folder)`` of a split under a COCO root."""
+    return root / "annotations" / f"instances_{split}.json", root / IMAGE_FOLDER_OF.get(split, split)
 
 
 def load_json(path: Path, problems: ProblemLog) -> Any | None:

@@ -6,7 +6,13 @@ v2 layout (one folder per modality and split, each with ``coco.json`` and ``data
     images_thermal_train/coco.json  images_thermal_train/data/*.jpg
     images_rgb_val/  images_thermal_val/
     video_rgb_test/  video_thermal_test/
-    rgb_to_thermal_vid_map.json     pairs video RGB frames with thermal frames
+    ../rgb_to_thermal_vid_map.json  pairs video RGB frames with thermal frames
+
+The v2 archive (``FLIR_ADAS_v2.zip``) unpacks to ``FLIR_ADAS_v2/`` holding the folders above,
+and ``rgb_to_thermal_vid_map.json`` *beside* it, at the archive's top level (FLIR's README: "time-
+synced frames mapped between the thermal and RGB spectrums in the rgb_to_thermal_vid_map.json
+file"). The root given is ``FLIR_ADAS_v2/``; the map is looked up in the root, then its parent.
+Each folder also ships an ``index.json`` (FLIR's own frame index); ``coco.json`` is what is read.
 
 v1 layout (thermal annotated only; RGB frames are unannotated)::
 
@@ -15,6 +21,11 @@ v1 layout (thermal annotated only; RGB frames are unannotated)::
     {train,val,video}/RGB/*.jpg
 
 Category ids are FLIR's own, mapped by id -> name from the JSON (see :mod:`capgate.data.coco`).
+
+**Class meanings differ between versions** (:data:`CLASS_NOTES`, recorded in ``meta``): v1's
+``bicycle`` (id 2) covers bicycles *and motorcycles* (v1 README: "Bicycles - bicycles and
+motorcycles (not consistent with coco)"); v2's ``bike`` is bicycles only, motorcycles being
+``motor``. A class map that sends both to one target mixes two definitions.
 """
 
 from __future__ import annotations
@@ -29,13 +40,23 @@ from capgate.data.types import DetectionDataset
 from capgate.errors import DataError
 
 __all__ = ["read_flir", "flir_video_pairs", "detect_flir_version", "FLIR_SPLITS", "FLIR_VERSIONS", "flir_v2_folder",
-           "V1_SPLIT_FOLDERS", "VIDEO_MAP"]
+           "V1_SPLIT_FOLDERS", "VIDEO_MAP", "CLASS_NOTES", "find_video_map"]
 
 FLIR_SPLITS = ("train", "val", "video_test")
 FLIR_VERSIONS = ("v2", "v1")
 _V2_MODALITY = {"rgb": "rgb", "ir": "thermal"}
 V1_SPLIT_FOLDERS = {"train": "train", "val": "val", "video_test": "video"}
 VIDEO_MAP = "rgb_to_thermal_vid_map.json"
+#: What a source class means, per version, where it differs from its name's COCO meaning.
+CLASS_NOTES = {
+    "v1": {"bicycle": "bicycles and motorcycles (FLIR ADAS v1 README; not consistent with COCO)"},
+    "v2": {"bike": "bicycles only (motorcycles are 'motor')"},
+}
+
+
+def find_video_map(root: Path) -> Path | None:
+    """``rgb_to_thermal_vid_map.json`` in the v2 root or its parent (where the archive puts it)."""
+    return next((d / VIDEO_MAP for d in (root, root.parent) if (d / VIDEO_MAP).is_file()), None)
 
 
 def flir_v2_folder(root: Path, split: str, modality: str) -> Path:
@@ -85,9 +106,12 @@ def read_flir(
     categories, samples, meta = parse_coco(json_path, folder, cmap, drop_invalid, problems)
     if version == "v2" and split == "video_test":
         meta["video_pairs"] = len(flir_video_pairs(root, problems))
+        meta["video_map"] = str(find_video_map(root))
     problems.raise_if_any(f"FLIR ADAS {version} {root} ({split}, {modality})")
     log_dropped(meta, json_path)
-    meta.update({"variant": f"flir_{version}", "class_map": str(cmap) if cmap else "all", "image_dir": str(folder)})
+    notes = {n: CLASS_NOTES[version][n] for n in meta.get("source_categories", {}).values() if n in CLASS_NOTES[version]}
+    meta.update({"variant": f"flir_{version}", "class_map": str(cmap) if cmap else "all", "image_dir": str(folder),
+                 "class_notes": notes})
     return DetectionDataset(
         name=f"flir/{modality}", format=f"flir_{version}", root=root, split=split, modality=modality,
         categories=categories, samples=samples, meta=meta,
@@ -115,7 +139,8 @@ def _locate(root: Path, split: str, modality: str, version: str) -> tuple[Path, 
 
 
 def flir_video_pairs(root: Path | str, problems: ProblemLog | None = None) -> list[tuple[Path, Path]]:
-    """(RGB frame, thermal frame) pairs from ``rgb_to_thermal_vid_map.json`` (v2 video test).
+    """(RGB frame, thermal frame) pairs from ``rgb_to_thermal_vid_map.json`` (v2 video test),
+    found in ``root`` or its parent (:func:`find_video_map`).
 
     The map is a JSON object ``{rgb file name: thermal file name}`` (a list of pairs is also
     accepted); names are relative to ``video_{rgb,thermal}_test/data/``. Problems (missing
@@ -124,8 +149,14 @@ def flir_video_pairs(root: Path | str, problems: ProblemLog | None = None) -> li
     root = Path(root).absolute()
     own = problems is None
     problems = ProblemLog() if problems is None else problems
-    map_path = root / VIDEO_MAP
-    data: Any = load_json(map_path, problems)
+    map_path = find_video_map(root)
+    data: Any = None
+    if map_path is None:
+        map_path = root.parent / VIDEO_MAP
+        problems.add(root, f"{VIDEO_MAP} is in neither {root} nor its parent {root.parent}",
+                     f"restore it from the FLIR_ADAS_v2 archive (it lies beside FLIR_ADAS_v2/) into {root.parent}")
+    else:
+        data = load_json(map_path, problems)
     pairs: list[tuple[Path, Path]] = []
     if data is not None:
         items = list(data.items()) if isinstance(data, dict) else data

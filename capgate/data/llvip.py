@@ -1,15 +1,21 @@
-"""LLVIP: paired visible/infrared surveillance images with one VOC XML per pair.
+"""LLVIP: paired visible/infrared surveillance images with one VOC-style XML per pair.
 
-Layout::
+Layout (https://github.com/bupt-ai-cz/LLVIP)::
 
     Annotations/<name>.xml          one per pair, shared by both modalities
     visible/{train,test}/<name>.jpg
     infrared/{train,test}/<name>.jpg
 
-The split is given by the image folder. VOC pixel convention: ``xmin/ymin`` are 1-based and
-``xmax/ymax`` inclusive, so a VOC box ``(xmin, ymin, xmax, ymax)`` becomes continuous xyxy
-``(xmin - 1, ymin - 1, xmax, ymax)`` (width ``xmax - xmin + 1``); :func:`voc_box` and
-:func:`xyxy_to_voc` are exact inverses on integer boxes.
+The split is given by the image folder. **Box convention: the LLVIP authors'.** The XMLs were
+written by labelImg (integer pixel corners, the top-left clamped to 1), and the authors' own
+converters (``toolbox/voc2coco.py``: ``w = xmax - xmin``; ``toolbox/xml2txt_yolov5.py``: width
+``(xmax - xmin) / 1280``) read ``<xmin>..<xmax>`` as continuous corners. capgate does the same:
+an XML box ``(xmin, ymin, xmax, ymax)`` is the xyxy box ``(xmin, ymin, xmax, ymax)``, width
+``xmax - xmin``; :func:`llvip_box` and :func:`xyxy_to_llvip` are exact inverses on integer
+boxes. (Reading them as 1-based inclusive VOC corners would grow every box by one pixel and
+move its centre, and turn a zero-area box, ``xmin == xmax``, into a one-pixel box.) Zero-area
+boxes occur in the real archive: they are problems naming the XML, or dropped and counted with
+``drop_invalid=True``.
 """
 
 from __future__ import annotations
@@ -26,21 +32,21 @@ from capgate.data.problems import BoxCheck, ProblemLog, check_boxes, log_dropped
 from capgate.data.types import DetectionDataset, DetectionSample
 from capgate.errors import DataError
 
-__all__ = ["read_llvip", "parse_voc_xml", "voc_box", "xyxy_to_voc", "LLVIP_SPLITS", "LLVIP_FOLDERS", "IMAGE_SUFFIXES", "scan_llvip"]
+__all__ = ["read_llvip", "parse_voc_xml", "llvip_box", "xyxy_to_llvip", "LLVIP_SPLITS", "LLVIP_FOLDERS", "IMAGE_SUFFIXES", "scan_llvip"]
 
 LLVIP_SPLITS = ("train", "test")
 LLVIP_FOLDERS = {"rgb": "visible", "ir": "infrared"}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
-def voc_box(xmin: float, ymin: float, xmax: float, ymax: float) -> tuple[float, float, float, float]:
-    """VOC (1-based, inclusive max) -> continuous xyxy."""
-    return xmin - 1.0, ymin - 1.0, float(xmax), float(ymax)
+def llvip_box(xmin: float, ymin: float, xmax: float, ymax: float) -> tuple[float, float, float, float]:
+    """An LLVIP XML box -> continuous xyxy (the authors' convention: the corners as they are)."""
+    return float(xmin), float(ymin), float(xmax), float(ymax)
 
 
-def xyxy_to_voc(x1: float, y1: float, x2: float, y2: float) -> tuple[int, int, int, int]:
-    """Continuous integer xyxy -> VOC (1-based, inclusive max)."""
-    return int(round(x1)) + 1, int(round(y1)) + 1, int(round(x2)), int(round(y2))
+def xyxy_to_llvip(x1: float, y1: float, x2: float, y2: float) -> tuple[int, int, int, int]:
+    """Continuous integer xyxy -> LLVIP XML corners (inverse of :func:`llvip_box`)."""
+    return int(round(x1)), int(round(y1)), int(round(x2)), int(round(y2))
 
 
 def parse_voc_xml(path: Path, problems: ProblemLog) -> dict[str, Any] | None:
@@ -76,7 +82,7 @@ def parse_voc_xml(path: Path, problems: ProblemLog) -> dict[str, Any] | None:
         except ValueError:
             problems.add(path, f"object {i} lacks a <name> or a numeric <bndbox> xmin/ymin/xmax/ymax", "fix the object")
             continue
-        objects.append((name, voc_box(*vals)))
+        objects.append((name, llvip_box(*vals)))
     return {"width": width, "height": height, "objects": objects}
 
 
@@ -161,7 +167,7 @@ def scan_llvip(
         "image_dir": str(image_dir),
         "annotation_dir": str(ann_dir),
         "unmapped_boxes": dict(sorted(unmapped.items())),
-        "box_convention": "voc (1-based, inclusive xmax)",
+        "box_convention": "llvip authors (w = xmax - xmin)",
         **counts.as_meta(),
     }
     return samples, categories, meta

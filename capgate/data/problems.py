@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
 
 import numpy as np
 
@@ -107,9 +108,11 @@ class BoxCheck:
     invalid: int = 0
     dropped: int = 0
     clipped: int = 0
+    dropped_by_file: dict[str, int] = field(default_factory=dict)
 
-    def as_meta(self) -> dict[str, int]:
-        return {"invalid_boxes": self.invalid, "dropped_boxes": self.dropped, "clipped_boxes": self.clipped}
+    def as_meta(self) -> dict[str, Any]:
+        return {"invalid_boxes": self.invalid, "dropped_boxes": self.dropped, "clipped_boxes": self.clipped,
+                "dropped_by_file": dict(sorted(self.dropped_by_file.items()))}
 
 
 def check_boxes(
@@ -150,12 +153,14 @@ def check_boxes(
         counts.invalid += 1
         if drop_invalid:
             counts.dropped += 1
+            counts.dropped_by_file[str(source)] = counts.dropped_by_file.get(str(source), 0) + 1
             problems.add(source, f"box {b} (xyxy) {what}; dropped", "none needed (drop_invalid=True)", kind="dropped")
         else:
             problems.add(
                 source,
                 f"box {b} (xyxy) {what}",
-                "fix the annotation, or pass drop_invalid=True (--drop-invalid) to drop such boxes",
+                "fix the annotation, or drop such boxes: `capgate data verify --drop-invalid` shows what is "
+                "dropped, `drop_invalid: true` on the spec's dataset (drop_invalid=True in Python) drops them",
             )
         keep[i] = False
     return keep

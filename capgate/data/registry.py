@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from capgate.data.classmap import ClassMap
-from capgate.data.coco import read_coco
+from capgate.data.coco import coco_split_paths, read_coco
+from capgate.data.domainnet import read_domainnet
 from capgate.data.flir import read_flir
-from capgate.data.folders import read_domainnet, read_imagenet
+from capgate.data.imagenet import read_imagenet
 from capgate.data.llvip import read_llvip
 from capgate.data.types import ClassificationDataset, DetectionDataset
 from capgate.errors import DataError
@@ -21,10 +22,10 @@ __all__ = ["open_detection", "open_classification", "DETECTION_FORMATS", "CLASSI
 
 
 def _open_coco(root: Path, split: str, modality: str, class_map: Any, **kw: Any) -> DetectionDataset:
-    """COCO root layout: ``annotations/instances_<split>.json`` and images in ``<split>/``."""
-    return read_coco(
-        root / "annotations" / f"instances_{split}.json", root / split, class_map, split=split, modality=modality, **kw
-    )
+    """COCO root layout: ``annotations/instances_<split>.json`` and images in ``<split>/`` (``val2014/``
+    for COCO 2014's minival files; :func:`~capgate.data.coco.coco_split_paths`)."""
+    json_path, image_dir = coco_split_paths(root, split)
+    return read_coco(json_path, image_dir, class_map, split=split, modality=modality, **kw)
 
 
 DETECTION_FORMATS: dict[str, Callable[..., DetectionDataset]] = {

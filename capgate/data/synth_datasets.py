@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from capgate.data.domainnet import domainnet_class_index
 from capgate.data.flir import VIDEO_MAP, flir_v2_folder
 from capgate.data.synth_classify import DOMAINNET_SHAPES, domainnet_image, imagenet_classes, imagenet_image
 from capgate.data.synth_formats import coco_annotation, coco_image, write_jpeg, write_json, write_voc
@@ -135,14 +136,14 @@ def gen_domainnet(folder: Path, cfg: WorldConfig, seed: int) -> dict[str, Any]:
 
         raise DataError(f"domainnet_classes={cfg.domainnet_classes} exceeds the {len(DOMAINNET_SHAPES)} "
                         "shapes the tiny world can draw; fix: choose fewer")
-    classes = sorted(list(DOMAINNET_SHAPES)[: cfg.domainnet_classes])
+    classes = list(domainnet_class_index(list(DOMAINNET_SHAPES)[: cfg.domainnet_classes]))  # DomainNet's order
     for domain in cfg.domainnet_domains:
         lines: dict[str, list[str]] = {"train": [], "test": []}
         for label, cls in enumerate(classes):
             for i in range(cfg.domainnet_train + cfg.domainnet_test):
                 split = "train" if i < cfg.domainnet_train else "test"
                 rng = image_rng(seed, "domainnet", f"{domain}/{cls}", i)
-                rel = f"{domain}/{cls}/{domain}_{label:03d}_{i:06d}.jpg"
+                rel = f"{domain}/{cls}/{domain}_{label + 1:03d}_{i:06d}.jpg"  # as in DomainNet: label + 1
                 write_jpeg(folder / rel, domainnet_image(rng, DOMAINNET_SHAPES[cls], domain, cfg.domainnet_size),
                            cfg.jpeg_quality)
                 lines[split].append(f"{rel} {label}")

@@ -15,7 +15,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 from PIL import Image
 
-from capgate.data.llvip import xyxy_to_voc
+from capgate.data.llvip import xyxy_to_llvip
 
 __all__ = ["write_jpeg", "write_json", "write_voc", "coco_image", "coco_annotation", "JPEG_SETTINGS"]
 
@@ -36,7 +36,8 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def write_voc(path: Path, filename: str, width: int, height: int, objects: list[tuple[str, tuple]]) -> None:
-    """One VOC XML: ``objects`` are (name, continuous integer xyxy) written 1-based inclusive."""
+    """One LLVIP XML as labelImg writes it: ``objects`` are (name, continuous integer xyxy) written in the
+    LLVIP authors' convention (corners as they are, width ``xmax - xmin``; see :mod:`capgate.data.llvip`)."""
     lines = [
         "<annotation>",
         "  <folder>LLVIP</folder>",
@@ -46,7 +47,7 @@ def write_voc(path: Path, filename: str, width: int, height: int, objects: list[
         "  <segmented>0</segmented>",
     ]
     for name, box in objects:
-        xmin, ymin, xmax, ymax = xyxy_to_voc(*box)
+        xmin, ymin, xmax, ymax = xyxy_to_llvip(*box)
         lines += [
             "  <object>",
             f"    <name>{escape(name)}</name>",

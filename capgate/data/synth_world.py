@@ -40,7 +40,7 @@ __all__ = ["WorldConfig", "WorldManifest", "generate_world", "ensure_world", "GE
 log = logging.getLogger(__name__)
 
 #: Bump when the generator's output changes, so stale worlds are regenerated.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: LLVIP XMLs in the authors' box convention, DomainNet file numbers = label + 1
 WORLD_DATASETS = ("llvip", "flir", "imagenet", "coco", "domainnet")
 MANIFEST = "manifest.json"
 

@@ -9,11 +9,12 @@ returns a :class:`VerifyReport` with a summary per split and every problem.
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from capgate.data.coco import image_size, parse_coco
+from capgate.data.coco import coco_split_paths, image_size, parse_coco
 from capgate.data.flir import (
     FLIR_SPLITS,
     V1_SPLIT_FOLDERS,
@@ -22,7 +23,8 @@ from capgate.data.flir import (
     flir_v2_folder,
     flir_video_pairs,
 )
-from capgate.data.folders import scan_domainnet, scan_imagenet
+from capgate.data.domainnet import scan_domainnet
+from capgate.data.imagenet import imagenet_image_root, scan_imagenet
 from capgate.data.llvip import IMAGE_SUFFIXES, LLVIP_FOLDERS, LLVIP_SPLITS, scan_llvip
 from capgate.data.problems import Problem, ProblemLog
 from capgate.data.types import ClassificationDataset, DetectionSample
@@ -41,6 +43,12 @@ class VerifyReport:
     format: str
     parts: list[dict[str, Any]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    drop_invalid: bool = False
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Invalid boxes dropped under ``drop_invalid``, per annotation file."""
+        return dict(sorted(Counter(p.file for p in self.problems if p.kind == "dropped").items()))
 
     @property
     def ok(self) -> bool:
@@ -59,14 +67,20 @@ class VerifyReport:
             else:
                 total = f"{len(part['per_class'])} classes (images per class: {per})"
             out.append(f"  {part['name']}: {part['images']} images, {total}; {part['sizes']}")
+        dropped = self.dropped
+        if dropped:
+            out.append(f"dropped {sum(dropped.values())} invalid box(es) (--drop-invalid) in {len(dropped)} file(s):")
+            out.extend(f"  {f}: {n}" for f, n in dropped.items())
+        elif self.drop_invalid:
+            out.append("dropped 0 invalid boxes (--drop-invalid)")
         errors = [p for p in self.problems if p.kind == "error"]
         out.append(f"problems: {len(errors)}" if errors else "no problems found")
         out.extend(f"  {p}" for p in errors)
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": str(self.path), "format": self.format, "ok": self.ok, "parts": self.parts,
-                "problems": [vars(p) for p in self.problems]}
+        return {"path": str(self.path), "format": self.format, "ok": self.ok, "drop_invalid": self.drop_invalid,
+                "dropped": self.dropped, "parts": self.parts, "problems": [vars(p) for p in self.problems]}
 
 
 def _size_text(sizes: list[tuple[int, int]]) -> str:
@@ -120,7 +134,8 @@ def _guard(problems: ProblemLog, where: Path, fn, *args) -> Any:  # noqa: ANN001
         return None
 
 
-def _verify_llvip(root: Path, report: VerifyReport, problems: ProblemLog, k: int | None) -> None:
+def _verify_llvip(root: Path, report: VerifyReport, problems: ProblemLog, k: int | None,
+                  drop_invalid: bool) -> None:
     for split in LLVIP_SPLITS:
         names = {}
         for mod, folder in LLVIP_FOLDERS.items():
@@ -128,7 +143,7 @@ def _verify_llvip(root: Path, report: VerifyReport, problems: ProblemLog, k: int
             if not d.is_dir():
                 continue
             names[mod] = {p.name for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
-            res = _guard(problems, root, scan_llvip, root, split, mod, None, False, problems)
+            res = _guard(problems, root, scan_llvip, root, split, mod, None, drop_invalid, problems)
             if res is not None:
                 samples, cats, _ = res
                 report.parts.append(_detection_part(f"{split}/{mod}", cats, samples, problems, k))
@@ -142,7 +157,8 @@ def _verify_llvip(root: Path, report: VerifyReport, problems: ProblemLog, k: int
         problems.add(root, "no visible/{train,test} or infrared/{train,test} folders", "point at the LLVIP root")
 
 
-def _verify_flir(root: Path, report: VerifyReport, problems: ProblemLog, k: int | None) -> None:
+def _verify_flir(root: Path, report: VerifyReport, problems: ProblemLog, k: int | None,
+                 drop_invalid: bool) -> None:
     version = _guard(problems, root, detect_flir_version, root)
     if version is None:
         return
@@ -158,7 +174,7 @@ def _verify_flir(root: Path, report: VerifyReport, problems: ProblemLog, k: int 
                 continue
             if not folder.is_dir():
                 continue
-            cats, samples, _ = parse_coco(json_path, folder, None, False, problems)
+            cats, samples, _ = parse_coco(json_path, folder, None, drop_invalid, problems)
             report.parts.append(_detection_part(f"{split}/{mod} ({version})", cats, samples, problems, k))
     if version == "v2" and flir_v2_folder(root, "video_test", "rgb").is_dir():
         pairs = flir_video_pairs(root, problems)
@@ -166,7 +182,8 @@ def _verify_flir(root: Path, report: VerifyReport, problems: ProblemLog, k: int 
                              "note": f"{len(pairs)} RGB frames paired with thermal frames by {VIDEO_MAP}"})
 
 
-def _verify_coco(root: Path, report: VerifyReport, problems: ProblemLog, k: int | None) -> None:
+def _verify_coco(root: Path, report: VerifyReport, problems: ProblemLog, k: int | None,
+                 drop_invalid: bool) -> None:
     files = sorted((root / "annotations").glob("instances_*.json")) if root.is_dir() else []
     if root.is_file():
         files = [root]
@@ -175,21 +192,23 @@ def _verify_coco(root: Path, report: VerifyReport, problems: ProblemLog, k: int 
         problems.add(root, "no annotations/instances_*.json found", "point at the COCO root (annotations/, train2017/, ...)")
     for f in files:
         split = f.stem.removeprefix("instances_")
-        cats, samples, _ = parse_coco(f, root / split, None, False, problems)
+        cats, samples, _ = parse_coco(f, coco_split_paths(root, split)[1], None, drop_invalid, problems)
         report.parts.append(_detection_part(split, cats, samples, problems, k))
 
 
-def _verify_imagenet(root: Path, report: VerifyReport, problems: ProblemLog, k: int | None) -> None:
+def _verify_imagenet(root: Path, report: VerifyReport, problems: ProblemLog, k: int | None,
+                     drop_invalid: bool) -> None:
     for split in ("train", "val"):
-        if (root / split).is_dir():
+        if (imagenet_image_root(root) / split).is_dir():
             ds = _guard(problems, root, scan_imagenet, root, split, problems)
             if ds is not None:
                 report.parts.append(_classification_part(split, ds, problems, k))
     if not report.parts and not problems:
-        problems.add(root, "no train/ or val/ class folders", "point at the ImageNet-style root")
+        problems.add(root, "no train/ or val/ folders (nor ILSVRC/Data/CLS-LOC/)", "point at the ImageNet root")
 
 
-def _verify_domainnet(root: Path, report: VerifyReport, problems: ProblemLog, k: int | None) -> None:
+def _verify_domainnet(root: Path, report: VerifyReport, problems: ProblemLog, k: int | None,
+                      drop_invalid: bool) -> None:
     files = sorted(root.glob("*_train.txt")) + sorted(root.glob("*_test.txt"))
     if not files:
         problems.add(root, "no <domain>_{train,test}.txt split files", "point at the DomainNet root")
@@ -204,16 +223,20 @@ _VERIFIERS = {"llvip": _verify_llvip, "flir": _verify_flir, "coco": _verify_coco
               "imagenet": _verify_imagenet, "domainnet": _verify_domainnet}
 
 
-def verify(path: Path | str, format: str, max_image_checks: int | None = 2000) -> VerifyReport:
+def verify(path: Path | str, format: str, max_image_checks: int | None = 2000,
+           drop_invalid: bool = False) -> VerifyReport:
     """Check a dataset on disk in ``format`` and collect every problem (never raises for bad
-    data; raises DataError only for an unknown format or a missing path)."""
+    data; raises DataError only for an unknown format or a missing path).
+
+    ``drop_invalid`` treats invalid boxes as the readers do with ``drop_invalid=True``: dropped
+    and counted per annotation file (:attr:`VerifyReport.dropped`) instead of being errors."""
     if format not in _VERIFIERS:
         raise DataError(f"unknown dataset format {format!r} for verify; valid: {', '.join(VERIFY_FORMATS)}")
     path = Path(path).absolute()
     if not path.exists():
         raise DataError(f"{path}: does not exist; fix: give the dataset's root folder")
-    report, problems = VerifyReport(path, format), ProblemLog()
-    _VERIFIERS[format](path, report, problems, max_image_checks)
+    report, problems = VerifyReport(path, format, drop_invalid=drop_invalid), ProblemLog()
+    _VERIFIERS[format](path, report, problems, max_image_checks, drop_invalid)
     # a broken annotation shared by both modalities is found twice: report it once
     report.problems = list(dict.fromkeys(problems.problems))
     return report

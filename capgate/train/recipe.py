@@ -19,7 +19,21 @@ from capgate.spec import Recipe
 
 __all__ = ["seed_everything", "pick_device", "make_optimizer", "make_scheduler", "total_steps",
            "resolve_amp", "make_grad_scaler", "prepare_device", "prepare_model", "reset_peak_memory",
-           "peak_memory", "precision_name", "device_name"]
+           "peak_memory", "precision_name", "device_name", "DEFAULT_MEMORY_BUDGET_MB", "memory_budget_bytes"]
+
+#: ``recipe.memory_budget_mb`` when unset: a split whose decoded uint8 tensor (N x 3 x R x R bytes)
+#: is larger is streamed from disk by DataLoader workers instead of being held in memory
+#: (:mod:`capgate.train.tensors`). 2 GiB holds ~14,000 images at 224 px or ~170,000 at 64 px,
+#: so the demo's and the small studies' splits stay in memory (and share a memory-mapped cache),
+#: while ImageNet train (~190 GB at 224 px) or COCO train2017 (~36 GB at 320 px) stream.
+DEFAULT_MEMORY_BUDGET_MB = 2048
+
+
+def memory_budget_bytes(recipe: Recipe) -> int:
+    """The recipe's per-split memory budget in bytes (``memory_budget_mb``, default
+    :data:`DEFAULT_MEMORY_BUDGET_MB`)."""
+    mb = getattr(recipe, "memory_budget_mb", None)
+    return int((DEFAULT_MEMORY_BUDGET_MB if mb is None else mb) * 2**20)
 
 
 def seed_everything(seed: int) -> torch.Generator:
