@@ -1,0 +1,454 @@
+"""Linear mixed models with scalar random intercepts, fitted the way lme4 fits them.
+
+Model: ``y = X beta + Z b + e``, ``b_j ~ N(0, sigma_j^2 I)`` for each grouping factor j (crossed or
+nested, e.g. ``(1|backbone) + (1|backbone:init) + (1|run_id)``), ``e ~ N(0, sigma^2 I)``.
+
+Formulation (Bates, Maechler, Bolker, Walker 2015, "Fitting Linear Mixed-Effects Models Using
+lme4", J. Stat. Softw. 67(1), section 3). With relative covariance parameters ``theta_j =
+sigma_j / sigma`` and ``Lambda = diag(theta_j repeated over factor j's levels)``, the sparse
+Cholesky ``L L' = Lambda'Z'Z Lambda + I`` and the fixed-effects factor ``R_X`` give the profiled
+deviance in closed form (their eqs. 34 and 41)
+
+    -2 log L(theta)    = log|L|^2 + n (1 + log(2 pi r^2 / n))                    (ML)
+    REML criterion     = log|L|^2 + log|R_X|^2 + (n - p)(1 + log(2 pi r^2 / (n - p)))
+
+with ``r^2`` the penalised residual sum of squares. It is minimised over ``theta >= 0`` by
+L-BFGS-B (bounded, central-difference gradients; lme4 uses BOBYQA on the same bounds) from
+lme4's start ``theta = 1``; a component that ends on the bound is probed along its axis and the
+fit restarted when the deviance goes down. beta-hat, sigma^2 = r^2/(n - p) (REML) or r^2/n (ML) and
+``vcov(beta) = sigma^2 (R_X'R_X)^-1`` then follow from the same factorisation.
+
+Linear algebra. CHOLMOD (scikit-sparse) is not a dependency; scipy has no sparse Cholesky. The
+structure makes one unnecessary: every observation belongs to exactly one level of each factor,
+so the block of ``Lambda'Z'Z Lambda + I`` of any single factor is *diagonal*. The factor with the
+most levels (``run_id``: tens of thousands) is eliminated exactly (that is the fill-reducing order
+lme4's CHOLMOD also finds: the big diagonal block first); the Schur complement over the remaining
+levels (``backbone``, ``backbone:init``: tens), the fixed effects and the response is small and
+dense (m = q2 + p + 1) and factored by LAPACK. Its weights ``1/(theta^2 n_i + 1)`` depend on a level
+of the big factor only through its count n_i, so the data are read once, into one m x m Gram
+matrix per distinct count: an evaluation costs O(K m^2 + m^3), independent of n. This is exact,
+not an approximation. Limit: the levels of all factors but the largest must fit a dense m x m
+matrix (:data:`MAX_DENSE`, an :class:`~capgate.errors.InputError` otherwise).
+
+Inference. Fixed-effect tests and CIs use t with Satterthwaite df, computed as lmerTest does
+(Kuznetsova, Brockhoff, Christensen 2017): the Hessian of the deviance in ``(theta, sigma)`` and
+the Jacobian of ``vcov(beta)`` by Richardson-extrapolated central differences; components on the
+boundary (theta = 0) contribute nothing and are left out exactly. A variance component's
+boundary is decided by a likelihood-ratio test against the model without it (same criterion,
+that component's theta fixed at 0), p from the 50:50 mixture of chi^2_0 and chi^2_1
+(Self and Liang 1987). ``singular`` marks theta < 1e-4, lme4's ``isSingular`` tolerance.
+
+API::
+
+    res = lmer("map ~ init * shift + logp_c + (1|backbone) + (1|backbone:init) + (1|run_id)", frame)
+    res = fit_lmm(X, y, {"backbone": labels, ...}, names=[...])   # a given design matrix
+
+``res`` is a frozen :class:`LmmResult`: ``fixed`` (tuple of :class:`FixedEffect`: name, estimate,
+se, df, t, p, ci_low, ci_high), ``variance_components`` (tuple of :class:`VarianceComponent`:
+group, variance, sd, theta, n_levels, singular, lrt_stat, lrt_p), ``residual_variance``, ``method``
+('REML' | 'ML'), ``criterion`` (REML criterion or -2 log L, as lme4 prints), ``loglik``, ``n_obs``,
+``n_groups``, ``theta``, ``converged``, ``warnings`` (every optimizer, convergence, boundary, rank
+and missing-value message), ``optimizer`` (scipy's message, iterations, evaluations),
+``dropped_columns``, ``vcov``; ``res.contrast(L)`` gives (estimate, se, df) of ``L @ beta`` with its
+own Satterthwaite df; ``res.to_dict()`` is JSON-ready. Fixed-effect names are patsy's (the
+statsmodels names, e.g. ``C(init, Treatment('scratch'))[T.imagenet]``); conditional modes (BLUPs)
+are not computed.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import linalg, optimize, stats
+
+from capgate.analysis._lmm_core import PLSSystem
+from capgate.errors import InputError
+
+__all__ = ["lmer", "fit_lmm", "parse_formula", "LmmResult", "FixedEffect", "VarianceComponent",
+           "MAX_DENSE", "SINGULAR_TOL", "GRAD_TOL"]
+
+#: Largest dense Schur complement (levels of all factors but the largest, plus p + 1).
+MAX_DENSE = 4000
+#: theta below this is a singular (boundary) fit, as lme4's ``isSingular(tol = 1e-4)``.
+SINGULAR_TOL = 1e-4
+#: lme4's ``check.conv.grad`` tolerance on the Hessian-scaled gradient of the deviance.
+GRAD_TOL = 2e-3
+_RANK_TOL = 1e-7  # R's qr() tolerance, used by lme4 to drop rank-deficient fixed-effect columns
+_RE_TERM = re.compile(r"\(\s*([^()|]*?)\s*\|\s*([^()|]+?)\s*\)")
+
+
+@dataclass(frozen=True)
+class FixedEffect:
+    name: str
+    estimate: float
+    se: float
+    df: float
+    t: float
+    p: float
+    ci_low: float
+    ci_high: float
+
+
+@dataclass(frozen=True)
+class VarianceComponent:
+    group: str
+    variance: float
+    sd: float
+    theta: float
+    n_levels: int
+    singular: bool
+    lrt_stat: float | None
+    lrt_p: float | None
+
+
+@dataclass(frozen=True)
+class LmmResult:
+    formula: str | None
+    method: str
+    n_obs: int
+    n_groups: dict[str, int]
+    fixed: tuple[FixedEffect, ...]
+    variance_components: tuple[VarianceComponent, ...]
+    residual_variance: float
+    criterion: float
+    loglik: float
+    theta: tuple[float, ...]
+    converged: bool
+    warnings: tuple[str, ...]
+    optimizer: dict[str, Any]
+    dropped_columns: tuple[str, ...]
+    alpha: float
+    df_method: str = "Satterthwaite"
+    vcov: np.ndarray = field(repr=False, default=None)
+    _sat: tuple[np.ndarray, np.ndarray] | None = field(repr=False, default=None)
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.fixed]
+
+    def contrast(self, L: Sequence[float]) -> tuple[float, float, float]:
+        """(estimate, SE, Satterthwaite df) of ``L @ beta`` (``L`` has one weight per fixed effect)."""
+        L = np.asarray(L, dtype=float)
+        beta = np.array([f.estimate for f in self.fixed])
+        var = float(L @ self.vcov @ L)
+        return float(L @ beta), float(np.sqrt(var)), _sat_df(self._sat, L, var, self.n_obs - len(beta))
+
+    def fixed_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([asdict(f) for f in self.fixed])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything but the arrays, JSON-ready (NaN kept as float('nan'))."""
+        out = {k: v for k, v in asdict(self).items() if k not in ("vcov", "_sat")}
+        for k in ("fixed", "variance_components", "theta", "warnings", "dropped_columns"):
+            out[k] = list(out[k])
+        return out
+
+
+def parse_formula(formula: str) -> tuple[str, list[str]]:
+    """Split an lme4 formula into (fixed-effects formula, grouping factors).
+
+    Only scalar intercepts ``(1 | g)`` are supported; ``(1 | a/b)`` expands to ``a`` and ``a:b``
+    as in lme4. ``a:b`` is the interaction of columns a and b.
+    """
+    if "~" not in formula:
+        raise InputError(f"formula {formula!r} has no '~': write it as 'y ~ x + (1 | group)'")
+    groups: list[str] = []
+    for expr, grp in _RE_TERM.findall(formula):
+        if expr.replace(" ", "") not in ("1",):
+            raise InputError(f"random term ({expr} | {grp}) in {formula!r}: only scalar random intercepts "
+                             "(1 | group) are supported by capgate.analysis.lmm; write the slope as a fixed "
+                             "interaction or a (1 | group:factor) intercept")
+        parts = [g.strip() for g in grp.split("/")]
+        for i in range(len(parts)):
+            name = ":".join(parts[: i + 1])
+            if name not in groups:
+                groups.append(name)
+    fixed = _RE_TERM.sub("", formula)
+    lhs, rhs = fixed.split("~", 1)
+    rhs = re.sub(r"\+\s*(?=\+)", "", rhs).strip()
+    rhs = re.sub(r"^\+|\+$", "", rhs).strip() or "1"
+    if "|" in rhs:
+        raise InputError(f"formula {formula!r}: could not parse a random term; write it as (1 | group)")
+    return f"{lhs.strip()} ~ {rhs}", groups
+
+
+def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True, alpha: float = 0.05,
+         test_components: bool = True) -> LmmResult:
+    """Fit an lme4 formula (``y ~ fixed + (1|g) + ...``) to ``data`` (one row per observation).
+
+    The fixed part is built by patsy (statsmodels' formula engine and names). Rows with a missing
+    value in the response, the fixed part or a grouping column are dropped, and a warning says how
+    many.
+    """
+    import patsy
+
+    fixed, groups = parse_formula(formula)
+    notes: list[str] = []
+    cols = sorted({c for g in groups for c in g.split(":")})
+    missing = [c for c in cols if c not in data.columns]
+    if missing:
+        raise InputError(f"grouping column(s) {missing} of formula {formula!r} are not in the frame; "
+                         f"columns: {sorted(map(str, data.columns))}")
+    keep = data[cols].notna().all(axis=1).to_numpy() if cols else np.ones(len(data), bool)
+    frame = data.loc[keep] if not keep.all() else data
+    ymat, xmat = patsy.dmatrices(fixed, frame, return_type="dataframe", NA_action="drop")
+    n_dropped = len(data) - len(xmat)
+    if n_dropped:
+        notes.append(f"dropped {n_dropped} of {len(data)} rows with missing values")
+    frame = frame.loc[xmat.index]
+    labels = {g: _combined(frame, g.split(":")) for g in groups}
+    return fit_lmm(xmat.to_numpy(float), ymat.iloc[:, 0].to_numpy(float), labels, names=list(xmat.columns),
+                   reml=reml, alpha=alpha, test_components=test_components, formula=formula, notes=notes)
+
+
+def _combined(frame: pd.DataFrame, cols: list[str]) -> np.ndarray:
+    if len(cols) == 1:
+        return pd.factorize(frame[cols[0]])[0]
+    return frame.groupby(cols, sort=False, observed=True).ngroup().to_numpy()
+
+
+def fit_lmm(X: np.ndarray, y: np.ndarray, groups: Mapping[str, Sequence[Any]], *, names: Sequence[str],
+            reml: bool = True, alpha: float = 0.05, test_components: bool = True, formula: str | None = None,
+            notes: Sequence[str] = ()) -> LmmResult:
+    """Fit ``y ~ X + (1|g) for g in groups``; ``X`` is n x p, ``groups[g]`` has one label per row.
+
+    Rank-deficient columns of ``X`` are dropped in order, as lme4 does, and named in ``warnings``.
+    Never raises on a numerical failure of the optimizer: ``converged`` is then False and the
+    warnings say why.
+    """
+    X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
+    if X.ndim != 2 or X.shape[0] != len(y) or len(names) != X.shape[1]:
+        raise InputError(f"design X is {X.shape}, y has {len(y)} values and {len(names)} names: they must agree")
+    msgs = list(notes)
+    keep = _independent_columns(X)
+    dropped = tuple(n for n, k in zip(names, keep) if not k)
+    if dropped:
+        msgs.append(f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
+                    f"column(s): {list(dropped)}")
+        X, names = X[:, keep], [n for n, k in zip(names, keep) if k]
+    gnames = list(groups)
+    codes = [pd.factorize(np.asarray(groups[g]))[0] for g in gnames]
+    nlev = [int(c.max()) + 1 if len(c) else 0 for c in codes]
+    for g, c in zip(gnames, codes):
+        if len(c) != len(y):
+            raise InputError(f"grouping factor {g!r} has {len(c)} labels for {len(y)} rows")
+    n, p = X.shape
+    if n <= p:
+        raise InputError(f"{n} observations for {p} fixed effects: the model cannot be fitted")
+    for g, nl in zip(gnames, nlev):
+        if nl >= n:
+            msgs.append(f"grouping factor {g!r} has {nl} levels for {n} observations: its variance is "
+                        "not identifiable from the residual")
+    if gnames and sum(nlev) - max(nlev) + p + 1 > MAX_DENSE:
+        raise InputError(f"grouping factors {dict(zip(gnames, nlev))}: the levels of all but the largest "
+                         f"exceed {MAX_DENSE}; capgate.analysis.lmm handles one large factor (e.g. run_id)")
+    system = PLSSystem(X, y, codes, nlev)
+    theta, opt = _optimise(system, reml, np.ones(len(gnames)), np.zeros(len(gnames), bool), msgs)
+    crit = system.deviance(theta, reml)
+    lrt: list[tuple[float | None, float | None]] = [(None, None)] * len(gnames)
+    if test_components:
+        for j in range(len(gnames)):
+            fixed0 = np.zeros(len(gnames), bool)
+            fixed0[j] = True
+            th0, _ = _optimise(system, reml, np.where(fixed0, 0.0, theta), fixed0, [])
+            crit0 = system.deviance(th0, reml)
+            if crit0 < crit - 1e-6:  # the full fit missed a better point on this boundary
+                msgs.append(f"optimizer restarted from the fit without {gnames[j]!r}, which had a lower criterion")
+                theta, opt = _optimise(system, reml, th0, np.zeros(len(gnames), bool), msgs)
+                crit = system.deviance(theta, reml)
+            stat = max(crit0 - crit, 0.0)
+            lrt[j] = (stat, float(0.5 * stats.chi2.sf(stat, 1)) if stat > 0 else 1.0)
+    beta, unscaled, r2 = system.estimates(theta)
+    sigma2 = r2 / (n - p if reml else n)
+    vcov = sigma2 * unscaled
+    vcov.flags.writeable = False
+    converged = bool(opt["success"]) & _check_convergence(system, theta, reml, msgs)
+    sat = _satterthwaite(system, theta, np.sqrt(sigma2), reml, msgs)
+    se = np.sqrt(np.diag(vcov))
+    fixed = []
+    for i, nm in enumerate(names):
+        e = np.zeros(p)
+        e[i] = 1.0
+        df = _sat_df(sat, e, vcov[i, i], n - p)
+        t = beta[i] / se[i]
+        q = stats.t.ppf(1 - alpha / 2, df)
+        fixed.append(FixedEffect(nm, float(beta[i]), float(se[i]), df, float(t), float(2 * stats.t.sf(abs(t), df)),
+                                 float(beta[i] - q * se[i]), float(beta[i] + q * se[i])))
+    comps = []
+    for j, g in enumerate(gnames):
+        sing = bool(theta[j] < SINGULAR_TOL)
+        if sing:
+            msgs.append(f"boundary (singular) fit: variance of {g!r} estimated at {sigma2 * theta[j] ** 2:.3g} "
+                        f"(theta = {theta[j]:.2g} < {SINGULAR_TOL:g})")
+        comps.append(VarianceComponent(g, float(sigma2 * theta[j] ** 2), float(np.sqrt(sigma2) * theta[j]),
+                                       float(theta[j]), nlev[j], sing, lrt[j][0], lrt[j][1]))
+    return LmmResult(formula=formula, method="REML" if reml else "ML", n_obs=n, n_groups=dict(zip(gnames, nlev)),
+                     fixed=tuple(fixed), variance_components=tuple(comps), residual_variance=float(sigma2),
+                     criterion=float(crit), loglik=float(-crit / 2), theta=tuple(map(float, theta)),
+                     converged=converged, warnings=tuple(dict.fromkeys(msgs)), optimizer=opt,
+                     dropped_columns=dropped, alpha=alpha, vcov=vcov, _sat=sat)
+
+
+def _independent_columns(X: np.ndarray) -> np.ndarray:
+    """Columns not in the span of the ones before them (R's qr, tolerance 1e-7 on the column norm)."""
+    norms = np.linalg.norm(X, axis=0)
+    r = linalg.qr(X / np.where(norms > 0, norms, 1.0), mode="r")[0]
+    return (np.abs(np.diag(r)) > _RANK_TOL) & (norms > 0)
+
+
+def _central_grad(f, x: np.ndarray, h: float = 1e-5) -> np.ndarray:
+    g = np.zeros_like(x)
+    for i in range(len(x)):
+        step = h * max(1.0, abs(x[i]))
+        e = np.zeros_like(x)
+        e[i] = step
+        g[i] = (f(x + e) - f(x - e)) / (2 * step)
+    return g
+
+
+def _optimise(system: PLSSystem, reml: bool, start: np.ndarray, fixed_zero: np.ndarray,
+              msgs: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
+    """Minimise the profiled deviance over the free thetas (>= 0); thetas in ``fixed_zero`` stay 0."""
+    free = ~fixed_zero
+    full = np.where(fixed_zero, 0.0, start).astype(float)
+    if not free.any():
+        return full, {"message": "no free parameters", "success": True, "nit": 0, "nfev": 1}
+
+    def f(t: np.ndarray) -> float:
+        x = full.copy()
+        x[free] = t  # the deviance is even in theta, so the central differences below 0 are valid
+        return system.deviance(x, reml)
+
+    x0, nit, nfev = full[free], 0, 0
+    for attempt in range(4):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = optimize.minimize(f, x0, jac=lambda t: _central_grad(f, t), method="L-BFGS-B",
+                                    bounds=[(0.0, None)] * int(free.sum()),
+                                    options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 1000})
+        msgs.extend(f"optimizer: {w.category.__name__}: {w.message}" for w in caught)
+        nit, nfev = nit + int(res.nit), nfev + int(res.nfev)
+        x, fx = np.maximum(res.x, 0.0), float(res.fun)
+        # A theta on the bound is a stationary point of the even deviance: probe along its axis.
+        better = None
+        for i in np.flatnonzero(x < SINGULAR_TOL):
+            for t in (1e-3, 1e-2, 0.1, 1.0, 10.0):
+                xt = x.copy()
+                xt[i] = t
+                if f(xt) < fx - 1e-8 * max(1.0, abs(fx)) and (better is None or f(xt) < f(better)):
+                    better = xt
+        if better is None:
+            break
+        msgs.append(f"optimizer: a theta on the bound was not a minimum; restarted (attempt {attempt + 2})")
+        x0 = better
+    full[free] = x
+    ok = bool(res.success) or _ftol_only(res)
+    msg = res.message if isinstance(res.message, str) else str(res.message)
+    if not ok:
+        msgs.append(f"optimizer L-BFGS-B: {msg}")
+    return full, {"method": "L-BFGS-B", "message": msg, "success": ok, "nit": nit, "nfev": nfev}
+
+
+def _ftol_only(res: optimize.OptimizeResult) -> bool:
+    """An 'abnormal' line-search stop is the floating-point floor of the deviance, not a failure, when the
+    projected gradient is already negligible (the convergence check below judges that)."""
+    return "ABNORMAL" in str(res.message).upper() and np.all(np.isfinite(res.x))
+
+
+def _hessian(f, x: np.ndarray, rel: float = 1e-3) -> np.ndarray:
+    """Richardson-extrapolated central-difference Hessian (two step sizes)."""
+    d = len(x)
+    steps = rel * np.maximum(np.abs(x), 1e-2)
+
+    def once(h: np.ndarray) -> np.ndarray:
+        H = np.empty((d, d))
+        f0 = f(x)
+        for i in range(d):
+            ei = np.zeros(d)
+            ei[i] = h[i]
+            H[i, i] = (f(x + ei) - 2 * f0 + f(x - ei)) / h[i] ** 2
+            for j in range(i):
+                ej = np.zeros(d)
+                ej[j] = h[j]
+                H[i, j] = H[j, i] = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)) / (4 * h[i] * h[j])
+        return H
+
+    return (4 * once(steps / 2) - once(steps)) / 3
+
+
+def _jacobian(g, x: np.ndarray, rel: float = 1e-3) -> np.ndarray:
+    """d g(x) / d x_i for a matrix-valued g, shape (len(x), *g.shape), Richardson-extrapolated."""
+    out = []
+    for i in range(len(x)):
+        h = rel * max(abs(x[i]), 1e-2)
+        e = np.zeros(len(x))
+
+        def cd(s: float) -> np.ndarray:
+            e[i] = s
+            return (g(x + e) - g(x - e)) / (2 * s)
+
+        out.append((4 * cd(h / 2) - cd(h)) / 3)
+    return np.stack(out)
+
+
+def _check_convergence(system: PLSSystem, theta: np.ndarray, reml: bool, msgs: list[str]) -> bool:
+    """lme4's checks on the interior thetas: Hessian positive definite, scaled gradient < GRAD_TOL."""
+    inner = np.flatnonzero(theta >= SINGULAR_TOL)
+    if not len(inner):
+        return True
+
+    def f(t: np.ndarray) -> float:
+        x = theta.copy()
+        x[inner] = t
+        return system.deviance(x, reml)
+
+    H = _hessian(f, theta[inner])
+    g = _central_grad(f, theta[inner])
+    try:
+        scaled = np.linalg.solve(np.linalg.cholesky(H), g)
+    except np.linalg.LinAlgError:
+        msgs.append("Hessian of the profiled deviance is not positive definite: the model is nearly "
+                    "unidentifiable (a variance component may be confounded with another)")
+        return False
+    if np.max(np.abs(scaled)) > GRAD_TOL:
+        msgs.append(f"model failed to converge with max|grad| = {np.max(np.abs(scaled)):.3g} (tol = {GRAD_TOL:g})")
+        return False
+    return True
+
+
+def _satterthwaite(system: PLSSystem, theta: np.ndarray, sigma: float, reml: bool,
+                   msgs: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(A = 2 H^-1 over (interior thetas, sigma), Jacobian of vcov(beta) over the same), or None."""
+    inner = np.flatnonzero(theta >= SINGULAR_TOL)
+    vp = np.r_[theta[inner], sigma]
+
+    def at(v: np.ndarray) -> np.ndarray:
+        x = theta.copy()
+        x[inner] = v[:-1]
+        return x
+
+    H = _hessian(lambda v: system.varpar_deviance(at(v), v[-1], reml), vp)
+    try:
+        np.linalg.cholesky(H)
+        A = 2 * np.linalg.inv(H)
+    except np.linalg.LinAlgError:
+        msgs.append("Satterthwaite df unavailable: the deviance Hessian in (theta, sigma) is not positive "
+                    "definite; residual df n - p used")
+        return None
+    J = _jacobian(lambda v: v[-1] ** 2 * system.estimates(at(v))[1], vp)
+    return A, J
+
+
+def _sat_df(sat: tuple[np.ndarray, np.ndarray] | None, L: np.ndarray, var: float, resid_df: int) -> float:
+    if sat is None:
+        return float(resid_df)
+    A, J = sat
+    grad = np.einsum("i,kij,j->k", L, J, L)
+    denom = float(grad @ A @ grad)
+    return float(2 * var * var / denom) if denom > 0 else float(resid_df)
