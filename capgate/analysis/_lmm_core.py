@@ -38,9 +38,10 @@ class PLSSystem:
     def __init__(self, X: np.ndarray, y: np.ndarray, codes: list[np.ndarray], n_levels: list[int]):
         n, p = X.shape
         self.n, self.p, self.k = n, p, len(codes)
-        # Residualise on the OLS fit first: the response row of the Schur complement is then a
-        # difference of small numbers, not of y'y-sized ones (the model is linear in beta).
-        self.beta0 = np.linalg.lstsq(X, y, rcond=None)[0]
+        # Residualise on (about) the OLS fit first: the response row of the Schur complement is then a
+        # difference of small numbers, not of y'y-sized ones. Any beta0 gives the same fit (the model is
+        # linear in beta), so the normal equations are good enough here.
+        self.beta0 = np.linalg.lstsq(X.T @ X, X.T @ y, rcond=None)[0]
         d = np.column_stack([X, y - X @ self.beta0])
         self.big = int(np.argmax(n_levels)) if codes else None
         self.others = [j for j in range(self.k) if j != self.big]

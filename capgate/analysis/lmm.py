@@ -80,6 +80,7 @@ SINGULAR_TOL = 1e-4
 #: lme4's ``check.conv.grad`` tolerance on the Hessian-scaled gradient of the deviance.
 GRAD_TOL = 2e-3
 _RANK_TOL = 1e-7  # R's qr() tolerance, used by lme4 to drop rank-deficient fixed-effect columns
+_STATEFUL = {"center", "standardize", "scale", "bs", "cr", "cc", "te"}  # patsy: need all rows
 _RE_TERM = re.compile(r"\(\s*([^()|]*?)\s*\|\s*([^()|]+?)\s*\)")
 
 
@@ -187,24 +188,46 @@ def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True, alpha: float = 
     many.
     """
     import patsy
+    from patsy.eval import ast_names
 
     fixed, groups = parse_formula(formula)
-    notes: list[str] = []
-    cols = sorted({c for g in groups for c in g.split(":")})
-    missing = [c for c in cols if c not in data.columns]
+    gcols = sorted({c for g in groups for c in g.split(":")})
+    missing = [c for c in gcols if c not in data.columns]
     if missing:
         raise InputError(f"grouping column(s) {missing} of formula {formula!r} are not in the frame; "
                          f"columns: {sorted(map(str, data.columns))}")
-    keep = data[cols].notna().all(axis=1).to_numpy() if cols else np.ones(len(data), bool)
+    try:
+        desc = patsy.ModelDesc.from_formula(fixed)
+    except patsy.PatsyError as exc:
+        raise InputError(f"formula {formula!r}: {exc}") from None
+
+    def used(terms: list) -> set[str]:
+        return {nm for t in terms for f in t.factors for nm in ast_names(f.code)}
+
+    rhs_names = used(desc.rhs_termlist)
+    rhs_cols = [c for c in data.columns if c in rhs_names]
+    cols = list(dict.fromkeys([c for c in data.columns if c in used(desc.lhs_termlist)] + rhs_cols + gcols))
+    keep = data[cols].notna().all(axis=1).to_numpy()
     frame = data.loc[keep] if not keep.all() else data
-    ymat, xmat = patsy.dmatrices(fixed, frame, return_type="dataframe", NA_action="drop")
-    n_dropped = len(data) - len(xmat)
-    if n_dropped:
-        notes.append(f"dropped {n_dropped} of {len(data)} rows with missing values")
-    frame = frame.loc[xmat.index]
+    notes = [f"dropped {len(data) - len(frame)} of {len(data)} rows with missing values"] if not keep.all() else []
+    lhs, rhs = fixed.split("~", 1)
+    try:
+        y = np.asarray(patsy.dmatrix(f"0 + {lhs}", frame, NA_action="raise"), dtype=float)[:, 0]
+        if rhs_cols and not rhs_names & _STATEFUL:
+            # The design of n rows is the design of its distinct covariate rows, repeated: patsy (which reads
+            # text columns value by value) then sees hundreds of rows, not 10^5.
+            key = frame.groupby(rhs_cols, sort=False, observed=True, dropna=False).ngroup().to_numpy()
+            first = np.unique(key, return_index=True)[1]
+            xu = patsy.dmatrix(rhs, frame.iloc[first], NA_action="raise", return_type="dataframe")
+            X, names = xu.to_numpy(float)[key], list(xu.columns)
+        else:
+            xm = patsy.dmatrix(rhs, frame, NA_action="raise", return_type="dataframe")
+            X, names = xm.to_numpy(float), list(xm.columns)
+    except patsy.PatsyError as exc:
+        raise InputError(f"formula {formula!r} on this frame: {exc}") from None
     labels = {g: _combined(frame, g.split(":")) for g in groups}
-    return fit_lmm(xmat.to_numpy(float), ymat.iloc[:, 0].to_numpy(float), labels, names=list(xmat.columns),
-                   reml=reml, alpha=alpha, test_components=test_components, formula=formula, notes=notes)
+    return fit_lmm(X, y, labels, names=names, reml=reml, alpha=alpha, test_components=test_components,
+                   formula=formula, notes=notes)
 
 
 def _combined(frame: pd.DataFrame, cols: list[str]) -> np.ndarray:
