@@ -66,6 +66,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import linalg, optimize, stats
+from threadpoolctl import threadpool_limits
 
 from capgate.analysis._lmm_core import PLSSystem
 from capgate.errors import InputError
@@ -243,8 +244,16 @@ def fit_lmm(X: np.ndarray, y: np.ndarray, groups: Mapping[str, Sequence[Any]], *
 
     Rank-deficient columns of ``X`` are dropped in order, as lme4 does, and named in ``warnings``.
     Never raises on a numerical failure of the optimizer: ``converged`` is then False and the
-    warnings say why.
+    warnings say why. BLAS runs single-threaded: the per-evaluation matrices are m x m with m in the
+    tens, where threads only add synchronisation (and, on a busy machine, spinning).
     """
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _fit(X, y, groups, names=names, reml=reml, alpha=alpha, test_components=test_components,
+                    formula=formula, notes=notes)
+
+
+def _fit(X: np.ndarray, y: np.ndarray, groups: Mapping[str, Sequence[Any]], *, names: Sequence[str],
+         reml: bool, alpha: float, test_components: bool, formula: str | None, notes: Sequence[str]) -> LmmResult:
     X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
     if X.ndim != 2 or X.shape[0] != len(y) or len(names) != X.shape[1]:
         raise InputError(f"design X is {X.shape}, y has {len(y)} values and {len(names)} names: they must agree")

@@ -6,12 +6,16 @@
 #   time <seconds of the lmer call alone>
 # Usage: Rscript tests/r/lmm_fit.R frame.csv "y ~ x + (1 | g)" TRUE [frame2.csv formula2 REML2 ...]
 # With CAPGATE_R_NO_DF=1, lme4::lmer is used and df are printed as NA (faster on big frames).
+# CAPGATE_R_RELEVEL="init=scratch,col=level" sets treatment-contrast reference levels.
 args <- commandArgs(trailingOnly = TRUE)
 no_df <- Sys.getenv("CAPGATE_R_NO_DF") == "1"
 suppressPackageStartupMessages({ library(lme4); if (!no_df) library(lmerTest) })
 for (k in seq(1, length(args), by = 3)) {
   cat("case", (k + 2) / 3, "\n")
   d <- read.csv(args[k])
+  for (kv in strsplit(strsplit(Sys.getenv("CAPGATE_R_RELEVEL"), ",")[[1]], "=")) {
+    d[[kv[1]]] <- relevel(factor(d[[kv[1]]]), ref = kv[2])
+  }
   reml <- as.logical(args[k + 2])
   f <- as.formula(args[k + 1])
   t0 <- proc.time()[["elapsed"]]
