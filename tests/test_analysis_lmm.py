@@ -329,3 +329,14 @@ def test_formula_parsing():
         parse_formula("y ~ x + (x | g)")
     with pytest.raises(InputError, match=r"not in the frame"):
         lmer("y ~ x + (1 | nope)", single_frame())
+
+
+def test_without_random_effects_it_is_ols_with_residual_df():
+    import statsmodels.formula.api as smf
+
+    frame = single_frame()
+    res, ols = lmer("y ~ x", frame), smf.ols("y ~ x", frame).fit()
+    assert [f.estimate for f in res.fixed] == pytest.approx(list(ols.params), rel=1e-10)
+    assert [f.se for f in res.fixed] == pytest.approx(list(ols.bse), rel=1e-8)
+    assert [f.df for f in res.fixed] == pytest.approx([94.0, 94.0], rel=1e-5)  # n - p, from the asymptotics
+    assert res.variance_components == () and res.residual_variance == pytest.approx(ols.scale, rel=1e-10)
