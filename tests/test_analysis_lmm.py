@@ -8,6 +8,7 @@ missing R a failure instead of a skip).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -184,14 +185,15 @@ def _rscript() -> str:
     return path
 
 
-def run_lme4(rscript: str, cases: list[tuple[pd.DataFrame, str, bool]], tmp: Path) -> list[tuple]:
+def run_lme4(rscript: str, cases: list[tuple[pd.DataFrame, str, bool]], tmp: Path, relevel: str = "") -> list[tuple]:
     """Fit each (frame, formula, REML) with lme4 + lmerTest in one R session (tests/r/lmm_fit.R);
-    one (fixed, variances, criterion) per case."""
+    one (fixed, variances, criterion) per case. ``relevel``: e.g. "init=scratch" (reference levels)."""
     args: list[str] = []
     for i, (frame, formula, reml) in enumerate(cases):
         frame.to_csv(tmp / f"frame{i}.csv", index=False)
         args += [str(tmp / f"frame{i}.csv"), formula, "TRUE" if reml else "FALSE"]
-    out = subprocess.run([rscript, str(R_SCRIPT), *args], capture_output=True, text=True, check=True).stdout
+    env = {**os.environ, "CAPGATE_R_RELEVEL": relevel}
+    out = subprocess.run([rscript, str(R_SCRIPT), *args], capture_output=True, text=True, check=True, env=env).stdout
     fits: list[tuple] = []
     for line in out.splitlines():
         parts = line.split()
@@ -220,6 +222,34 @@ def lme4_live(tmp_path_factory) -> dict[str, tuple]:
 def test_matches_lme4_live(name, lme4_live):
     make, formula, reml, *_ = GOLDEN[name]
     _assert_matches_lme4(lmer(formula, make(), reml=reml), *lme4_live[name])
+
+
+def test_issue9_formula_with_factors_matches_lme4_live(tmp_path):
+    """The statistics issue's model on a simulated study, factors coded by patsy here and by R's treatment
+    contrasts (init relevelled to scratch) there: every coefficient maps by name."""
+    import re
+
+    from capgate.analysis import demo_truth, simulate_results
+
+    rscript = _rscript()
+    t = simulate_results(demo_truth(seeds=2), seed=0)
+    frame = t[["map", "init", "shift", "family", "train_set", "backbone", "run_id"]].copy()
+    frame["run_id"] = pd.factorize(frame["run_id"])[0]
+    logp = np.log10(t["params"].astype(float))
+    frame["logp_c"] = logp - logp.mean()
+    rand = " + (1 | backbone) + (1 | backbone:init) + (1 | backbone:run_id)"
+    init = "C(init, Treatment('scratch'))"
+    ours = lmer(f"map ~ {init} * C(shift) + {init} * logp_c + C(family) + C(train_set)" + rand, frame)
+    (fixed_r, vc_r, crit_r), = run_lme4(
+        rscript, [(frame, "map ~ init * shift + init * logp_c + family + train_set" + rand, True)], tmp_path,
+        relevel="init=scratch")
+
+    def r_name(name: str) -> str:
+        name = re.sub(r"C\(init, Treatment\('scratch'\)\)\[T\.([^\]]*)\]", r"init\1", name)
+        return re.sub(r"C\((\w+)\)\[T\.([^\]]*)\]", r"\1\2", name)
+
+    renamed = dataclasses.replace(ours, fixed=tuple(dataclasses.replace(f, name=r_name(f.name)) for f in ours.fixed))
+    _assert_matches_lme4(renamed, fixed_r, vc_r, crit_r)
 
 
 def test_matches_statsmodels_mixedlm_single_factor():
