@@ -272,8 +272,12 @@ def _fit(X: np.ndarray, y: np.ndarray, groups: Mapping[str, Sequence[Any]], *, n
     codes = [pd.factorize(np.asarray(groups[g]))[0] for g in gnames]
     nlev = [int(c.max()) + 1 if len(c) else 0 for c in codes]
     for g, c in zip(gnames, codes):
-        if len(c) != len(y):
-            raise InputError(f"grouping factor {g!r} has {len(c)} labels for {len(y)} rows")
+        if len(c) != len(y) or (c < 0).any():
+            raise InputError(f"grouping factor {g!r} has {len(c)} labels for {len(y)} rows, {int((c < 0).sum())} "
+                             "missing: give one label per row (lmer() drops rows with missing values itself)")
+    if not (np.isfinite(X).all() and np.isfinite(y).all()):
+        raise InputError("design X or response y has non-finite values: drop those rows first "
+                         "(lmer() drops rows with missing values itself)")
     n, p = X.shape
     if n <= p:
         raise InputError(f"{n} observations for {p} fixed effects: the model cannot be fitted")

@@ -5,10 +5,10 @@
 #   crit <REML criterion, or deviance for ML>
 #   time <seconds of the lmer call alone>
 # Usage: Rscript tests/r/lmm_fit.R frame.csv "y ~ x + (1 | g)" TRUE [frame2.csv formula2 REML2 ...]
-# With CAPGATE_R_NO_DF=1, lme4::lmer is used and df are printed as NA (faster on big frames).
+# With CAPGATE_R_NO_DF=1, or without the lmerTest package, lme4::lmer is used and df are printed as NA.
 # CAPGATE_R_RELEVEL="init=scratch,col=level" sets treatment-contrast reference levels.
 args <- commandArgs(trailingOnly = TRUE)
-no_df <- Sys.getenv("CAPGATE_R_NO_DF") == "1"
+no_df <- Sys.getenv("CAPGATE_R_NO_DF") == "1" || !requireNamespace("lmerTest", quietly = TRUE)
 suppressPackageStartupMessages({ library(lme4); if (!no_df) library(lmerTest) })
 for (k in seq(1, length(args), by = 3)) {
   cat("case", (k + 2) / 3, "\n")
