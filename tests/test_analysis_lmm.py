@@ -269,6 +269,25 @@ def test_matches_statsmodels_mixedlm_single_factor():
     assert ours.loglik == pytest.approx(sm.llf, rel=1e-6)
 
 
+def test_matches_statsmodels_mixedlm_nested_components():
+    """The nested model as statsmodels writes it (groups = backbone, variance components init and run_id
+    within it): same estimates to statsmodels' own optimizer tolerance, and never a worse likelihood."""
+    import statsmodels.formula.api as smf
+
+    frame = results_frame()
+    ours = lmer(RESULTS_F, frame)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sm = smf.mixedlm(RESULTS_F.split(" + (1 |")[0], frame, groups="backbone", re_formula="1",
+                         vc_formula={"init": "0 + C(init)", "run_id": "0 + C(run_id)"}).fit(
+            reml=True, method=["powell", "lbfgs"])
+    assert [f.estimate for f in ours.fixed] == pytest.approx(list(sm.fe_params), rel=1e-3)
+    var = [v.variance for v in ours.variance_components]
+    assert var == pytest.approx([float(sm.cov_re.iloc[0, 0]), *map(float, sm.vcomp)], rel=1e-2)
+    assert ours.residual_variance == pytest.approx(sm.scale, rel=1e-3)
+    assert ours.loglik >= sm.llf - 1e-8
+
+
 def test_balanced_one_way_has_the_anova_closed_form():
     """Balanced one-way: REML gives sigma^2 = MSW, sigma_g^2 = (MSB - MSW) / n, the intercept is the
     grand mean with SE sqrt(MSB / (a n)) and Satterthwaite df a - 1 (here a = 3 groups, n = 2)."""
