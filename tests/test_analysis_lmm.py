@@ -392,3 +392,14 @@ def test_without_random_effects_it_is_ols_with_residual_df():
     assert [f.se for f in res.fixed] == pytest.approx(list(ols.bse), rel=1e-8)
     assert [f.df for f in res.fixed] == pytest.approx([94.0, 94.0], rel=1e-5)  # n - p, from the asymptotics
     assert res.variance_components == () and res.residual_variance == pytest.approx(ols.scale, rel=1e-10)
+
+
+def test_stateful_transforms_see_every_row_and_text_responses_are_refused():
+    """The design is built on distinct covariate rows, except for patsy's stateful transforms (center,
+    standardize, splines), whose parameters depend on all rows."""
+    frame = single_frame().iloc[:50].assign(x=lambda d: d["x"].round(1))  # repeated x values
+    a = lmer("y ~ center(x) + (1 | g)", frame)
+    b = lmer("y ~ xc + (1 | g)", frame.assign(xc=frame["x"] - frame["x"].mean()))
+    assert [f.estimate for f in a.fixed] == pytest.approx([f.estimate for f in b.fixed], rel=1e-10)
+    with pytest.raises(InputError, match="must be one numeric column"):
+        lmer("g ~ x + (1 | g)", frame)

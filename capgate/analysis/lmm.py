@@ -21,8 +21,8 @@ fit restarted when the deviance goes down. beta-hat, sigma^2 = r^2/(n - p) (REML
 Linear algebra. CHOLMOD (scikit-sparse) is not a dependency; scipy has no sparse Cholesky. The
 structure makes one unnecessary: every observation belongs to exactly one level of each factor,
 so the block of ``Lambda'Z'Z Lambda + I`` of any single factor is *diagonal*. The factor with the
-most levels (``run_id``: tens of thousands) is eliminated exactly (that is the fill-reducing order
-lme4's CHOLMOD also finds: the big diagonal block first); the Schur complement over the remaining
+most levels (``run_id``: tens of thousands) is eliminated first, exactly and without fill (a
+diagonal block pivots onto nothing but the complement); the Schur complement over the remaining
 levels (``backbone``, ``backbone:init``: tens), the fixed effects and the response is small and
 dense (m = q2 + p + 1) and factored by LAPACK. Its weights ``1/(theta^2 n_i + 1)`` depend on a level
 of the big factor only through its count n_i, so the data are read once, into one m x m Gram
@@ -46,7 +46,8 @@ API::
 ``res`` is a frozen :class:`LmmResult`: ``fixed`` (tuple of :class:`FixedEffect`: name, estimate,
 se, df, t, p, ci_low, ci_high), ``variance_components`` (tuple of :class:`VarianceComponent`:
 group, variance, sd, theta, n_levels, singular, lrt_stat, lrt_p), ``residual_variance``, ``method``
-('REML' | 'ML'), ``criterion`` (REML criterion or -2 log L, as lme4 prints), ``loglik``, ``n_obs``,
+('REML' | 'ML'), ``criterion`` (REML criterion or -2 log L, as lme4 prints), ``loglik`` (-criterion/2,
+the REML log-likelihood of a REML fit, as lme4's and statsmodels'), ``n_obs``,
 ``n_groups``, ``theta``, ``converged``, ``warnings`` (every optimizer, convergence, boundary, rank
 and missing-value message), ``optimizer`` (scipy's message, iterations, evaluations),
 ``dropped_columns``, ``vcov``; ``res.contrast(L)`` gives (estimate, se, df) of ``L @ beta`` with its
@@ -57,7 +58,7 @@ factor levels) raise :class:`~capgate.errors.InputError`; numerical trouble neve
 ``converged`` and ``warnings``.
 
 Validated (tests/test_analysis_lmm.py) against lme4 1.1-31 + lmerTest 3.1-3 goldens and live R
-(fixed effects, SEs and df within 0.1 %, variances within 1 %; in practice ~1e-6), statsmodels
+(fixed effects, SEs and df within 0.1 %, variances within 1 %; in practice 1e-7 to 1e-4), statsmodels
 MixedLM and the balanced one-way ANOVA closed form. Speed: benchmarks/analysis_speed_lmm.py.
 Private helpers: ``_lmm_core`` (the PLS system), ``_lmm_optim`` (optimiser, checks, Satterthwaite).
 """
@@ -217,7 +218,10 @@ def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True, alpha: float = 
     notes = [f"dropped {len(data) - len(frame)} of {len(data)} rows with missing values"] if not keep.all() else []
     lhs, rhs = fixed.split("~", 1)
     try:
-        y = np.asarray(patsy.dmatrix(f"0 + {lhs}", frame, NA_action="raise"), dtype=float)[:, 0]
+        ym = np.asarray(patsy.dmatrix(f"0 + {lhs}", frame, NA_action="raise"), dtype=float)
+        if ym.shape[1] != 1:
+            raise InputError(f"formula {formula!r}: the response {lhs.strip()!r} must be one numeric column")
+        y = ym[:, 0]
         if rhs_cols and not rhs_names & _STATEFUL:
             # The design of n rows is the design of its distinct covariate rows, repeated: patsy (which reads
             # text columns value by value) then sees hundreds of rows, not 10^5.
