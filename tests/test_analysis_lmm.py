@@ -379,6 +379,10 @@ def test_formula_parsing():
         parse_formula("y ~ x + (x | g)")
     with pytest.raises(InputError, match=r"not in the frame"):
         lmer("y ~ x + (1 | nope)", single_frame())
+    with pytest.raises(InputError, match=r"'obs' has 96 level\(s\) for 96 observations"):
+        lmer("y ~ x + (1 | g) + (1 | obs)", single_frame().assign(obs=np.arange(96)))
+    with pytest.raises(InputError, match=r"'one' has 1 level\(s\)"):
+        lmer("y ~ x + (1 | one)", single_frame().assign(one="a"))
     with pytest.raises(InputError, match=r"1 missing"):
         fit_lmm(np.ones((3, 1)), np.arange(3.0), {"g": ["a", None, "b"]}, names=["Intercept"])
 

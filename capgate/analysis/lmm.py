@@ -53,9 +53,10 @@ and missing-value message), ``optimizer`` (scipy's message, iterations, evaluati
 ``dropped_columns``, ``vcov``; ``res.contrast(L)`` gives (estimate, se, df) of ``L @ beta`` with its
 own Satterthwaite df; ``res.to_dict()`` is JSON-ready. Fixed-effect names are patsy's (the
 statsmodels names, e.g. ``C(init, Treatment('scratch'))[T.imagenet]``); conditional modes (BLUPs)
-are not computed. Input problems (unknown column, unsupported random term, n <= p, too many small-
-factor levels) raise :class:`~capgate.errors.InputError`; numerical trouble never raises, it lands in
-``converged`` and ``warnings``.
+are not computed. Input problems (unknown column, unsupported random term, n <= p, a factor
+with one level or one level per row, too many small-factor levels) raise
+:class:`~capgate.errors.InputError`; numerical trouble never raises, it lands in ``converged`` and
+``warnings``.
 
 Validated (tests/test_analysis_lmm.py) against lme4 1.1-31 + lmerTest 3.1-3 goldens and live R
 (fixed effects, SEs and df within 0.1 %, variances within 1 %; in practice 1e-7 to 1e-4), statsmodels
@@ -285,10 +286,11 @@ def _fit(X: np.ndarray, y: np.ndarray, groups: Mapping[str, Sequence[Any]], *, n
     n, p = X.shape
     if n <= p:
         raise InputError(f"{n} observations for {p} fixed effects: the model cannot be fitted")
-    for g, nl in zip(gnames, nlev):
-        if nl >= n:
-            msgs.append(f"grouping factor {g!r} has {nl} levels for {n} observations: its variance is "
-                        "not identifiable from the residual")
+    for g, nl in zip(gnames, nlev):  # lme4 stops on both (check.nobs.vs.nlev, "> 1 sampled level")
+        if nl < 2 or nl >= n:
+            raise InputError(f"grouping factor {g!r} has {nl} level(s) for {n} observations: its variance is not "
+                             f"identifiable ({'from the intercept' if nl < 2 else 'from the residual'}); "
+                             "leave (1 | " + g + ") out of the formula")
     if gnames and sum(nlev) - max(nlev) + p + 1 > MAX_DENSE:
         raise InputError(f"grouping factors {dict(zip(gnames, nlev))}: the levels of all but the largest "
                          f"exceed {MAX_DENSE}; capgate.analysis.lmm handles one large factor (e.g. run_id)")
