@@ -97,7 +97,8 @@ def _hessian(f, x: np.ndarray, rel: float = 1e-3) -> np.ndarray:
             for j in range(i):
                 ej = np.zeros(d)
                 ej[j] = h[j]
-                H[i, j] = H[j, i] = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)) / (4 * h[i] * h[j])
+                cross = f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)
+                H[i, j] = H[j, i] = cross / (4 * h[i] * h[j])
         return H
 
     return (4 * once(steps / 2) - once(steps)) / 3
