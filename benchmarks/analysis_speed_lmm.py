@@ -15,16 +15,18 @@ in well under 60 s and 2 GB; within 3x of lme4's time.
 
     .venv/bin/python benchmarks/analysis_speed_lmm.py [--sizes 20000 100000 300000] [--no-r] [--no-statsmodels]
 
-Measured 2026-12-01 on the 2-core shared dev machine (load ~5; ranges over three runs; R 4.x,
-lme4 1.1-31; statsmodels 0.15.0 with lbfgs):
+Measured 2026-12-01 on the 2-core shared dev machine (load ~5, so times vary ~3x between runs;
+ranges over 3-4 runs; lme4 1.1-31; statsmodels 0.15.0 with lbfgs):
 
     rows     runs     capgate.lmm         lme4                statsmodels MixedLM
+    2,922    974      0.05 s, 255 MB      0.11 s, 225 MB      dense: 0.43 s, 258 MB
     20,100   6,700    0.08-0.6 s, 280 MB  0.8-3.7 s, 250 MB   dense: > 120 s (killed, 0.5 GB)
     99,936   33,312   0.26-0.7 s, 350 MB  4.6-12 s, 340 MB    use_sparse: > 120 s (killed, 1.2 GB)
-    300,063  100,021  1.1-2.0 s, 510 MB   44-54 s, 580 MB     -
+    300,063  100,021  0.7-2.0 s, 510 MB   18-54 s, 580 MB     -
 
 capgate.lmm vs lme4 on the same frame: fixed effects within 4e-7 (relative), variance components
-within 3e-4, REML criterion within 3e-6 (absolute, of about -2e6); 0.02-0.16x lme4's time.
+within 3e-4, REML criterion within 3e-6 (absolute, of about -1.8e6: the floating-point floor of a
+sum over 3e5 rows; the backbone variance, 14 levels, is that flat); 0.02-0.5x lme4's time.
 """
 
 from __future__ import annotations

@@ -68,12 +68,41 @@ def optimise(system: PLSSystem, reml: bool, start: np.ndarray, fixed_zero: np.nd
             break
         msgs.append(f"optimizer: a theta on the bound was not a minimum; restarted (attempt {attempt + 2})")
         x0 = better
-    full[free] = x
+    full[free] = _newton_polish(f, x)
     ok = bool(res.success) or _ftol_only(res)
     msg = res.message if isinstance(res.message, str) else str(res.message)
     if not ok:
         msgs.append(f"optimizer L-BFGS-B: {msg}")
     return full, {"method": "L-BFGS-B", "message": msg, "success": ok, "nit": nit, "nfev": nfev}
+
+
+def _newton_polish(f, x: np.ndarray, steps: int = 3) -> np.ndarray:
+    """Newton steps on the interior thetas (Richardson Hessian), each kept only if the deviance drops: the
+    last digits that L-BFGS-B's finite-difference gradients leave on a flat optimum at 10^5 rows."""
+    fx = f(x)
+    for _ in range(steps):
+        inner = np.flatnonzero(x >= SINGULAR_TOL)
+        if not len(inner):
+            break
+
+        def g(t: np.ndarray) -> float:
+            xx = x.copy()
+            xx[inner] = t
+            return f(xx)
+
+        try:
+            H = _hessian(g, x[inner])
+            np.linalg.cholesky(H)
+            step = np.linalg.solve(H, _central_grad(g, x[inner]))
+        except np.linalg.LinAlgError:
+            break
+        xt = x.copy()
+        xt[inner] = np.maximum(x[inner] - step, 0.0)
+        ft = f(xt)
+        if not ft < fx:
+            break
+        x, fx = xt, ft
+    return x
 
 
 def _ftol_only(res: optimize.OptimizeResult) -> bool:
