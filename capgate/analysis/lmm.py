@@ -28,7 +28,9 @@ dense (m = q2 + p + 1) and factored by LAPACK. Its weights ``1/(theta^2 n_i + 1)
 of the big factor only through its count n_i, so the data are read once, into one m x m Gram
 matrix per distinct count: an evaluation costs O(K m^2 + m^3), independent of n. This is exact,
 not an approximation. Limit: the levels of all factors but the largest must fit a dense m x m
-matrix (:data:`MAX_DENSE`, an :class:`~capgate.errors.InputError` otherwise).
+matrix (:data:`MAX_DENSE`, an :class:`~capgate.errors.InputError` otherwise; an evaluation costs
+about (m / 1000)^3 s, so keep m in the hundreds). Two *large* factors (e.g. run_id and a per-seed
+factor with 10^4 levels) would need a general sparse Cholesky and are not supported.
 
 Inference. Fixed-effect tests and CIs use t with Satterthwaite df, computed as lmerTest does
 (Kuznetsova, Brockhoff, Christensen 2017): the Hessian of the deviance in ``(theta, sigma)`` and
