@@ -6,7 +6,7 @@ Importing this package does not import ray or torch; :func:`run_grid` does, when
 from __future__ import annotations
 
 from capgate.grid.driver import DEFAULT_STORAGE, GridPlan, GridResult, plan_grid, resolve_storage, run_grid
-from capgate.grid.store import FINAL_STATUSES, Store, atomic_write_json
+from capgate.grid.store import FINAL_STATUSES, Store
 
-__all__ = ["DEFAULT_STORAGE", "FINAL_STATUSES", "GridPlan", "GridResult", "Store", "atomic_write_json",
-           "plan_grid", "resolve_storage", "run_grid"]
+__all__ = ["DEFAULT_STORAGE", "FINAL_STATUSES", "GridPlan", "GridResult", "Store", "plan_grid",
+           "resolve_storage", "run_grid"]

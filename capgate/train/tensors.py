@@ -9,8 +9,6 @@ trials of a grid that share a split decode it once between them.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from capgate._atomic import atomic_write
 from capgate.data import load_image_array
 
 __all__ = ["DetectionTensors", "ClassificationTensors", "decode_detection", "decode_classification",
@@ -69,11 +68,7 @@ def _cached(cache_dir: Path | None, key: str, build):  # noqa: ANN001, ANN202
         except Exception as exc:  # a corrupt cache entry is rebuilt, never trusted
             log.warning("cache file %s is unreadable (%s); decoding again", path, exc)
     obj = build()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key}.", suffix=".tmp")
-    os.close(fd)
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda fh: torch.save(obj, fh), fsync=False)  # a cache: rebuilt if lost
     return obj
 
 
