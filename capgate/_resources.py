@@ -8,7 +8,7 @@ checkout's folder when capgate runs from a source tree, else the installed packa
 
 from __future__ import annotations
 
-from importlib import resources
+import importlib.util
 from pathlib import Path
 
 from capgate.errors import CapgateError
@@ -27,8 +27,14 @@ def shipped(folder: str) -> Path:
     checkout = Path(__file__).resolve().parent.parent
     if (checkout / "pyproject.toml").is_file() and (checkout / folder).is_dir():
         return checkout / folder
+    # The shipped folders hold no __init__.py: they are namespace packages, found by the import
+    # system like any other (the wheel's, or an editable install's mapping to the checkout).
     try:
-        return Path(str(resources.files(SHIPPED[folder])))
+        spec = importlib.util.find_spec(SHIPPED[folder])
     except ModuleNotFoundError:
-        raise CapgateError(f"capgate's {folder}/ folder is not installed (package {SHIPPED[folder]}); "
-                           f"reinstall capgate from its wheel or with pip install -e . in the checkout") from None
+        spec = None
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if Path(location).is_dir():
+            return Path(location)
+    raise CapgateError(f"capgate's {folder}/ folder is not installed (package {SHIPPED[folder]}); "
+                       f"reinstall capgate from its wheel, or run pip install -e . in the checkout")

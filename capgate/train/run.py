@@ -55,21 +55,30 @@ def _version(pkg: str) -> str | None:
         return None
 
 
-def provenance_versions() -> dict[str, str | None]:
-    """capgate, torch and timm versions (read from the installed metadata: torch is not imported)
-    and the git sha of the capgate checkout."""
+def provenance_versions(imported: bool = False) -> dict[str, str | None]:
+    """capgate, torch and timm versions and the git sha of the capgate checkout. ``imported``
+    reads torch's and timm's own ``__version__`` (with the build suffix, e.g. ``+cu130``) and
+    imports them; otherwise the installed metadata is read and torch is not imported."""
     import capgate
 
-    return {"capgate_version": capgate.__version__, "torch_version": _version("torch"),
-            "timm_version": _version("timm"), "git_sha": _git_sha()}
+    if imported:
+        import timm
+        import torch
+
+        torch_version, timm_version = torch.__version__, timm.__version__
+    else:
+        torch_version, timm_version = _version("torch"), _version("timm")
+    return {"capgate_version": capgate.__version__, "torch_version": torch_version,
+            "timm_version": timm_version, "git_sha": _git_sha()}
 
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def run_base(spec: RunSpec) -> dict[str, Any]:
-    """The columns a run's records share before anything is trained (model columns unknown)."""
+def run_base(spec: RunSpec, imported: bool = False) -> dict[str, Any]:
+    """The columns a run's records share before anything is trained (model columns unknown);
+    ``imported`` as in :func:`provenance_versions`."""
     rung = spec.build_rung()
     return {
         "study": spec.study, "task": spec.task, "run_id": spec.run_id, "family": spec.family,
@@ -77,7 +86,7 @@ def run_base(spec: RunSpec) -> dict[str, Any]:
         "backbone": rung.backbone_name, "rung": rung.name, "params": None, "macs": None,
         "init": spec.init, "init_source": spec.init_stage or "none", "train_set": spec.train_set.name,
         "seed": spec.seed, "spec_hash": spec.spec_hash, "data_fingerprint": None,
-        "class_map": str(spec.class_map or ""), "epochs": spec.recipe.epochs, **provenance_versions(),
+        "class_map": str(spec.class_map or ""), "epochs": spec.recipe.epochs, **provenance_versions(imported),
     }
 
 
@@ -93,7 +102,7 @@ def train_one_run(spec: RunSpec, storage: Path | str, stages: dict[str, Pretrain
     started, t0 = _now(), time.perf_counter()
     folder = run_dir(storage, spec)
     atomic_write_json(folder / "spec.json", {"run_id": spec.run_id, "spec": spec.to_dict()})
-    base = run_base(spec)
+    base = run_base(spec, imported=True)
     base["init_source"] = "none"
     scores: dict[str, dict[str, float]] = {}
     status, error = "ok", ""
