@@ -315,14 +315,20 @@ for _cmd in _walk(cli):  # -v/-q accepted after every subcommand too
         _cmd.params.extend(_verbosity_params())
 
 
+def _interrupted(exc: KeyboardInterrupt) -> None:
+    click.echo(f"Error: {exc}" if str(exc) else "Interrupted.", err=True)
+    sys.exit(130)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``capgate`` console script and ``python -m capgate``."""
     try:
         rv = cli.main(args=argv, prog_name="capgate", standalone_mode=False)
     except KeyboardInterrupt as exc:  # Ctrl-C: say how to resume, exit 130 like a shell
-        click.echo(f"Interrupted: {exc}" if str(exc) else "Interrupted.", err=True)
-        sys.exit(130)
-    except click.exceptions.Abort:
+        _interrupted(exc)
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+            _interrupted(exc.__context__)
         click.echo("Aborted.", err=True)
         sys.exit(1)
     except click.ClickException as exc:
