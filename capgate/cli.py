@@ -17,7 +17,8 @@ import click
 from capgate import __version__
 from capgate.errors import CapgateError
 
-EXIT_CODES_HELP = "Exit codes: 0 success, 1 failure, 2 unusable input, 130 interrupted."
+EXIT_CODES_HELP = "Exit codes: 0 success, 1 failure, 2 unusable input."
+INTERRUPT_HELP = " Ctrl-C exits 130; the same command resumes."
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -54,7 +55,7 @@ class _Group(click.Group):
                 formatter.write_dl(rows)
 
 
-@click.group(cls=_Group, context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES_HELP)
+@click.group(cls=_Group, context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES_HELP + INTERRUPT_HELP)
 @click.version_option(__version__, "-V", "--version", prog_name="capgate")
 @click.option("-v", "--verbose", count=True, help="More log output (debug); also accepted after a command.")
 @click.option("-q", "--quiet", count=True, help="Less log output (warnings only); also after a command.")
@@ -178,7 +179,7 @@ def _dry_run(spec: str, overrides: tuple[str, ...], storage: str | None, as_json
 
 
 @cli.command("run-grid", context_settings=CONTEXT_SETTINGS,
-             epilog=EXIT_CODES_HELP + " Exit 1 also when runs failed (they are recorded and listed).")
+             epilog=EXIT_CODES_HELP + " Exit 1 also when runs failed (they are recorded and listed)." + INTERRUPT_HELP)
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--dry-run", is_flag=True,
               help="Print the resolved spec, every stage and run, and how many runs are stored; start nothing.")
@@ -257,7 +258,7 @@ def check_cmd(results: tuple[str, ...], baseline: str, plan: str | None, junit: 
 # --- demo -------------------------------------------------------------------------------
 
 
-@cli.command("demo", context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES_HELP)
+@cli.command("demo", context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES_HELP + INTERRUPT_HELP)
 @click.option("--storage", default=None, metavar="PATH", help="Study storage [default: ./.capgate].")
 @click.option("-o", "--out", "outdir", default="reports/demo", show_default=True,
               type=click.Path(file_okay=False, path_type=str), help="Report folder.")

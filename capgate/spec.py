@@ -7,7 +7,9 @@ per-trial resources and ONE training recipe shared by every cell. :func:`expand`
 the frozen :class:`PretrainSpec` and :class:`RunSpec` lists before Ray starts, so ``--dry-run``
 needs no data. Every spec round-trips to JSON; ``run_id`` and ``stage_id`` are hashes of it.
 
-This module imports neither torch nor ray.
+Loading and validating YAML is :mod:`capgate.spec_load`'s job (``load_study``); hashing is
+:mod:`capgate._hash`'s; dataset roots are :mod:`capgate.data.roots`'. This module imports neither
+torch nor ray.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from capgate._hash import canonical_json, short_hash
-from capgate.data.roots import SYNTHETIC
+from capgate.data.roots import SYNTHETIC, resolve_root  # resolve_root re-exported for older callers
 from capgate.errors import SpecError
 from capgate.models.ladder import Rung, get_rung
 
@@ -35,6 +37,10 @@ __all__ = [
     "expand",
     "fields_of",
     "SYNTHETIC",
+    # homes elsewhere, kept importable from here: capgate._hash and capgate.data.roots
+    "canonical_json",
+    "short_hash",
+    "resolve_root",
 ]
 
 

@@ -186,3 +186,12 @@ def test_sigint_during_run_grid_records_nothing_in_flight_and_the_same_command_r
     assert again.returncode == 0, again.stderr[-2000:]
     assert f"({len(docs)} already stored, {4 - len(docs)} trained now)" in again.stdout
     assert TINY_WORLD
+
+
+def test_shell_completion_as_the_readme_documents() -> None:
+    res = CliRunner().invoke(cli, [], prog_name="capgate", env={"_CAPGATE_COMPLETE": "bash_source"})
+    assert res.exit_code == 0 and "_capgate_completion()" in res.output
+    res = CliRunner().invoke(cli, [], prog_name="capgate",
+                             env={"_CAPGATE_COMPLETE": "bash_complete", "COMP_WORDS": "capgate run", "COMP_CWORD": "1"})
+    assert res.output.strip() == "plain,run-grid"
+    assert 'eval "$(_CAPGATE_COMPLETE=bash_source capgate)"' in (REPO / "README.md").read_text()
