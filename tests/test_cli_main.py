@@ -29,7 +29,7 @@ def test_help_short_and_long(capsys: pytest.CaptureFixture[str]) -> None:
     short = capsys.readouterr().out
     assert run_main(["--help"]) == 0
     assert capsys.readouterr().out == short
-    assert "Exit codes: 0 success, 1 failure, 2 unusable input, 130 interrupted." in short
+    assert "Exit codes: 0 success, 1 failure, 2 unusable input." in short
 
 
 def test_unknown_command_is_unusable_input(capsys: pytest.CaptureFixture[str]) -> None:
