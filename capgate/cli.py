@@ -275,11 +275,13 @@ def demo_cmd(storage: str | None, outdir: str, classification: bool, report: boo
     World, pretraining, the detection grid (experiments/demo.yaml), the classification slice
     (experiments/demo_classification.yaml), the results tables and the report.
     """
+    from capgate.grid import Store, resolve_storage
     from capgate.grid.demo import plan_demo, run_demo
 
     if dry_run:
         for plan in plan_demo(classification, overrides):
-            click.echo(plan.describe())
+            stored = Store(resolve_storage(storage), plan.study.study).done([r.run_id for r in plan.runs])
+            click.echo(plan.describe(len(stored)))
         return
     result = run_demo(storage=storage, outdir=outdir, classification=classification, report=report,
                       overrides=overrides, max_concurrent=max_concurrent)

@@ -1,7 +1,7 @@
 """Every hint in the library's messages names something that exists.
 
-The messages are the string constants inside ``raise ...(...)`` and inside logging / ``click.echo``
-calls of every module of ``capgate``. A command named in backticks (`capgate run-grid SPEC`) must be
+The messages are every string constant of every module of ``capgate`` except docstrings (error
+texts are often assembled away from their ``raise``: a ProblemLog entry, a list of hints). A command named in backticks (`capgate run-grid SPEC`) must be
 a command of the click CLI, and each ``--flag`` in those backticks an option of that command; any
 other ``--flag`` a message mentions must be an option of some command; a ``*.md`` file it points to
 must exist in the repository.
@@ -19,24 +19,28 @@ import pytest
 from capgate.cli import cli
 
 REPO = Path(__file__).resolve().parents[1]
-LOG_CALLS = {"debug", "info", "warning", "warn", "error", "exception", "critical", "echo", "fail", "secho"}
 
 
 def messages() -> list[tuple[str, int, str]]:
-    """``(file, line, text)`` of every string constant in a raise or a logging/echo call."""
+    """``(file, line, text)`` of every string constant that is not a docstring."""
     out = []
     for path in sorted((REPO / "capgate").rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Raise) and node.exc is not None:
-                scope = node.exc
-            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in LOG_CALLS:
-                scope = node
-            else:
-                continue
-            for n in ast.walk(scope):
-                if isinstance(n, ast.Constant) and isinstance(n.value, str):
-                    out.append((str(path.relative_to(REPO)), node.lineno, n.value))
+        tree = ast.parse(path.read_text())
+        docstrings = set()
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+                first = node.body[0]
+                if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                    docstrings.add(id(first.value))
+        for n in ast.walk(tree):
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings:
+                out.append((str(path.relative_to(REPO)), n.lineno, n.value))
     return out
+
+
+#: Flags another branch adds (the real-data work adds ``data verify --drop-invalid``); the lead
+#: removes an entry when that branch is merged, and a stale entry fails the test below.
+KNOWN_MISSING_FLAGS = {"--drop-invalid"}
 
 
 def commands(group: click.Group = cli, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], set[str]]:
@@ -77,7 +81,13 @@ def test_backticked_commands_and_their_flags_exist(where: str, line: int, text: 
                          ids=lambda x: str(x)[:40])
 def test_every_flag_a_message_mentions_exists(where: str, line: int, text: str) -> None:
     for flag in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", text):
-        assert flag in ALL_FLAGS, f"{where}:{line} mentions {flag}, which no capgate command has"
+        assert flag in ALL_FLAGS | KNOWN_MISSING_FLAGS, f"{where}:{line} mentions {flag}, which no capgate command has"
+
+
+def test_known_missing_flags_are_still_missing() -> None:
+    mentioned = {f for _, _, t in MESSAGES for f in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", t)}
+    for flag in KNOWN_MISSING_FLAGS:
+        assert flag in mentioned and flag not in ALL_FLAGS, f"remove {flag} from KNOWN_MISSING_FLAGS"
 
 
 @pytest.mark.parametrize(("where", "line", "text"), [m for m in MESSAGES if ".md" in m[2]], ids=lambda x: str(x)[:40])
