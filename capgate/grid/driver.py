@@ -1,16 +1,23 @@
 """``run_grid``: a whole study on Ray Tune, idempotent and crash-safe.
 
-1. The spec is loaded and expanded before Ray starts (``dry_run`` stops here).
+1. The spec is loaded, validated and expanded before Ray starts (:mod:`capgate.grid.plan`; a dry
+   run stops there), and :mod:`capgate.grid.preflight` refuses a grid whose dataset roots or
+   weights files are missing or unusable.
 2. The store is read: runs already stored as ``ok``/``diverged`` are never trained again
    (``failed`` ones are retried), so rerunning after a crash, a killed driver or a lost node
    trains only what is missing.
 3. The synthetic world (when used) is generated; missing pretraining stages run as Ray tasks,
    in parallel with each other, each after its parent.
 4. The missing runs go on an explicit ``tune.grid_search`` axis (seeds included), with
-   ``reuse_actors=True``, per-trial resources and ``FailureConfig(max_failures=retries)``.
-   Each trial writes its records atomically into the store.
+   ``reuse_actors=True``, per-trial resources and ``FailureConfig(max_failures=retries)``; the
+   stage list reaches the trials once, through Ray's object store. Each trial writes its records
+   once into the store (a second write of a final record is dropped).
 5. The results table is collected (parquet + CSV); a trial Ray lost after all retries gets a
    ``failed`` record; failed runs raise :class:`GridError` listing their errors.
+
+Ctrl-C raises :class:`GridInterrupted` (a ``KeyboardInterrupt``): runs in flight are not
+recorded, Tune's own interrupt handler (and its ``Tuner.restore`` hint) is not installed, and the
+same command resumes. The driver imports neither torch nor timm.
 """
 
 from __future__ import annotations
