@@ -70,6 +70,16 @@ def test_dry_run_prints_the_resolved_spec_as_yaml_and_the_stored_count(tmp_path:
     assert "Recipe(" not in res.output  # YAML, not a Python repr
 
 
+def test_shipped_specs_by_name_from_any_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, ["run-grid", "llvip_flir", "--dry-run", "--storage", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert res.output.startswith("study llvip_flir (detection)")
+    res = CliRunner().invoke(cli, ["run-grid", "nope.yaml", "--dry-run"])
+    assert "spec file nope.yaml does not exist; pass a path to a study spec or the name of a shipped one " \
+           "(demo.yaml, demo_classification.yaml" in str(res.exception)
+
+
 def test_dry_run_json(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["run-grid", DEMO, "--dry-run", "--json", "--storage", str(tmp_path)])
     assert res.exit_code == 0, res.output

@@ -78,6 +78,9 @@ def test_installed_wheel_runs_demo_dry_run_and_report_outside_the_checkout(tmp_p
     assert demo.returncode == 0, demo.stderr
     assert "study demo (detection): 54 runs" in demo.stdout
     assert "study demo_classification (classification): 36 runs" in demo.stdout
+    shipped_spec = capgate("run-grid", "experiments/llvip_flir.yaml", "--dry-run", "--json")
+    assert shipped_spec.returncode == 0, shipped_spec.stderr
+    assert '"study": "llvip_flir"' in shipped_spec.stdout
     table = write_table(elsewhere / "det.parquet", detection_truth(), seed=0)
     plan = elsewhere / "plan.yaml"
     plan.write_text("n_boot: 20\n")

@@ -14,10 +14,12 @@ from typing import Any
 
 import yaml
 
+from capgate._resources import shipped
+from capgate.errors import CapgateError, SpecError
 from capgate.spec import PretrainSpec, RunSpec, StudySpec, expand
 from capgate.spec_load import load_study, study_to_dict
 
-__all__ = ["GridPlan", "plan_grid"]
+__all__ = ["GridPlan", "plan_grid", "find_spec_file"]
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,27 @@ class GridPlan:
         }
 
 
+def find_spec_file(spec: str | Path) -> Path:
+    """``spec`` as given when that file exists; else the spec of that name shipped with capgate
+    (``experiments/llvip_flir.yaml``, ``llvip_flir.yaml`` or ``llvip_flir``), so an installed
+    wheel runs the shipped studies from any folder."""
+    path = Path(spec)
+    if path.exists():
+        return path
+    name = path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml"
+    try:
+        candidate = shipped("experiments") / name
+    except CapgateError:  # no shipped folder: report the path as given
+        candidate = None
+    if candidate is not None and candidate.is_file():
+        return candidate
+    known = sorted(p.name for p in shipped("experiments").glob("*.yaml")) if candidate is not None else []
+    raise SpecError(f"spec file {path} does not exist; pass a path to a study spec"
+                    + (f" or the name of a shipped one ({', '.join(known)})" if known else ""))
+
+
 def plan_grid(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> GridPlan:
     """Load, validate and expand a study spec (rung names are checked while it is loaded)."""
-    study = load_study(spec_path, overrides)
+    study = load_study(find_spec_file(spec_path), overrides)
     stages, runs = expand(study)
     return GridPlan(study, stages, runs)
