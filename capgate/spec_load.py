@@ -205,9 +205,28 @@ def _recipe(d: Any, where: str) -> Recipe:
             out[k] = _num(v, w, int, 0)
         elif k == "resolution":
             out[k] = _num(v, w, int, 32, 4096)
-        else:  # epochs, batch_size
+        elif k in ("epochs", "batch_size"):
             out[k] = _num(v, w, int, 1)
+        else:  # a field without its own rule: checked against its default's type
+            out[k] = _like_default(v, w, _RECIPE_DEFAULTS[k])
     return Recipe(**out)
+
+
+_RECIPE_DEFAULTS = {f: getattr(Recipe(), f) for f in fields_of(Recipe)}
+
+
+def _like_default(value: Any, where: str, default: Any) -> Any:
+    if default is None:  # an optional field with no default: any YAML value, checked where used
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise SpecError(f"spec key '{where}' must be true or false, got {value!r}")
+        return value
+    if isinstance(default, (int, float)):
+        return _num(value, where, type(default))
+    if isinstance(default, str):
+        return _str(value, where)
+    return value
 
 
 class _Datasets:
