@@ -256,7 +256,6 @@ def _run_trials(plan: GridPlan, todo: list[RunSpec], root: Path, max_concurrent:
     from capgate.grid.progress import GridProgress
     from capgate.grid.trial import run_trial
 
-    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Ctrl-C raises here; no Tuner.restore hint
     res = plan.study.resources
     cpus_total = ray.cluster_resources().get("CPU", 1)
     gpus_total = ray.cluster_resources().get("GPU", 0)
@@ -281,7 +280,17 @@ def _run_trials(plan: GridPlan, todo: list[RunSpec], root: Path, max_concurrent:
             failure_config=tune.FailureConfig(max_failures=retries, fail_fast=False)))
     log.info("[grid] starting %d trials, %d at a time", len(todo), slots)
     t0 = time.monotonic()
-    results = tuner.fit()
+    # Tune's own SIGINT handler would stop quietly and print a Tuner.restore(...) hint; without it
+    # Ctrl-C raises KeyboardInterrupt here and run_grid turns it into GridInterrupted.
+    previous = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    try:
+        results = tuner.fit()
+    finally:
+        if previous is None:
+            os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
+        else:
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = previous
     wall = time.monotonic() - t0
     busy = 0.0
     for r in results:
