@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: setup demo test demo-check bench clean
+.PHONY: setup demo test demo-check bench wheel clean
 
 setup: $(VENV)/.capgate-installed
 
@@ -34,6 +34,10 @@ bench: setup
 	$(PY) benchmarks/grid_efficiency.py
 	$(PY) benchmarks/trainer_throughput.py
 	$(PY) benchmarks/analysis_speed.py
+
+# The wheel (templates/, experiments/ and analysis/ inside it, no setup.py) into dist/.
+wheel: setup
+	$(PY) -m pip wheel -q --no-deps --no-build-isolation -w dist .
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -24,10 +24,13 @@ def _umask_mode() -> int:
     return 0o666 & ~mask
 
 
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any], *, fsync: bool = True) -> Path:
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any], *, fsync: bool = True,
+                 exclusive: bool = False) -> Path:
     """Call ``write(fileobj)`` on a temp file beside ``path``, then move it over ``path``.
 
     ``write`` receives a binary file object. Parent folders are created. Returns ``path``.
+    ``exclusive=True`` creates ``path`` only if it is absent (a hard link, atomic on POSIX
+    filesystems) and raises ``FileExistsError`` otherwise: a second writer never replaces it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -39,7 +42,11 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any], *, fsync: 
             if fsync:
                 os.fsync(fh.fileno())
         os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
+        if exclusive:
+            os.link(tmp, path)
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)

@@ -3,7 +3,8 @@ function and printing. Library errors (``CapgateError``) become ``Error: ...`` o
 the error's exit code, in one place (:func:`main`).
 
 Exit codes: 0 success; 1 failure (failed trials, a regression found by ``check``, a crash);
-2 unusable input (a malformed spec, dataset, checkpoint, plan or results file, or bad options).
+2 unusable input (a malformed spec, dataset, checkpoint, plan or results file, or bad options);
+130 interrupted (Ctrl-C; rerunning the same command resumes).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from capgate.errors import CapgateError
 from capgate.models.ladder import family_names
 
 EXIT_CODES_HELP = "Exit codes: 0 success, 1 failure, 2 unusable input."
+INTERRUPT_HELP = " Ctrl-C exits 130; the same command resumes."
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -26,12 +28,45 @@ def _configure_logging(verbosity: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
 
 
-@click.group(context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES_HELP)
-@click.version_option(__version__, "--version", prog_name="capgate")
-@click.option("-v", "--verbose", count=True, help="More log output (debug).")
-@click.option("-q", "--quiet", count=True, help="Less log output (warnings only).")
-def cli(verbose: int, quiet: int) -> None:
-    """capgate: is pretrained initialization worth it for a tiny ConvNet?"""
+def _add_verbosity(ctx: click.Context, param: click.Parameter, value: int) -> None:
+    """-v/-q given after a subcommand: add to the verbosity the group already set."""
+    if value:
+        meta = ctx.find_root().meta
+        meta["capgate.verbosity"] = meta.get("capgate.verbosity", 0) + (value if param.name == "verbose" else -value)
+        _configure_logging(meta["capgate.verbosity"])
+
+
+def _verbosity_params() -> list[click.Option]:
+    return [click.Option(["-v", "--verbose"], count=True, expose_value=False, callback=_add_verbosity,
+                         help="More log output (debug)."),
+            click.Option(["-q", "--quiet"], count=True, expose_value=False, callback=_add_verbosity,
+                         help="Less log output (warnings only).")]
+
+
+class _Group(click.Group):
+    """A group whose command list shows each command's whole first sentence (wrapped, never cut)."""
+
+    group_class = type  # subgroups (``capgate data``) list their commands the same way
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, cmd.get_short_help_str(limit=10_000)) for name, cmd in
+                ((n, self.get_command(ctx, n)) for n in self.list_commands(ctx)) if cmd is not None and not cmd.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=_Group, context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES_HELP + INTERRUPT_HELP)
+@click.version_option(__version__, "-V", "--version", prog_name="capgate")
+@click.option("-v", "--verbose", count=True, help="More log output (debug); also accepted after a command.")
+@click.option("-q", "--quiet", count=True, help="Less log output (warnings only); also after a command.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
+    """capgate: is pretrained initialization worth it for a tiny ConvNet?
+
+    Shell completion: eval "$(_CAPGATE_COMPLETE=bash_source capgate)" (zsh_source, fish_source).
+    """
+    ctx.meta["capgate.verbosity"] = verbose - quiet
     _configure_logging(verbose - quiet)
 
 
@@ -146,10 +181,35 @@ def models_cmd(family: str | None, resolution: int, task: str, num_classes: int 
 # --- grid -------------------------------------------------------------------------------
 
 
+def _dry_run(spec: str, overrides: tuple[str, ...], storage: str | None, as_json: bool) -> None:
+    """Print the plan (resolved spec as YAML, stages, runs, runs already stored) and the problems
+    a start would hit; problems raise after the listing (exit 2)."""
+    import json
+
+    from capgate.errors import SpecError
+    from capgate.grid import Store, plan_grid, resolve_storage
+    from capgate.grid.preflight import preflight
+
+    plan = plan_grid(spec, overrides)
+    store = Store(resolve_storage(storage), plan.study.study)
+    stored = sorted(store.done([r.run_id for r in plan.runs]))
+    problems, unchecked = preflight(plan, strict=False)
+    if as_json:
+        click.echo(json.dumps({**plan.to_dict(stored), "problems": problems, "unchecked": unchecked}, indent=1))
+    else:
+        click.echo(plan.describe(len(stored)))
+        for line in unchecked:
+            click.echo(f"not checked: {line}")
+    if problems:
+        raise SpecError(f"{spec}: the grid cannot start:\n" + "\n".join(f"  {p}" for p in problems))
+
+
 @cli.command("run-grid", context_settings=CONTEXT_SETTINGS,
-             epilog=EXIT_CODES_HELP + " Exit 1 also when runs failed (they are recorded and listed).")
+             epilog=EXIT_CODES_HELP + " Exit 1 also when runs failed (they are recorded and listed)." + INTERRUPT_HELP)
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=str))
-@click.option("--dry-run", is_flag=True, help="List every pretraining stage and run; start nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the resolved spec, every stage and run, and how many runs are stored; start nothing.")
+@click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the plan as JSON.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a spec value (YAML syntax), e.g. --set recipe.lr=0.01 --set seeds=5. Repeatable.")
 @click.option("--storage", default=None, metavar="PATH|URI",
@@ -158,15 +218,20 @@ def models_cmd(family: str | None, resolution: int, task: str, num_classes: int 
 @click.option("--max-concurrent", type=click.IntRange(1), default=None, help="At most N trials at once.")
 @click.option("--retries", type=click.IntRange(0), default=2, show_default=True,
               help="Times Ray retries a trial or stage lost to a dead worker or node.")
-def run_grid_cmd(spec: str, dry_run: bool, overrides: tuple[str, ...], storage: str | None,
+def run_grid_cmd(spec: str, dry_run: bool, as_json: bool, overrides: tuple[str, ...], storage: str | None,
                  address: str | None, max_concurrent: int | None, retries: int) -> None:
-    """Run the study SPEC (experiments/*.yaml) on Ray Tune: every run missing from the store is
-    trained (pretraining stages first), then the results table is written (parquet and CSV).
-    Rerunning the same command trains only what is missing."""
-    from capgate.grid import plan_grid, run_grid
+    """Train every missing run of the study SPEC on Ray Tune.
 
+    SPEC is a study spec (experiments/*.yaml). Pretraining stages run first, then the runs; the
+    results table is written as parquet and CSV. Rerunning the same command trains only what is
+    missing; Ctrl-C stops (exit 130) and the same command resumes.
+    """
+    from capgate.grid import run_grid
+
+    if as_json and not dry_run:
+        raise click.UsageError("--json needs --dry-run (a grid run prints its summary as text)")
     if dry_run:
-        click.echo(plan_grid(spec, overrides).describe())
+        _dry_run(spec, overrides, storage, as_json)
         return
     result = run_grid(spec, overrides, storage=storage, address=address, max_concurrent=max_concurrent,
                       retries=retries)
@@ -184,7 +249,8 @@ def report_cmd(results: tuple[str, ...], plan: str | None, outdir: str, title: s
     write index.html, summary.json, gains.csv, model.json and model_frame.csv into --out."""
     from capgate.report import render_report
 
-    index = render_report(list(results), outdir, plan=plan, title=title)
+    with _quiet_logger("capgate.report.render", "report written"):  # one "report written" line: ours
+        index = render_report(list(results), outdir, plan=plan, title=title)
     click.echo(f"report written to {index}")
 
 
@@ -218,7 +284,7 @@ def check_cmd(results: tuple[str, ...], baseline: str, plan: str | None, junit: 
 # --- demo -------------------------------------------------------------------------------
 
 
-@cli.command("demo", context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES_HELP)
+@cli.command("demo", context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES_HELP + INTERRUPT_HELP)
 @click.option("--storage", default=None, metavar="PATH", help="Study storage [default: ./.capgate].")
 @click.option("-o", "--out", "outdir", default="reports/demo", show_default=True,
               type=click.Path(file_okay=False, path_type=str), help="Report folder.")
@@ -227,23 +293,71 @@ def check_cmd(results: tuple[str, ...], baseline: str, plan: str | None, junit: 
 @click.option("--report/--no-report", default=True, show_default=True, help="Render the report at the end.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a spec value (both studies).")
 @click.option("--max-concurrent", type=click.IntRange(1), default=None, help="At most N trials at once.")
+@click.option("--dry-run", is_flag=True, help="List the stages and runs of both demo studies; start nothing.")
 def demo_cmd(storage: str | None, outdir: str, classification: bool, report: bool, overrides: tuple[str, ...],
-             max_concurrent: int | None) -> None:
-    """Run the demo end to end on the synthetic tiny world: world, pretraining, the detection
-    grid (experiments/demo.yaml), the classification slice, results tables and the report."""
-    from capgate.grid.demo import run_demo
+             max_concurrent: int | None, dry_run: bool) -> None:
+    """Run the demo end to end on the synthetic tiny world.
 
+    World, pretraining, the detection grid (experiments/demo.yaml), the classification slice
+    (experiments/demo_classification.yaml), the results tables and the report.
+    """
+    from capgate.grid import Store, resolve_storage
+    from capgate.grid.demo import plan_demo, run_demo
+
+    if dry_run:
+        for plan in plan_demo(classification, overrides):
+            stored = Store(resolve_storage(storage), plan.study.study).done([r.run_id for r in plan.runs])
+            click.echo(plan.describe(len(stored)))
+        return
     result = run_demo(storage=storage, outdir=outdir, classification=classification, report=report,
                       overrides=overrides, max_concurrent=max_concurrent)
     click.echo(result.summary())
 
+
+class _quiet_logger:  # noqa: N801 - used as a context manager
+    """Drop one logger's records that start with ``prefix`` (the CLI prints that line itself)."""
+
+    def __init__(self, name: str, prefix: str) -> None:
+        self.logger, self.prefix = logging.getLogger(name), prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefix)
+
+    def __enter__(self) -> None:
+        self.logger.addFilter(self)
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.removeFilter(self)
+
+
+def _walk(group: click.Group) -> list[click.Command]:
+    out: list[click.Command] = []
+    for cmd in group.commands.values():
+        out.append(cmd)
+        if isinstance(cmd, click.Group):
+            out += _walk(cmd)
+    return out
+
+
+for _cmd in _walk(cli):  # -v/-q accepted after every subcommand too
+    if not any(p.name in ("verbose", "quiet") for p in _cmd.params):
+        _cmd.params.extend(_verbosity_params())
+
+
+def _interrupted(exc: KeyboardInterrupt) -> None:
+    click.echo(f"Error: {exc}" if str(exc) else "Interrupted.", err=True)
+    sys.exit(130)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``capgate`` console script and ``python -m capgate``."""
     try:
         rv = cli.main(args=argv, prog_name="capgate", standalone_mode=False)
-    except click.exceptions.Abort:
+    except KeyboardInterrupt as exc:  # Ctrl-C: say how to resume, exit 130 like a shell
+        _interrupted(exc)
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+            _interrupted(exc.__context__)
         click.echo("Aborted.", err=True)
         sys.exit(1)
     except click.ClickException as exc:

@@ -107,6 +107,8 @@ OPTIONAL_COLUMNS: dict[str, str] = {
     "class_map": "str",
     "data_variant": "str",
     "epochs": "int",
+    # invalid boxes dropped by the readers (spec key drop_invalid) from the run's train and eval splits
+    "dropped_boxes": "int",
     **PROVENANCE_COLUMNS,
 }
 

@@ -1,30 +1,27 @@
-"""Study specs: YAML -> validated frozen dataclasses -> expanded run and pretraining specs.
+"""Study specs as frozen dataclasses, and their expansion into run and pretraining specs.
 
-A study spec (``experiments/*.yaml``) names the task, the datasets, the train sets and the eval
-sets each is scored on (each tagged with its shift), the backbone ladder rungs, the
-initializations (chains of pretraining stages, or a local checkpoint), the seeds, the per-trial
-resources and ONE training recipe shared by every cell. :func:`load_study` validates it
-(defaults < YAML < ``--set`` overrides) and :func:`expand` turns it into the frozen
-:class:`PretrainSpec` and :class:`RunSpec` lists before Ray starts, so ``--dry-run`` needs no data.
+A :class:`StudySpec` (validated from YAML by :mod:`capgate.spec_load`) names the task, the
+train sets and the eval sets each is scored on (each tagged with its shift), the backbone rungs,
+the initializations (chains of pretraining stages, or a local checkpoint), the seeds, the
+per-trial resources and ONE training recipe shared by every cell. :func:`expand` turns it into
+the frozen :class:`PretrainSpec` and :class:`RunSpec` lists before Ray starts, so ``--dry-run``
+needs no data. Every spec round-trips to JSON; ``run_id`` and ``stage_id`` are hashes of it.
 
-This module imports neither torch nor ray.
+Loading and validating YAML is :mod:`capgate.spec_load`'s job (``load_study``); hashing is
+:mod:`capgate._hash`'s; dataset roots are :mod:`capgate.data.roots`'. This module imports neither
+torch nor ray.
 """
 
 from __future__ import annotations
 
-import copy
-import hashlib
 import json
-import os
-import re
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
-import yaml
-
+from capgate._hash import canonical_json, short_hash
+from capgate.data.roots import SYNTHETIC, resolve_root  # resolve_root re-exported for older callers
 from capgate.errors import SpecError
-from capgate.schema import SHIFTS, TASKS
+from capgate.models.ladder import Rung, get_rung
 
 __all__ = [
     "Recipe",
@@ -37,78 +34,22 @@ __all__ = [
     "StudySpec",
     "PretrainSpec",
     "RunSpec",
-    "load_study",
-    "study_from_dict",
     "expand",
-    "parse_override",
+    "fields_of",
+    "SYNTHETIC",
+    # homes elsewhere, kept importable from here: capgate._hash and capgate.data.roots
     "canonical_json",
     "short_hash",
     "resolve_root",
 ]
 
-from capgate.models.ladder import FAMILIES  # noqa: E402  (the family registry, name -> FamilyInfo; its keys are the valid families)
-OPTIMIZERS = ("sgd", "adamw", "adam")
-SCHEDULES = ("cosine", "constant", "step")
 #: Mixed precision of training (``recipe.amp``): ``auto`` is bf16 on a CUDA device that supports it,
 #: fp16 (with a GradScaler) on one that does not, and off on CPU; resolved in capgate.train.recipe.
 AMP_MODES = ("off", "auto", "bf16", "fp16")
-DETECTION_FORMATS = ("llvip", "flir", "coco")
-CLASSIFICATION_FORMATS = ("imagenet", "domainnet")
-STAGE_KINDS = ("classification", "detection")
-BUILTIN_INITS = ("scratch", "imagenet", "imagenet_coco")
-SYNTHETIC = "synthetic"
 
-
-def canonical_json(obj: Any) -> str:
-    """JSON with sorted keys and no whitespace: the text every hash in capgate is taken of."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def short_hash(obj: Any, n: int = 12) -> str:
-    """First ``n`` hex digits of the sha256 of ``canonical_json(obj)``."""
-    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:n]
-
-
-# ---------------------------------------------------------------------------------------------
-# Validation helpers: every error names the key path, the bad value and the valid choices.
-
-
-def _check_keys(d: Any, where: str, required: tuple[str, ...], optional: tuple[str, ...]) -> dict:
-    if not isinstance(d, dict):
-        raise SpecError(f"spec key '{where}' must be a mapping, got {d!r}")
-    valid = required + optional
-    for k in d:
-        if k not in valid:
-            raise SpecError(
-                f"spec key '{where}.{k}' is unknown; valid keys under '{where}': {', '.join(valid)}")
-    for k in required:
-        if k not in d:
-            raise SpecError(f"spec key '{where}.{k}' is missing; it is required")
-    return d
-
-
-def _choice(value: Any, where: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise SpecError(f"spec key '{where}' has invalid value {value!r}; valid choices: {', '.join(choices)}")
-    return value
-
-
-def _num(value: Any, where: str, kind: type, lo: float | None = None, hi: float | None = None) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
-        raise SpecError(f"spec key '{where}' must be a {kind.__name__}, got {value!r}")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise SpecError(f"spec key '{where}' = {value!r} is out of range [{lo}, {hi}]")
-    return kind(value)
-
-
-def _str(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise SpecError(f"spec key '{where}' must be a non-empty string, got {value!r}")
-    return value
-
-
-# ---------------------------------------------------------------------------------------------
-# Spec dataclasses (frozen; JSON round-trip via to_dict / from_dict).
+def fields_of(cls: type) -> tuple[str, ...]:
+    """Field names of a spec dataclass, in order (the valid keys of its YAML section)."""
+    return tuple(f.name for f in fields(cls))
 
 
 @dataclass(frozen=True)
@@ -120,6 +61,8 @@ class Recipe:
     brightness change; ``max_train_images``/``max_eval_images`` cap the splits (small budgets).
     ``amp`` is the mixed precision of training (one of ``AMP_MODES``) and ``channels_last`` the
     memory format of the model and its inputs; both are off by default (plain fp32, NCHW).
+    ``memory_budget_mb`` (default ``capgate.train.recipe.DEFAULT_MEMORY_BUDGET_MB``): a split whose
+    decoded size exceeds it is streamed from disk by DataLoader workers instead of held in memory.
     """
 
     optimizer: str = "adamw"
@@ -139,43 +82,7 @@ class Recipe:
     max_eval_images: int | None = None
     amp: str = "off"
     channels_last: bool = False
-
-    @classmethod
-    def from_dict(cls, d: Any, where: str) -> "Recipe":
-        names = tuple(f.name for f in fields(cls))
-        _check_keys(d, where, (), names)
-        out: dict[str, Any] = {}
-        for k, v in d.items():
-            w = f"{where}.{k}"
-            if k == "optimizer":
-                out[k] = _choice(v, w, OPTIMIZERS)
-            elif k == "schedule":
-                out[k] = _choice(v, w, SCHEDULES)
-            elif k == "amp":
-                if v is False:  # YAML 1.1 reads a bare `off` as false
-                    v = "off"
-                elif v is True:
-                    raise SpecError(f"spec key '{w}' = true is ambiguous; valid choices: {', '.join(AMP_MODES)}")
-                out[k] = _choice(v, w, AMP_MODES)
-            elif k == "channels_last":
-                if not isinstance(v, bool):
-                    raise SpecError(f"spec key '{w}' must be true or false, got {v!r}")
-                out[k] = v
-            elif k in ("lr", "momentum", "weight_decay"):
-                out[k] = _num(v, w, float, 0.0)
-            elif k in ("hflip", "brightness"):
-                out[k] = _num(v, w, float, 0.0, 1.0)
-            elif k in ("grad_clip",):
-                out[k] = None if v is None else _num(v, w, float, 0.0)
-            elif k in ("steps", "max_train_images", "max_eval_images"):
-                out[k] = None if v is None else _num(v, w, int, 1)
-            elif k == "warmup_steps":
-                out[k] = _num(v, w, int, 0)
-            elif k == "resolution":
-                out[k] = _num(v, w, int, 32, 4096)
-            else:  # epochs, batch_size
-                out[k] = _num(v, w, int, 1)
-        return cls(**out)
+    memory_budget_mb: int | None = None
 
 
 @dataclass(frozen=True)
@@ -188,14 +95,7 @@ class DatasetRef:
     split: str
     modality: str | None = None
     domain: str | None = None
-
-    @classmethod
-    def from_dict(cls, d: Any, where: str) -> "DatasetRef":
-        _check_keys(d, where, ("format", "root", "split"), ("modality", "domain"))
-        _choice(d["format"], f"{where}.format", DETECTION_FORMATS + CLASSIFICATION_FORMATS)
-        return cls(format=d["format"], root=_str(str(d["root"]), f"{where}.root"),
-                   split=_str(d["split"], f"{where}.split"), modality=d.get("modality"),
-                   domain=d.get("domain"))
+    drop_invalid: bool = False  # detection formats: drop zero-area/out-of-image boxes, counted in the record
 
 
 @dataclass(frozen=True)
@@ -214,6 +114,11 @@ class TrainSet:
     name: str
     data: DatasetRef
     evals: tuple[EvalSet, ...]
+
+    @property
+    def datasets(self) -> list[DatasetRef]:
+        """The train split and every eval split."""
+        return [self.data, *(e.data for e in self.evals)]
 
 
 @dataclass(frozen=True)
@@ -247,7 +152,11 @@ class Resources:
 
 @dataclass(frozen=True)
 class StudySpec:
-    """A whole validated study."""
+    """A whole validated study.
+
+    ``rung_defs`` holds the definitions (``Rung.to_dict()``) of the spec's own rungs, those a
+    fresh process cannot rebuild from the name alone; they travel inside every run spec.
+    """
 
     study: str
     task: str
@@ -262,6 +171,43 @@ class StudySpec:
     recipe: Recipe
     resources: Resources
     stage_resources: Resources
+    rung_defs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _rung_of(name: str, rung_def: dict[str, Any] | None) -> Rung:
+    return Rung.from_dict(rung_def) if rung_def is not None else get_rung(name)
+
+
+#: Fields added after capgate 0.1 whose default reproduces the old behaviour: left out of a spec's
+#: JSON while at that default, so adding them changed no run_id or stage_id (stores stay valid).
+_NEUTRAL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "Recipe": {"amp": "off", "channels_last": False, "memory_budget_mb": None},
+    "DatasetRef": {"drop_invalid": False},
+    "RunSpec": {"rung_def": None},
+    "PretrainSpec": {"rung_def": None},
+}
+
+
+def _plain(obj: Any) -> Any:
+    if is_dataclass(obj) and not isinstance(obj, type):
+        neutral = _NEUTRAL_DEFAULTS.get(type(obj).__name__, {})
+        return {f.name: _plain(getattr(obj, f.name)) for f in fields(obj)
+                if not (f.name in neutral and getattr(obj, f.name) == neutral[f.name])}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    return obj
+
+
+def _to_dict(obj: Any) -> dict[str, Any]:
+    """A spec as plain JSON-able data (tuples become lists); fields at a neutral default
+    (:data:`_NEUTRAL_DEFAULTS`) are left out, so the ids of existing runs do not depend on them."""
+    return json.loads(canonical_json(_plain(obj)))
+
+
+def _dataset(d: dict[str, Any] | None) -> DatasetRef | None:
+    return None if d is None else DatasetRef(**d)
 
 
 @dataclass(frozen=True)
@@ -282,18 +228,23 @@ class PretrainSpec:
     parent: str | None
     checkpoint: str | None = None
     seed: int = 0
+    rung_def: dict[str, Any] | None = None
 
     @property
     def stage_id(self) -> str:
-        return f"{self.name}-{self.rung}-{short_hash(_plain(self))}"
+        return f"{self.name}-{self.rung}-{short_hash(self.to_dict())}"
+
+    def build_rung(self) -> Rung:
+        """The stage's rung, from its own definition when it carries one."""
+        return _rung_of(self.rung, self.rung_def)
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(self)
+        return _to_dict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PretrainSpec":
+    def from_dict(cls, d: dict[str, Any]) -> PretrainSpec:
         d = dict(d)
-        d["data"] = None if d.get("data") is None else DatasetRef(**d["data"])
+        d["data"] = _dataset(d.get("data"))
         d["recipe"] = Recipe(**d["recipe"])
         return cls(**d)
 
@@ -316,6 +267,7 @@ class RunSpec:
     recipe: Recipe
     world: dict[str, Any]
     seed: int
+    rung_def: dict[str, Any] | None = None  # set for a spec's own rungs (see StudySpec.rung_defs)
 
     @property
     def run_id(self) -> str:
@@ -328,14 +280,24 @@ class RunSpec:
         d.pop("seed")
         return short_hash(d, 16)
 
+    @property
+    def uses_world(self) -> bool:
+        """True when a train or eval split lies in the synthetic world."""
+        return any(d.root == SYNTHETIC for d in self.train_set.datasets)
+
+    def build_rung(self) -> Rung:
+        """The run's rung, from its own definition when it carries one (so a Ray worker on
+        another node builds a rung only the driver registered)."""
+        return _rung_of(self.rung, self.rung_def)
+
     def to_dict(self) -> dict[str, Any]:
-        return _plain(self)
+        return _to_dict(self)
 
     def to_json(self) -> str:
         return canonical_json(self.to_dict())
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunSpec":
+    def from_dict(cls, d: dict[str, Any]) -> RunSpec:
         d = dict(d)
         ts = d["train_set"]
         d["train_set"] = TrainSet(
@@ -347,217 +309,8 @@ class RunSpec:
         return cls(**d)
 
     @classmethod
-    def from_json(cls, text: str) -> "RunSpec":
+    def from_json(cls, text: str) -> RunSpec:
         return cls.from_dict(json.loads(text))
-
-
-def _plain(obj: Any) -> Any:
-    """A dataclass as plain JSON-able data (tuples become lists)."""
-    return json.loads(canonical_json(asdict(obj)))
-
-
-# ---------------------------------------------------------------------------------------------
-# Loading: defaults < YAML < --set overrides.
-
-DEFAULTS: dict[str, Any] = {
-    "task": "detection",
-    "world": {"seed": 0, "config": {}},
-    "seeds": [0, 1, 2],
-    "recipe": {},
-    "resources": {"cpu": 1, "gpu": 0},
-    "stage_resources": {"cpu": 1, "gpu": 0},
-    "inits": {"scratch": {}},
-    "pretraining": {},
-    "class_map": None,
-}
-
-TOP_KEYS_REQUIRED = ("study", "datasets", "train_sets", "rungs", "classes")
-TOP_KEYS_OPTIONAL = tuple(DEFAULTS)
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """Parse ``key.path=value`` (value in YAML syntax: ``1e-3``, ``[0, 1]``, ``adamw``)."""
-    if "=" not in text:
-        raise SpecError(f"override {text!r} is not of the form key.path=value (e.g. recipe.lr=0.01)")
-    key, _, raw = text.partition("=")
-    path = [p for p in key.strip().split(".") if p]
-    if not path:
-        raise SpecError(f"override {text!r} has an empty key; use e.g. recipe.lr=0.01")
-    try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise SpecError(f"override {text!r}: value {raw!r} is not valid YAML ({exc})") from exc
-    if isinstance(value, str) and re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", value):
-        value = float(value)  # YAML 1.1 reads 1e6 as a string
-    return path, value
-
-
-def _deep_merge(base: dict, over: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _deep_merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
-
-
-def load_study(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> StudySpec:
-    """Read and validate a study spec YAML, applying ``--set`` overrides last."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError as exc:
-        raise SpecError(f"spec file {path} does not exist; pass a path such as experiments/demo.yaml") from exc
-    except yaml.YAMLError as exc:
-        raise SpecError(f"spec file {path} is not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise SpecError(f"spec file {path} must hold a mapping at its top level, got {type(raw).__name__}")
-    try:
-        return study_from_dict(raw, overrides)
-    except SpecError as exc:
-        raise SpecError(f"{path}: {exc}") from None
-
-
-def study_from_dict(raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> StudySpec:
-    """Validate a spec given as a dict (see :func:`load_study`)."""
-    d = _deep_merge(DEFAULTS, raw)
-    for text in overrides:
-        keys, value = parse_override(text)
-        node = d
-        for i, k in enumerate(keys[:-1]):
-            if not isinstance(node.get(k), dict):
-                if k not in node:
-                    node[k] = {}
-                else:
-                    raise SpecError(f"override {text!r}: '{'.'.join(keys[:i + 1])}' is not a mapping")
-            node = node[k]
-        node[keys[-1]] = value
-    _check_keys(d, "spec", TOP_KEYS_REQUIRED, TOP_KEYS_OPTIONAL)
-    return _build_study(d)
-
-
-def _build_study(d: dict[str, Any]) -> StudySpec:
-    study = _str(d["study"], "study")
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", study):
-        raise SpecError(f"spec key 'study' = {study!r} may only use letters, digits, '_', '.', '-'")
-    task = _choice(d["task"], "task", TASKS)
-    classes = d["classes"]
-    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
-        raise SpecError(f"spec key 'classes' must be a non-empty list of class names, got {classes!r}")
-    class_map = d["class_map"]
-    if class_map is not None and not isinstance(class_map, (str, dict)):
-        raise SpecError(f"spec key 'class_map' must be a preset name (e.g. person) or a mapping "
-                        f"{{target: [source names]}}, got {class_map!r}")
-    if isinstance(class_map, dict) and list(class_map) != list(classes):
-        raise SpecError(f"spec key 'class_map' targets {list(class_map)} must equal 'classes' {classes}")
-    world = _check_keys(d["world"], "world", (), ("seed", "config"))
-    world = {"seed": _num(world.get("seed", 0), "world.seed", int, 0), "config": dict(world.get("config") or {})}
-
-    datasets = d["datasets"]
-    if not isinstance(datasets, dict) or not datasets:
-        raise SpecError("spec key 'datasets' must map dataset names to {format, root}")
-    formats = DETECTION_FORMATS if task == "detection" else CLASSIFICATION_FORMATS
-
-    def ref(entry: Any, where: str, allowed: tuple[str, ...] = formats) -> DatasetRef:
-        e = _check_keys(entry, where, ("dataset", "split"), ("modality", "domain", "name", "shift"))
-        name = e["dataset"]
-        if name not in datasets:
-            raise SpecError(f"spec key '{where}.dataset' = {name!r} is not defined under 'datasets'; "
-                            f"defined: {', '.join(datasets)}")
-        ds = _check_keys(datasets[name], f"datasets.{name}", ("format", "root"), ())
-        _choice(ds["format"], f"datasets.{name}.format", allowed)
-        return DatasetRef.from_dict({"format": ds["format"], "root": ds["root"], "split": e["split"],
-                                     "modality": e.get("modality"), "domain": e.get("domain")}, where)
-
-    def set_name(entry: dict, r: DatasetRef) -> str:
-        return entry.get("name") or f"{entry['dataset']}/{r.modality or r.domain or r.split}"
-
-    train_sets = []
-    if not isinstance(d["train_sets"], list) or not d["train_sets"]:
-        raise SpecError("spec key 'train_sets' must be a non-empty list")
-    for i, t in enumerate(d["train_sets"]):
-        where = f"train_sets[{i}]"
-        _check_keys(t, where, ("dataset", "split", "eval"), ("modality", "domain", "name"))
-        tref = ref({k: v for k, v in t.items() if k != "eval"}, where)
-        evals = []
-        if not isinstance(t["eval"], list) or not t["eval"]:
-            raise SpecError(f"spec key '{where}.eval' must be a non-empty list of eval sets")
-        for j, e in enumerate(t["eval"]):
-            ew = f"{where}.eval[{j}]"
-            eref = ref(e, ew)
-            if "shift" not in e:
-                raise SpecError(f"spec key '{ew}.shift' is missing; valid choices: {', '.join(SHIFTS)}")
-            evals.append(EvalSet(set_name(e, eref), eref, _choice(e["shift"], f"{ew}.shift", SHIFTS)))
-        names = [e.name for e in evals]
-        if len(set(names)) != len(names):
-            raise SpecError(f"spec key '{where}.eval' names an eval set twice: {names}")
-        train_sets.append(TrainSet(set_name(t, tref), tref, tuple(evals)))
-
-    rungs = []
-    if not isinstance(d["rungs"], dict) or not d["rungs"]:
-        raise SpecError(f"spec key 'rungs' must map a family ({', '.join(FAMILIES)}) to a list of rung names")
-    for fam, names in d["rungs"].items():
-        _choice(fam, f"rungs.{fam}", FAMILIES)
-        if not isinstance(names, list) or not names:
-            raise SpecError(f"spec key 'rungs.{fam}' must be a non-empty list of rung names, got {names!r}")
-        rungs += [(fam, _str(n, f"rungs.{fam}")) for n in names]
-
-    stages = []
-    for name, s in (d["pretraining"] or {}).items():
-        w = f"pretraining.{name}"
-        _check_keys(s, w, ("kind",), ("dataset", "split", "recipe", "checkpoint"))
-        kind = _choice(s["kind"], f"{w}.kind", STAGE_KINDS)
-        if s.get("checkpoint"):
-            stages.append(StageDef(name, kind, None, Recipe(), _str(s["checkpoint"], f"{w}.checkpoint")))
-            continue
-        allowed = ("imagenet",) if kind == "classification" else ("coco",)
-        if "dataset" not in s:
-            raise SpecError(f"spec key '{w}.dataset' is missing (or give '{w}.checkpoint')")
-        data = ref({"dataset": s["dataset"], "split": s.get("split", "train")}, w, allowed)
-        stages.append(StageDef(name, kind, data, Recipe.from_dict(s.get("recipe") or {}, f"{w}.recipe")))
-    stage_names = {s.name for s in stages}
-
-    inits = []
-    if not isinstance(d["inits"], dict) or not d["inits"]:
-        raise SpecError(f"spec key 'inits' must map init names (e.g. {', '.join(BUILTIN_INITS)}) to definitions")
-    for name, i in d["inits"].items():
-        w = f"inits.{name}"
-        i = _check_keys(i or {}, w, (), ("stages", "checkpoint"))
-        chain = tuple(i.get("stages") or ())
-        for s in chain:
-            if s not in stage_names:
-                raise SpecError(f"spec key '{w}.stages' names stage {s!r} not defined under 'pretraining'; "
-                                f"defined: {', '.join(sorted(stage_names)) or '(none)'}")
-        if chain and i.get("checkpoint"):
-            raise SpecError(f"spec key '{w}' gives both 'stages' and 'checkpoint'; use one")
-        if name != "scratch" and not chain and not i.get("checkpoint"):
-            raise SpecError(f"spec key '{w}' needs 'stages' (a chain of pretraining stages) or 'checkpoint'")
-        inits.append(InitDef(name, chain, i.get("checkpoint")))
-
-    seeds = d["seeds"]
-    if isinstance(seeds, int) and not isinstance(seeds, bool):
-        seeds = list(range(seeds))
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
-        raise SpecError(f"spec key 'seeds' must be a count or a non-empty list of integers >= 0, got {seeds!r}")
-    if len(set(seeds)) != len(seeds):
-        raise SpecError(f"spec key 'seeds' repeats a seed: {seeds!r}")
-
-    def resources(x: Any, w: str) -> Resources:
-        x = _check_keys(x, w, (), ("cpu", "gpu"))
-        return Resources(_num(x.get("cpu", 1), f"{w}.cpu", float, 0.0),
-                         _num(x.get("gpu", 0), f"{w}.gpu", float, 0.0))
-
-    return StudySpec(
-        study=study, task=task, classes=tuple(classes), class_map=class_map, world=world, train_sets=tuple(train_sets),
-        rungs=tuple(rungs), inits=tuple(inits), stages=tuple(stages), seeds=tuple(seeds),
-        recipe=Recipe.from_dict(d["recipe"] or {}, "recipe"),
-        resources=resources(d["resources"], "resources"),
-        stage_resources=resources(d["stage_resources"], "stage_resources"))
-
-
-# ---------------------------------------------------------------------------------------------
-# Expansion.
 
 
 def expand(study: StudySpec) -> tuple[list[PretrainSpec], list[RunSpec]]:
@@ -571,13 +324,15 @@ def expand(study: StudySpec) -> tuple[list[PretrainSpec], list[RunSpec]]:
     runs: list[RunSpec] = []
     for ts in study.train_sets:
         for fam, rung in study.rungs:
+            rung_def = study.rung_defs.get(rung)
             for init in study.inits:
                 parent: str | None = None
-                for seq, sname in enumerate(init.stages):
+                for sname in init.stages:
                     sd = stage_defs[sname]
+                    world = study.world if sd.data and sd.data.root == SYNTHETIC else {}
                     ps = PretrainSpec(name=sname, kind=sd.kind, family=fam, rung=rung, data=sd.data,
-                                      recipe=sd.recipe, world=study.world if sd.data and sd.data.root == SYNTHETIC else {},
-                                      parent=parent, checkpoint=sd.checkpoint)
+                                      recipe=sd.recipe, world=world, parent=parent, checkpoint=sd.checkpoint,
+                                      rung_def=rung_def)
                     stages.setdefault(ps.stage_id, ps)
                     parent = ps.stage_id
                 for seed in study.seeds:
@@ -585,27 +340,14 @@ def expand(study: StudySpec) -> tuple[list[PretrainSpec], list[RunSpec]]:
                         study=study.study, task=study.task, classes=study.classes,
                         class_map=study.class_map, family=fam,
                         rung=rung, init=init.name, init_stage=parent, init_checkpoint=init.checkpoint,
-                        train_set=ts, recipe=study.recipe, world=study.world, seed=seed))
+                        train_set=ts, recipe=study.recipe, world=study.world, seed=seed, rung_def=rung_def))
     ordered = sorted(stages.values(), key=lambda s: _depth(s, stages))
     ids = [r.run_id for r in runs]
     if len(set(ids)) != len(ids):
-        raise SpecError("the spec expands to duplicate runs (a train set, rung or init listed twice)")
+        raise SpecError("the spec expands to duplicate runs (a train set, rung or init listed twice); "
+                        "list each once")
     return ordered, runs
 
 
 def _depth(stage: PretrainSpec, stages: dict[str, PretrainSpec]) -> int:
     return 0 if stage.parent is None else 1 + _depth(stages[stage.parent], stages)
-
-
-def resolve_root(ref: DatasetRef, world_root: Path | None) -> Path:
-    """The dataset's root folder: the synthetic world's sub-folder, or the path with ``${VAR}``s
-    expanded. Raises :class:`SpecError` naming the variable when it is not set."""
-    if ref.root == SYNTHETIC:
-        if world_root is None:
-            raise SpecError(f"dataset {ref.format} uses the synthetic world but no world root was given")
-        return Path(world_root) / ref.format
-    missing = [v for v in re.findall(r"\$\{(\w+)\}", ref.root) if v not in os.environ]
-    if missing:
-        raise SpecError(f"dataset root {ref.root!r} needs environment variable(s) {', '.join(missing)}; "
-                        f"set them to the dataset folder (e.g. export {missing[0]}=/data/{ref.format})")
-    return Path(os.path.expandvars(ref.root)).expanduser()

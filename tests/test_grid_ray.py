@@ -112,6 +112,12 @@ def test_diverged_and_failed_runs_are_recorded_and_exit_codes(tmp_path: Path) ->
     assert "training loss became" in doc["records"][0]["error"]
     assert all(r["map"] != r["map"] for r in doc["records"])  # NaN metrics
 
+    missing = tiny_spec(tmp_path, name="missing", rungs={"mobilenetv3": ["S-6"]}, seeds=[0], inits=("scratch",),
+                        llvip_root=str(tmp_path / "absent-llvip"))
+    res = runner.invoke(cli, ["run-grid", str(missing), "--storage", str(storage)])
+    assert res.exception.exit_code == 2 and not (storage / "missing").exists()  # refused before anything starts
+    assert f"dataset root {tmp_path / 'absent-llvip'} (llvip" in str(res.exception)
+    (tmp_path / "no-such-llvip").mkdir()  # exists, but holds no LLVIP layout: the runs fail
     bad = tiny_spec(tmp_path, name="bad", rungs={"mobilenetv3": ["S-6"]}, seeds=[0, 1], inits=("scratch",),
                     llvip_root=str(tmp_path / "no-such-llvip"))
     res = runner.invoke(cli, ["run-grid", str(bad), "--storage", str(storage)])

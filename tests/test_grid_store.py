@@ -27,11 +27,15 @@ def row(run_id: str, eval_set: str, status: str = "ok", m: float = 0.5) -> dict:
     return r
 
 
-def test_write_read_replace_never_duplicates(tmp_path: Path) -> None:
+def test_write_once_failed_replaced_final_kept(tmp_path: Path) -> None:
     store = Store(tmp_path, "s")
-    store.write("r1", {"seed": 0}, [row("r1", "a"), row("r1", "b")])
-    store.write("r2", {"seed": 1}, [row("r2", "a", status="diverged", m=math.nan)])
-    store.write("r1", {"seed": 0}, [row("r1", "a", m=0.7), row("r1", "b", m=0.7)])  # a retry
+    assert store.write("r1", {"seed": 0}, [row("r1", "a", status="failed", m=math.nan),
+                                           row("r1", "b", status="failed", m=math.nan)])
+    assert store.write("r2", {"seed": 1}, [row("r2", "a", status="diverged", m=math.nan)])
+    assert store.write("r1", {"seed": 0}, [row("r1", "a", m=0.7), row("r1", "b", m=0.7)])  # the retry
+    # a second writer of a final record (a duplicated trial) never replaces it
+    assert not store.write("r1", {"seed": 0}, [row("r1", "a", m=0.1), row("r1", "b", m=0.1)])
+    assert not store.write("r2", {"seed": 1}, [row("r2", "a", m=0.9)])
     assert store.stored_ids() == ["r1", "r2"]
     assert not list((tmp_path / "s" / "runs").glob(".*"))  # no temp files left
     table = store.table()
@@ -87,5 +91,8 @@ def test_run_grid_bad_spec_exit_2_names_the_key(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["run-grid", str(path), "--dry-run"])
     assert exc.value.code == 2
-    res = CliRunner().invoke(cli, ["run-grid", str(path), "--dry-run", "--set", "recipe.optimizer=adamx"])
+    res = CliRunner().invoke(cli, ["run-grid", str(path), "--dry-run"])
+    assert f"{path}: spec key 'rungs.efficientnet[0]' = 'B-99': unknown rung" in str(res.exception)
+    res = CliRunner().invoke(cli, ["run-grid", str(REPO / "experiments" / "demo.yaml"), "--dry-run",
+                                   "--set", "recipe.optimizer=adamx"])
     assert res.exit_code != 0 and "recipe.optimizer" in str(res.exception)

@@ -21,7 +21,8 @@ from capgate.models import (FAMILIES, Rung, build_backbone, build_classifier, bu
 from capgate.models.ladder import builder_call, family_names, get_family, register_family
 from capgate.models._families import shufflenet_v2_config
 from capgate.models.checkpoint import feature_key
-from capgate.spec import expand, load_study
+from capgate.spec import expand
+from capgate.spec_load import load_study
 
 REPO = Path(__file__).resolve().parents[1]
 #: The smallest rung of every family: what the per-family machinery tests build.
@@ -218,7 +219,7 @@ def test_dry_run_checks_rung_names_of_any_family(capsys):
     assert "84 runs = 1 train sets x 14 rungs x 2 inits x 3 seeds" in out
     assert "imagenet-SH-4-" in out and "shufflenetv2/SH-4" in out
     assert _main(["run-grid", spec, "--dry-run", "--set", "rungs.ghostnet=[LC-2]"]) == 2
-    assert "spec key 'rungs.ghostnet' lists 'LC-2', a lcnet rung; move it under 'rungs.lcnet'" in \
+    assert "spec key 'rungs.ghostnet[0]' = 'LC-2' is a lcnet rung; move it under 'rungs.lcnet'" in \
         capsys.readouterr().err
 
 

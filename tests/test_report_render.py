@@ -118,34 +118,7 @@ def test_unusable_results_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[s
                                        "table (parquet or CSV) or a study folder\n")
 
 
-@pytest.mark.slow
-def test_wheel_ships_the_templates(tmp_path: Path) -> None:
-    root = Path(__file__).resolve().parents[1]
-    src = tmp_path / "src"
-    src.mkdir()
-    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md"):
-        if (root / name).exists():
-            (src / name).write_bytes((root / name).read_bytes())
-    if not (src / "README.md").exists():
-        (src / "README.md").write_text("# capgate\n")
-    for folder in ("capgate", "templates"):
-        for f in (root / folder).rglob("*"):
-            if f.is_file() and "__pycache__" not in f.parts:
-                (src / f.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
-                (src / f.relative_to(root)).write_bytes(f.read_bytes())
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--skip-dependency-check",
-                    "--outdir", str(tmp_path / "dist"), str(src)], check=True, capture_output=True)
-    wheel = next((tmp_path / "dist").glob("capgate-*.whl"))
-    names = zipfile.ZipFile(wheel).namelist()
-    for t in (root / "templates").iterdir():
-        assert f"capgate/templates/{t.name}" in names
-    site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-compile", "--target", str(site),
-                    str(wheel)], check=True, capture_output=True)
-    probe = "import capgate.report as r; print(r.templates_dir())"
-    out = subprocess.run([sys.executable, "-c", probe], env={"PYTHONPATH": str(site), "PATH": ""},
-                         cwd=tmp_path, check=True, capture_output=True, text=True).stdout.strip()
-    assert out == str(site / "capgate" / "templates")
+# The wheel (templates, specs and plans inside it) is tested in tests/test_packaging.py.
 
 
 def test_report_and_check_never_import_torch_or_ray(tmp_path: Path) -> None:

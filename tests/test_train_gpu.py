@@ -43,11 +43,17 @@ def test_recipe_defaults_are_fp32_and_nchw() -> None:
     assert AMP_MODES == ("off", "auto", "bf16", "fp16")
 
 
+def _recipe_from(raw: dict, where: str) -> Recipe:
+    from capgate.spec_load import _recipe
+
+    return _recipe(raw, where)
+
+
 def test_recipe_amp_and_channels_last_from_yaml() -> None:
-    r = Recipe.from_dict(yaml.safe_load("{amp: bf16, channels_last: true}"), "recipe")
+    r = _recipe_from(yaml.safe_load("{amp: bf16, channels_last: true}"), "recipe")
     assert (r.amp, r.channels_last) == ("bf16", True)
     # YAML 1.1 reads a bare `off` as false: it means "off", not an error
-    assert Recipe.from_dict(yaml.safe_load("{amp: off}"), "recipe").amp == "off"
+    assert _recipe_from(yaml.safe_load("{amp: off}"), "recipe").amp == "off"
 
 
 @pytest.mark.parametrize("raw, message", [
@@ -57,7 +63,7 @@ def test_recipe_amp_and_channels_last_from_yaml() -> None:
 ])
 def test_recipe_bad_amp_or_channels_last_name_the_choices(raw: dict, message: str) -> None:
     with pytest.raises(SpecError) as exc:
-        Recipe.from_dict(raw, "recipe")
+        _recipe_from(raw, "recipe")
     assert str(exc.value) == message
 
 

@@ -85,7 +85,8 @@ def test_scheduler_warmup_then_cosine_to_zero() -> None:
 def test_train_one_run_real_tiny_world_is_seeded(tmp_path: Path) -> None:
     from test_grid_ray import tiny_spec
 
-    from capgate.spec import expand, load_study
+    from capgate.spec import expand
+    from capgate.spec_load import load_study
     from capgate.train import train_one_run
 
     spec = tiny_spec(tmp_path, name="one", rungs={"mobilenetv3": ["S-6"]}, seeds=[0, 1], inits=("scratch",),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -20,8 +20,9 @@ from capgate.data.synth_formats import coco_annotation, coco_image, write_jpeg, 
 from capgate.data.synth_render import render_ir, render_rgb
 from capgate.data.synth_scenes import COCO_CATEGORIES, coco_scene, flir_scene, llvip_cameras, llvip_scene
 
-if TYPE_CHECKING:
-    from capgate.data.synth_world import WorldConfig
+#: A :class:`capgate.data.synth_world.WorldConfig`; not imported, since synth_world imports this
+#: module (no import circle, not even a type-only one).
+WorldConfig = Any
 
 __all__ = ["GENERATORS", "image_rng", "FLIR_CATEGORIES"]
 

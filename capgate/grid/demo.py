@@ -13,10 +13,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from capgate._resources import shipped
 from capgate.errors import SpecError
 from capgate.grid.driver import GridResult, run_grid
+from capgate.grid.plan import GridPlan, plan_grid
 
-__all__ = ["DemoResult", "run_demo", "demo_spec", "DEMO_SPECS"]
+__all__ = ["DemoResult", "run_demo", "plan_demo", "demo_spec", "demo_plan", "DEMO_SPECS"]
 
 log = logging.getLogger("capgate.grid")
 
@@ -24,12 +26,23 @@ DEMO_SPECS = ("demo.yaml", "demo_classification.yaml")
 
 
 def demo_spec(name: str) -> Path:
-    """A demo spec from ``./experiments/`` or, failing that, from the capgate checkout."""
-    for base in (Path.cwd() / "experiments", Path(__file__).resolve().parents[2] / "experiments"):
-        if (base / name).is_file():
-            return base / name
-    raise SpecError(f"demo spec experiments/{name} not found in {Path.cwd()} or the capgate checkout; "
-                    f"run from the repository root")
+    """A demo spec shipped with capgate (``experiments/`` of the checkout or of the wheel)."""
+    path = shipped("experiments") / name
+    if not path.is_file():
+        raise SpecError(f"demo spec {name} is missing from {path.parent}; reinstall capgate")
+    return path
+
+
+def demo_plan() -> Path | None:
+    """The demo's analysis plan shipped with capgate (``analysis/demo.yaml``), if present."""
+    path = shipped("analysis") / "demo.yaml"
+    return path if path.is_file() else None
+
+
+def plan_demo(classification: bool = True, overrides: tuple[str, ...] = ()) -> list[GridPlan]:
+    """The demo studies planned, nothing started (``capgate demo --dry-run``)."""
+    names = DEMO_SPECS if classification else DEMO_SPECS[:1]
+    return [plan_grid(demo_spec(name), overrides) for name in names]
 
 
 @dataclass
@@ -67,9 +80,9 @@ def run_demo(storage: str | Path | None = None, outdir: str | Path = "reports/de
         except ImportError:
             log.warning("capgate.report is not available; the demo ends at the results tables")
         else:
-            plan = Path("analysis/demo.yaml")
+            plan = demo_plan()
             out.report = Path(render_report([str(g.table) for g in out.grids], str(outdir),
-                                            plan=str(plan) if plan.is_file() else None))
+                                            plan=str(plan) if plan else None))
     out.wall_seconds = time.monotonic() - t0
     log.info("[demo] finished in %.1f min", out.wall_seconds / 60)
     if failures:

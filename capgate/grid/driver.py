@@ -1,16 +1,23 @@
 """``run_grid``: a whole study on Ray Tune, idempotent and crash-safe.
 
-1. The spec is loaded and expanded before Ray starts (``dry_run`` stops here).
+1. The spec is loaded, validated and expanded before Ray starts (:mod:`capgate.grid.plan`; a dry
+   run stops there), and :mod:`capgate.grid.preflight` refuses a grid whose dataset roots or
+   weights files are missing or unusable.
 2. The store is read: runs already stored as ``ok``/``diverged`` are never trained again
    (``failed`` ones are retried), so rerunning after a crash, a killed driver or a lost node
    trains only what is missing.
 3. The synthetic world (when used) is generated; missing pretraining stages run as Ray tasks,
    in parallel with each other, each after its parent.
 4. The missing runs go on an explicit ``tune.grid_search`` axis (seeds included), with
-   ``reuse_actors=True``, per-trial resources and ``FailureConfig(max_failures=retries)``.
-   Each trial writes its records atomically into the store.
+   ``reuse_actors=True``, per-trial resources and ``FailureConfig(max_failures=retries)``; the
+   stage list reaches the trials once, through Ray's object store. Each trial writes its records
+   once into the store (a second write of a final record is dropped).
 5. The results table is collected (parquet + CSV); a trial Ray lost after all retries gets a
    ``failed`` record; failed runs raise :class:`GridError` listing their errors.
+
+Ctrl-C raises :class:`GridInterrupted` (a ``KeyboardInterrupt``): runs in flight are not
+recorded, Tune's own interrupt handler (and its ``Tuner.restore`` hint) is not installed, and the
+same command resumes. The driver imports neither torch nor timm.
 """
 
 from __future__ import annotations
@@ -24,44 +31,21 @@ from pathlib import Path
 from typing import Any
 
 from capgate.errors import GridError, SpecError
+from capgate.grid.plan import GridPlan, plan_grid
 from capgate.grid.store import Store
 from capgate.schema import build_records
-from capgate.spec import PretrainSpec, RunSpec, StudySpec, expand, load_study
+from capgate.spec import SYNTHETIC, RunSpec
 
-__all__ = ["GridPlan", "GridResult", "plan_grid", "run_grid", "resolve_storage", "trial_resources",
-           "DEFAULT_STORAGE"]
+__all__ = ["GridInterrupted", "GridPlan", "GridResult", "plan_grid", "run_grid", "resolve_storage",
+           "trial_resources", "DEFAULT_STORAGE"]
 
 log = logging.getLogger("capgate.grid")
 
+
+class GridInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a grid: what is stored stays stored; the message says how to resume."""
+
 DEFAULT_STORAGE = ".capgate"
-
-
-@dataclass(frozen=True)
-class GridPlan:
-    """A study expanded into stages and runs, before anything is started."""
-
-    study: StudySpec
-    stages: list[PretrainSpec]
-    runs: list[RunSpec]
-
-    def describe(self) -> str:
-        """A readable listing of every stage and run (what ``--dry-run`` prints)."""
-        s = self.study
-        lines = [f"study {s.study} ({s.task}): {len(self.runs)} runs = {len(s.train_sets)} train sets x "
-                 f"{len(s.rungs)} rungs x {len(s.inits)} inits x {len(s.seeds)} seeds; "
-                 f"{sum(len(t.evals) for t in s.train_sets) * len(s.rungs) * len(s.inits) * len(s.seeds)} "
-                 f"result records; {len(self.stages)} pretraining stages",
-                 f"recipe: {s.recipe}", f"resources per trial: {s.resources}", "pretraining stages:"]
-        for st in self.stages:
-            src = st.checkpoint or f"{st.data.format}:{st.data.split} @ {st.data.root}"
-            lines.append(f"  {st.stage_id}  {st.kind:<14} {st.family}/{st.rung}  from {src}"
-                         + (f"  after {st.parent}" if st.parent else ""))
-        lines.append("runs:")
-        for r in self.runs:
-            evals = ", ".join(f"{e.name}[{e.shift}]" for e in r.train_set.evals)
-            lines.append(f"  {r.run_id}  {r.family}/{r.rung} init={r.init} seed={r.seed} "
-                         f"train={r.train_set.name} eval={evals}")
-        return "\n".join(lines)
 
 
 @dataclass
@@ -116,20 +100,6 @@ def resolve_storage(storage: str | Path | None) -> Path:
     return Path(text).expanduser().resolve()
 
 
-def plan_grid(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> GridPlan:
-    """Load, validate and expand a study spec; rung names are checked against the ladder."""
-    study = load_study(spec_path, overrides)
-    from capgate.models.ladder import get_rung
-
-    for fam, name in study.rungs:
-        rung = get_rung(name)
-        if rung.family != fam:
-            raise SpecError(f"spec key 'rungs.{fam}' lists {name!r}, a {rung.family} rung; move it under "
-                            f"'rungs.{rung.family}'")
-    stages, runs = expand(study)
-    return GridPlan(study, stages, runs)
-
-
 def _ray_init(address: str | None, num_cpus: int | None) -> bool:
     """Start (or join) Ray quietly; returns True when this call started it."""
     for k, v in (("RAY_USAGE_STATS_ENABLED", "0"), ("RAY_AIR_NEW_OUTPUT", "0"), ("RAY_AUTH_MODE", "disabled"),
@@ -151,18 +121,11 @@ def _ray_init(address: str | None, num_cpus: int | None) -> bool:
 
 def _lost_records(spec: RunSpec, error: str) -> list[dict[str, Any]]:
     """``failed`` records for a run Ray lost after all retries (no model was trained)."""
-    from capgate.models.ladder import get_rung
-    from capgate.train.run import provenance_versions
+    from capgate.train.run import run_base  # light: torch is imported only when a run trains
 
-    rung = get_rung(spec.rung)
     now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
-    base = {"study": spec.study, "task": spec.task, "run_id": spec.run_id, "family": spec.family,
-            "width": float(rung.width), "depth": float(rung.depth), "resolution": spec.recipe.resolution,
-            "backbone": rung.backbone_name, "rung": rung.name, "params": None, "macs": None, "init": spec.init,
-            "init_source": spec.init_stage or "none", "train_set": spec.train_set.name, "seed": spec.seed,
-            "spec_hash": spec.spec_hash, "data_fingerprint": None, **provenance_versions()}
-    return build_records(base, [(e.name, e.shift) for e in spec.train_set.evals], status="failed", error=error,
-                         started_at=now, ended_at=now, wall_seconds=0.0)
+    return build_records(run_base(spec), [(e.name, e.shift) for e in spec.train_set.evals], status="failed",
+                         error=error, started_at=now, ended_at=now, wall_seconds=0.0)
 
 
 def run_grid(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (), storage: str | Path | None = None,
@@ -173,9 +136,14 @@ def run_grid(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (),
     Raises :class:`GridError` (after writing the table) when runs failed, unless
     ``raise_on_failure`` is False.
     """
+    from capgate.grid.preflight import preflight
+
     t_start = time.monotonic()
     plan = plan_grid(spec_path, overrides)
     study = plan.study
+    problems, _ = preflight(plan)
+    if problems:
+        raise SpecError(f"{spec_path}: the grid cannot start:\n" + "\n".join(f"  {p}" for p in problems))
     root = resolve_storage(storage)
     store = Store(root, study.study)
     ids = [r.run_id for r in plan.runs]
@@ -186,8 +154,8 @@ def run_grid(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (),
     busy = stage_seconds = trials_wall = 0.0
     slots = 0
     if todo:
-        if any(d.root == "synthetic" for t in study.train_sets for d in [t.data, *(e.data for e in t.evals)]) \
-                or any(s.data is not None and s.data.root == "synthetic" for s in plan.stages):
+        if any(r.uses_world for r in todo) or any(s.data is not None and s.data.root == SYNTHETIC
+                                                  for s in plan.stages):
             from capgate.train.pretrain import ensure_world_once
 
             t0 = time.monotonic()
@@ -199,6 +167,11 @@ def run_grid(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (),
                 _check_local_resources(plan)
             stage_seconds = _run_stages(plan, todo, root, retries)
             busy, trials_wall, slots = _run_trials(plan, todo, root, max_concurrent, retries)
+        except KeyboardInterrupt:
+            # Ctrl-C: runs in flight are not recorded (the same command trains them again).
+            n = len(store.done(ids))
+            raise GridInterrupted(f"interrupted: {n} of {len(ids)} runs of study {study.study} are stored; "
+                                  f"rerun the same command to train the rest") from None
         finally:
             if started:
                 import ray
@@ -252,7 +225,7 @@ def _run_stages(plan: GridPlan, todo: list[RunSpec], root: Path, retries: int) -
     res = plan.study.stage_resources
     want = trial_resources(res, "stage_resources")
     task = ray.remote(train_stage).options(num_cpus=want["cpu"], num_gpus=want["gpu"], max_retries=retries)
-    stages_json = {s.stage_id: s.to_dict() for s in plan.stages}
+    stages_json = ray.put({s.stage_id: s.to_dict() for s in plan.stages})  # shared once, not per task
     refs: dict[str, Any] = {}
     for s in missing:  # parents come first in plan.stages
         parents = [refs[s.parent]] if s.parent in refs else []
@@ -333,9 +306,10 @@ def _run_trials(plan: GridPlan, todo: list[RunSpec], root: Path, max_concurrent:
         slots = min(slots, max_concurrent)
     slots = max(1, min(slots, len(todo)))
     progress = GridProgress(len(todo), slots, skipped=len(plan.runs) - len(todo))
-    trainable = tune.with_resources(run_trial, trial_resources(res, "resources"))
-    space = {"run": tune.grid_search([r.to_json() for r in todo]), "storage": str(root), "cpus": res.cpu,
-             "stages": {s.stage_id: s.to_dict() for s in plan.stages}}
+    # The stage list goes once into Ray's object store, not into every trial's config.
+    stages = {s.stage_id: s.to_dict() for s in plan.stages}
+    trainable = tune.with_resources(tune.with_parameters(run_trial, stages=stages), trial_resources(res, "resources"))
+    space = {"run": tune.grid_search([r.to_json() for r in todo]), "storage": str(root), "cpus": res.cpu}
     tuner = tune.Tuner(
         trainable, param_space=space,
         tune_config=tune.TuneConfig(num_samples=1, reuse_actors=True, max_concurrent_trials=max_concurrent,
@@ -346,7 +320,17 @@ def _run_trials(plan: GridPlan, todo: list[RunSpec], root: Path, max_concurrent:
             failure_config=tune.FailureConfig(max_failures=retries, fail_fast=False)))
     log.info("[grid] starting %d trials, %d at a time", len(todo), slots)
     t0 = time.monotonic()
-    results = tuner.fit()
+    # Tune's own SIGINT handler would stop quietly and print a Tuner.restore(...) hint; without it
+    # Ctrl-C raises KeyboardInterrupt here and run_grid turns it into GridInterrupted.
+    previous = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    try:
+        results = tuner.fit()
+    finally:
+        if previous is None:
+            os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
+        else:
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = previous
     wall = time.monotonic() - t0
     busy = 0.0
     for r in results:

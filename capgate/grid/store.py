@@ -1,10 +1,12 @@
 """The study store: one JSON file of result records per run, keyed by run_id.
 
 ``<storage>/<study>/runs/<run_id>.json`` = ``{"run_id", "spec", "records": [row, ...]}``,
-written atomically (temp file in the same folder, fsync, ``os.replace``), so a crash can never
-leave a half-written record that reads as a result, and writing a run again replaces it (no
-duplicates). :meth:`Store.collect` turns the store into the results table (parquet + CSV).
-This module imports neither torch nor ray.
+written atomically through :mod:`capgate._atomic`, so a crash can never leave a half-written
+record that reads as a result. Records are **written once**: a new record is created only if
+absent, and a run stored with a final status (``ok``, ``diverged``) is never replaced: a second
+write (a retried or duplicated trial) is logged and dropped. Only a ``failed`` record is replaced,
+by the retry that trains the run again. :meth:`Store.collect` turns the store into the results
+table (parquet + CSV). This module imports neither torch nor ray.
 """
 
 from __future__ import annotations
@@ -12,34 +14,18 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from capgate.schema import FINAL_STATUSES, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, TASK_METRICS
+from capgate._atomic import atomic_write, atomic_write_bytes
 from capgate.errors import ResultsError
+from capgate.schema import FINAL_STATUSES, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, TASK_METRICS
 
-__all__ = ["Store", "atomic_write_json", "FINAL_STATUSES"]
+__all__ = ["Store", "FINAL_STATUSES"]
 
 log = logging.getLogger(__name__)
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as JSON to ``path`` via a synced temp file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, sort_keys=True, default=_json_default, allow_nan=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _json_default(o: Any) -> Any:
@@ -58,16 +44,29 @@ class Store:
     def path(self, run_id: str) -> Path:
         return self.runs / f"{run_id}.json"
 
-    def write(self, run_id: str, spec: dict[str, Any], records: list[dict[str, Any]]) -> Path:
-        """Store a run's records (replacing any earlier ones of the same run_id)."""
+    def write(self, run_id: str, spec: dict[str, Any], records: list[dict[str, Any]]) -> bool:
+        """Store a run's records once; returns False when a final record was already stored (this
+        write is then logged and dropped). A stored ``failed`` record is replaced."""
         if not records:
             raise ResultsError(f"run {run_id}: no records to store; a run writes one per eval set")
         for r in records:
             if r.get("run_id") != run_id:
                 raise ResultsError(f"run {run_id}: a record carries run_id {r.get('run_id')!r}")
         path = self.path(run_id)
-        atomic_write_json(path, {"run_id": run_id, "spec": spec, "records": records})
-        return path
+        data = (json.dumps({"run_id": run_id, "spec": spec, "records": records}, indent=1, sort_keys=True,
+                           default=_json_default, allow_nan=True) + "\n").encode()
+        for _ in range(3):
+            previous = self.status(run_id)
+            if previous in FINAL_STATUSES:
+                log.warning("run %s is already stored as %s in %s; this second write (status %s) is dropped",
+                            run_id, previous, path, records[0].get("status"))
+                return False
+            try:
+                atomic_write(path, lambda fh: fh.write(data), exclusive=previous is None and not path.exists())
+                return True
+            except FileExistsError:  # another writer created it meanwhile: look again
+                continue
+        raise ResultsError(f"{path}: could not store run {run_id} (three writers raced); rerun the grid")
 
     def read(self, run_id: str) -> dict[str, Any] | None:
         """A run's stored document, or None when absent or unreadable (then it is retrained)."""
@@ -135,16 +134,7 @@ class Store:
         dup = df.duplicated(["run_id", "eval_set"])
         if dup.any():  # impossible by construction (one file per run_id); checked anyway
             raise ResultsError(f"{self.runs}: duplicated (run_id, eval_set) rows {df.loc[dup, 'run_id'].tolist()[:5]}")
-        self.root.mkdir(parents=True, exist_ok=True)
         parquet = self.root / "results.parquet"
-        for path, write in ((parquet, lambda p: df.to_parquet(p, index=False)),
-                            (self.root / "results.csv", lambda p: df.to_csv(p, index=False))):
-            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{path.name}.", suffix=".tmp")
-            os.close(fd)
-            try:
-                write(tmp)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+        atomic_write(parquet, lambda fh: df.to_parquet(fh, index=False))
+        atomic_write_bytes(self.root / "results.csv", df.to_csv(index=False).encode())
         return df, parquet

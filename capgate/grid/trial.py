@@ -50,8 +50,9 @@ def summary_metrics(spec: RunSpec, records: list[dict[str, Any]], busy: float, s
     return out
 
 
-def run_trial(config: dict[str, Any]) -> None:
-    """The Tune function trainable: ``config = {"run": RunSpec JSON, "storage", "stages", "cpus"}``."""
+def run_trial(config: dict[str, Any], stages: dict[str, dict[str, Any]] | None = None) -> None:
+    """The Tune function trainable: ``config = {"run": RunSpec JSON, "storage", "cpus"}``; ``stages``
+    (stage id -> PretrainSpec dict) comes once through Ray's object store (``tune.with_parameters``)."""
     from ray import tune
 
     from capgate.train import train_one_run  # before the clock: a fresh worker's imports are overhead
@@ -65,8 +66,8 @@ def run_trial(config: dict[str, Any]) -> None:
         tune.report(summary_metrics(spec, doc["records"], 0.0, skipped=True))
         return
     _threads(config.get("cpus", 1))
-    stages = {k: PretrainSpec.from_dict(v) for k, v in (config.get("stages") or {}).items()}
-    records = train_one_run(spec, storage, stages, device=trial_device())
+    specs = {k: PretrainSpec.from_dict(v) for k, v in (stages or config.get("stages") or {}).items()}
+    records = train_one_run(spec, storage, specs, device=trial_device())
     store.write(spec.run_id, spec.to_dict(), records)
     tune.report(summary_metrics(spec, records, time.perf_counter() - t0, skipped=False))
 

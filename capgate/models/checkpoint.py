@@ -19,10 +19,8 @@ backbone's keys (``conv_stem.weight``, ``blocks.0.0...``), a ``detector`` one th
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 import re
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from capgate._atomic import atomic_write
 from capgate.errors import CheckpointError, SpecError
 from capgate.models.ladder import Rung
 
@@ -164,17 +163,7 @@ def save_checkpoint(
         "meta": meta,
         "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda fh: torch.save(payload, fh))
 
 
 def _torch_load(path: Path) -> Any:

@@ -35,24 +35,15 @@ ResultsInput = str | os.PathLike | pd.DataFrame | Sequence[str | os.PathLike]
 
 
 def templates_dir() -> Path:
-    """The folder holding ``report.html.j2`` and ``report.css``.
+    """The folder holding ``report.html.j2`` and ``report.css``: the repository's ``templates/``,
+    shipped in the wheel as ``capgate._templates`` (see :func:`capgate._resources.shipped`)."""
+    from capgate._resources import shipped
 
-    An installed wheel carries them as ``capgate/templates/``; a source checkout (editable
-    install) reads the repository's ``templates/`` folder.
-    """
-    candidates = []
-    try:
-        candidates.append(Path(str(resources.files("capgate") / "templates")))
-    except (ModuleNotFoundError, TypeError):  # pragma: no cover - namespace oddities
-        pass
-    candidates.append(Path(capgate.__file__).resolve().parent.parent / "templates")
-    for c in candidates:
-        if (c / TEMPLATE).is_file():
-            return c
-    raise CapgateError(
-        f"report templates not found (looked for {TEMPLATE} in {', '.join(map(str, candidates))}); "
-        "reinstall capgate (`pip install -e .` or the wheel) so that its templates are shipped"
-    )
+    folder = shipped("templates")
+    if not (folder / TEMPLATE).is_file():
+        raise CapgateError(f"report template {TEMPLATE} is missing from {folder}; reinstall capgate "
+                           "(pip install -e . in the checkout, or its wheel)")
+    return folder
 
 
 def _environment() -> jinja2.Environment:

@@ -12,14 +12,18 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from capgate._atomic import atomic_write, atomic_write_json
+from capgate._hash import canonical_json, short_hash
 from capgate._locks import file_lock
+from capgate.data.roots import SYNTHETIC, resolve_root
 from capgate.errors import CheckpointError, SpecError
-from capgate.spec import PretrainSpec, canonical_json, resolve_root
+from capgate.spec import PretrainSpec
+from capgate.train.task import get_task
 
 __all__ = ["StageResult", "ensure_stage", "stage_dir", "file_lock", "world_root", "ensure_world_once",
            "CHECKPOINT_NAME"]
@@ -46,8 +50,6 @@ def stage_dir(storage: Path, study: str, stage_id: str) -> Path:
 
 def world_root(storage: Path, world: dict) -> Path:
     """Folder of the synthetic world a spec's ``world`` entry describes (shared by studies)."""
-    from capgate.spec import short_hash
-
     return Path(storage) / "worlds" / short_hash(world)
 
 
@@ -58,13 +60,6 @@ def ensure_world_once(storage: Path, world: dict) -> Path:
     root = world_root(storage, world)  # ensure_world locks and publishes atomically itself
     ensure_world(root, config=WorldConfig.from_dict(world.get("config") or {}), seed=world.get("seed", 0))
     return root
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=1, sort_keys=True, default=str)
-    os.replace(tmp, path)
 
 
 def ensure_stage(stage: PretrainSpec, storage: Path, study: str,
@@ -99,8 +94,8 @@ def ensure_stage(stage: PretrainSpec, storage: Path, study: str,
         folder.mkdir(parents=True, exist_ok=True)
         info = _train_stage(stage, storage, folder, parent_ckpt, device)
         seconds = time.perf_counter() - t0
-        _write_json(folder / "stage.json", {"stage_id": stage.stage_id, "spec": stage.to_dict(),
-                                            "seconds": seconds, **info})
+        atomic_write_json(folder / "stage.json", {"stage_id": stage.stage_id, "spec": stage.to_dict(),
+                                                  "seconds": seconds, **info})
         log.info("pretraining stage %s done in %.1fs", stage.stage_id, seconds)
         return StageResult(stage.stage_id, ckpt, True, seconds)
 
@@ -108,8 +103,6 @@ def ensure_stage(stage: PretrainSpec, storage: Path, study: str,
 def _copy_from_other_study(stage_id: str, storage: Path, folder: Path) -> bool:
     """Stage ids are content hashes, so the same stage trained by another study under the same
     storage is the same checkpoint: copy it in (recorded in ``stage.json``) instead of training."""
-    import shutil
-
     for other in sorted(Path(storage).glob(f"*/pretrain/{stage_id}/{CHECKPOINT_NAME}")):
         src = other.parent
         if src == folder or not (src / "stage.json").is_file():
@@ -120,10 +113,9 @@ def _copy_from_other_study(stage_id: str, storage: Path, folder: Path) -> bool:
         for name in ("metrics.csv",):
             if (src / name).is_file():
                 shutil.copy2(src / name, folder / name)
-        tmp = folder / f".{CHECKPOINT_NAME}.copy"
-        shutil.copy2(other, tmp)
-        os.replace(tmp, folder / CHECKPOINT_NAME)
-        _write_json(folder / "stage.json", info)
+        with other.open("rb") as src_fh:
+            atomic_write(folder / CHECKPOINT_NAME, lambda fh: shutil.copyfileobj(src_fh, fh))
+        atomic_write_json(folder / "stage.json", info)
         log.info("pretraining stage %s reused from %s", stage_id, src)
         return True
     return False
@@ -131,37 +123,24 @@ def _copy_from_other_study(stage_id: str, storage: Path, folder: Path) -> bool:
 
 def _train_stage(stage: PretrainSpec, storage: Path, folder: Path, parent_ckpt: Path | None,
                  device) -> dict:  # noqa: ANN001
-    from capgate.data import open_classification, open_detection
-    from capgate.models import build_classifier, build_detector, get_rung, initialize, save_checkpoint
-    from capgate.train.fit import fit
-    from capgate.train.loop import classification_loss, detection_loss
+    """Open -> decode -> build -> initialize from the parent -> fit -> save, for one stage."""
+    from capgate.models import initialize, save_checkpoint
     from capgate.train.recipe import pick_device, seed_everything
-    from capgate.train.tensors import (classification_batches, decode_classification, decode_detection,
-                                       detection_batches)
 
     device = device or pick_device()
+    task = get_task(stage.kind)  # a stage's kind is the task it trains
     gen = seed_everything(stage.seed)
-    wr = ensure_world_once(storage, stage.world) if stage.data.root == "synthetic" else None
-    root = resolve_root(stage.data, wr)
+    world = ensure_world_once(storage, stage.world) if stage.data.root == SYNTHETIC else None
     r = stage.recipe
-    rung = get_rung(stage.rung)
-    cache = Path(storage) / "cache"
-    if stage.kind == "classification":
-        ds = open_classification(stage.data.format, root, stage.data.split, stage.data.domain)
-        data = decode_classification(ds, r.resolution, cache, r.max_train_images)
-        model = build_classifier(rung, len(ds.classes))
-        batches = lambda: classification_batches(data, r.batch_size, gen, r.hflip, r.brightness, drop_last=True)  # noqa: E731
-        loss_fn, classes = classification_loss, ds.classes
-    else:
-        ds = open_detection(stage.data.format, root, stage.data.split, stage.data.modality or "rgb")
-        data = decode_detection(ds, r.resolution, cache, r.max_train_images)
-        model = build_detector(rung, len(ds.categories), r.resolution)
-        batches = lambda: detection_batches(data, r.batch_size, gen, r.hflip, r.brightness, drop_last=True)  # noqa: E731
-        loss_fn, classes = detection_loss, ds.categories
+    rung = stage.build_rung()
+    ds = task.open(stage.data, resolve_root(stage.data, world))
+    classes = task.class_names(ds)
+    data = task.decode(ds, r.resolution, Path(storage) / "cache", r.max_train_images, r, device)
+    model = task.build_model(rung, len(classes), r.resolution)
     init = None
     if parent_ckpt is not None:
         init = initialize(model, parent_ckpt, part="backbone").provenance
-    history = fit(model, batches, max(1, len(data) // r.batch_size), r, device, loss_fn, folder / "metrics.csv")
+    history = task.fit(model, data, r, gen, device, folder / "metrics.csv")
     model.to("cpu")
     save_checkpoint(folder / CHECKPOINT_NAME, model, model.capgate_kind, rung,
                     config=json.loads(canonical_json(stage.to_dict())), stage_id=stage.stage_id,

@@ -16,14 +16,19 @@ import logging
 import subprocess
 import time
 import traceback
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from capgate._atomic import atomic_write_json
+from capgate._hash import short_hash
+from capgate.data.roots import resolve_root
 from capgate.errors import DivergedError
 from capgate.schema import build_records
-from capgate.spec import PretrainSpec, RunSpec, resolve_root
+from capgate.spec import PretrainSpec, RunSpec
+from capgate.train.task import Task, get_task
 
-__all__ = ["train_one_run", "run_dir", "provenance_versions"]
+__all__ = ["train_one_run", "run_dir", "provenance_versions", "run_base"]
 
 log = logging.getLogger(__name__)
 
@@ -43,19 +48,46 @@ def _git_sha() -> str:
         return "unknown"
 
 
-def provenance_versions() -> dict[str, str]:
-    """capgate, torch and timm versions and the git sha of the capgate checkout."""
-    import timm
-    import torch
+def _version(pkg: str) -> str | None:
+    try:
+        return metadata.version(pkg)
+    except metadata.PackageNotFoundError:
+        return None
 
+
+def provenance_versions(imported: bool = False) -> dict[str, str | None]:
+    """capgate, torch and timm versions and the git sha of the capgate checkout. ``imported``
+    reads torch's and timm's own ``__version__`` (with the build suffix, e.g. ``+cu130``) and
+    imports them; otherwise the installed metadata is read and torch is not imported."""
     import capgate
 
-    return {"capgate_version": capgate.__version__, "torch_version": torch.__version__,
-            "timm_version": timm.__version__, "git_sha": _git_sha()}
+    if imported:
+        import timm
+        import torch
+
+        torch_version, timm_version = torch.__version__, timm.__version__
+    else:
+        torch_version, timm_version = _version("torch"), _version("timm")
+    return {"capgate_version": capgate.__version__, "torch_version": torch_version,
+            "timm_version": timm_version, "git_sha": _git_sha()}
 
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def run_base(spec: RunSpec, imported: bool = False) -> dict[str, Any]:
+    """The columns a run's records share before anything is trained (model columns unknown);
+    ``imported`` as in :func:`provenance_versions`."""
+    rung = spec.build_rung()
+    return {
+        "study": spec.study, "task": spec.task, "run_id": spec.run_id, "family": spec.family,
+        "width": float(rung.width), "depth": float(rung.depth), "resolution": spec.recipe.resolution,
+        "backbone": rung.backbone_name, "rung": rung.name, "params": None, "macs": None,
+        "init": spec.init, "init_source": spec.init_stage or "none", "train_set": spec.train_set.name,
+        "seed": spec.seed, "spec_hash": spec.spec_hash, "data_fingerprint": None,
+        "class_map": str(spec.class_map or ""), "epochs": spec.recipe.epochs, **provenance_versions(imported),
+    }
 
 
 def train_one_run(spec: RunSpec, storage: Path | str, stages: dict[str, PretrainSpec] | None = None,
@@ -66,22 +98,12 @@ def train_one_run(spec: RunSpec, storage: Path | str, stages: dict[str, Pretrain
     (under the stage's file lock); normally the grid has trained them before. The seed
     controls what :func:`capgate.train.recipe.seed_everything` lists.
     """
-    from capgate.models import get_rung
-
     storage = Path(storage)
     started, t0 = _now(), time.perf_counter()
     folder = run_dir(storage, spec)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "spec.json").write_text(json.dumps({"run_id": spec.run_id, "spec": spec.to_dict()}, indent=1))
-    rung = get_rung(spec.rung)
-    base: dict[str, Any] = {
-        "study": spec.study, "task": spec.task, "run_id": spec.run_id, "family": spec.family,
-        "width": float(rung.width), "depth": float(rung.depth), "resolution": spec.recipe.resolution,
-        "backbone": rung.backbone_name, "rung": rung.name, "params": None, "macs": None,
-        "init": spec.init, "init_source": "none", "train_set": spec.train_set.name, "seed": spec.seed,
-        "spec_hash": spec.spec_hash, "data_fingerprint": "", "class_map": str(spec.class_map or ""),
-        "epochs": spec.recipe.epochs, **provenance_versions(),
-    }
+    atomic_write_json(folder / "spec.json", {"run_id": spec.run_id, "spec": spec.to_dict()})
+    base = run_base(spec, imported=True)
+    base["init_source"] = "none"
     scores: dict[str, dict[str, float]] = {}
     status, error = "ok", ""
     try:
@@ -98,12 +120,16 @@ def train_one_run(spec: RunSpec, storage: Path | str, stages: dict[str, Pretrain
                          wall_seconds=round(time.perf_counter() - t0, 3))
 
 
-def _profile(model: Any, spec: RunSpec, cache: Path, profile_model: Any) -> dict[str, Any]:
+def _profile(model: Any, spec: RunSpec, cache: Path) -> dict[str, Any]:
     """Params, MACs, FP32 size, latency and peak train-step memory of the fresh model, cached per
     (task, rung, classes, resolution): every seed and init of a cell shares one measurement."""
-    from capgate.spec import short_hash
+    from capgate.models import profile_model
 
-    path = cache / f"profile-{short_hash([spec.task, spec.rung, len(spec.classes), spec.recipe.resolution])}.json"
+    rung = spec.build_rung()
+    key = [spec.task, spec.rung, len(spec.classes), spec.recipe.resolution]
+    if spec.rung_def is not None:
+        key.append(rung.to_dict())
+    path = cache / f"profile-{short_hash(key)}.json"
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -112,10 +138,7 @@ def _profile(model: Any, spec: RunSpec, cache: Path, profile_model: Any) -> dict
     out = {"params": int(p.params), "macs": int(p.macs), "backbone_params": int(p.backbone_params),
            "size_bytes": int(p.size_bytes), "latency_ms": None if p.latency_ms is None else float(p.latency_ms),
            "peak_mem_bytes": None if p.peak_mem_bytes is None else int(p.peak_mem_bytes)}
-    from capgate.train.pretrain import _write_json
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _write_json(path, out)
+    atomic_write_json(path, out)
     return out
 
 
@@ -129,90 +152,78 @@ def _device_columns(recipe: Any, device: Any) -> dict[str, Any]:
     return {"device": device_name(device), "precision": precision_name(resolve_amp(recipe.amp, device))}
 
 
-def _train_and_score(spec: RunSpec, storage: Path, stages: dict[str, PretrainSpec] | None, device: Any,
-                     folder: Path, base: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """Build data and model, initialize, train, evaluate; fills ``base``'s model columns."""
-    from capgate.data import open_classification, open_detection
-    from capgate.models import build_classifier, build_detector, get_rung, initialize, profile_model
+def _initialize(model: Any, task: Task, spec: RunSpec, storage: Path, stages: dict[str, PretrainSpec] | None,
+                device: Any) -> str:
+    """Load the run's initial weights into ``model``; returns the ``init_source`` text."""
+    from capgate.models import initialize
     from capgate.models.checkpoint import file_sha256
-    from capgate.train.fit import fit, run_peak_memory
-    from capgate.train.loop import (classification_loss, detection_loss, evaluate_classification,
-                                    evaluate_detection)
-    from capgate.train.pretrain import ensure_stage, ensure_world_once
-    from capgate.train.recipe import pick_device, seed_everything
-    from capgate.train.tensors import (classification_batches, decode_classification, decode_detection,
-                                       detection_batches)
+    from capgate.train.pretrain import CHECKPOINT_NAME, ensure_stage, stage_dir
 
-    device = device or pick_device()
-    r = spec.recipe
-    detection = spec.task == "detection"
-    uses_world = any(d.root == "synthetic" for d in [spec.train_set.data, *(e.data for e in spec.train_set.evals)])
-    wr = ensure_world_once(storage, spec.world) if uses_world else None
-    cache = storage / "cache"
-
-    def open_set(ref):  # noqa: ANN001, ANN202
-        root = resolve_root(ref, wr)
-        if detection:
-            return open_detection(ref.format, root, ref.split, ref.modality or "rgb", class_map=spec.class_map)
-        return open_classification(ref.format, root, ref.split, ref.domain, list(spec.classes))
-
-    train_ds = open_set(spec.train_set.data)
-    names = tuple(train_ds.categories if detection else train_ds.classes)
-    if list(names) != list(spec.classes):
-        raise ValueError(f"train set {spec.train_set.name} has classes {list(names)}, the study "
-                         f"declares {list(spec.classes)}; fix 'classes'/'class_map' in the spec")
-    gen = seed_everything(spec.seed)  # after data loading, right before the model is created
-    rung = get_rung(spec.rung)
-    if detection:
-        model = build_detector(rung, len(spec.classes), r.resolution)
-    else:
-        model = build_classifier(rung, len(spec.classes))
-    base.update(_profile(model, spec, cache, profile_model))
     if spec.init_stage is not None:
         if not stages or spec.init_stage not in stages:
-            from capgate.train.pretrain import CHECKPOINT_NAME, stage_dir
-
             ckpt = stage_dir(storage, spec.study, spec.init_stage) / CHECKPOINT_NAME
             if not ckpt.is_file():
                 raise FileNotFoundError(f"pretraining stage checkpoint {ckpt} is missing; run the grid "
-                                        f"(it trains stages first) instead of this run alone")
+                                        f"(capgate run-grid trains stages first) instead of this run alone")
             kind = json.loads((ckpt.parent / "stage.json").read_text())["spec"]["kind"]
         else:
             st = stages[spec.init_stage]
             ckpt, kind = ensure_stage(st, storage, spec.study, stages, device).checkpoint, st.kind
-        part = "detector" if (detection and kind == "detection") else "backbone"
-        report = initialize(model, ckpt, part=part)
-        base["init_source"] = f"{spec.init_stage} ({report.provenance})"
-    elif spec.init_checkpoint is not None:
+        report = initialize(model, ckpt, part=task.init_part(kind))
+        return f"{spec.init_stage} ({report.provenance})"
+    if spec.init_checkpoint is not None:
         path = Path(spec.init_checkpoint).expanduser()
         report = initialize(model, path, part="backbone")
-        base["init_source"] = f"{path}#sha256:{file_sha256(path)[:16]} ({report.provenance})"
+        return f"{path}#sha256:{file_sha256(path)[:16]} ({report.provenance})"
+    return "none"
 
-    train = (decode_detection if detection else decode_classification)(train_ds, r.resolution, cache,
-                                                                       r.max_train_images)
-    if detection:
-        batches = lambda: detection_batches(train, r.batch_size, gen, r.hflip, r.brightness, drop_last=True)  # noqa: E731
-    else:
-        batches = lambda: classification_batches(train, r.batch_size, gen, r.hflip, r.brightness, drop_last=True)  # noqa: E731
+
+def _train_and_score(spec: RunSpec, storage: Path, stages: dict[str, PretrainSpec] | None, device: Any,
+                     folder: Path, base: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Open, decode, build, initialize, fit, evaluate; fills ``base``'s model columns."""
+    from capgate.train.fit import run_peak_memory
+    from capgate.train.pretrain import ensure_world_once
+    from capgate.train.recipe import pick_device, seed_everything
+
+    device = device or pick_device()
+    task = get_task(spec.task)
+    r = spec.recipe
+    world = ensure_world_once(storage, spec.world) if spec.uses_world else None
+    cache = storage / "cache"
+
+    def open_set(ref: Any) -> Any:
+        return task.open(ref, resolve_root(ref, world), spec.classes, spec.class_map)
+
+    train_ds = open_set(spec.train_set.data)
+    names = task.class_names(train_ds)
+    if list(names) != list(spec.classes):
+        raise ValueError(f"train set {spec.train_set.name} has classes {list(names)}, the study "
+                         f"declares {list(spec.classes)}; fix 'classes'/'class_map' in the spec")
+    gen = seed_everything(spec.seed)  # after data loading, right before the model is created
+    model = task.build_model(spec.build_rung(), len(spec.classes), r.resolution)
+    base.update(_profile(model, spec, cache))
+    base["init_source"] = _initialize(model, task, spec, storage, stages, device)
+    train = task.decode(train_ds, r.resolution, cache, r.max_train_images, r, device)
     base.update(_device_columns(r, device))
-    history = fit(model, batches, max(1, len(train) // r.batch_size), r, device,
-                  detection_loss if detection else classification_loss, folder / "metrics.csv")
+    history = task.fit(model, train, r, gen, device, folder / "metrics.csv")
     base["epochs"] = len(history)
     base["cuda_peak_mem_bytes"] = run_peak_memory(history)
 
     fingerprints = {spec.train_set.name: train_ds.fingerprint()}
+    dropped = _dropped(train_ds)
     scores: dict[str, dict[str, float]] = {}
     for ev in spec.train_set.evals:
         ds = open_set(ev.data)
         fingerprints[ev.name] = ds.fingerprint()
-        if detection:
-            data = decode_detection(ds, r.resolution, cache, r.max_eval_images)
-            scores[ev.name] = evaluate_detection(model, data, ds.to_coco(), device, channels_last=r.channels_last)
-        else:
-            data = decode_classification(ds, r.resolution, cache, r.max_eval_images)
-            scores[ev.name] = evaluate_classification(model, data, device, len(spec.classes),
-                                                      channels_last=r.channels_last)
-    from capgate.spec import short_hash
-
+        dropped = None if dropped is None or _dropped(ds) is None else dropped + _dropped(ds)
+        data = task.decode(ds, r.resolution, cache, r.max_eval_images, r, device)
+        scores[ev.name] = task.evaluate(model, data, ds, device, len(spec.classes), channels_last=r.channels_last)
     base["data_fingerprint"] = short_hash(fingerprints, 16)
+    base["dropped_boxes"] = dropped
     return scores
+
+
+def _dropped(ds: Any) -> int | None:
+    """Invalid boxes a reader dropped (``drop_invalid: true``) from one opened split; None if unknown."""
+    n = getattr(ds, "meta", {}).get("dropped_boxes")
+    return None if n is None else int(n)
