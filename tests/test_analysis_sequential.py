@@ -40,3 +40,22 @@ def test_fractions_beyond_one_spend_nothing_more_and_bad_input_is_named():
         boundaries([0.6, 0.3])
     with pytest.raises(ValueError, match="valid: obrien_fleming, pocock"):
         boundaries([1.0], 0.05, "haybittle")
+
+
+def test_repeated_p_value_matches_the_design_and_keeps_its_level():
+    from capgate.analysis.sequential import repeated_p_value, z_from_t
+
+    assert repeated_p_value(1.96, [1.0]) == pytest.approx(0.05, abs=1e-4)
+    t = [0.3, 0.6, 1.0]
+    c = boundaries(t, 0.05)
+    # rejecting at level 0.05 at look 3 <=> |z| >= c_3
+    assert repeated_p_value(c[-1] + 1e-3, t) <= 0.0501 and repeated_p_value(c[-1] - 0.05, t) > 0.05
+    # simulated: P(any look has p* <= 0.05) stays at 0.05 (MC SE ~ 0.0015)
+    rng = np.random.default_rng(3)
+    inc = rng.normal(size=(100_000, 3)) * np.sqrt(np.diff(np.r_[0.0, t]))
+    z = np.cumsum(inc, axis=1) / np.sqrt(t)
+    hit = np.zeros(len(z), bool)
+    for k in range(3):
+        hit |= repeated_p_value(z[:, k], t[:k + 1]) <= 0.05
+    assert abs(hit.mean() - 0.05) < 0.003
+    assert z_from_t(2.0, 1e6) == pytest.approx(2.0, abs=1e-4) and abs(z_from_t(2.0, 3)) < 2.0

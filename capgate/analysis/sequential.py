@@ -134,3 +134,61 @@ def nominal_levels(fractions: Sequence[float], alpha: float = 0.05, kind: str = 
     """Per-look nominal two-sided levels ``2 (1 - Phi(c_k))`` (0 where a look spends nothing)."""
     c = boundaries(fractions, alpha, kind)
     return np.where(np.isfinite(c), 2.0 * stats.norm.sf(c), 0.0)
+
+
+# --- repeated p-values: a p-value that stays valid whatever the number of looks -----------------------
+#
+# The repeated p-value of look k (Jennison & Turnbull 2000, section 9.1) is the smallest level
+# alpha' at which the alpha'-spending design with looks at ``fractions[:k+1]`` rejects at look k:
+# ``p*_k = inf {alpha' : |Z_k| >= c_k(alpha')}``. Since p*_k <= alpha' exactly when that design
+# rejects at look k, P(p*_k <= alpha' for some k) <= alpha' under the null: a test on the p-value
+# of whatever look a study stopped at keeps its level, and Holm's procedure on such p-values keeps
+# the family-wise error rate. Boundaries are monotone in alpha', so c_k(alpha') is tabulated once
+# per look schedule on a log grid and inverted by interpolation.
+
+_ALPHA_GRID = np.geomspace(1e-6, 0.999, 60)
+_TABLES: dict[tuple, np.ndarray] = {}
+
+
+def _last_boundary_table(fractions: tuple[float, ...], kind: str) -> np.ndarray:
+    key = (fractions, kind)
+    if key not in _TABLES:
+        _TABLES[key] = np.array([boundaries(fractions, a, kind)[-1] for a in _ALPHA_GRID])
+    return _TABLES[key]
+
+
+def repeated_p_value(z: float | np.ndarray, fractions: Sequence[float], kind: str = "obrien_fleming") -> float | np.ndarray:
+    """The repeated two-sided p-value of z statistic(s) ``z`` at the last of the looks ``fractions``.
+
+    With a single look at full information (``fractions == [1]``) this is the ordinary two-sided
+    p-value ``2 (1 - Phi(|z|))``; an early look (fraction < 1) has spent only part of the level.
+    ``z`` may be an array (one p-value per element, NaN stays NaN).
+    """
+    t = tuple(float(x) for x in _check_fractions(fractions))
+    az = np.abs(np.asarray(z, dtype=float))
+    if t == (1.0,):
+        out = 2.0 * stats.norm.sf(az)
+    else:
+        c = _last_boundary_table(t, kind)  # non-increasing in alpha
+        finite = np.isfinite(c)
+        if not finite.any():
+            out = np.where(np.isnan(az), np.nan, 1.0)
+        else:
+            cc, la = c[finite][::-1], np.log(_ALPHA_GRID[finite])[::-1]  # increasing boundary
+            out = np.exp(np.interp(az, cc, la, left=0.0, right=la[-1]))
+            out = np.where(az < cc[0], 1.0, out)
+            out = np.where(az >= cc[-1], _ALPHA_GRID[0], out)
+            out = np.where(np.isnan(az), np.nan, np.minimum(out, 1.0))
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def z_from_t(t_stat: float, df: float) -> float:
+    """The z value with the same two-sided p-value as a t statistic on ``df`` degrees of freedom
+    (how a small-sample t test enters a design built on the normal scale)."""
+    if not np.isfinite(t_stat):
+        return t_stat
+    p = 2.0 * stats.t.sf(abs(t_stat), df)
+    return float(np.copysign(stats.norm.isf(p / 2.0), t_stat)) if p > 0 else float(np.copysign(np.inf, t_stat))
+
+
+__all__ += ["repeated_p_value", "z_from_t"]
