@@ -182,9 +182,10 @@ def gate_interval(g: dict[str, Any], ranges: dict[tuple[str, str], tuple[float, 
     status, lo, hi = g.get("status"), _num(g.get("ci_low")), _num(g.get("ci_high"))
     tested = ranges.get((str(g.get("task")), str(g.get("family"))))
     if status == "gate":
+        # an open bootstrap end (null) lies outside the tested range: 0 / infinity
         below, at = _num(g.get("below_params")), _num(g.get("gate_params"))
-        low = min(x for x in (below, at, lo) if x is not None) if any(x is not None for x in (below, at, lo)) else 0.0
-        high = max(x for x in (below, at, hi) if x is not None) if any(x is not None for x in (below, at, hi)) else math.inf
+        low = 0.0 if lo is None else min(x for x in (below, at, lo) if x is not None)
+        high = math.inf if hi is None else max(x for x in (below, at, hi) if x is not None)
         return (low, high)
     if status == "no_gate_in_range":
         lo = lo if lo is not None else (tested[1] if tested else None)
