@@ -83,7 +83,7 @@ def main() -> None:
         print("  within_noise rate under the null: " + ", ".join(f"{c} {v:.3f}" for c, v in wn.items()))
         print(f"  false gates per null study: {fg.mean():.3f}; studies with any false gate: {(fg > 0).mean():.3f}")
         if name.startswith("null, eval"):
-            target = (g["backbone"] == RUNGS[0][0]) & (g["eval_set"] == "a/rgb") & (g["shift"] == "in_domain")
+            target = (g["backbone"] == RUNGS[0][0]) & (g["eval_set"] == "b/rgb") & (g["shift"] == "in_domain")
             adv = g[target]["seeds_needed_helps"].dropna().astype(int)
             advised = int(adv.median()) if len(adv) else None
     for mult in (2, 4):
@@ -105,8 +105,8 @@ def main() -> None:
         top = {"low": 0.0, "high": 2 * m, "gate": 600_000, "width": 0.005}  # only the largest rung gains
         tr = truth(advised, gains={"in_domain": top, "cross_dataset": 0.0}, p_failed=0.0, p_missing=0.0)
         g, _ = run(tr, max(n // 2, 50), 9000)
-        q = g[(g["backbone"] == RUNGS[0][0]) & (g["eval_set"] == "a/rgb") & (g["shift"] == "in_domain")]
-        print(f"\nseeds_needed: median advice for a quiet cell (helps at 2 x margin, power {PLAN['power']}) from "
+        q = g[(g["backbone"] == RUNGS[0][0]) & (g["eval_set"] == "b/rgb") & (g["shift"] == "in_domain")]
+        print(f"\nseeds_needed: median advice for a noisy cell (helps at 2 x margin, power {PLAN['power']}) from "
               f"{k}-seed null pilots: {advised} seeds; a rerun with {advised} seeds gives P(helps) = "
               f"{(q['verdict'] == 'helps').mean():.3f} (promised {PLAN['power']} +- 0.10)")
     print(f"\n({time.time() - t0:.0f} s)")

@@ -105,12 +105,8 @@ def squeeze_var(s2: np.ndarray, df: np.ndarray, strata: np.ndarray | None = None
             m = st == lab
             if m.sum() >= MIN_STRATUM:
                 loc[m_all] = e[m].mean()
-        if np.isfinite(d0):
-            s0_sq = np.exp(loc + special.digamma(d0 / 2) - np.log(d0 / 2))
-        else:
-            s0_sq = np.exp(loc)
-        cap = float(df[ok].sum())
-        d0 = min(d0, cap)
+        d0 = min(d0, float(df[ok].sum()))
+        s0_sq = np.exp(loc + special.digamma(d0 / 2) - np.log(d0 / 2))
     elif ok.sum() == 1:
         s0_sq = np.full(n, float(s2[ok][0]))
     s2_post = np.full(n, np.nan)
