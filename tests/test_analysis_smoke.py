@@ -58,7 +58,7 @@ def test_outputs_parse_and_agree(analysis, tmp_path):
     k = summary["verdicts"][0]["key"].split("|vs|")[0]
     assert k in cells
     model = json.loads(paths["model.json"].read_text())
-    assert model["models"][0]["formula_lme4"].endswith("(1 | backbone) + (1 | backbone:run_id)")
+    assert model["models"][0]["formula_lme4"].endswith("(1 | backbone) + (1 | backbone:init) + (1 | backbone:run_id)")
     frame = pd.read_csv(paths["model_frame.csv"])
     assert set(frame["model"]) == {"detection"}
     assert len(frame) == model["models"][0]["n_obs"]

@@ -117,7 +117,8 @@ def analyze(table: pd.DataFrame, plan: None | dict[str, Any] | str | Path = None
                                  baseline=plan["baseline"], alpha=plan["alpha"])
         models.append(entry)
         frames[task] = frame
-        warnings.extend(w for w in entry["warnings"] if w.startswith("model "))
+        # every warning of the fit, optimizer and Hessian ones included, is recorded (never filtered)
+        warnings.extend(w if w.startswith("model ") else f"model {task}: {w}" for w in entry["warnings"])
 
     gates = capacity_gates(y, gains, plan, gen)
     ranks = rankings(cells)
@@ -238,8 +239,10 @@ def _methods(plan: dict[str, Any], noise: pd.DataFrame, models: list[dict[str, A
         "models": [{"name": m["name"], "formula_statsmodels": m["formula_statsmodels"],
                     "formula_lme4": m.get("formula_lme4"), "method": m["method"], "status": m["status"],
                     "random_effects": m.get("random_effects")} for m in models],
-        "random_effects": ("random intercept per rung (backbone) and per run (run_id, nested in rung): each run is "
-                           "scored on several eval sets and runs of one rung share the rung"),
+        "random_effects": ("random intercepts per rung (backbone), per rung x init (the init effect varies by rung: "
+                           "what a capacity gate is) and per run (nested in rung x init: each run is scored on several "
+                           "eval sets); small-sample containment df for the fixed effects; each variance tested against "
+                           "zero by a likelihood-ratio test; the lme4 refit recipe is in model.json (r_snippet)"),
         "optimizers": list(OPTIMIZERS),
     }
 
