@@ -234,8 +234,10 @@ def _methods(plan: dict[str, Any], noise: pd.DataFrame, models: list[dict[str, A
                  "in; gates inherit the family-wise error control of the verdicts; stability by a bootstrap "
                  "applying the same rule (runs resampled within run groups, the same seeds for every init and "
                  f"eval set, standard errors held at their stabilised values), {plan['n_boot']} replicates"),
-        "ranking": "mean metric per backbone (cell means averaged over train sets); Kendall tau-b between inits; "
-                   "bootstrap over seeds for adjacent pairs",
+        "ranking": ("mean metric per backbone (cell means averaged over train sets); Kendall's tau between inits "
+                    "against a noise reference (tau between two parametric-bootstrap replicates of the same init): "
+                    "'rankings flip with init' only when tau falls below the reference's alpha quantile; "
+                    "P(order holds) of adjacent pairs = T_df(gap / se_gap) from the stabilised SEs"),
         "models": [{"name": m["name"], "formula_statsmodels": m["formula_statsmodels"],
                     "formula_lme4": m.get("formula_lme4"), "method": m["method"], "status": m["status"],
                     "random_effects": m.get("random_effects")} for m in models],
