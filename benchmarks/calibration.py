@@ -104,7 +104,7 @@ def main() -> None:
     if advised:
         top = {"low": 0.0, "high": 2 * m, "gate": 600_000, "width": 0.005}  # only the largest rung gains
         tr = truth(advised, gains={"in_domain": top, "cross_dataset": 0.0}, p_failed=0.0, p_missing=0.0)
-        g, _ = run(tr, max(n // 2, 50), 9000)
+        g, _ = run(tr, n, 9000)
         q = g[(g["backbone"] == RUNGS[0][0]) & (g["eval_set"] == "b/rgb") & (g["shift"] == "in_domain")]
         print(f"\nseeds_needed: median advice for a noisy cell (helps at 2 x margin, power {PLAN['power']}) from "
               f"{k}-seed null pilots: {advised} seeds; a rerun with {advised} seeds gives P(helps) = "

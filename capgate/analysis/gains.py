@@ -7,8 +7,10 @@ Per site (study, task, family, backbone, train_set, eval_set, shift) and init ``
   seed fixes data order and augmentation for every init, so the unit is the seed's difference
   ``d_s = y_a,s - y_b,s``; a run without its partner drops only that pair (``n_dropped``).
   ``gain = mean(d)``, ``se = sqrt(s2_mod / n_pairs)`` with ``s2_mod`` the variance of the differences
-  moderated across the paired contrasts of the (study, task) (:func:`capgate.analysis.noise.squeeze_var`,
-  prior per eval set), on ``df = d0 + n_pairs - 1``;
+  moderated across the paired contrasts of the (study, task) (:func:`capgate.analysis.noise.squeeze_var`;
+  the prior location of each contrast is proportional to its two arms' stabilised variances, the common
+  proportion ``1 - rho`` fitted across the family), on ``df = d0 + n_pairs - 1``; a contrast with an
+  outlier arm (a cell far noisier than its eval set) keeps its own variance on ``n_pairs - 1`` df;
 - **unpaired**: ``gain = mean_a - mean_b``, ``se = sqrt(sd_mod_a^2/n_a + sd_mod_b^2/n_b)`` with each arm's
   moderated variance, Welch-Satterthwaite df from the arms' moderated df;
 - the interval ``gain +- t(1 - alpha/2, df) se`` (marginal, per cell) and the two-sided p; the TOST
@@ -188,7 +190,7 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: dict[str, Any]) ->
     arm = cells[cells["init"] != baseline]
     if plan["contrasts"] != "all":
         arm = arm[arm["init"].isin(plan["contrasts"])]
-    base = cells[cells["init"] == baseline][[*site, "mean", "sd", "sd_mod", "df_mod", "n_ok"]]
+    base = cells[cells["init"] == baseline][[*site, "mean", "sd", "sd_mod", "df_mod", "n_ok", "outlier"]]
     m = arm.merge(base, on=site, how="left", suffixes=("", "_b"))
     m = m.merge(_paired_stats(y, baseline), on=[*site, "init"], how="left")
     m = m.merge(noise[["study", "task", "sd_pooled", "margin"]], on=["study", "task"], how="left")
@@ -216,6 +218,12 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: dict[str, Any]) ->
         else:
             mod = squeeze_var(m["d_var"].to_numpy(dtype=float)[sel], (n_p[sel] - 1).clip(min=0), offset=offset)
         d_s2[sel], d_df[sel], d0_of[lab] = mod.s2_post, mod.df_post, mod.d0
+        # an arm far above its eval set's noise (an outlier cell) makes the prior location of its contrast
+        # as uncertain as that arm: such a contrast keeps its own variance of differences and df
+        own = sel[(m["outlier"].to_numpy(dtype=bool) | m["outlier_b"].fillna(False).to_numpy(dtype=bool))[sel]
+                  & (n_p[sel] >= 2)]
+        d_s2[own] = m["d_var"].to_numpy(dtype=float)[own]
+        d_df[own] = n_p[own] - 1
     with np.errstate(divide="ignore", invalid="ignore"):
         va = m["sd_mod"].to_numpy(dtype=float) ** 2 / n_a
         vb = m["sd_mod_b"].to_numpy(dtype=float) ** 2 / n_b
