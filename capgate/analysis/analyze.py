@@ -102,8 +102,9 @@ def analyze(table: pd.DataFrame, plan: None | dict[str, Any] | str | Path = None
                         "a partner seed in the other arm, e.g. " + ", ".join(dropped["key"].head(2)))
     n_out = int(cells["outlier"].sum())
     if n_out:
-        warnings.append(f"{n_out} cells have a run-to-run variance far above their eval set's (kept unshrunk), e.g. "
-                        + ", ".join(cells.loc[cells["outlier"], "key"].head(3)))
+        warnings.append(f"{n_out} of {len(cells)} cells have a run-to-run variance in the upper {OUTLIER_P:.0%} tail of "
+                        "their eval set's (expected for about that share by chance); they keep their own, unshrunk "
+                        "variance, e.g. " + ", ".join(cells.loc[cells["outlier"], "key"].head(3)))
     if not (table["status"] == "ok").any():
         warnings.append("no successful run in the results table: every cell is empty and every verdict inconclusive")
 
@@ -226,7 +227,7 @@ def _methods(plan: dict[str, Any], noise: pd.DataFrame, models: list[dict[str, A
         "verdict_rule": VERDICT_RULE,
         "seeds_needed": (f"for an inconclusive contrast: the smallest seeds per arm such that, at the strictest "
                          "adjusted level alpha / (contrasts in the family), with the contrast's stabilised SD, "
-                         f"pairing and prior df, a true gain of 0 is shown within_noise and a true gain of twice "
+                         f"pairing and the prior df the family would have with those seeds, a true gain of 0 is shown within_noise and a true gain of twice "
                          f"the margin is shown helps, each with probability {plan['power']} (the larger of the "
                          f"two; capped at {plan['max_seeds']}, meaning that many or more)"),
         "gate": ("a rung helps when every cell of that rung and shift helps (the verdict rule above); the gate is "

@@ -7,10 +7,9 @@ Per site (study, task, family, backbone, train_set, eval_set, shift) and init ``
   seed fixes data order and augmentation for every init, so the unit is the seed's difference
   ``d_s = y_a,s - y_b,s``; a run without its partner drops only that pair (``n_dropped``).
   ``gain = mean(d)``, ``se = sqrt(s2_mod / n_pairs)`` with ``s2_mod`` the variance of the differences
-  moderated across the paired contrasts of the (study, task) (:func:`capgate.analysis.noise.squeeze_var`;
-  the prior location of each contrast is proportional to its two arms' stabilised variances, the common
-  proportion ``1 - rho`` fitted across the family), on ``df = d0 + n_pairs - 1``; a contrast with an
-  outlier arm (a cell far noisier than its eval set) keeps its own variance on ``n_pairs - 1`` df;
+  moderated across the paired contrasts of the (study, task) (:func:`capgate.analysis.noise.squeeze_var`,
+  prior located per eval set), on ``df = d0 + n_pairs - 1``; a contrast with an outlier arm (a cell far
+  noisier than its eval set) keeps its own variance on ``n_pairs - 1`` df;
 - **unpaired**: ``gain = mean_a - mean_b``, ``se = sqrt(sd_mod_a^2/n_a + sd_mod_b^2/n_b)`` with each arm's
   moderated variance, Welch-Satterthwaite df from the arms' moderated df;
 - the interval ``gain +- t(1 - alpha/2, df) se`` (marginal, per cell) and the two-sided p; the TOST
@@ -113,26 +112,36 @@ def _scale_draws(k: float, d0: float) -> np.ndarray:
     return (d0 + chi) / (d0 + k)
 
 
-def _unit(n: np.ndarray, paired: bool, d0: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(se multiplier of sigma, residual df of the new data, total df) for n seeds per arm."""
+def _prior_df(d0: float | tuple[float, int], k: np.ndarray) -> np.ndarray:
+    """The prior df a study with ``k`` residual df per contrast would have: a number as given, or
+    ``(d0_fit, m)``: the fitted prior df capped at the family's data df ``m * k``."""
+    if isinstance(d0, tuple):
+        return np.minimum(float(d0[0]), d0[1] * np.asarray(k, dtype=float))
+    return np.full(np.shape(k), float(d0))
+
+
+def _unit(n: np.ndarray, paired: bool, d0: float | tuple[float, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                                 np.ndarray]:
+    """(se multiplier of sigma, residual df of the new data, prior df, total df) for n seeds per arm."""
     n = np.asarray(n, dtype=float)
     k = n - 1 if paired else 2 * (n - 1)
     mult = 1 / np.sqrt(n) if paired else np.sqrt(2 / n)
-    return mult, k, d0 + k
+    d = _prior_df(d0, k)
+    return mult, k, d, d + k
 
 
-def _draws(k: np.ndarray, d0: float) -> np.ndarray:
-    return np.vstack([_scale_draws(float(x), float(d0)) for x in np.atleast_1d(k)])
+def _draws(k: np.ndarray, d0: np.ndarray) -> np.ndarray:
+    return np.vstack([_scale_draws(float(x), round(float(d), 3)) for x, d in zip(np.atleast_1d(k), np.atleast_1d(d0))])
 
 
 def power_helps(delta: float, sigma: float, margin: float, n: int | np.ndarray, *, alpha: float, d0: float,
                 paired: bool) -> np.ndarray:
     """P(helps) with n seeds per arm at a true gain ``delta`` > 0: two-sided test at ``alpha`` and the
     estimate beyond the margin (``sigma``: SD of a paired difference, or of one arm when unpaired)."""
-    mult, k, df = _unit(np.atleast_1d(n), paired, d0)
+    mult, k, d, df = _unit(np.atleast_1d(n), paired, d0)
     s = (sigma * mult)[:, None]
     tc = stats.t.ppf(1 - alpha / 2, np.minimum(df, 1e6))[:, None]
-    thr = np.maximum(margin, tc * s * np.sqrt(_draws(k, d0)))
+    thr = np.maximum(margin, tc * s * np.sqrt(_draws(k, d)))
     out = np.mean(stats.norm.sf((thr - delta) / s), axis=1)
     return out if np.ndim(n) else float(out[0])
 
@@ -140,22 +149,26 @@ def power_helps(delta: float, sigma: float, margin: float, n: int | np.ndarray, 
 def power_within(delta: float, sigma: float, margin: float, n: int | np.ndarray, *, alpha: float, d0: float,
                  paired: bool) -> np.ndarray:
     """P(within_noise) with n seeds per arm at a true gain ``delta`` (TOST at ``alpha``)."""
-    mult, k, df = _unit(np.atleast_1d(n), paired, d0)
+    mult, k, d, df = _unit(np.atleast_1d(n), paired, d0)
     s = (sigma * mult)[:, None]
     t1 = stats.t.ppf(1 - alpha, np.minimum(df, 1e6))[:, None]
-    half = margin - t1 * s * np.sqrt(_draws(k, d0))
+    half = margin - t1 * s * np.sqrt(_draws(k, d))
     p = stats.norm.cdf((half - delta) / s) - stats.norm.cdf((-half - delta) / s)
     out = np.mean(np.where(half > 0, p, 0.0), axis=1)
     return out if np.ndim(n) else float(out[0])
 
 
-def seeds_needed(sigma: float, margin: float, *, alpha: float, d0: float, paired: bool, power: float = 0.8,
-                 cap: int = 100) -> tuple[int | None, int | None]:
+def seeds_needed(sigma: float, margin: float, *, alpha: float, d0: float | tuple[float, int], paired: bool,
+                 power: float = 0.8, cap: int = 100) -> tuple[int | None, int | None]:
     """(seeds for within_noise at true gain 0, seeds for helps at true gain 2 x margin) per arm, each
-    the smallest n in 2..cap reaching ``power`` (``cap`` means "cap or more"); None when sigma is unknown."""
+    the smallest n in 2..cap reaching ``power`` (``cap`` means "cap or more"); None when sigma is unknown.
+
+    ``d0``: the prior df, or ``(d0_fit, m)`` for a family of ``m`` contrasts (the prior df then grows
+    with the seeds, up to the fitted one)."""
     if not (np.isfinite(sigma) and sigma > 0 and margin > 0):
         return None, None
-    d0 = round(float(d0), 3) if np.isfinite(d0) else np.inf
+    if not isinstance(d0, tuple):
+        d0 = float(d0) if np.isfinite(d0) else np.inf
     n = np.arange(2, cap + 1)
     out = []
     for fn, delta in ((power_within, 0.0), (power_helps, 2 * margin)):
@@ -206,18 +219,15 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: dict[str, Any]) ->
     d_s2 = np.full(len(m), np.nan)
     d_df = np.full(len(m), np.nan)
     d0_of: dict[str, float] = {}
+    plan_d0: dict[str, tuple[float, int]] = {}
     for lab in pd.unique(fam):
         sel = np.flatnonzero((fam == lab) & paired)
         if not len(sel):
             continue
-        arms = (m["sd_mod"].to_numpy(dtype=float) ** 2 + m["sd_mod_b"].to_numpy(dtype=float) ** 2)[sel]
-        offset = np.log(np.where(np.isfinite(arms) & (arms > 0), arms, np.nan))
-        if not np.isfinite(offset).all():  # an arm without a variance: fall back to strata by eval set
-            mod = squeeze_var(m["d_var"].to_numpy(dtype=float)[sel], (n_p[sel] - 1).clip(min=0),
-                              m["eval_set"].to_numpy()[sel])
-        else:
-            mod = squeeze_var(m["d_var"].to_numpy(dtype=float)[sel], (n_p[sel] - 1).clip(min=0), offset=offset)
+        mod = squeeze_var(m["d_var"].to_numpy(dtype=float)[sel], (n_p[sel] - 1).clip(min=0),
+                          m["eval_set"].to_numpy()[sel])
         d_s2[sel], d_df[sel], d0_of[lab] = mod.s2_post, mod.df_post, mod.d0
+        plan_d0[lab] = (mod.d0_fit if np.isfinite(mod.d0_fit) else 1e6, len(sel))
         # an arm far above its eval set's noise (an outlier cell) makes the prior location of its contrast
         # as uncertain as that arm: such a contrast keeps its own variance of differences and df
         own = sel[(m["outlier"].to_numpy(dtype=bool) | m["outlier_b"].fillna(False).to_numpy(dtype=bool))[sel]
@@ -273,7 +283,7 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: dict[str, Any]) ->
             need_eq.append(None)
             need_det.append(None)
             continue
-        d0 = d0_of.get(fam[i], 0.0) if r.pairing == "paired" else 0.0
+        d0 = plan_d0.get(fam[i], 0.0) if r.pairing == "paired" else 0.0
         a_adj = alpha / max(int(m_family[i]), 1)
         ne, nd = seeds_needed(r.sd_mod, r.margin, alpha=a_adj, d0=d0, paired=r.pairing == "paired",
                               power=plan["power"], cap=plan["max_seeds"])

@@ -40,7 +40,8 @@ class Moderated:
 
     ``s2_post``/``df_post``: per cell (NaN where the cell had no variance and no prior);
     ``s0_sq``: the prior location used by each cell; ``d0``: the prior df (``inf`` = complete pooling,
-    0 = no shrinkage); ``outlier``: cells that kept their own variance.
+    0 = no shrinkage); ``outlier``: cells that kept their own variance; ``d0_fit``: the prior df before
+    the cap at the data's df (what a larger study of the same noise would use).
     """
 
     s2_post: np.ndarray
@@ -48,6 +49,7 @@ class Moderated:
     s0_sq: np.ndarray
     d0: float
     outlier: np.ndarray
+    d0_fit: float = 0.0
 
 
 def trigamma_inverse(x: float) -> float:
@@ -70,6 +72,25 @@ def squeeze_var(s2: np.ndarray, df: np.ndarray, strata: np.ndarray | None = None
                 offset: np.ndarray | None = None, outlier_p: float = OUTLIER_P) -> Moderated:
     """Moderated variances (see the module docstring) of the cells of one family.
 
+    Robust in two passes: cells flagged as outliers by the first fit are left out of the second fit of
+    the prior (so one very noisy cell neither inflates the prior's spread nor shifts its location), then
+    every cell is judged against the second prior.
+    """
+    first = _squeeze_once(s2, df, strata, offset=offset, outlier_p=outlier_p)
+    if outlier_p <= 0 or not first.outlier.any():
+        return first
+    fit_on = np.asarray(df, dtype=float).copy()
+    fit_on[first.outlier] = 0.0  # out of the prior's fit
+    second = _squeeze_once(s2, fit_on, strata, offset=offset, outlier_p=outlier_p, judge_df=np.asarray(df, float))
+    return second
+
+
+def _squeeze_once(s2: np.ndarray, df: np.ndarray, strata: np.ndarray | None = None, *,
+                  offset: np.ndarray | None = None, outlier_p: float = OUTLIER_P,
+                  judge_df: np.ndarray | None = None) -> Moderated:
+    """One fit of the prior on cells with ``df > 0``; posteriors for every cell on ``judge_df``
+    (default ``df``).
+
     ``s2``: sample variances (NaN where ``df`` is 0); ``df``: their degrees of freedom (n_runs - 1);
     ``strata``: a label per cell (e.g. the eval set) for the prior location, None for one stratum;
     ``offset``: a known log-scale shift of each cell's prior location (a covariate: the prior is
@@ -82,7 +103,8 @@ def squeeze_var(s2: np.ndarray, df: np.ndarray, strata: np.ndarray | None = None
     strata = np.zeros(n, dtype=int) if strata is None else np.asarray(strata)
     ok = (df > 0) & np.isfinite(s2) & (s2 > 0)
     s0_sq = np.full(n, np.nan)
-    d0 = 0.0
+    d0 = d0_fit = 0.0
+    own_df = df if judge_df is None else judge_df
     if ok.sum() >= 2:
         z = np.log(s2[ok])
         e = z - special.digamma(df[ok] / 2) + np.log(df[ok] / 2)
@@ -105,10 +127,12 @@ def squeeze_var(s2: np.ndarray, df: np.ndarray, strata: np.ndarray | None = None
             m = st == lab
             if m.sum() >= MIN_STRATUM:
                 loc[m_all] = e[m].mean()
+        d0_fit = d0
         d0 = min(d0, float(df[ok].sum()))
         s0_sq = np.exp(loc + special.digamma(d0 / 2) - np.log(d0 / 2))
     elif ok.sum() == 1:
         s0_sq = np.full(n, float(s2[ok][0]))
+    df = own_df
     s2_post = np.full(n, np.nan)
     df_post = np.full(n, np.nan)
     outlier = np.zeros(n, dtype=bool)
@@ -126,4 +150,5 @@ def squeeze_var(s2: np.ndarray, df: np.ndarray, strata: np.ndarray | None = None
     s2_post = np.where(keep_own, s2, s2_post)
     df_post = np.where(keep_own, df, df_post)
     scale = np.exp(off)
-    return Moderated(s2_post=s2_post * scale, df_post=df_post, s0_sq=s0_sq * scale, d0=float(d0), outlier=outlier)
+    return Moderated(s2_post=s2_post * scale, df_post=df_post, s0_sq=s0_sq * scale, d0=float(d0), outlier=outlier,
+                     d0_fit=float(d0_fit))
