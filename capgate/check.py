@@ -68,14 +68,11 @@ def current_summary(results: str | os.PathLike | Sequence[str | os.PathLike],
 
 
 def _read_baseline(bpath: Path, results: list[Path], plan: Any) -> dict[str, Any]:
-    """The baseline, with an error that names the exact command regenerating it."""
+    """The baseline; its errors name the exact command that regenerates it."""
     cmd = " ".join(["capgate", "check", *(shlex.quote(str(p)) for p in results), "--baseline",
                     shlex.quote(str(bpath))] + (["--plan", shlex.quote(str(plan))] if isinstance(plan, (str, os.PathLike)) else [])
                    + ["--update-baseline"])
-    try:
-        return read_summary(bpath, what="baseline")
-    except InputError as exc:
-        raise InputError(f"{exc}\nregenerate the baseline with: {cmd}") from None
+    return read_summary(bpath, what="baseline", command=cmd)
 
 
 def run_check(results: str | os.PathLike | Sequence[str | os.PathLike], baseline_path: str | os.PathLike,

@@ -99,10 +99,11 @@ def test_unusable_inputs_exit_2_with_the_file_and_the_fix(study: dict[str, Path]
     assert run_main(["check", str(study["det"]), "--baseline", str(old)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"Error: {old}: summary schema is 'capgate-summary/1', this capgate reads 'capgate-summary/2'")
-    assert f"regenerate the baseline with: capgate check {study['det']} --baseline {old} --update-baseline" in err
+    assert f"regenerate it with: capgate check {study['det']} --baseline {old} --update-baseline" in err
     missing = study["dir"] / "missing.json"
     assert run_main(["check", str(study["det"]), "--baseline", str(missing)]) == 2
-    assert f"Error: {missing}: baseline not found; create it with `capgate check RESULTS... --baseline" in capsys.readouterr().err
+    assert (f"Error: {missing}: baseline not found; create it with: capgate check {study['det']} --baseline {missing} "
+            "--update-baseline") in capsys.readouterr().err
     assert run_main(["check", str(study["dir"] / "nope.parquet"), "--baseline", str(study["base"])]) == 2
     assert "nope.parquet: results not found" in capsys.readouterr().err
     assert run_main(["check", str(study["det"])]) == 2  # --baseline is required

@@ -133,16 +133,18 @@ def validate_summary(d: Any, source: str, *, regenerate: str | None = None) -> d
     return d
 
 
-def read_summary(path: str | os.PathLike, *, what: str = "summary") -> dict[str, Any]:
-    """Read and validate a ``summary.json`` (a baseline or a report's summary)."""
+def read_summary(path: str | os.PathLike, *, what: str = "summary", command: str | None = None) -> dict[str, Any]:
+    """Read and validate a ``summary.json`` (a baseline or a report's summary); ``command``: the exact
+    command that regenerates it, named by every error."""
     p = Path(path)
-    regen = (f"regenerate it with `{REGENERATE.format(path=p)}`" if what == "baseline"
+    regen = (f"regenerate it with: {command}" if command else
+             f"regenerate it with `{REGENERATE.format(path=p)}`" if what == "baseline"
              else "regenerate it with `capgate report RESULTS... -o DIR`")
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        hint = (f"create it with `{REGENERATE.format(path=p)}`" if what == "baseline"
-                else "pass a summary.json written by `capgate report`")
+        hint = (f"create it with: {command}" if command else f"create it with `{REGENERATE.format(path=p)}`"
+                if what == "baseline" else "pass a summary.json written by `capgate report`")
         raise InputError(f"{p}: {what} not found; {hint}") from None
     except (IsADirectoryError, UnicodeDecodeError, PermissionError) as exc:
         raise InputError(f"{p}: cannot read the {what} ({exc}); pass a summary.json file") from None
