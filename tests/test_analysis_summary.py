@@ -81,3 +81,16 @@ def test_check_fails_a_5pp_shift_of_one_in_domain_cell():
     fresh = build_summary(analyze(simulate_results(detection_truth(seeds=4, run_sd=0.004, noise_sd=0.002,
                                                                    seed_sd=0.004), seed=6), {"n_boot": 0}))
     assert not [f for f in compare(base, fresh).failures if f.check == "cell"]
+
+
+def test_a_collapsed_run_is_listed_with_its_run_id(tmp_path: Path):
+    t = _table()
+    ok = (t["backbone"] == "efficientnet_b0@w1.0") & (t["init"] == "imagenet") & (t["seed"] == 2)
+    run_id = t.loc[ok, "run_id"].iloc[0]
+    t.loc[ok, "map"] = 0.01  # a collapsed run marked ok
+    a = analyze(t, {"n_boot": 0})
+    assert set(a.outlier_runs["run_id"]) == {run_id} and len(a.outlier_runs) == 2  # both eval sets
+    assert any(run_id in w for w in a.warnings)
+    render_report(t, tmp_path / "r", plan={"n_boot": 0})
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert "Outlier runs" in page and run_id in page

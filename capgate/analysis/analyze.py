@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from capgate.analysis.cells import cell_table, metric_frame
+from capgate.analysis.cells import OUTLIER_RUN_SDS, cell_table, metric_frame, outlier_runs
 from capgate.analysis.gains import VERDICT_RULE, compute_gains
 from capgate.analysis.gate import capacity_gates
 from capgate.analysis.load import validate
@@ -100,6 +100,11 @@ def analyze(table: pd.DataFrame, plan: None | dict[str, Any] | str | Path = None
     if len(dropped):
         warnings.append(f"{len(dropped)} paired contrasts dropped {int(dropped['n_dropped'].sum())} runs without "
                         "a partner seed in the other arm, e.g. " + ", ".join(dropped["key"].head(2)))
+    odd = outlier_runs(y, cells)
+    if len(odd):
+        warnings.append(f"{len(odd)} runs lie more than {OUTLIER_RUN_SDS:g} eval-set SDs below their siblings (kept in "
+                        "the statistics; listed under Data completeness), e.g. "
+                        + ", ".join(f"{r.run_id} ({r.key})" for r in odd.head(3).itertuples()))
     n_out = int(cells["outlier"].sum())
     if n_out:
         warnings.append(f"{n_out} of {len(cells)} cells have a run-to-run variance in the upper {OUTLIER_P:.0%} tail of "
@@ -132,7 +137,7 @@ def analyze(table: pd.DataFrame, plan: None | dict[str, Any] | str | Path = None
     return Analysis(
         gains=gains, cells=cells, models=models, model_frames=frames, gates=gates, rankings=ranks,
         ranking_stability=stability, pareto=pareto, completeness=completeness, plan=plan, methods=methods,
-        provenance=_provenance(table), expectations=expectations, warnings=warnings,
+        provenance=_provenance(table), expectations=expectations, warnings=warnings, outlier_runs=odd,
     )
 
 

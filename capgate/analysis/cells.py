@@ -19,7 +19,7 @@ import pandas as pd
 from capgate.analysis.noise import squeeze_var
 
 __all__ = ["CELL_COLUMNS", "SITE_COLUMNS", "FAMILY", "RUN_GROUP", "metric_frame", "cell_table", "pooled_noise",
-           "cell_key"]
+           "cell_key", "outlier_runs", "OUTLIER_RUN_SDS"]
 
 CELL_COLUMNS = ("study", "task", "family", "backbone", "train_set", "eval_set", "shift", "init")
 #: A contrast's site: a cell without its init (both arms of a contrast share it).
@@ -138,3 +138,37 @@ def pooled_noise(y: pd.DataFrame) -> pd.DataFrame:
         sd = float(np.sqrt(ss / df)) if df > 0 else float("nan")
         rows.append({"study": study, "task": task, "sd_pooled": sd, "df": df, "n_cells": int(g.ngroups)})
     return pd.DataFrame(rows, columns=["study", "task", "sd_pooled", "df", "n_cells"])
+
+
+#: A run this many eval-set SDs below the median of its siblings is flagged as an outlier run.
+OUTLIER_RUN_SDS = 6.0
+
+
+def outlier_runs(y: pd.DataFrame, cells: pd.DataFrame, k: float = OUTLIER_RUN_SDS) -> pd.DataFrame:
+    """Runs far below their siblings (a collapsed training run marked ok): ``y < median(other seeds) -
+    k * scale`` where ``scale`` is the median stabilised SD of the cells of that (study, task, eval set),
+    robust to the run itself. Only cells with three or more ok runs are judged. They stay in the
+    statistics (never dropped silently) and are listed by the report's completeness section.
+
+    Returns key, run_id, seed, value, siblings_median, scale, drop (value - siblings median).
+    """
+    cols = ["key", "run_id", "seed", "value", "siblings_median", "scale", "drop"]
+    if not len(y) or not len(cells):
+        return pd.DataFrame(columns=cols)
+    scale = cells.groupby(["study", "task", "eval_set"])["sd_mod"].median()
+    keyed = y.merge(cells[[*CELL_COLUMNS, "key"]], on=list(CELL_COLUMNS), how="left")
+    rows = []
+    for key, g in keyed.groupby("key", sort=True):
+        if len(g) < 3:
+            continue
+        first = g.iloc[0]
+        sc = float(scale.get((first["study"], first["task"], first["eval_set"]), np.nan))
+        if not np.isfinite(sc) or sc <= 0:
+            continue
+        vals = g["y"].to_numpy(dtype=float)
+        for i, r in enumerate(g.itertuples(index=False)):
+            med = float(np.median(np.delete(vals, i)))
+            if vals[i] < med - k * sc:
+                rows.append({"key": key, "run_id": r.run_id, "seed": int(r.seed), "value": float(vals[i]),
+                             "siblings_median": med, "scale": sc, "drop": float(vals[i] - med)})
+    return pd.DataFrame(rows, columns=cols)

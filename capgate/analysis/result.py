@@ -48,7 +48,8 @@ class Analysis:
     ``plan``: the resolved analysis plan (dict).
     ``methods``: facts for the methods text: formula, interval method, correction, margin rule...
     ``provenance``: versions, git shas, spec hashes, data fingerprints seen in the table.
-    ``expectations``: one row per plan expectation: text, holds (bool), detail.
+    ``expectations``: one row per plan expectation: text, status, holds (bool), detail.
+    ``outlier_runs``: runs far below their siblings (key, run_id, seed, value, siblings_median, drop).
     """
 
     gains: pd.DataFrame
@@ -65,3 +66,4 @@ class Analysis:
     provenance: dict[str, Any]
     expectations: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
+    outlier_runs: pd.DataFrame = field(default_factory=pd.DataFrame)

@@ -108,6 +108,8 @@ def build_summary(a: "Analysis") -> dict[str, Any]:
         "expectations": _records(a.expectations, ["text", "status", "holds", "detail"]),
         "models": [{"name": m["name"], "status": m.get("status"), "converged": m.get("converged"),
                     "n_warnings": len(m.get("warnings", []))} for m in a.models],
+        "outlier_runs": _records(a.outlier_runs, ["key", "run_id", "seed", "value", "siblings_median", "drop"])
+        if len(a.outlier_runs) else [],
         "warnings": list(a.warnings),
     })
 
