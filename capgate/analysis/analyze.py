@@ -230,7 +230,7 @@ def _methods(plan: dict[str, Any], noise: pd.DataFrame, models: list[dict[str, A
                    "(estimated from the same data) is allowed but cannot show equivalence with few seeds"),
         "equivalence": "TOST at alpha, adjusted in the same correction family",
         "verdict_rule": VERDICT_RULE,
-        "seeds_needed": (f"for an inconclusive contrast: the smallest seeds per arm such that, at the strictest "
+        "seeds_needed": (f"the smallest seeds per arm such that, at the strictest "
                          "adjusted level alpha / (contrasts in the family), with the contrast's stabilised SD, "
                          f"pairing and the prior df the family would have with those seeds, a true gain of 0 is shown within_noise and a true gain of twice "
                          f"the margin is shown helps, each with probability {plan['power']} (the larger of the "
