@@ -14,7 +14,9 @@ toward a prior fitted across the cells of one family (a study and task), limma's
 - posterior ``s2_post = (d0 s0^2 + df s2) / (d0 + df)`` on ``d0 + df`` degrees of freedom;
 - an *outlier guard* (in the spirit of limma's ``robust=TRUE``): a cell whose ``s2 / s0^2`` lies in the
   upper ``OUTLIER_P`` tail of ``F(df, d0)`` is not from the prior; it keeps its own ``s2`` and ``df``, so
-  one noisy cell among quiet ones is never made to look quiet.
+  one noisy cell among quiet ones is never made to look quiet; the prior is then refitted without the
+  flagged cells (so an outlier neither inflates the prior's spread, which would stop all shrinkage, nor
+  shifts its location) and every cell is judged again against that prior.
 
 Golden values (hand-checkable) are in ``tests/test_analysis_noise.py``.
 """
