@@ -265,18 +265,19 @@ def report_cmd(results: tuple[str, ...], plan: str | None, outdir: str, title: s
 @click.option("--z", "z", type=float, default=None,
               help="Tolerance multiplier of sqrt(se_base^2 + se_current^2) "
                    "[default: Bonferroni z for 1% family-wise false alarms over the baseline's cells].")
-@click.option("--se", "se_mode", type=click.Choice(["pooled", "cell"]), default="pooled", show_default=True,
-              help="Each cell's SE: the task's pooled run-to-run SD / sqrt(seeds), or the cell's own SE.")
+@click.option("--se", "se_mode", type=click.Choice(["cell", "pooled"]), default="cell", show_default=True,
+              help="Each cell's SE: its own stabilised (moderated) SE, or the task's pooled SD / sqrt(seeds).")
+@click.option("--strict", is_flag=True, help="Fail expectations left untested by inconclusive cells (default: warn).")
 @click.option("--update-baseline", is_flag=True, help="Write the current summary as the new baseline.")
 @click.option("--only-problems", is_flag=True, help="Print only warnings and failures.")
 def check_cmd(results: tuple[str, ...], baseline: str, plan: str | None, junit: str | None, abs_tol: float,
-              z: float | None, se_mode: str, update_baseline: bool, only_problems: bool) -> int:
+              z: float | None, se_mode: str, strict: bool, update_baseline: bool, only_problems: bool) -> int:
     """Compare RESULTS (results tables, or one summary.json) with a baseline summary: cells present
     and means within noise, verdicts and capacity gates unchanged, plan expectations hold."""
     from capgate.check import format_table, run_check
 
     result = run_check(list(results), baseline, plan, abs_tol=abs_tol, z=z, se_mode=se_mode, junit=junit,
-                       update_baseline=update_baseline)
+                       update_baseline=update_baseline, strict=strict)
     click.echo(format_table(result, only_problems=only_problems))
     return result.exit_code
 

@@ -1,4 +1,4 @@
-"""Gains, verdicts, corrections and seeds-needed on hand-checkable numbers."""
+"""Gains, verdicts, pairing, correction families and seeds-needed on hand-checkable numbers."""
 
 from __future__ import annotations
 
@@ -7,18 +7,21 @@ import pandas as pd
 import pytest
 
 from capgate.analysis import analyze, resolve_plan, validate
-from capgate.analysis.cells import cell_table, metric_frame, pooled_noise
-from capgate.analysis.gains import adjust_pvalues, compute_gains, decide, seeds_needed
+from scipy import stats
+
+from capgate.analysis.cells import cell_table, metric_frame
+from capgate.analysis.gains import adjust_pvalues, compute_gains, decide, power_helps, power_within, seeds_needed
 
 
-def tiny_table(values: dict[str, list[float]], *, status: dict[tuple[str, int], str] | None = None) -> pd.DataFrame:
+def tiny_table(values: dict[str, list[float]], *, status: dict[tuple[str, int], str] | None = None,
+               study: str = "tiny") -> pd.DataFrame:
     """One site (detection, one rung, llvip/rgb -> flir/rgb), one run per (init, seed)."""
     rows = []
     for init, vals in values.items():
         for seed, v in enumerate(vals):
             st = (status or {}).get((init, seed), "ok")
             rows.append({
-                "study": "tiny", "task": "detection", "run_id": f"{init}-{seed}", "family": "efficientnet",
+                "study": study, "task": "detection", "run_id": f"{init}-{seed}", "family": "efficientnet",
                 "width": 0.3, "depth": 0.5, "resolution": 64, "backbone": "efficientnet_b0@w0.3d0.5 (B-3)",
                 "params": 277402, "macs": 1000, "init": init, "init_source": "none", "train_set": "llvip/rgb",
                 "eval_set": "flir/rgb", "shift": "cross_dataset", "seed": seed, "status": st,
@@ -30,86 +33,97 @@ def tiny_table(values: dict[str, list[float]], *, status: dict[tuple[str, int], 
     return pd.DataFrame(rows)
 
 
-GOLDEN = {"scratch": [0.2, 0.3, 0.4], "imagenet": [0.5, 0.6, 0.7], "imagenet_coco": [0.2, 0.3, 0.4]}
+PAIRED = {"scratch": [0.20, 0.30, 0.40], "imagenet": [0.25, 0.37, 0.44]}
 
 
-def test_golden_gains_and_verdicts():
-    t = validate(tiny_table(GOLDEN))
+def _gains(values, plan=None, **kw):
+    t = validate(tiny_table(values, **kw))
+    plan = resolve_plan({"n_boot": 0, **(plan or {})})
+    return compute_gains(metric_frame(t, plan), cell_table(t, plan), plan)[0]
+
+
+def test_golden_paired_t():
+    # One contrast: the prior of its difference variance has nothing to pool (d0 = 0), so this is the
+    # classical paired t test. d = 0.05, 0.07, 0.04: mean 0.053333, SD 0.015275, se = SD / sqrt(3)
+    # = 0.0088192, t = 6.047432 on 2 df, two-sided p = 0.026271; CI = mean -+ 4.302653 x se = -+ 0.037946.
+    g = _gains(PAIRED).iloc[0]
+    assert g["pairing"] == "paired" and (g["n_pairs"], g["n_dropped"]) == (3, 0)
+    assert g["gain"] == pytest.approx(0.0533333, abs=1e-7)
+    assert g["sd_raw"] == pytest.approx(0.0152753, abs=1e-7) and g["sd_mod"] == pytest.approx(0.0152753, abs=1e-7)
+    assert g["se"] == pytest.approx(0.0088192, abs=1e-7) and g["df"] == 2
+    assert g["p_value"] == pytest.approx(0.0262710, abs=1e-7)
+    assert g["ci_low"] == pytest.approx(0.0533333 - 0.0379458, abs=1e-7)
+    assert g["p_adj"] == pytest.approx(g["p_value"])  # a family of one contrast
+    assert g["verdict"] == "helps"  # p_adj < 0.05 and 0.0533 > the 1 pp margin
+    assert g["margin"] == 0.01
+    assert g["key"] == "tiny|detection|efficientnet_b0@w0.3d0.5 (B-3)|llvip/rgb|flir/rgb|imagenet|vs|scratch"
+
+
+def test_unpaired_analysis_ignores_the_shared_seed():
+    # The arms differ by ~5 pp but each spans 20 pp: unpaired, the seed noise swamps the gain.
+    g = _gains(PAIRED, {"pairing": "unpaired"}).iloc[0]
+    assert g["pairing"] == "unpaired" and g["n_pairs"] == 0
+    assert g["gain"] == pytest.approx(0.0533333, abs=1e-7)
+    assert g["se"] > 5 * 0.0088192 and g["verdict"] == "inconclusive"
+
+
+def test_a_run_without_its_partner_drops_only_that_pair():
+    values = {"scratch": [0.20, 0.30, 0.40, 0.50], "imagenet": [0.25, 0.37, 0.44, 0.9]}
+    g = _gains(values, status={("imagenet", 3): "failed"}).iloc[0]
+    assert (g["n_pairs"], g["n_dropped"], g["n_init"], g["n_baseline"]) == (3, 1, 3, 4)
+    assert g["gain"] == pytest.approx(0.0533333, abs=1e-7)  # the three complete pairs only
+    assert g["mean_baseline"] == pytest.approx(0.35)  # the cell mean keeps every ok run
+
+
+def test_family_is_each_study_and_task():
+    # A second study in the same report does not change the first study's adjusted p-values.
+    one = validate(tiny_table(PAIRED))
+    other = tiny_table({"scratch": [0.2, 0.3, 0.4], "imagenet": [0.2, 0.31, 0.39]}, study="other")
+    other["run_id"] = "o-" + other["run_id"]
+    both = validate(pd.concat([tiny_table(PAIRED), other], ignore_index=True))
     plan = resolve_plan({"n_boot": 0})
-    gains, noise = compute_gains(metric_frame(t, plan), cell_table(t, plan), plan)
-    # Every arm has SD 0.1 (deviations -0.1, 0, 0.1 over n - 1 = 2), so the pooled SD is 0.1 with
-    # df = 3 arms x (3 - 1) = 6, and the margin (pooled_sd rule) is 0.1.
-    assert noise.loc[0, "sd_pooled"] == pytest.approx(0.1)
-    assert noise.loc[0, "df"] == 6
-    g = gains.set_index("init")
-    im, co = g.loc["imagenet"], g.loc["imagenet_coco"]
-    # imagenet: gain 0.6 - 0.3 = 0.3; se = 0.1 * sqrt(1/3 + 1/3) = 0.0816497; t = 3.674235;
-    # two-sided p = 2 * P(T6 > 3.674235) = 0.0104017; CI = 0.3 -+ 2.446912 * 0.0816497 = 0.3 -+ 0.199790.
-    assert im["gain"] == pytest.approx(0.3)
-    assert im["se"] == pytest.approx(0.1 * np.sqrt(2 / 3))
-    assert im["df"] == 6
-    assert im["ci_low"] == pytest.approx(0.3 - 0.199790, abs=1e-6)
-    assert im["ci_high"] == pytest.approx(0.3 + 0.199790, abs=1e-6)
-    assert im["p_value"] == pytest.approx(0.0104017, abs=1e-7)
-    # Holm over 2 contrasts: the smaller p doubles (0.0208034), the other stays max(0.0208, 1) = 1.
-    assert im["p_adj"] == pytest.approx(0.0208034, abs=1e-7)
-    assert im["margin"] == pytest.approx(0.1) and im["sd_pooled"] == pytest.approx(0.1)
-    assert im["sd_cell"] == pytest.approx(0.1)
-    assert (im["n_init"], im["n_baseline"]) == (3, 3)
-    assert im["verdict"] == "helps" and pd.isna(im["seeds_needed"])  # p_adj < 0.05 and 0.3 > 0.1
-    # imagenet_coco: identical to scratch: gain 0, p = 1, p_adj = 1; TOST p = P(T6 > 0.1/0.0816497)
-    # = P(T6 > 1.224745) = 0.133285 > 0.05: not shown equivalent -> inconclusive.
-    assert co["gain"] == pytest.approx(0.0, abs=1e-12)
-    assert co["p_value"] == pytest.approx(1.0) and co["p_adj"] == pytest.approx(1.0)
-    assert co["p_tost"] == pytest.approx(0.133285, abs=1e-6)
-    assert co["verdict"] == "inconclusive"
-    # Seeds per arm for TOST to succeed with probability 0.8 when the true gain is 0:
-    # need 0.1 / se >= t(0.95, 6) + z(0.9) = 1.943180 + 1.281552, so se <= 0.031010,
-    # sqrt(2/n) <= 0.31010, n >= 20.8 -> 21.
-    assert co["seeds_needed"] == 21
-    assert gains.loc[0, "key"] == "detection|efficientnet_b0@w0.3d0.5 (B-3)|llvip/rgb|flir/rgb|imagenet|vs|scratch"
+    alone = compute_gains(metric_frame(one, plan), cell_table(one, plan), plan)[0].set_index("key")
+    joint = compute_gains(metric_frame(both, plan), cell_table(both, plan), plan)[0].set_index("key")
+    k = alone.index[0]
+    assert joint.loc[k, "p_adj"] == pytest.approx(alone.loc[k, "p_adj"]) and joint.loc[k, "verdict"] == "helps"
+    assert len(joint) == 2 and joint["study"].tolist() == ["other", "tiny"]
 
 
 def test_failed_runs_are_counted_and_shrink_n():
-    t = validate(tiny_table(GOLDEN, status={("imagenet", 2): "failed", ("scratch", 0): "diverged"}))
+    values = {"scratch": [0.2, 0.3, 0.4], "imagenet": [0.5, 0.6, 0.7]}
+    t = validate(tiny_table(values, status={("imagenet", 2): "failed", ("scratch", 0): "diverged"}))
     a = analyze(t, {"n_boot": 0})
     c = a.cells.set_index("init")
     assert c.loc["imagenet", "n_ok"] == 2 and c.loc["imagenet", "n_failed"] == 1
     assert c.loc["scratch", "n_ok"] == 2 and c.loc["scratch", "n_diverged"] == 1
-    assert not c.loc["imagenet", "complete"] and c.loc["imagenet_coco", "complete"]
-    g = a.gains.set_index("init").loc["imagenet"]
-    # imagenet {0.5, 0.6}: mean 0.55; scratch {0.3, 0.4}: mean 0.35; gain 0.2
-    assert g["gain"] == pytest.approx(0.2)
-    assert (g["n_init"], g["n_baseline"]) == (2, 2)
+    assert not c.loc["imagenet", "complete"]
+    g = a.gains.iloc[0]
+    # one complete pair (seed 1: 0.6 - 0.3): fewer than two pairs, so auto pairing analyses it unpaired
+    assert g["pairing"] == "unpaired" and g["gain"] == pytest.approx(0.55 - 0.35)
     assert any("incomplete" in w for w in a.warnings)
     assert any("1 failed" in w for w in a.warnings) and any("1 diverged" in w for w in a.warnings)
 
 
 def test_within_noise_with_many_seeds():
     rng = np.random.default_rng(0)
-    base = list(0.3 + rng.normal(0, 0.01, 30))
-    same = list(0.3 + rng.normal(0, 0.01, 30))
-    t = validate(tiny_table({"scratch": base, "imagenet": same}))
-    a = analyze(t, {"n_boot": 0, "margin": 0.01})
-    g = a.gains.iloc[0]
+    shared = rng.normal(0, 0.01, 30)
+    t = validate(tiny_table({"scratch": list(0.3 + shared + rng.normal(0, 0.002, 30)),
+                             "imagenet": list(0.3 + shared + rng.normal(0, 0.002, 30))}))
+    g = analyze(t, {"n_boot": 0}).gains.iloc[0]
     assert g["verdict"] == "within_noise"
-    # the (1 - 2 alpha) interval lies inside the margin
-    from scipy import stats
-    half = stats.t.ppf(0.95, g["df"]) * g["se"]
+    half = stats.t.ppf(0.95, g["df"]) * g["se"]  # the (1 - 2 alpha) interval lies inside the margin
     assert -0.01 < g["gain"] - half and g["gain"] + half < 0.01
 
 
 def test_hurts_is_the_mirror():
-    t = validate(tiny_table({"scratch": GOLDEN["imagenet"], "imagenet": GOLDEN["scratch"]}))
-    a = analyze(t, {"n_boot": 0})
-    g = a.gains.iloc[0]
-    assert g["gain"] == pytest.approx(-0.3) and g["verdict"] == "hurts"
+    g = _gains({"scratch": PAIRED["imagenet"], "imagenet": PAIRED["scratch"]}).iloc[0]
+    assert g["gain"] == pytest.approx(-0.0533333, abs=1e-7) and g["verdict"] == "hurts"
 
 
 def test_decide_rule():
     assert decide(0.3, 0.01, 0.9, 0.1, 0.05) == "helps"
     assert decide(0.05, 0.01, 0.9, 0.1, 0.05) == "inconclusive"  # significant but below the margin
-    assert decide(0.05, 0.01, 0.01, 0.1, 0.05) == "within_noise"  # significant, but shown smaller than margin
+    assert decide(0.05, 0.01, 0.01, 0.1, 0.05) == "within_noise"  # shown smaller than the margin
     assert decide(-0.3, 0.01, 0.9, 0.1, 0.05) == "hurts"
     assert decide(np.nan, np.nan, np.nan, 0.1, 0.05) == "inconclusive"
 
@@ -124,20 +138,20 @@ def test_holm_and_bh_by_hand():
     assert np.allclose(adjust_pvalues(p, "none")[:3], p[:3])
 
 
+def test_power_by_hand_with_known_noise():
+    # d0 = inf: the SE is known, so P(helps) = P(estimate > max(margin, z x se)) exactly.
+    se = 0.01 / np.sqrt(4)  # sigma 0.01 of a paired difference, 4 pairs
+    want = stats.norm.sf((max(0.01, stats.norm.ppf(0.975) * se) - 0.02) / se)
+    assert power_helps(0.02, 0.01, 0.01, 4, alpha=0.05, d0=np.inf, paired=True) == pytest.approx(want, abs=1e-5)
+    half = 0.01 - stats.norm.ppf(0.95) * se
+    want = stats.norm.cdf(half / se) - stats.norm.cdf(-half / se)
+    assert power_within(0.0, 0.01, 0.01, 4, alpha=0.05, d0=np.inf, paired=True) == pytest.approx(want, abs=1e-5)
+
+
 def test_seeds_needed_monotone_and_capped():
-    assert seeds_needed(0.05, 0.01, 0.01, alpha=0.05, df=100) == 2  # 5 SD gain: two seeds suffice
-    n_big, n_small = (seeds_needed(d, 0.01, 0.01, alpha=0.05, df=100) for d in (0.03, 0.015))
-    assert n_big < n_small
-    assert seeds_needed(0.0101, 0.01, 0.01, alpha=0.05, df=100, cap=50) == 50  # at the margin: cap
-    assert seeds_needed(0.02, np.nan, 0.01, alpha=0.05, df=100) is None
-
-
-def test_pooled_noise_counts_runs_once_across_eval_sets():
-    t = tiny_table(GOLDEN)
-    t2 = t.assign(eval_set="llvip/rgb", shift="in_domain")
-    t2["map"] = t2["map"] + 0.05
-    both = validate(pd.concat([t, t2], ignore_index=True))
-    noise = pooled_noise(metric_frame(both, resolve_plan(None)))
-    # 6 arms (3 inits x 2 eval sets) of SD 0.1, but only 3 run groups of 3 runs: df = 3 x 2 = 6
-    assert noise.loc[0, "sd_pooled"] == pytest.approx(0.1)
-    assert noise.loc[0, "df"] == 6
+    n_w, n_h = seeds_needed(0.01, 0.01, alpha=0.05, d0=20, paired=True)
+    assert 2 <= n_h <= n_w  # equivalence within 1 SD needs more seeds than detecting 2 SD
+    quiet = seeds_needed(0.002, 0.01, alpha=0.05, d0=20, paired=True)
+    assert quiet == (2, 2)
+    assert seeds_needed(0.05, 0.01, alpha=0.05 / 100, d0=2, paired=False, cap=30) == (30, 30)
+    assert seeds_needed(np.nan, 0.01, alpha=0.05, d0=20, paired=True) == (None, None)

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_shipped_plan_loads():
     plan = load_plan(REPO / "analysis" / "capacity_gate.yaml")
-    assert plan["baseline"] == "scratch" and plan["correction"] == "holm" and plan["margin"] == "pooled_sd"
+    assert plan["baseline"] == "scratch" and plan["correction"] == "holm" and plan["margin"] == 0.01 and plan["pairing"] == "auto"
     assert plan["metric"] == {"detection": "map", "classification": "top1"}
     texts = [e["text"] for e in plan["expectations"]]
     assert "imagenet_coco helps in detection on cross_dataset for rungs with >= 500,000 params" in texts
@@ -35,7 +35,10 @@ def test_defaults():
     ({"colour": "red"}, "unknown plan key(s) ['colour']"),
     ({"expectations": [{"init": "imagenet"}]}, "expectations[0] needs key 'verdict'"),
     ({"expectations": [{"init": "imagenet", "verdict": "great"}]},
-     "plan key 'expectations[0].verdict' has invalid value 'great'; valid: ['helps', 'within_noise', 'hurts', 'inconclusive']"),
+     "plan key 'expectations[0].verdict' has invalid value 'great'; valid: ['helps', 'within_noise', 'hurts']"),
+    ({"expectations": [{"init": "imagenet", "verdict": ["within_noise", "inconclusive"]}]},
+     "expectations[0].verdict lists 'inconclusive'; an expectation is met only by decided verdicts"),
+    ({"pairing": "maybe"}, "plan key 'pairing' has invalid value 'maybe'"),
     ({"expectations": [{"init": "imagenet", "verdict": "helps", "shift": "up"}]}, "expectations[0].shift"),
     ({"expectations": [{"init": "imagenet", "verdict": "helps", "when": 1}]}, "expectations[0] has unknown key(s) ['when']"),
 ])
@@ -66,14 +69,29 @@ def test_expectations_evaluated():
     plan = {"n_boot": 0, "expectations": [
         {"init": "imagenet_coco", "shift": "cross_dataset", "min_params": 500_000, "verdict": "helps"},
         {"init": "imagenet", "shift": "cross_modality", "verdict": "helps"},
-        {"init": "imagenet", "family": "nosuch", "verdict": "helps"},
+        {"init": "imagenet", "shift": "in_domain", "max_params": 60_000, "verdict": "hurts"},
     ]}
     a = analyze(t, plan)
-    e = a.expectations
-    assert e.loc[0, "holds"] and e.loc[0, "n_match"] == 8 and e.loc[0, "detail"] == "8/8 matching contrasts are helps"
-    assert not e.loc[1, "holds"] and "not:" in e.loc[1, "detail"]
-    assert not e.loc[2, "holds"] and e.loc[2, "detail"] == "no matching contrasts in the results"
-    assert e.loc[1, "text"] == "imagenet helps on cross_modality"
+    e = a.expectations.set_index("text")
+    big = e.loc["imagenet_coco helps on cross_dataset for rungs with >= 500,000 params"]
+    assert big["status"] in ("holds", "untested") and big["n_match"] == 8
+    assert big["n_hold"] + big["n_untested"] == 8 and big["n_hold"] >= 4
+    assert big["detail"].startswith(f"{big['n_hold']}/8 matching contrasts are helps, {big['n_untested']} inconclusive")
+    # true gain 0 on cross_modality: no contrast there helps; decided ones (within_noise) contradict it
+    modal = e.loc["imagenet helps on cross_modality"]
+    assert modal["status"] in ("fails", "untested") and not modal["holds"]
+    assert modal["n_hold"] == 0
+    # the smallest rungs' in-domain contrasts are inconclusive or within noise: never "holds"
+    small = e.loc["imagenet hurts on in_domain for rungs with <= 60,000 params"]
+    assert small["status"] in ("untested", "fails") and not small["holds"]
+
+
+def test_plan_names_that_match_nothing_are_input_errors():
+    t = simulate_results(demo_truth(seeds=2), seed=0)
+    with pytest.raises(SpecError, match=r"expectations\[0\] .* names family 'nosuch', which is not in the results"):
+        analyze(t, {"n_boot": 0, "expectations": [{"init": "imagenet", "family": "nosuch", "verdict": "helps"}]})
+    with pytest.raises(SpecError, match=r"contrasts \['imagenet_typo'\] name no init of the results"):
+        analyze(t, {"n_boot": 0, "contrasts": ["imagenet_typo"]})
 
 
 def test_unknown_baseline_is_an_input_error():

@@ -29,7 +29,7 @@ def _no_nan(obj):
 def test_outputs_parse_and_agree(analysis, tmp_path):
     paths = write_outputs(analysis, tmp_path)
     summary = json.loads(paths["summary.json"].read_text())
-    assert summary["schema"] == "capgate-summary/1"
+    assert summary["schema"] == "capgate-summary/2"
     assert summary["tasks"] == ["detection"] and summary["metric"] == {"detection": "map"}
     assert _no_nan(summary)
     assert set(summary) >= {"schema", "studies", "tasks", "metric", "plan", "cells", "verdicts", "gates", "rankings",
@@ -40,7 +40,7 @@ def test_outputs_parse_and_agree(analysis, tmp_path):
     assert set(summary["verdicts"][0]) >= {"key", "baseline", "gain", "ci_low", "ci_high", "margin", "p_adj",
                                            "verdict", "seeds_needed"}
     gate = summary["gates"][0]
-    assert gate["key"] == f"{gate['task']}|{gate['family']}|{gate['shift']}|{gate['init']}"
+    assert gate["key"] == f"{gate['study']}|{gate['task']}|{gate['family']}|{gate['shift']}|{gate['init']}"
     assert gate["status"] in ("gate", "helps_everywhere", "no_gate_in_range", "undetermined")
     r = summary["rankings"][0]
     assert r["key"] == f"{r['task']}|{r['eval_set']}|{r['init']}" and len(r["order"]) == len(r["means"]) == 14
@@ -58,7 +58,7 @@ def test_outputs_parse_and_agree(analysis, tmp_path):
     k = summary["verdicts"][0]["key"].split("|vs|")[0]
     assert k in cells
     model = json.loads(paths["model.json"].read_text())
-    assert model["models"][0]["formula_lme4"].endswith("(1 | backbone) + (1 | backbone:run_id)")
+    assert model["models"][0]["formula_lme4"].endswith("(1 | backbone) + (1 | backbone:init) + (1 | backbone:run_id)")
     frame = pd.read_csv(paths["model_frame.csv"])
     assert set(frame["model"]) == {"detection"}
     assert len(frame) == model["models"][0]["n_obs"]

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from capgate.analysis import analyze, load_results
+from capgate.analysis import build_summary
 from capgate.check import run_check
 from capgate.cli import main
 from test_report_data import FAST_PLAN, detection_truth, save_json, write_table
@@ -40,8 +41,8 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_update_baseline_writes_the_current_summary(study: dict[str, Path]) -> None:
     written = json.loads(study["base"].read_text())
-    expected = analyze(load_results(study["det"]), FAST_PLAN).summary()
-    assert written["schema"] == "capgate-summary/1"
+    expected = build_summary(analyze(load_results(study["det"]), FAST_PLAN))
+    assert written["schema"] == "capgate-summary/2"
     assert [c["key"] for c in written["cells"]] == [c["key"] for c in expected["cells"]]
     assert written["cells"] == expected["cells"] and written["verdicts"] == expected["verdicts"]
 
@@ -64,7 +65,7 @@ def test_shifted_means_and_flipped_verdicts_fail_with_exit_1(study: dict[str, Pa
                      "--junit", str(junit), "--only-problems"])
     assert code == 1
     out = capsys.readouterr().out
-    assert "FAIL    cell     detection|efficientnet_b0@w1.0|llvip/rgb|flir/rgb|imagenet" in out
+    assert "|detection|efficientnet_b0@w1.0|llvip/rgb|flir/rgb|imagenet" in out and "FAIL    cell" in out
     assert "mean moved beyond tolerance" in out and "check FAIL:" in out
     suite = ET.parse(junit).getroot().find("testsuite")
     n_fail = sum(c.find("failure") is not None for c in suite.findall("testcase"))
@@ -84,19 +85,25 @@ def test_plan_expectations_must_hold(study: dict[str, Path], capsys: pytest.Capt
     plan = study["dir"] / "expect.yaml"
     plan.write_text("n_boot: 40\nexpectations:\n  - {init: imagenet, shift: in_domain, verdict: hurts}\n")
     assert run_main(["check", str(study["det"]),
-                     "--baseline", str(study["base"]), "--plan", str(plan), "--only-problems"]) == 1
+                     "--baseline", str(study["base"]), "--plan", str(plan), "--only-problems", "--strict"]) == 1
     out = capsys.readouterr().out
     assert "FAIL    expectation  imagenet hurts on in_domain" in out
 
 
 def test_unusable_inputs_exit_2_with_the_file_and_the_fix(study: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     bad = study["dir"] / "bad.json"
-    bad.write_text('{"schema": "capgate-summary/1", "cells": 3}')
+    bad.write_text('{"schema": "capgate-summary/2", "cells": 3}')
     assert run_main(["check", str(study["det"]), "--baseline", str(bad)]) == 2
     assert capsys.readouterr().err.startswith(f"Error: {bad}: 'cells' must be a list of objects")
+    old = save_json(study["dir"] / "old.json", {**json.loads(study["base"].read_text()), "schema": "capgate-summary/1"})
+    assert run_main(["check", str(study["det"]), "--baseline", str(old)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"Error: {old}: summary schema is 'capgate-summary/1', this capgate reads 'capgate-summary/2'")
+    assert f"regenerate it with: capgate check {study['det']} --baseline {old} --update-baseline" in err
     missing = study["dir"] / "missing.json"
     assert run_main(["check", str(study["det"]), "--baseline", str(missing)]) == 2
-    assert f"Error: {missing}: baseline not found; create it with `capgate check RESULTS --baseline" in capsys.readouterr().err
+    assert (f"Error: {missing}: baseline not found; create it with: capgate check {study['det']} --baseline {missing} "
+            "--update-baseline") in capsys.readouterr().err
     assert run_main(["check", str(study["dir"] / "nope.parquet"), "--baseline", str(study["base"])]) == 2
     assert "nope.parquet: results not found" in capsys.readouterr().err
     assert run_main(["check", str(study["det"])]) == 2  # --baseline is required
@@ -114,4 +121,15 @@ def test_combined_detection_and_classification_results(study: dict[str, Path], c
     capsys.readouterr()
     assert run_main(args) == 0
     assert "check PASS: 52 passed, 0 warnings, 0 failures" in capsys.readouterr().out  # 2 x (16 + 8 + 2)
-    assert run_main(["check", str(study["det"]), "--baseline", str(base), "--plan", str(study["plan"])]) == 1
+    capsys.readouterr()
+    assert run_main(["check", str(study["det"]), "--baseline", str(base), "--plan", str(study["plan"])]) == 2
+    assert "but the results lack cls" in capsys.readouterr().err
+
+
+def test_another_studys_baseline_is_unusable(study: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    other = json.loads(study["base"].read_text())
+    other["studies"] = ["someone_else"]
+    path = save_json(study["dir"] / "other.json", other)
+    assert run_main(["check", str(study["det"]), "--baseline", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "is of study someone_else but the results are of study det" in err

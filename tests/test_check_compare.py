@@ -92,7 +92,8 @@ def test_gates_fail_only_when_intervals_part() -> None:
     key, other = s["gates"][0]["key"], s["gates"][1]["key"]
     within = variant(variant(s, gates__0__ci_low=300_000.0), gates__0__ci_high=400_000.0)
     assert statuses(compare(s, within))[("gate", key)] == "pass"
-    moved = variant(variant(s, gates__0__ci_low=500_000.0), gates__0__ci_high=600_000.0)
+    moved = variant(variant(variant(variant(s, gates__0__ci_low=500_000.0), gates__0__ci_high=600_000.0),
+                            gates__0__below_params=520_000.0), gates__0__gate_params=560_000.0)
     assert statuses(compare(s, moved))[("gate", key)] == "fail"
     # no gate (lower bound 700k) -> a gate whose interval reaches above 700k: a status change within noise
     near = variant(variant(variant(s, gates__1__status="gate"), gates__1__gate_params=650_000.0), gates__1__ci_high=None)
@@ -105,8 +106,17 @@ def test_gates_fail_only_when_intervals_part() -> None:
 
 def test_expectation_that_no_longer_holds_fails() -> None:
     s = hand_summary()
-    r = compare(s, variant(s, expectations__0__holds=False))
+    r = compare(s, variant(variant(s, expectations__0__holds=False), expectations__0__status="fails"))
     assert [(f.check, f.key) for f in r.failures] == [("expectation", "imagenet helps on cross_dataset")]
+
+
+def test_untested_expectation_warns_and_fails_under_strict() -> None:
+    s = hand_summary()
+    cur = variant(variant(s, expectations__0__holds=False), expectations__0__status="untested")
+    r = compare(s, cur)
+    assert r.passed and [(w.check, w.current) for w in r.warnings] == [("expectation", "untested")]
+    strict = compare(s, cur, strict=True)
+    assert not strict.passed and strict.failures[0].check == "expectation"
 
 
 def test_new_cells_warn_and_missing_means_fail() -> None:
@@ -119,7 +129,7 @@ def test_new_cells_warn_and_missing_means_fail() -> None:
 
 
 def test_malformed_summaries_are_unusable_input(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="schema is None, expected 'capgate-summary/1'"):
+    with pytest.raises(InputError, match="summary schema is None, this capgate reads 'capgate-summary/2'"):
         compare({"cells": []}, hand_summary())
     bad = tmp_path / "base.json"
     bad.write_text("{not json")

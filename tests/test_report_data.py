@@ -11,6 +11,8 @@ from typing import Any
 
 import pandas as pd
 
+from capgate.analysis.summary import SUMMARY_SCHEMA
+
 from capgate.analysis import simulate_results
 
 #: Analysis plan for tests: few bootstrap replicates keep the analysis at about a second.
@@ -61,11 +63,11 @@ def _cell(key_parts: tuple[str, str, str, str, str], mean: float, sd: float = 0.
     return {"key": "|".join(key_parts), "task": task, "family": backbone.split("@")[0], "backbone": backbone,
             "params": 300_000, "train_set": train, "eval_set": ev, "shift": "cross_dataset", "init": init,
             "metric": "map", "mean": mean, "se": sd / n**0.5, "sd": sd, "n_ok": n, "n_failed": 0,
-            "n_diverged": 0, "n_expected": n, "complete": True, **kw}
+            "n_diverged": 0, "n_expected": n, "complete": True, "study": "hand", "sd_mod": sd, "df_mod": n - 1, **kw}
 
 
 def hand_summary() -> dict[str, Any]:
-    """A small, valid ``capgate-summary/1`` dict: four cells (sd 0.02, 4 seeds: se 0.01), two
+    """A small, valid summary dict (:data:`SUMMARY_SCHEMA`): four cells (sd 0.02, 4 seeds: se 0.01), two
     verdicts, two gates, one expectation."""
     cells = [
         _cell(("detection", "mbv3@w0.5", "llvip/rgb", "flir/rgb", "scratch"), 0.30),
@@ -86,16 +88,17 @@ def hand_summary() -> dict[str, Any]:
     gates = [
         {"key": "detection|mbv3|cross_dataset|imagenet", "task": "detection", "family": "mbv3",
          "shift": "cross_dataset", "init": "imagenet", "status": "gate", "gate_params": 250_000.0,
-         "ci_low": 200_000.0, "ci_high": 320_000.0, "text": "helps above ~250k params"},
+         "rung_from": "R-1", "rung_below": "R-2", "below_params": 220_000.0,
+         "ci_low": 200_000.0, "ci_high": 320_000.0, "text": "helps from R-1 (250k params) upward"},
         {"key": "detection|mbv3|in_domain|imagenet", "task": "detection", "family": "mbv3",
          "shift": "in_domain", "init": "imagenet", "status": "no_gate_in_range", "gate_params": None,
          "ci_low": 700_000.0, "ci_high": None, "text": "no gate in the tested range"},
     ]
     return {
-        "schema": "capgate-summary/1", "studies": ["hand"], "tasks": ["detection"], "metric": {"detection": "map"},
+        "schema": SUMMARY_SCHEMA, "n_ok_runs": 16, "studies": ["hand"], "tasks": ["detection"], "metric": {"detection": "map"},
         "plan": {"baseline": "scratch", "alpha": 0.05}, "cells": cells, "verdicts": verdicts, "gates": gates,
         "rankings": [], "ranking_stability": [],
-        "expectations": [{"text": "imagenet helps on cross_dataset", "holds": True, "detail": "1/1"}],
+        "expectations": [{"text": "imagenet helps on cross_dataset", "status": "holds", "holds": True, "detail": "1/1"}],
         "warnings": [],
     }
 

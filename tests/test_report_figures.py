@@ -106,7 +106,7 @@ def test_headline_arrangement_from_the_summary() -> None:
     assert [c["word"] for r in table["rows"] for c in r["cells"]] == ["within noise", "helps"]
     (gm,) = gate_matrix(s)
     assert [(r["shift"], r["cells"][0]["main"]) for r in gm["rows"]] == [
-        ("in_domain", "no gate in tested range"), ("cross_dataset", "helps above ≈ 250k params")]
+        ("in_domain", "no rung range where every cell helps"), ("cross_dataset", "helps from R-1 (250k params) upward")]
     assert cross_task_gates(s) is None
 
 
@@ -114,7 +114,8 @@ def test_cross_task_pairs_shifts_and_reads_intervals() -> None:
     s = hand_summary()
     cls = [{**g, "task": "classification", "key": g["key"].replace("detection", "classification")}
            for g in s["gates"]]
-    cls[0] = {**cls[0], "shift": "cross_domain", "ci_low": 500_000.0, "ci_high": 600_000.0, "gate_params": 550_000.0}
+    cls[0] = {**cls[0], "shift": "cross_domain", "ci_low": 500_000.0, "ci_high": 600_000.0, "gate_params": 550_000.0,
+              "below_params": 520_000.0}
     s["gates"] += cls
     ct = cross_task_gates(s)
     assert [(r["a_shift"], r["b_shift"], r["answer"]) for r in ct["rows"]] == [

@@ -104,8 +104,8 @@ def test_combined_report_compares_the_two_tasks_gates(tmp_path: Path) -> None:
     assert m is not None
     # in_domain pairs with in_domain, cross_dataset with cross_domain; the same truth: both mirror
     assert tuple(map(int, m.groups())) == (2, 2, 0, 0)
-    assert re.search(r"<td>cross_dataset</td><td>gate at [^<]+</td>\s*<td>classification \(cross_domain\)</td>"
-                     r"<td>gate at [^<]+</td>\s*<td><span class=\"chip a-mirrors\">mirrors</span></td>"
+    assert re.search(r"<td>cross_dataset</td><td>helps from [^<]+</td>\s*<td>classification \(cross_domain\)</td>"
+                     r"<td>helps from [^<]+</td>\s*<td><span class=\"chip a-mirrors\">mirrors</span></td>"
                      r"<td>both: gate, gate intervals overlap</td>", page)
     assert "Classification · evaluated on sketch" in page and "Detection · evaluated on flir/rgb" in page
 

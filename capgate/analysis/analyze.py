@@ -9,18 +9,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from capgate.analysis.cells import cell_table, metric_frame
+from capgate.analysis.cells import OUTLIER_RUN_SDS, cell_table, metric_frame, outlier_runs
 from capgate.analysis.gains import VERDICT_RULE, compute_gains
 from capgate.analysis.gate import capacity_gates
 from capgate.analysis.load import validate
 from capgate.analysis.mixed import OPTIMIZERS, fit_mixed
+from capgate.analysis.noise import OUTLIER_P
 from capgate.analysis.pareto import pareto_table
 from capgate.analysis.plan import load_plan, margin_rule, resolve_plan
 from capgate.analysis.ranking import ranking_stability, rankings
 from capgate.analysis.result import Analysis
 from capgate.errors import SpecError
 
-__all__ = ["analyze", "evaluate_expectations"]
+__all__ = ["analyze", "analyze_contrasts", "evaluate_expectations"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,18 @@ def _plan(plan: None | dict[str, Any] | str | Path) -> dict[str, Any]:
     return load_plan(plan)
 
 
+def analyze_contrasts(table: pd.DataFrame, plan: None | dict[str, Any] = None, *,
+                      rng: None | int | np.random.Generator = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(cells, gains, gates) of a results table without models, rankings or checks of the plan's
+    names: the part of :func:`analyze` that decides verdicts (simulation studies call it in loops)."""
+    plan = _plan(plan)
+    table = table if table.attrs.get("capgate_validated") else validate(table)
+    cells = cell_table(table, plan)
+    y = metric_frame(table, plan)
+    gains, _ = compute_gains(y, cells, plan)
+    return cells, gains, capacity_gates(y, gains, plan, _rng(rng))
+
+
 def analyze(table: pd.DataFrame, plan: None | dict[str, Any] | str | Path = None, *,
             rng: None | int | np.random.Generator = None) -> Analysis:
     """Validate ``table`` once and compute everything the report and ``check`` need.
@@ -55,10 +68,7 @@ def analyze(table: pd.DataFrame, plan: None | dict[str, Any] | str | Path = None
         raise SpecError(
             f"plan baseline {plan['baseline']!r} is not an init of the results table (inits: {inits}); "
             "set the plan's 'baseline' to one of them")
-    if plan["contrasts"] != "all":
-        absent = [c for c in plan["contrasts"] if c not in inits]
-        if absent:
-            warnings.append(f"plan contrasts {absent} have no rows in the table (inits: {inits})")
+    _check_plan_names(table, plan)
 
     cells = cell_table(table, plan)
     y = metric_frame(table, plan)
@@ -80,7 +90,28 @@ def analyze(table: pd.DataFrame, plan: None | dict[str, Any] | str | Path = None
                             + ", ".join(missing["key"].head(2)))
     for r in noise.itertuples(index=False):
         if not np.isfinite(r.sd_pooled) or r.df < 1:
-            warnings.append(f"{r.task}: no replicated seeds, run-to-run SD unknown: every verdict is inconclusive")
+            warnings.append(f"{r.study}/{r.task}: no replicated seeds, run-to-run SD unknown: every verdict is "
+                            "inconclusive")
+        if margin_rule(plan, r.task) == "pooled_sd":
+            warnings.append(f"{r.study}/{r.task}: the margin is estimated from the same data (pooled_sd = "
+                            f"{r.margin:.4g}); such a margin cannot show equivalence with a handful of seeds: "
+                            "pre-register a fixed margin (plan key 'margin', e.g. 0.01)")
+    dropped = gains[gains["n_dropped"] > 0]
+    if len(dropped):
+        warnings.append(f"{len(dropped)} paired contrasts dropped {int(dropped['n_dropped'].sum())} runs without "
+                        "a partner seed in the other arm, e.g. " + ", ".join(dropped["key"].head(2)))
+    odd = outlier_runs(y, cells)
+    if len(odd):
+        warnings.append(f"{len(odd)} runs lie more than {OUTLIER_RUN_SDS:g} eval-set SDs below their siblings (kept in "
+                        "the statistics; listed under Data completeness), e.g. "
+                        + ", ".join(f"{r.run_id} ({r.key})" for r in odd.head(3).itertuples()))
+    n_out = int(cells["outlier"].sum())
+    if n_out:
+        warnings.append(f"{n_out} of {len(cells)} cells have a run-to-run variance in the upper {OUTLIER_P:.0%} tail of "
+                        "their eval set's (expected for about that share by chance); they keep their own, unshrunk "
+                        "variance, e.g. " + ", ".join(cells.loc[cells["outlier"], "key"].head(3)))
+    if not (table["status"] == "ok").any():
+        warnings.append("no successful run in the results table: every cell is empty and every verdict inconclusive")
 
     models, frames = [], {}
     for task in sorted(y["task"].unique()):
@@ -92,7 +123,8 @@ def analyze(table: pd.DataFrame, plan: None | dict[str, Any] | str | Path = None
                                  baseline=plan["baseline"], alpha=plan["alpha"])
         models.append(entry)
         frames[task] = frame
-        warnings.extend(w for w in entry["warnings"] if w.startswith("model "))
+        # every warning of the fit, optimizer and Hessian ones included, is recorded (never filtered)
+        warnings.extend(w if w.startswith("model ") else f"model {task}: {w}" for w in entry["warnings"])
 
     gates = capacity_gates(y, gains, plan, gen)
     ranks = rankings(cells)
@@ -105,13 +137,34 @@ def analyze(table: pd.DataFrame, plan: None | dict[str, Any] | str | Path = None
     return Analysis(
         gains=gains, cells=cells, models=models, model_frames=frames, gates=gates, rankings=ranks,
         ranking_stability=stability, pareto=pareto, completeness=completeness, plan=plan, methods=methods,
-        provenance=_provenance(table), expectations=expectations, warnings=warnings,
+        provenance=_provenance(table), expectations=expectations, warnings=warnings, outlier_runs=odd,
     )
 
 
+def _check_plan_names(table: pd.DataFrame, plan: dict[str, Any]) -> None:
+    """A plan contrast or expectation that names nothing in the results is an error naming it."""
+    inits = sorted(table["init"].unique())
+    if plan["contrasts"] != "all":
+        absent = [c for c in plan["contrasts"] if c not in inits]
+        if absent:
+            raise SpecError(f"{plan.get('source', 'plan')}: contrasts {absent} name no init of the results "
+                            f"(inits: {inits}); fix the plan's 'contrasts'")
+    for i, e in enumerate(plan["expectations"]):
+        for col in ("init", "task", "family", "shift"):
+            v = e.get(col)
+            if v and v not in set(table[col]):
+                raise SpecError(
+                    f"{plan.get('source', 'plan')}: expectations[{i}] ({e['text']!r}) names {col} {v!r}, which is not in "
+                    f"the results ({col}s: {sorted(set(table[col]))}); fix the plan's expectation")
+
+
 def evaluate_expectations(gains: pd.DataFrame, plan: dict[str, Any]) -> pd.DataFrame:
-    """One row per plan expectation: text, holds (every matching contrast has an expected verdict,
-    and at least one matches), n_match, n_hold, detail."""
+    """One row per plan expectation: text, status, holds, n_match, n_hold, n_untested, detail.
+
+    Only decided verdicts meet an expectation: ``fails`` when a matching contrast has a decided verdict
+    outside the expected ones (or nothing matches); ``untested`` when none fails but some are
+    inconclusive; ``holds`` when every matching contrast has an expected verdict.
+    """
     rows = []
     for e in plan["expectations"]:
         m = gains[gains["init"] == e["init"]]
@@ -123,60 +176,81 @@ def evaluate_expectations(gains: pd.DataFrame, plan: dict[str, Any]) -> pd.DataF
         if e.get("max_params") is not None:
             m = m[m["params"] <= e["max_params"]]
         ok = m["verdict"].isin(e["verdict"])
-        holds = bool(len(m) > 0 and ok.all())
+        open_ = m["verdict"] == "inconclusive"
+        bad = m[~ok & ~open_]
         if not len(m):
-            detail = "no matching contrasts in the results"
+            status, detail = "fails", "no matching contrasts in the results"
         else:
-            detail = f"{int(ok.sum())}/{len(m)} matching contrasts are {' or '.join(e['verdict'])}"
-            bad = m[~ok]
+            status = "fails" if len(bad) else "untested" if open_.any() else "holds"
+            detail = (f"{int(ok.sum())}/{len(m)} matching contrasts are {' or '.join(e['verdict'])}, "
+                      f"{int(open_.sum())} inconclusive (untested)")
             if len(bad):
-                detail += "; not: " + ", ".join(
+                detail += "; contradicted by: " + ", ".join(
                     f"{r.backbone} {r.train_set}->{r.eval_set} ({r.verdict})" for r in bad.head(5).itertuples())
                 if len(bad) > 5:
                     detail += f" and {len(bad) - 5} more"
-        rows.append({"text": e["text"], "holds": holds, "n_match": int(len(m)), "n_hold": int(ok.sum()),
-                     "detail": detail})
-    return pd.DataFrame(rows, columns=["text", "holds", "n_match", "n_hold", "detail"])
+        rows.append({"text": e["text"], "status": status, "holds": status == "holds", "n_match": int(len(m)),
+                     "n_hold": int(ok.sum()), "n_untested": int(open_.sum()), "detail": detail})
+    return pd.DataFrame(rows, columns=["text", "status", "holds", "n_match", "n_hold", "n_untested", "detail"])
 
 
 def _methods(plan: dict[str, Any], noise: pd.DataFrame, models: list[dict[str, Any]]) -> dict[str, Any]:
-    margin_text = {}
+    families = []
     for r in noise.itertuples(index=False):
         rule = margin_rule(plan, r.task)
-        margin_text[r.task] = {
-            "rule": rule, "margin": float(r.margin) if np.isfinite(r.margin) else None,
-            "sd_pooled": float(r.sd_pooled) if np.isfinite(r.sd_pooled) else None, "df": int(r.df),
-        }
+        families.append({
+            "study": r.study, "task": r.task, "margin_rule": rule,
+            "margin": float(r.margin) if np.isfinite(r.margin) else None,
+            "sd_pooled": float(r.sd_pooled) if np.isfinite(r.sd_pooled) else None,
+            "n_contrasts": int(r.n_contrasts), "prior_df_paired": r.d0_paired,
+        })
+    corr = {"holm": "Holm (family-wise error rate)", "bh": "Benjamini-Hochberg (false discovery rate)",
+            "none": "none"}[plan["correction"]]
     return {
         "metric": plan["metric"],
         "baseline": plan["baseline"],
         "alpha": plan["alpha"],
-        "correction": {"holm": "Holm (family-wise error rate) over all contrasts",
-                       "bh": "Benjamini-Hochberg (false discovery rate) over all contrasts",
-                       "none": "none"}[plan["correction"]],
-        "interval": ("two-sided t interval with the pooled run-to-run SD and its degrees of freedom "
-                     "(df counted once per run group, records of one run on several eval sets are not independent); "
-                     "not z-based, so honest with a handful of seeds"),
-        "gain": "difference of seed means per cell (no smoothing across capacity, unbiased for any gain curve)",
-        "noise": "run-to-run SD pooled over all cells of a task",
-        "margin": margin_text,
-        "equivalence": "TOST at alpha with the pooled-SD t distribution (unadjusted)",
+        "families": families,
+        "correction": (f"{corr} within each (study, task): all its contrasts (every pretrained init against the "
+                       "baseline, in every cell), applied to the test p-values and to the TOST p-values alike; a "
+                       "study's verdicts never change because another study or task is in the same report"),
+        "noise": ("each cell's run-to-run variance from its own runs (one value per trained model), stabilised by "
+                  "empirical-Bayes shrinkage toward a prior fitted across the cells of its (study, task): the "
+                  "moderated variance of Smyth (2004, limma), prior location per eval set, prior df by the method "
+                  "of moments (capped at the data's df), degrees of freedom d0 + n - 1; a cell far above its prior "
+                  f"(upper-tail p < {OUTLIER_P}) keeps its own variance"),
+        "pairing": (f"plan pairing '{plan['pairing']}': seeds shared by both arms are analysed as pairs (the same "
+                    "seed fixes data order and augmentation for every init); the variance of the paired "
+                    "differences is moderated as above; a run without its partner drops only that pair "
+                    "(n_dropped); unpaired contrasts use both arms' moderated variances with Welch-Satterthwaite df"),
+        "interval": ("two-sided t interval, gain +- t(1 - alpha/2, df) x se, with the moderated df (marginal, per "
+                     "cell; the verdicts use the adjusted p-values)"),
+        "gain": "mean of the paired seed differences (or difference of seed means when unpaired); no smoothing across capacity",
+        "margin": ("a fixed, pre-registered gain in metric units per task (default 0.01 = 1 pp); 'pooled_sd' "
+                   "(estimated from the same data) is allowed but cannot show equivalence with few seeds"),
+        "equivalence": "TOST at alpha, adjusted in the same correction family",
         "verdict_rule": VERDICT_RULE,
-        "seeds_needed": (f"smallest seeds per arm giving probability {plan['power']} that an inconclusive "
-                         f"contrast resolves if its true gain equals the estimate (capped at {plan['max_seeds']}, "
-                         "meaning that many or more)"),
-        "gate": ("rung gains (mean over a shift's train/eval pairs) against the margin; a rung is above the "
-                 "margin when its gain exceeds the margin and its bootstrap gain is significantly positive "
-                 f"(one-sided {plan['alpha']} percentile above 0); gate = interpolated log10-params crossing "
-                 "below the top run of rungs above the margin; percentile cluster bootstrap over runs, "
-                 f"{plan['n_boot']} replicates"),
-        "ranking": "mean metric per backbone (cell means averaged over train sets); Kendall tau-b between inits; "
-                   "bootstrap over seeds for adjacent pairs",
+        "seeds_needed": (f"the smallest seeds per arm such that, at the strictest "
+                         "adjusted level alpha / (contrasts in the family), with the contrast's stabilised SD, "
+                         f"pairing and the prior df the family would have with those seeds, a true gain of 0 is shown within_noise and a true gain of twice "
+                         f"the margin is shown helps, each with probability {plan['power']} (the larger of the "
+                         f"two; capped at {plan['max_seeds']}, meaning that many or more)"),
+        "gate": ("a rung helps when every cell of that rung and shift helps (the verdict rule above); the gate is "
+                 "the smallest rung from which every larger rung helps, reported as the rung interval it lies "
+                 "in; gates inherit the family-wise error control of the verdicts; stability by a bootstrap "
+                 "applying the same rule (runs resampled within run groups, the same seeds for every init and "
+                 f"eval set, standard errors held at their stabilised values), {plan['n_boot']} replicates"),
+        "ranking": ("mean metric per backbone (cell means averaged over train sets); Kendall's tau between inits "
+                    "against a noise reference (tau between two parametric-bootstrap replicates of the same init): "
+                    "'rankings flip with init' only when tau falls below the reference's alpha quantile; "
+                    "P(order holds) of adjacent pairs = T_df(gap / se_gap) from the stabilised SEs"),
         "models": [{"name": m["name"], "formula_statsmodels": m["formula_statsmodels"],
                     "formula_lme4": m.get("formula_lme4"), "method": m["method"], "status": m["status"],
                     "random_effects": m.get("random_effects")} for m in models],
-        "random_effects": ("random intercept per rung (backbone) and per run (run_id, nested in rung): each run is "
-                           "scored on several eval sets and runs of one rung share the rung"),
+        "random_effects": ("random intercepts per rung (backbone), per rung x init (the init effect varies by rung: "
+                           "what a capacity gate is) and per run (nested in rung x init: each run is scored on several "
+                           "eval sets); small-sample containment df for the fixed effects; each variance tested against "
+                           "zero by a likelihood-ratio test; the lme4 refit recipe is in model.json (r_snippet)"),
         "optimizers": list(OPTIMIZERS),
     }
 

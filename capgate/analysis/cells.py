@@ -1,7 +1,10 @@
 """Cells of a results table: per-cell means, seed-to-seed SDs, completeness, and pooled noise.
 
-A *cell* is (task, family, backbone, train_set, eval_set, shift, init): one arm of one contrast.
-Its observations are the ``ok`` runs' metric values, one per seed. ``failed`` and ``diverged``
+A *cell* is (study, task, family, backbone, train_set, eval_set, shift, init): one arm of one
+contrast. Its observations are the ``ok`` runs' metric values, one per seed (the unit is the run: a
+trained model). Each cell's run-to-run variance is stabilised across the cells of its (study, task)
+by the moderated variance of :mod:`capgate.analysis.noise` (``sd_mod``, ``df_mod``; ``se`` is
+``sd_mod / sqrt(n_ok)``, the standard error ``capgate check`` builds its tolerance from). ``failed`` and ``diverged``
 runs are counted per cell, never dropped silently; a cell with fewer ok seeds than expected is
 flagged ``complete = False``.
 """
@@ -13,16 +16,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["CELL_COLUMNS", "metric_frame", "cell_table", "pooled_noise", "cell_key"]
+from capgate.analysis.noise import squeeze_var
 
-CELL_COLUMNS = ("task", "family", "backbone", "train_set", "eval_set", "shift", "init")
-#: Runs of one (task, backbone, train_set, init) are the same trained models scored on each eval set.
-RUN_GROUP = ("task", "family", "backbone", "train_set", "init")
+__all__ = ["CELL_COLUMNS", "SITE_COLUMNS", "FAMILY", "RUN_GROUP", "metric_frame", "cell_table", "pooled_noise",
+           "cell_key", "outlier_runs", "OUTLIER_RUN_SDS"]
+
+CELL_COLUMNS = ("study", "task", "family", "backbone", "train_set", "eval_set", "shift", "init")
+#: A contrast's site: a cell without its init (both arms of a contrast share it).
+SITE_COLUMNS = tuple(c for c in CELL_COLUMNS if c != "init")
+#: The correction family and the pool of the variance prior.
+FAMILY = ("study", "task")
+#: Runs of one (study, task, backbone, train_set, init) are the same trained models scored on each eval set.
+RUN_GROUP = ("study", "task", "family", "backbone", "train_set", "init")
 
 
-def cell_key(task: str, backbone: str, train_set: str, eval_set: str, init: str) -> str:
-    """Stable cell key ``task|backbone|train_set|eval_set|init`` (``check`` matches cells by it)."""
-    return f"{task}|{backbone}|{train_set}|{eval_set}|{init}"
+def cell_key(study: str, task: str, backbone: str, train_set: str, eval_set: str, init: str) -> str:
+    """Stable cell key ``study|task|backbone|train_set|eval_set|init`` (``check`` matches cells by it)."""
+    return f"{study}|{task}|{backbone}|{train_set}|{eval_set}|{init}"
 
 
 def metric_frame(table: pd.DataFrame, plan: dict[str, Any]) -> pd.DataFrame:
@@ -48,11 +58,32 @@ def _expected_seeds(table: pd.DataFrame, plan: dict[str, Any]) -> pd.Series:
     return table.groupby(["study", "task"])["seed"].nunique()
 
 
+def _moderate(out: pd.DataFrame) -> pd.DataFrame:
+    """Add sd_mod, df_mod, outlier: each cell's variance moderated within its (study, task)."""
+    out["sd_mod"] = np.nan
+    out["df_mod"] = np.nan
+    out["outlier"] = False
+    for _, idx in out.groupby(list(FAMILY), sort=True).groups.items():
+        sub = out.loc[idx]
+        df = (sub["n_ok"] - 1).clip(lower=0).to_numpy(dtype=float)
+        mod = squeeze_var((sub["sd"] ** 2).to_numpy(dtype=float), df, sub["eval_set"].to_numpy())
+        out.loc[idx, "sd_mod"] = np.sqrt(mod.s2_post)
+        out.loc[idx, "df_mod"] = mod.df_post
+        out.loc[idx, "outlier"] = mod.outlier
+    return out
+
+
 def cell_table(table: pd.DataFrame, plan: dict[str, Any]) -> pd.DataFrame:
-    """One row per cell: key, study, params, macs, metric, mean, sd, se, n_ok, n_failed, n_diverged,
-    n_missing, n_expected, complete. ``sd``/``se`` are NaN with fewer than two ok seeds."""
+    """One row per cell: key, the cell columns, params, macs, metric, mean, se, sd, sd_mod, df_mod,
+    outlier, n_ok, n_failed, n_diverged, n_missing, n_expected, complete.
+
+    ``sd`` is the cell's own seed-to-seed SD (NaN with fewer than two ok seeds); ``sd_mod`` the
+    moderated SD on ``df_mod`` degrees of freedom; ``se = sd_mod / sqrt(n_ok)``. ``macs`` is NaN
+    where the table does not record it (shown as unknown).
+    """
     cols = list(CELL_COLUMNS)
     y = metric_frame(table, plan)
+    # one value per run: a run scored once per eval set, so a cell holds one record per run
     stats = y.groupby(cols, sort=True)["y"].agg(["mean", "std", "count"]).rename(
         columns={"std": "sd", "count": "n_ok"})
     status = table.groupby(cols + ["status"], sort=True).size().unstack("status", fill_value=0)
@@ -60,15 +91,12 @@ def cell_table(table: pd.DataFrame, plan: dict[str, Any]) -> pd.DataFrame:
         if s not in status.columns:
             status[s] = 0
     g = table.groupby(cols, sort=True)
-    meta = g[["params", "macs"]].median()
+    meta = g[["params"]].median()
+    meta["macs"] = g["macs"].median() if "macs" in table.columns else np.nan
     meta["seeds_seen"] = g["seed"].nunique()
-    if table["study"].nunique() == 1:
-        meta["study"] = table["study"].iloc[0]
-    else:
-        meta["study"] = g["study"].agg(lambda v: "+".join(sorted(set(v))))
     expected = _expected_seeds(table, plan)
     exp_cell = (
-        table[cols + ["study"]].drop_duplicates()
+        table[cols].drop_duplicates()
         .join(expected.rename("n_expected"), on=["study", "task"])
         .groupby(cols)["n_expected"].max()
     )
@@ -80,36 +108,67 @@ def cell_table(table: pd.DataFrame, plan: dict[str, Any]) -> pd.DataFrame:
     out["n_diverged"] = out["n_diverged"].fillna(0).astype(int)
     out["n_expected"] = out["n_expected"].astype(int)
     out["n_missing"] = (out["n_expected"] - out["seeds_seen"]).clip(lower=0).astype(int)
-    out["se"] = out["sd"] / np.sqrt(out["n_ok"].where(out["n_ok"] > 0))
+    out = _moderate(out)
+    out["se"] = out["sd_mod"] / np.sqrt(out["n_ok"].where(out["n_ok"] > 0))
     out["complete"] = out["n_ok"] >= out["n_expected"]
     out["metric"] = out["task"].map(plan["metric"])
-    out["params"] = out["params"].round().astype("int64")
-    out["macs"] = out["macs"].round().astype("int64")
-    out["key"] = (out["task"] + "|" + out["backbone"] + "|" + out["train_set"] + "|" + out["eval_set"] + "|"
-                  + out["init"])
-    order = ["key", "study", *cols, "params", "macs", "metric", "mean", "se", "sd",
+    out["params"] = out["params"].round()  # float: a failed-only cell may have no params
+    out["macs"] = pd.to_numeric(out["macs"], errors="coerce").round()
+    out["key"] = [cell_key(*k) for k in zip(out["study"], out["task"], out["backbone"], out["train_set"],
+                                            out["eval_set"], out["init"])]
+    order = ["key", *cols, "params", "macs", "metric", "mean", "se", "sd", "sd_mod", "df_mod", "outlier",
              "n_ok", "n_failed", "n_diverged", "n_missing", "n_expected", "complete"]
     return out[order]
 
 
 def pooled_noise(y: pd.DataFrame) -> pd.DataFrame:
-    """Pooled run-to-run (seed-to-seed) SD per task, from the ok rows ``y`` of :func:`metric_frame`.
+    """Pooled run-to-run SD per (study, task), from the ok rows ``y`` of :func:`metric_frame`.
 
-    The variance is pooled over every cell of the task: sum of squared deviations from each cell mean
-    over the sum of (n - 1). Records of one run on several eval sets are not independent, so the
-    degrees of freedom are counted once per run group (task, backbone, train_set, init):
-    ``df = sum(n_runs - 1)``. That is the conservative end (it ignores the extra information from
-    the other eval sets) and keeps t intervals honest. Returns columns task, sd_pooled, df, n_cells.
+    The variance is pooled over every cell: sum of squared deviations from each cell mean over the
+    sum of (n - 1). Only the ``pooled_sd`` margin rule uses it (the verdicts use per-cell noise).
+    Returns columns study, task, sd_pooled, df, n_cells.
     """
     rows = []
-    for task, sub in y.groupby("task", sort=True):
+    for (study, task), sub in y.groupby(list(FAMILY), sort=True):
         g = sub.groupby(list(CELL_COLUMNS))["y"]
         dev = sub["y"] - g.transform("mean")
         n = g.transform("count")
         ss = float((dev[n >= 2] ** 2).sum())
-        df_records = float(((g.count() - 1).clip(lower=0)).sum())
-        runs = sub.groupby(list(RUN_GROUP))["run_id"].nunique()
-        df = int((runs - 1).clip(lower=0).sum())
-        sd = float(np.sqrt(ss / df_records)) if df_records > 0 else float("nan")
-        rows.append({"task": task, "sd_pooled": sd, "df": df, "n_cells": int(g.ngroups)})
-    return pd.DataFrame(rows, columns=["task", "sd_pooled", "df", "n_cells"])
+        df = float(((g.count() - 1).clip(lower=0)).sum())
+        sd = float(np.sqrt(ss / df)) if df > 0 else float("nan")
+        rows.append({"study": study, "task": task, "sd_pooled": sd, "df": df, "n_cells": int(g.ngroups)})
+    return pd.DataFrame(rows, columns=["study", "task", "sd_pooled", "df", "n_cells"])
+
+
+#: A run this many eval-set SDs below the median of its siblings is flagged as an outlier run.
+OUTLIER_RUN_SDS = 6.0
+
+
+def outlier_runs(y: pd.DataFrame, cells: pd.DataFrame, k: float = OUTLIER_RUN_SDS) -> pd.DataFrame:
+    """Runs far below their siblings (a collapsed training run marked ok): ``y < median(other seeds) -
+    k * scale`` where ``scale`` is the median stabilised SD of the cells of that (study, task, eval set),
+    robust to the run itself. Only cells with three or more ok runs are judged. They stay in the
+    statistics (never dropped silently) and are listed by the report's completeness section.
+
+    Returns key, run_id, seed, value, siblings_median, scale, drop (value - siblings median).
+    """
+    cols = ["key", "run_id", "seed", "value", "siblings_median", "scale", "drop"]
+    if not len(y) or not len(cells):
+        return pd.DataFrame(columns=cols)
+    scale = cells.groupby(["study", "task", "eval_set"])["sd_mod"].median()
+    keyed = y.merge(cells[[*CELL_COLUMNS, "key"]], on=list(CELL_COLUMNS), how="left")
+    rows = []
+    for key, g in keyed.groupby("key", sort=True):
+        if len(g) < 3:
+            continue
+        first = g.iloc[0]
+        sc = float(scale.get((first["study"], first["task"], first["eval_set"]), np.nan))
+        if not np.isfinite(sc) or sc <= 0:
+            continue
+        vals = g["y"].to_numpy(dtype=float)
+        for i, r in enumerate(g.itertuples(index=False)):
+            med = float(np.median(np.delete(vals, i)))
+            if vals[i] < med - k * sc:
+                rows.append({"key": key, "run_id": r.run_id, "seed": int(r.seed), "value": float(vals[i]),
+                             "siblings_median": med, "scale": sc, "drop": float(vals[i] - med)})
+    return pd.DataFrame(rows, columns=cols)

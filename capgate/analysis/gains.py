@@ -1,42 +1,58 @@
-"""Gains of each pretrained initialization over the baseline, per cell, with honest small-sample
-inference, multiplicity correction, equivalence tests, verdicts and a seeds-needed power analysis.
+"""Gains of each pretrained initialization over the baseline, per cell: per-cell noise, paired seeds,
+a fixed margin, the correction family of each (study, task), verdicts and seeds needed.
 
-Per cell (task, family, backbone, train_set, eval_set, shift) and init ``a`` vs baseline ``b``:
+Per site (study, task, family, backbone, train_set, eval_set, shift) and init ``a`` vs baseline ``b``:
 
-- ``gain = mean_a - mean_b`` (difference of seed means; unbiased whatever the shape of the true gain
-  over capacity, because nothing is smoothed across cells);
-- ``se = sd_pooled * sqrt(1/n_a + 1/n_b)`` with ``sd_pooled`` the run-to-run SD pooled over all cells
-  of the task and ``df`` its degrees of freedom (see :func:`capgate.analysis.cells.pooled_noise`);
-- a two-sided t interval ``gain ± t(1 - alpha/2, df) * se`` and p-value, adjusted over every contrast
-  of the analysis (Holm by default, Benjamini-Hochberg optional);
-- TOST equivalence ``p_tost = max(P(T >= (gain + m)/se), P(T <= (gain - m)/se))`` for margin ``m``:
-  ``p_tost < alpha`` exactly when the (1 - 2 alpha) t interval lies inside (-m, m).
+- **paired** (plan ``pairing: auto`` when the arms share at least two seeds, or ``paired``): the same
+  seed fixes data order and augmentation for every init, so the unit is the seed's difference
+  ``d_s = y_a,s - y_b,s``; a run without its partner drops only that pair (``n_dropped``).
+  ``gain = mean(d)``, ``se = sqrt(s2_mod / n_pairs)`` with ``s2_mod`` the variance of the differences
+  moderated across the paired contrasts of the (study, task) (:func:`capgate.analysis.noise.squeeze_var`,
+  prior located per eval set), on ``df = d0 + n_pairs - 1``; a contrast with an outlier arm (a cell far
+  noisier than its eval set) keeps its own variance on ``n_pairs - 1`` df;
+- **unpaired**: ``gain = mean_a - mean_b``, ``se = sqrt(sd_mod_a^2/n_a + sd_mod_b^2/n_b)`` with each arm's
+  moderated variance, Welch-Satterthwaite df from the arms' moderated df;
+- the interval ``gain +- t(1 - alpha/2, df) se`` (marginal, per cell) and the two-sided p; the TOST
+  p ``max(P(T >= (gain + m)/se), P(T <= (gain - m)/se))`` for margin ``m``;
+- both p-values are adjusted (Holm by default) within the **correction family**: all contrasts of one
+  (study, task), every pretrained init against the baseline in every cell. A study's verdicts never
+  change because another study or task is in the same report.
 
-Verdict rule (in this order):
-``helps`` if ``p_adj < alpha`` and ``gain > m``; ``hurts`` if ``p_adj < alpha`` and ``gain < -m``;
-``within_noise`` if ``p_tost < alpha``; ``inconclusive`` otherwise.
+Verdict rule (:data:`VERDICT_RULE`): ``helps`` when the adjusted p < alpha (the gain is significantly
+different from 0 after correction) and the estimate exceeds ``+m``; ``hurts`` the mirror image;
+``within_noise`` when the adjusted TOST p < alpha (the gain is shown to lie inside ``(-m, +m)``);
+otherwise ``inconclusive``. The margin is fixed before looking at results (default 1 pp).
+
+Seeds needed (inconclusive contrasts): the smallest seeds per arm such that, at the strictest adjusted
+level ``alpha / m_family`` and with the contrast's stabilised SD, pairing and prior df, a true gain of
+0 is shown ``within_noise`` and a true gain of twice the margin is shown ``helps``, each with
+probability ``power`` (``seeds_needed`` is the larger; both are in gains.csv).
 """
 
 from __future__ import annotations
 
-import math
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from capgate.analysis.cells import CELL_COLUMNS, pooled_noise
+from capgate.analysis.cells import FAMILY, SITE_COLUMNS, pooled_noise
+from capgate.analysis.noise import squeeze_var
 from capgate.analysis.plan import margin_rule
 from capgate.analysis.result import GAINS_COLUMNS
 
-__all__ = ["compute_gains", "adjust_pvalues", "decide", "seeds_needed", "VERDICT_RULE"]
+__all__ = ["compute_gains", "adjust_pvalues", "adjust_by_family", "decide", "seeds_needed", "power_helps",
+           "power_within", "VERDICT_RULE"]
 
 VERDICT_RULE = (
-    "helps: adjusted p < alpha and gain > margin; hurts: adjusted p < alpha and gain < -margin; "
-    "within_noise: TOST p < alpha, i.e. the (1 - 2 alpha) t interval lies inside (-margin, +margin); "
+    "helps: the Holm-adjusted p (family: every contrast of the study and task) is below alpha and the "
+    "estimated gain exceeds +margin; hurts: adjusted p below alpha and the estimate below -margin; "
+    "within_noise: the adjusted TOST p is below alpha, i.e. the gain is shown to lie inside (-margin, +margin); "
     "inconclusive: anything else"
 )
+_QUANTILES = (np.arange(256) + 0.5) / 256
 
 
 def adjust_pvalues(p: np.ndarray, method: str) -> np.ndarray:
@@ -65,107 +81,220 @@ def adjust_pvalues(p: np.ndarray, method: str) -> np.ndarray:
     return out
 
 
-def decide(gain: float, p_adj: float, p_tost: float, margin: float, alpha: float) -> str:
+def adjust_by_family(p: np.ndarray, family: np.ndarray, method: str) -> np.ndarray:
+    """``adjust_pvalues`` within each family label (one label per p-value)."""
+    p = np.asarray(p, dtype=float)
+    out = np.full_like(p, np.nan)
+    family = np.asarray(family)
+    for lab in pd.unique(family):
+        m = family == lab
+        out[m] = adjust_pvalues(p[m], method)
+    return out
+
+
+def decide(gain: float, p_adj: float, p_tost_adj: float, margin: float, alpha: float) -> str:
     """The verdict of one contrast (see :data:`VERDICT_RULE`)."""
     if np.isfinite(p_adj) and p_adj < alpha and gain > margin:
         return "helps"
     if np.isfinite(p_adj) and p_adj < alpha and gain < -margin:
         return "hurts"
-    if np.isfinite(p_tost) and p_tost < alpha:
+    if np.isfinite(p_tost_adj) and p_tost_adj < alpha:
         return "within_noise"
     return "inconclusive"
 
 
-def _resolve_probability(delta: float, sigma: float, margin: float, n: np.ndarray, alpha: float,
-                         df: float) -> np.ndarray:
-    """P(the contrast resolves with n seeds per arm) if the true gain is ``delta`` and noise ``sigma``
-    (vectorized over ``n``)."""
-    se = sigma * np.sqrt(2.0 / np.asarray(n, dtype=float))
-    if abs(delta) > margin:
-        thr = np.maximum(margin, stats.t.ppf(1 - alpha / 2, df) * se)
-        return stats.norm.sf((thr - abs(delta)) / se)
-    half = margin - stats.t.ppf(1 - alpha, df) * se
-    p = stats.norm.cdf((half - delta) / se) - stats.norm.cdf((-half - delta) / se)
-    return np.where(half > 0, p, 0.0)
+@lru_cache(maxsize=512)
+def _scale_draws(k: float, d0: float) -> np.ndarray:
+    """Quantiles of s2_mod / sigma^2 = (d0 + chi2_k) / (d0 + k) (the planning sigma is the prior's)."""
+    chi = stats.chi2.ppf(_QUANTILES, max(k, 1e-9))
+    if not np.isfinite(d0):
+        return np.ones_like(chi)
+    return (d0 + chi) / (d0 + k)
 
 
-def seeds_needed(delta: float, sigma: float, margin: float, *, alpha: float, df: float,
-                 power: float = 0.8, cap: int = 100) -> int | None:
-    """Seeds per arm likely (probability ``power``) to resolve a contrast whose true gain is ``delta``.
+def _prior_df(d0: float | tuple[float, int], k: np.ndarray) -> np.ndarray:
+    """The prior df a study with ``k`` residual df per contrast would have: a number as given, or
+    ``(d0_fit, m)``: the fitted prior df capped at the family's data df ``m * k``."""
+    if isinstance(d0, tuple):
+        return np.minimum(float(d0[0]), d0[1] * np.asarray(k, dtype=float))
+    return np.full(np.shape(k), float(d0))
 
-    If ``|delta| > margin`` the target is ``helps``/``hurts`` (unadjusted two-sided t test at alpha
-    and the estimate beyond the margin); otherwise ``within_noise`` (TOST at alpha). The estimate is
-    taken as the truth (a planning guide, not a guarantee); ``cap`` means "cap or more". None when
-    the noise is unknown.
-    """
-    if not (np.isfinite(delta) and np.isfinite(sigma) and sigma > 0 and np.isfinite(df) and df > 0):
-        return None
+
+def _unit(n: np.ndarray, paired: bool, d0: float | tuple[float, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                                 np.ndarray]:
+    """(se multiplier of sigma, residual df of the new data, prior df, total df) for n seeds per arm."""
+    n = np.asarray(n, dtype=float)
+    k = n - 1 if paired else 2 * (n - 1)
+    mult = 1 / np.sqrt(n) if paired else np.sqrt(2 / n)
+    d = _prior_df(d0, k)
+    return mult, k, d, d + k
+
+
+def _draws(k: np.ndarray, d0: np.ndarray) -> np.ndarray:
+    return np.vstack([_scale_draws(float(x), round(float(d), 3)) for x, d in zip(np.atleast_1d(k), np.atleast_1d(d0))])
+
+
+def power_helps(delta: float, sigma: float, margin: float, n: int | np.ndarray, *, alpha: float, d0: float,
+                paired: bool) -> np.ndarray:
+    """P(helps) with n seeds per arm at a true gain ``delta`` > 0: two-sided test at ``alpha`` and the
+    estimate beyond the margin (``sigma``: SD of a paired difference, or of one arm when unpaired)."""
+    mult, k, d, df = _unit(np.atleast_1d(n), paired, d0)
+    s = (sigma * mult)[:, None]
+    tc = stats.t.ppf(1 - alpha / 2, np.minimum(df, 1e6))[:, None]
+    thr = np.maximum(margin, tc * s * np.sqrt(_draws(k, d)))
+    out = np.mean(stats.norm.sf((thr - delta) / s), axis=1)
+    return out if np.ndim(n) else float(out[0])
+
+
+def power_within(delta: float, sigma: float, margin: float, n: int | np.ndarray, *, alpha: float, d0: float,
+                 paired: bool) -> np.ndarray:
+    """P(within_noise) with n seeds per arm at a true gain ``delta`` (TOST at ``alpha``)."""
+    mult, k, d, df = _unit(np.atleast_1d(n), paired, d0)
+    s = (sigma * mult)[:, None]
+    t1 = stats.t.ppf(1 - alpha, np.minimum(df, 1e6))[:, None]
+    half = margin - t1 * s * np.sqrt(_draws(k, d))
+    p = stats.norm.cdf((half - delta) / s) - stats.norm.cdf((-half - delta) / s)
+    out = np.mean(np.where(half > 0, p, 0.0), axis=1)
+    return out if np.ndim(n) else float(out[0])
+
+
+def seeds_needed(sigma: float, margin: float, *, alpha: float, d0: float | tuple[float, int], paired: bool,
+                 power: float = 0.8, cap: int = 100) -> tuple[int | None, int | None]:
+    """(seeds for within_noise at true gain 0, seeds for helps at true gain 2 x margin) per arm, each
+    the smallest n in 2..cap reaching ``power`` (``cap`` means "cap or more"); None when sigma is unknown.
+
+    ``d0``: the prior df, or ``(d0_fit, m)`` for a family of ``m`` contrasts (the prior df then grows
+    with the seeds, up to the fitted one)."""
+    if not (np.isfinite(sigma) and sigma > 0 and margin > 0):
+        return None, None
+    if not isinstance(d0, tuple):
+        d0 = float(d0) if np.isfinite(d0) else np.inf
     n = np.arange(2, cap + 1)
-    ok = np.flatnonzero(_resolve_probability(delta, sigma, margin, n, alpha, df) >= power)
-    return int(n[ok[0]]) if len(ok) else cap
+    out = []
+    for fn, delta in ((power_within, 0.0), (power_helps, 2 * margin)):
+        ok = np.flatnonzero(fn(delta, sigma, margin, n, alpha=alpha, d0=d0, paired=paired) >= power)
+        out.append(int(n[ok[0]]) if len(ok) else cap)
+    return out[0], out[1]
+
+
+def _paired_stats(y: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """Per (site, init != baseline): n_pairs, d_mean, d_var of the seed-matched differences."""
+    site = list(SITE_COLUMNS)
+    per_seed = y.groupby([*site, "init", "seed"], sort=False)["y"].mean().reset_index()
+    b = per_seed[per_seed["init"] == baseline].drop(columns="init").rename(columns={"y": "y_b"})
+    a = per_seed[per_seed["init"] != baseline]
+    m = a.merge(b, on=[*site, "seed"], how="inner")
+    m["d"] = m["y"] - m["y_b"]
+    g = m.groupby([*site, "init"], sort=False)["d"]
+    return g.agg(n_pairs="count", d_mean="mean", d_var="var").reset_index()
 
 
 def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """All contrasts of the plan. ``y``: ok rows from :func:`metric_frame`; ``cells``: :func:`cell_table`.
 
-    Returns (gains with :data:`GAINS_COLUMNS` plus ``key``, noise table of :func:`pooled_noise` plus
-    the resolved ``margin`` per task).
+    Returns (gains with :data:`GAINS_COLUMNS` plus ``key``, noise table per (study, task): sd_pooled, df,
+    margin, d0 of the paired-difference prior).
     """
-    alpha, baseline = plan["alpha"], plan["baseline"]
+    alpha, baseline, method = plan["alpha"], plan["baseline"], plan["correction"]
     noise = pooled_noise(y)
-    margins = []
-    for r in noise.itertuples(index=False):
-        rule = margin_rule(plan, r.task)
-        margins.append(r.sd_pooled if rule == "pooled_sd" else float(rule))
-    noise["margin"] = margins
-    site = [c for c in CELL_COLUMNS if c != "init"]
+    noise["margin"] = [r.sd_pooled if margin_rule(plan, r.task) == "pooled_sd" else float(margin_rule(plan, r.task))
+                       for r in noise.itertuples(index=False)]
+    site = list(SITE_COLUMNS)
     arm = cells[cells["init"] != baseline]
     if plan["contrasts"] != "all":
         arm = arm[arm["init"].isin(plan["contrasts"])]
-    base = cells[cells["init"] == baseline][site + ["mean", "sd", "n_ok"]]
-    m = arm.merge(base, on=site, how="left", suffixes=("", "_b")).merge(
-        noise[["task", "sd_pooled", "df", "margin"]], on="task", how="left")
+    base = cells[cells["init"] == baseline][[*site, "mean", "sd", "sd_mod", "df_mod", "n_ok", "outlier"]]
+    m = arm.merge(base, on=site, how="left", suffixes=("", "_b"))
+    m = m.merge(_paired_stats(y, baseline), on=[*site, "init"], how="left")
+    m = m.merge(noise[["study", "task", "sd_pooled", "margin"]], on=["study", "task"], how="left")
+    m["n_pairs"] = m["n_pairs"].fillna(0).astype(int)
     n_a = m["n_ok"].to_numpy(dtype=float)
     n_b = m["n_ok_b"].fillna(0).to_numpy(dtype=float)
-    both = (n_a > 0) & (n_b > 0)
-    sd_p, df, margin = (m[c].to_numpy(dtype=float) for c in ("sd_pooled", "df", "margin"))
+    n_p = m["n_pairs"].to_numpy(dtype=float)
+    pairing = plan.get("pairing", "auto")
+    paired = (n_p >= 2) if pairing == "auto" else (n_p >= 1) if pairing == "paired" else np.zeros(len(m), bool)
+    fam = (m["study"] + "|" + m["task"]).to_numpy()
+
+    # moderated variance of the paired differences, per family, prior located per eval set
+    d_s2 = np.full(len(m), np.nan)
+    d_df = np.full(len(m), np.nan)
+    d0_of: dict[str, float] = {}
+    plan_d0: dict[str, tuple[float, int]] = {}
+    for lab in pd.unique(fam):
+        sel = np.flatnonzero((fam == lab) & paired)
+        if not len(sel):
+            continue
+        mod = squeeze_var(m["d_var"].to_numpy(dtype=float)[sel], (n_p[sel] - 1).clip(min=0),
+                          m["eval_set"].to_numpy()[sel])
+        d_s2[sel], d_df[sel], d0_of[lab] = mod.s2_post, mod.df_post, mod.d0
+        plan_d0[lab] = (mod.d0_fit if np.isfinite(mod.d0_fit) else 1e6, len(sel))
+        # an arm far above its eval set's noise (an outlier cell) makes the prior location of its contrast
+        # as uncertain as that arm: such a contrast keeps its own variance of differences and df
+        own = sel[(m["outlier"].to_numpy(dtype=bool) | m["outlier_b"].fillna(False).to_numpy(dtype=bool))[sel]
+                  & (n_p[sel] >= 2)]
+        d_s2[own] = m["d_var"].to_numpy(dtype=float)[own]
+        d_df[own] = n_p[own] - 1
     with np.errstate(divide="ignore", invalid="ignore"):
-        gain = np.where(both, m["mean"].to_numpy(dtype=float) - m["mean_b"].to_numpy(dtype=float), np.nan)
-        se = np.where(both, sd_p * np.sqrt(1 / n_a + 1 / n_b), np.nan)
-        valid = np.isfinite(gain) & np.isfinite(se) & (se > 0) & (df > 0)
-        dfv = np.where(valid, df, 1.0)
+        va = m["sd_mod"].to_numpy(dtype=float) ** 2 / n_a
+        vb = m["sd_mod_b"].to_numpy(dtype=float) ** 2 / n_b
+        welch_df = (va + vb) ** 2 / (va ** 2 / m["df_mod"].to_numpy(dtype=float)
+                                     + vb ** 2 / m["df_mod_b"].to_numpy(dtype=float))
+        both = (n_a > 0) & (n_b > 0)
+        gain = np.where(paired, m["d_mean"].to_numpy(dtype=float),
+                        np.where(both, m["mean"].to_numpy(dtype=float) - m["mean_b"].to_numpy(dtype=float), np.nan))
+        se = np.where(paired, np.sqrt(d_s2 / n_p), np.where(both, np.sqrt(va + vb), np.nan))
+        df = np.where(paired, d_df, np.where(both, welch_df, np.nan))
+        valid = np.isfinite(gain) & np.isfinite(se) & (se > 0) & np.isfinite(df) & (df > 0)
+        dfv = np.where(valid, np.minimum(df, 1e6), 1.0)
+        sev = np.where(valid, se, 1.0)
+        margin = m["margin"].to_numpy(dtype=float)
         tc = stats.t.ppf(1 - alpha / 2, dfv)
-        ci_low = np.where(valid, gain - tc * se, np.nan)
-        ci_high = np.where(valid, gain + tc * se, np.nan)
-        p = np.where(valid, 2 * stats.t.sf(np.abs(gain) / se, dfv), np.nan)
-        p_tost = np.where(valid, np.maximum(stats.t.sf((gain + margin) / se, dfv),
-                                            stats.t.cdf((gain - margin) / se, dfv)), np.nan)
-        var_num = (np.where(n_a >= 2, (n_a - 1) * m["sd"].to_numpy(dtype=float) ** 2, 0.0)
-                   + np.where(n_b >= 2, (n_b - 1) * m["sd_b"].to_numpy(dtype=float) ** 2, 0.0))
-        var_den = np.where(n_a >= 2, n_a - 1, 0) + np.where(n_b >= 2, n_b - 1, 0)
-        sd_cell = np.where(var_den > 0, np.sqrt(var_num / np.maximum(var_den, 1)), np.nan)
+        ci_low = np.where(valid, gain - tc * sev, np.nan)
+        ci_high = np.where(valid, gain + tc * sev, np.nan)
+        p = np.where(valid, 2 * stats.t.sf(np.abs(gain) / sev, dfv), np.nan)
+        p_tost = np.where(valid & np.isfinite(margin) & (margin > 0),
+                          np.maximum(stats.t.sf((gain + margin) / sev, dfv), stats.t.cdf((gain - margin) / sev, dfv)),
+                          np.nan)
+        sd_raw = np.where(paired, np.sqrt(m["d_var"].to_numpy(dtype=float)),
+                          np.sqrt((m["sd"].to_numpy(dtype=float) ** 2 + m["sd_b"].to_numpy(dtype=float) ** 2) / 2))
+        sd_mod = np.where(paired, np.sqrt(d_s2),
+                          np.sqrt((m["sd_mod"].to_numpy(dtype=float) ** 2 + m["sd_mod_b"].to_numpy(dtype=float) ** 2) / 2))
+    n_dropped = np.where(paired, n_a + n_b - 2 * n_p, 0).astype(int)
     gains = pd.DataFrame({
         "key": m["key"] + f"|vs|{baseline}", "study": m["study"], "task": m["task"], "family": m["family"],
-        "backbone": m["backbone"], "params": m["params"].astype("int64"), "train_set": m["train_set"],
+        "backbone": m["backbone"], "params": m["params"].astype(float), "train_set": m["train_set"],
         "eval_set": m["eval_set"], "shift": m["shift"], "init": m["init"], "baseline": baseline,
         "metric": m["metric"], "mean_init": np.where(n_a > 0, m["mean"], np.nan),
-        "mean_baseline": m["mean_b"].astype(float), "gain": gain, "se": se, "df": df, "ci_low": ci_low,
-        "ci_high": ci_high, "sd_cell": sd_cell, "sd_pooled": sd_p, "margin": margin,
-        "n_init": n_a.astype(int), "n_baseline": n_b.astype(int), "p_value": p, "p_tost": p_tost,
+        "mean_baseline": m["mean_b"].astype(float), "gain": gain, "se": np.where(valid, se, np.nan),
+        "df": np.where(valid, df, np.nan), "ci_low": ci_low, "ci_high": ci_high,
+        "pairing": np.where(paired, "paired", "unpaired"), "n_pairs": np.where(paired, n_p, 0).astype(int),
+        "n_dropped": n_dropped, "sd_raw": sd_raw, "sd_mod": sd_mod, "sd_pooled": m["sd_pooled"].astype(float),
+        "margin": margin, "n_init": n_a.astype(int), "n_baseline": n_b.astype(int), "p_value": p,
     })
-    gains["p_adj"] = adjust_pvalues(gains["p_value"].to_numpy(), plan["correction"])
-    gains["verdict"] = [
-        decide(r.gain, r.p_adj, r.p_tost, r.margin, alpha) for r in gains.itertuples(index=False)
-    ]
-    needed = []
-    for r in gains.itertuples(index=False):
-        if r.verdict != "inconclusive":
-            needed.append(None)
+    gains["p_adj"] = adjust_by_family(p, fam, method)
+    gains["p_tost"] = p_tost
+    gains["p_tost_adj"] = adjust_by_family(p_tost, fam, method)
+    gains["verdict"] = [decide(g, pa, pt, mg, alpha) for g, pa, pt, mg in
+                        zip(gains["gain"], gains["p_adj"], gains["p_tost_adj"], gains["margin"])]
+    m_family = pd.Series(np.isfinite(p)).groupby(fam).transform("sum").to_numpy()
+    need_eq, need_det = [], []
+    for i, r in enumerate(gains.itertuples(index=False)):
+        if r.verdict != "inconclusive" or not np.isfinite(r.sd_mod):
+            need_eq.append(None)
+            need_det.append(None)
             continue
-        n = seeds_needed(r.gain, r.sd_pooled, r.margin, alpha=alpha, df=r.df,
-                         power=plan["power"], cap=plan["max_seeds"])
-        needed.append(None if n is None else max(n, min(max(r.n_init, r.n_baseline) + 1, plan["max_seeds"])))
-    gains["seeds_needed"] = pd.array(needed, dtype="Int64")
-    gains = gains.sort_values(["task", "family", "params", "backbone", "train_set", "eval_set", "init"],
+        d0 = plan_d0.get(fam[i], 0.0) if r.pairing == "paired" else 0.0
+        a_adj = alpha / max(int(m_family[i]), 1)
+        ne, nd = seeds_needed(r.sd_mod, r.margin, alpha=a_adj, d0=d0, paired=r.pairing == "paired",
+                              power=plan["power"], cap=plan["max_seeds"])
+        need_eq.append(ne)
+        need_det.append(nd)
+    gains["seeds_needed_within"] = pd.array(need_eq, dtype="Int64")
+    gains["seeds_needed_helps"] = pd.array(need_det, dtype="Int64")
+    gains["seeds_needed"] = pd.array([None if a is None else max(a, b) for a, b in zip(need_eq, need_det)],
+                                     dtype="Int64")
+    gains = gains.sort_values(["study", "task", "family", "params", "backbone", "train_set", "eval_set", "init"],
                               kind="mergesort").reset_index(drop=True)
+    noise["d0_paired"] = [d0_of.get(f"{r.study}|{r.task}") for r in noise.itertuples(index=False)]
+    noise["n_contrasts"] = [int(np.isfinite(p[fam == f"{r.study}|{r.task}"]).sum()) for r in noise.itertuples(index=False)]
     return gains[["key", *GAINS_COLUMNS]], noise

@@ -1,142 +1,185 @@
-"""The capacity gate: the capacity above which a pretrained init's gain exceeds the margin.
+"""The capacity gate: the smallest rung from which every larger rung helps, decided by the verdicts.
 
-Per (task, family, shift, init), the rung gain ``g_k`` is the mean of the per-cell gains of rung k
-(over the train/eval pairs of that shift). With rungs sorted by params, the gate is the first rung
-from which every larger rung has ``g > margin``; its position is interpolated linearly in log10
-params between that rung and the one below it, where the gain crosses the margin. A rung only
-counts as above the margin when its gain is also significantly positive: the one-sided ``alpha``
-percentile of its bootstrap gains lies above 0 (so a gate is never claimed from point estimates
-that sit inside run-to-run noise). Status:
+Per (study, task, family, shift, init), rungs are sorted by params. A rung *helps* when every cell of
+that rung and shift (its train -> eval pairs) has the verdict ``helps`` (:mod:`capgate.analysis.gains`).
+With ``k`` the first rung of the final run of helping rungs, the status is:
 
-- ``gate``: a crossing inside the tested range (``gate_params`` set);
-- ``helps_everywhere``: the gain exceeds the margin at every rung (the gate lies below the range);
-- ``no_gate_in_range``: the gain does not exceed the margin at the largest rung;
-- ``undetermined``: fewer than two rungs with both arms, or no margin.
+- ``gate``: ``0 < k < n``: the gate lies between rung ``k - 1`` (``rung_below``) and rung ``k``
+  (``rung_from``): "helps from rung k upward";
+- ``helps_everywhere``: every rung helps (the gate lies below the tested range);
+- ``no_gate_in_range``: the largest rung does not help;
+- ``undetermined``: fewer than two rungs with a testable contrast.
 
-Uncertainty: a percentile cluster bootstrap. Within each arm (backbone, train_set, init) whole runs
-are resampled (a run keeps its scores on every eval set together), the rung gains and the gate are
-recomputed; a bootstrap gate below/above the range counts as -inf/+inf, so an interval end outside
-the tested range is reported as null with a statement in ``text``.
+Error rate. A gate (or ``helps_everywhere``) is claimed only with ``helps`` cells at and above it, and
+those verdicts are Holm-adjusted over every contrast of the (study, task); so the probability that a
+null study claims any gate is at most the family-wise alpha of its verdicts, for all its gates together.
+The headline and the verdict map read the same verdicts and cannot disagree.
+
+Stability: a bootstrap with the same rule. Runs are resampled within each run group (study, task,
+backbone, train_set), the same seeds for every init and eval set (so pairs stay pairs and a run keeps
+its scores on every eval set together); each replicate recomputes the gains, their p-values with the
+stabilised standard error held fixed, the Holm adjustment within the family and the verdicts, then the
+gate. ``p_status`` is the share of replicates with the same gate rung; ``ci_low``/``ci_high`` the
+params bounding the central ``1 - alpha`` range of the replicates' gate (null: outside the tested range).
 """
 
 from __future__ import annotations
 
-import math
+import re
 import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-__all__ = ["gate_position", "capacity_gates", "GATE_STATUSES"]
+__all__ = ["capacity_gates", "gate_index", "holm_rows", "rung_name", "GATE_STATUSES"]
 
 GATE_STATUSES = ("gate", "helps_everywhere", "no_gate_in_range", "undetermined")
+_GROUP = ["study", "task", "family", "shift", "init"]
 
 
-def gate_position(logp: np.ndarray, gain: np.ndarray, margin: float,
-                  significant: np.ndarray | None = None) -> tuple[str, float | None]:
-    """(status, log10 gate params) from rung gains sorted by log10 params; ``significant`` (bool per
-    rung, default all True) additionally requires each rung above the margin to be significant."""
-    above = np.asarray(gain) > margin
-    if significant is not None:
-        above &= np.asarray(significant, dtype=bool)
-    if above.all():
-        return "helps_everywhere", None
-    if not above[-1]:
-        return "no_gate_in_range", None
-    k = int(np.flatnonzero(~above)[-1]) + 1  # first rung of the final run of rungs above the margin
-    g0, g1 = float(gain[k - 1]), float(gain[k])
-    frac = (margin - g0) / (g1 - g0) if g1 != g0 else 0.5
-    return "gate", float(logp[k - 1] + min(max(frac, 0.0), 1.0) * (logp[k] - logp[k - 1]))
+def rung_name(backbone: str) -> str:
+    """Short rung name: ``B-2`` from ``efficientnet_b0@w0.4d0.5 (B-2)``, else the backbone."""
+    m = re.search(r"\(([^()]+)\)\s*$", str(backbone))
+    return m.group(1) if m else str(backbone)
 
 
-def _arm_boot(wide: pd.DataFrame | None, evals: list[str], n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_boot, len(evals)) bootstrap means of one arm (runs x eval sets), resampling whole runs."""
-    if wide is None or not len(wide):
-        return np.full((n_boot, len(evals)), np.nan)
-    vals = wide.reindex(columns=evals).to_numpy(dtype=float)
-    idx = rng.integers(0, len(vals), size=(n_boot, len(vals)))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an eval set with no ok record in a resample
-        return np.nanmean(vals[idx], axis=1)
+def gate_index(helps: np.ndarray) -> np.ndarray:
+    """First rung of the final run of helping rungs, per row of a (reps, rungs) bool array: 0 when
+    every rung helps, ``n_rungs`` when the largest does not."""
+    helps = np.atleast_2d(np.asarray(helps, dtype=bool))
+    n = helps.shape[1]
+    not_help = ~helps
+    last_bad = np.where(not_help.any(axis=1), n - 1 - np.argmax(not_help[:, ::-1], axis=1), -1)
+    return last_bad + 1
 
 
-def _fmt(p: float | None) -> str:
-    return f"{p:,.0f}"
+def holm_rows(p: np.ndarray) -> np.ndarray:
+    """Holm-adjusted p-values along axis 1 of a (reps, m) array (NaN counts as p = 1)."""
+    p = np.where(np.isfinite(p), p, 1.0)
+    m = p.shape[1]
+    order = np.argsort(p, axis=1, kind="mergesort")
+    ranked = np.take_along_axis(p, order, axis=1)
+    adj = np.minimum(np.maximum.accumulate((m - np.arange(m)) * ranked, axis=1), 1.0)
+    out = np.empty_like(adj)
+    np.put_along_axis(out, order, adj, axis=1)
+    return out
+
+
+def _boot_helps(y: pd.DataFrame, gains: pd.DataFrame, plan: dict[str, Any],
+                rng: np.random.Generator) -> np.ndarray | None:
+    """(n_boot, n_contrasts) bool: helps in each bootstrap replicate under the verdict rule."""
+    n_boot = int(plan["n_boot"])
+    if n_boot <= 0 or not len(gains):
+        return None
+    alpha, baseline = plan["alpha"], plan["baseline"]
+    per_seed = y.groupby(["study", "task", "backbone", "train_set", "eval_set", "init", "seed"])["y"].mean()
+    gains_b = np.full((n_boot, len(gains)), np.nan)
+    for (study, task, bb, train), idx in gains.groupby(["study", "task", "backbone", "train_set"]).groups.items():
+        try:
+            sub = per_seed.loc[(study, task, bb, train)]
+        except KeyError:
+            continue
+        seeds = np.array(sorted(sub.index.get_level_values("seed").unique()))
+        draw = rng.integers(0, len(seeds), size=(n_boot, len(seeds)))
+        for i in idx:
+            r = gains.loc[i]
+            try:
+                a = sub.loc[(r["eval_set"], r["init"])].reindex(seeds).to_numpy(dtype=float)
+                b = sub.loc[(r["eval_set"], baseline)].reindex(seeds).to_numpy(dtype=float)
+            except KeyError:
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a replicate with no value
+                if r["pairing"] == "paired":
+                    gains_b[:, gains.index.get_loc(i)] = np.nanmean((a - b)[draw], axis=1)
+                else:
+                    gains_b[:, gains.index.get_loc(i)] = np.nanmean(a[draw], axis=1) - np.nanmean(b[draw], axis=1)
+    se = gains["se"].to_numpy(dtype=float)
+    df = np.minimum(gains["df"].to_numpy(dtype=float), 1e6)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = 2 * stats.t.sf(np.abs(gains_b) / se, np.where(np.isfinite(df), df, 1.0))
+    p = np.where(np.isfinite(se) & np.isfinite(df), p, np.nan)
+    p_adj = np.full_like(p, np.nan)
+    fam = (gains["study"] + "|" + gains["task"]).to_numpy()
+    for lab in pd.unique(fam):
+        cols = np.flatnonzero((fam == lab) & np.isfinite(se))
+        if len(cols):
+            if plan["correction"] == "holm":
+                p_adj[:, cols] = holm_rows(p[:, cols])
+            else:  # bh / none: the same adjustment as the point estimate, replicate by replicate
+                from capgate.analysis.gains import adjust_pvalues  # noqa: PLC0415 (gains imports nothing from here)
+                p_adj[:, cols] = np.vstack([adjust_pvalues(row, plan["correction"]) for row in p[:, cols]])
+    return (p_adj < alpha) & (gains_b > gains["margin"].to_numpy(dtype=float))
+
+
+def _rung_word(verdicts: list[str]) -> str:
+    vs = set(verdicts)
+    return verdicts[0] if len(vs) == 1 else "mixed"
+
+
+def _fmt(p: float) -> str:
+    return f"{p / 1e6:.3g}M" if p >= 1e6 else f"{p / 1e3:.3g}k" if p >= 1e3 else f"{p:.0f}"
 
 
 def capacity_gates(y: pd.DataFrame, gains: pd.DataFrame, plan: dict[str, Any],
                    rng: np.random.Generator) -> pd.DataFrame:
-    """One row per (task, family, shift, init): key, status, gate_params, ci_low, ci_high,
-    n_rungs, rung_params, rung_gains, p_status (bootstrap share agreeing with the status), text."""
-    n_boot, level = int(plan["n_boot"]), 1 - plan["alpha"]
-    arms: dict[tuple, pd.DataFrame] = {}
-    if n_boot > 0 and len(y):
-        wide = y.groupby(["task", "backbone", "train_set", "init", "run_id", "eval_set"])["y"].mean().unstack("eval_set")
-        arms = {k: v.droplevel([0, 1, 2, 3]) for k, v in wide.groupby(level=[0, 1, 2, 3], sort=False)}
+    """One row per (study, task, family, shift, init): key, status, rung_from, gate_params, rung_below,
+    below_params, ci_low, ci_high, p_status, margin, n_rungs, rung_params, rung_names, rung_verdicts, text."""
+    gains = gains.reset_index(drop=True)
+    boot = _boot_helps(y, gains, plan, rng)
+    level = 1 - plan["alpha"]
     rows = []
-    for (task, family, shift, init), g in gains.groupby(["task", "family", "shift", "init"], sort=True):
+    for (study, task, family, shift, init), g in gains.groupby(_GROUP, sort=True):
         baseline = g["baseline"].iloc[0]
-        margin = float(g["margin"].iloc[0])
-        per = g.dropna(subset=["gain"])
-        rung = per.groupby("backbone").agg(params=("params", "median"), gain=("gain", "mean")).sort_values("params")
-        key = f"{task}|{family}|{shift}|{init}"
-        base = {"key": key, "task": task, "family": family, "shift": shift, "init": init, "baseline": baseline,
-                "margin": margin, "n_rungs": int(len(rung)), "rung_params": [int(p) for p in rung["params"]],
-                "rung_gains": [float(x) for x in rung["gain"]]}
+        g = g[np.isfinite(g["se"].to_numpy(dtype=float))]
+        rung = g.groupby("backbone").agg(params=("params", "median")).sort_values("params")
+        bbs = list(rung.index)
+        params = [float(p) for p in rung["params"]]
+        names = [rung_name(b) for b in bbs]
+        verdicts = [_rung_word(list(g.loc[g["backbone"] == b, "verdict"])) for b in bbs]
+        key = f"{study}|{task}|{family}|{shift}|{init}"
         what = f"{init} vs {baseline}, {task}/{family}, {shift}"
-        if len(rung) < 2 or not np.isfinite(margin):
-            rows.append({**base, "status": "undetermined", "gate_params": None, "ci_low": None, "ci_high": None,
-                         "p_status": None,
-                         "text": f"{what}: undetermined (needs gains at two or more rungs and a margin)"})
+        base = {"key": key, "study": study, "task": task, "family": family, "shift": shift, "init": init,
+                "baseline": baseline, "margin": float(g["margin"].iloc[0]) if len(g) else None,
+                "n_rungs": len(bbs), "rung_params": params, "rung_names": names, "rung_verdicts": verdicts,
+                "rung_from": None, "gate_params": None, "rung_below": None, "below_params": None,
+                "ci_low": None, "ci_high": None, "p_status": None}
+        if len(bbs) < 2:
+            rows.append({**base, "status": "undetermined",
+                         "text": f"{what}: undetermined (needs testable contrasts at two or more rungs)"})
             continue
-        logp = np.log10(rung["params"].to_numpy(dtype=float))
-        boot_pos = np.full(n_boot, np.nan)
-        significant = None
-        if n_boot > 0:
-            cells = per[["backbone", "train_set", "eval_set"]]
-            rung_boot = np.zeros((n_boot, len(rung)))
-            for j, bb in enumerate(rung.index):
-                parts = []
-                for train, c in cells[cells["backbone"] == bb].groupby("train_set", sort=True):
-                    evals = sorted(c["eval_set"])
-                    a = _arm_boot(arms.get((task, bb, train, init)), evals, n_boot, rng)
-                    b = _arm_boot(arms.get((task, bb, train, baseline)), evals, n_boot, rng)
-                    parts.append(a - b)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    rung_boot[:, j] = np.nanmean(np.concatenate(parts, axis=1), axis=1)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # a rung with no bootstrap value
-                significant = np.nanquantile(rung_boot, plan["alpha"], axis=0) > 0
-            for i in range(n_boot):
-                s, p = gate_position(logp, rung_boot[i], margin)
-                boot_pos[i] = -np.inf if s == "helps_everywhere" else np.inf if s == "no_gate_in_range" else p
-        status, lg = gate_position(logp, rung["gain"].to_numpy(), margin, significant)
-        agree = None
-        ci_low = ci_high = None
-        if n_boot > 0:
-            if status == "gate":
-                agree = float(np.mean(np.isfinite(boot_pos)))
-            else:
-                agree = float(np.mean(boot_pos == (-np.inf if status == "helps_everywhere" else np.inf)))
-            lo, hi = np.quantile(boot_pos, [(1 - level) / 2, 1 - (1 - level) / 2], method="inverted_cdf")
-            ci_low = float(10**lo) if np.isfinite(lo) else None
-            ci_high = float(10**hi) if np.isfinite(hi) else None
-        lo_txt = _fmt(ci_low) if ci_low is not None else f"below {_fmt(10**logp[0])}"
-        hi_txt = _fmt(ci_high) if ci_high is not None else f"above {_fmt(10**logp[-1])}"
-        interval = (f"; {level:.0%} bootstrap interval of the gate: {lo_txt} to {hi_txt} params"
-                    if n_boot > 0 else "")
+        helps = np.array([v == "helps" for v in verdicts])
+        k = int(gate_index(helps)[0])
+        n = len(bbs)
+        status = "helps_everywhere" if k == 0 else "no_gate_in_range" if k == n else "gate"
+        interval = ""
+        if boot is not None:
+            cols = [[gains.index.get_loc(i) for i in g.index[g["backbone"] == b]] for b in bbs]
+            rung_b = np.column_stack([boot[:, c].all(axis=1) for c in cols])
+            kb = gate_index(rung_b)
+            base["p_status"] = float(np.mean(kb == k))
+            lo_k, hi_k = np.quantile(kb, [(1 - level) / 2, 1 - (1 - level) / 2], method="inverted_cdf")
+            lo_k, hi_k = int(lo_k), int(hi_k)
+            base["ci_low"] = params[lo_k - 1] if lo_k >= 1 else None
+            base["ci_high"] = params[hi_k] if hi_k < n else None
+            lo_t = _fmt(base["ci_low"]) if base["ci_low"] is not None else f"below {_fmt(params[0])}"
+            hi_t = _fmt(base["ci_high"]) if base["ci_high"] is not None else f"above {_fmt(params[-1])}"
+            interval = (f"; bootstrap with the same rule: this outcome in {base['p_status']:.0%} of replicates, "
+                        f"{level:.0%} range of the gate {lo_t} to {hi_t} params")
         if status == "gate":
-            text = f"{what}: gain exceeds the margin ({margin:.3g}) above ~{_fmt(10**lg)} params{interval}"
+            base.update(rung_from=names[k], gate_params=params[k], rung_below=names[k - 1], below_params=params[k - 1])
+            text = (f"{what}: helps from {names[k]} ({_fmt(params[k])} params) upward — the gate lies between "
+                    f"{names[k - 1]} ({_fmt(params[k - 1])}) and {names[k]}; every cell at and above it helps{interval}")
         elif status == "helps_everywhere":
-            text = (f"{what}: gain exceeds the margin ({margin:.3g}) at every tested rung "
-                    f"({_fmt(10**logp[0])} to {_fmt(10**logp[-1])} params){interval}")
+            text = (f"{what}: helps at every tested rung ({names[0]} to {names[-1]}, {_fmt(params[0])} to "
+                    f"{_fmt(params[-1])} params){interval}")
         else:
-            text = (f"{what}: no gate in the tested range: the gain does not significantly exceed the margin "
-                    f"({margin:.3g}) at the largest rung ({_fmt(10**logp[-1])} params){interval}")
-        rows.append({**base, "status": status, "gate_params": float(10**lg) if lg is not None else None,
-                     "ci_low": ci_low, "ci_high": ci_high, "p_status": agree, "text": text})
-    cols = ["key", "task", "family", "shift", "init", "baseline", "status", "gate_params", "ci_low", "ci_high",
-            "p_status", "margin", "n_rungs", "rung_params", "rung_gains", "text"]
+            text = (f"{what}: no gate in the tested range — the largest rung ({names[-1]}, {_fmt(params[-1])} params) "
+                    f"is {verdicts[-1]}, not helps{interval}")
+        rows.append({**base, "status": status, "text": text})
+    cols = ["key", "study", "task", "family", "shift", "init", "baseline", "status", "rung_from", "gate_params",
+            "rung_below", "below_params", "ci_low", "ci_high", "p_status", "margin", "n_rungs", "rung_params",
+            "rung_names", "rung_verdicts", "text"]
     return pd.DataFrame(rows, columns=cols)

@@ -1,4 +1,4 @@
-"""Reading and validating a results table (the contract of DESIGN.md and :mod:`.schema`).
+"""Reading and validating a results table (the contract of docs/architecture.md and :mod:`capgate.schema`).
 
 A results table comes from a parquet file, a CSV file, or a study store: a folder holding
 ``runs/*.json`` record files (each ``{"run_id": ..., "records": [ {row}, ... ]}``). The table is

@@ -4,10 +4,20 @@ Design and random effects. Each trained model (``run_id``) is scored on several 
 records share a run effect; all runs of one rung (``backbone``) share a rung effect. statsmodels
 has one grouping factor plus variance components nested in it, so the model is
 
-    y ~ init * shift + init * logp_c [+ family] [+ eval_set],  groups = backbone,  vc: run_id within backbone
+    y ~ init * shift + init * logp_c [+ family] [+ train_set] [+ eval_set],
+        groups = backbone,  vc: init within backbone, run_id within backbone
 
-which is exactly lme4's ``y ~ init * shift + init * logp_c + family + eval_set + (1 | backbone) +
-(1 | backbone:run_id)`` (runs are nested in rungs). ``family`` and ``eval_set`` are nuisance fixed
+which is exactly lme4's ``y ~ init * shift + init * logp_c + family + train_set + eval_set + (1 | backbone)
++ (1 | backbone:init) + (1 | backbone:run_id)`` (runs are nested in rung x init). ``(1 | backbone:init)``
+lets the init effect vary by rung, which is exactly what a capacity gate is; without it the init
+effect's interval is too narrow. ``train_set`` is a fixed effect where there are several.
+
+Small samples: fixed effects are tested with t on containment degrees of freedom (SAS DDFM=CONTAIN):
+a term that is constant within the groups of a random effect gets that level's df (groups minus the
+groups of the level above minus the terms at that level), others the residual df. Boundary: each
+variance component is tested by a likelihood-ratio test against the model without it (REML, same fixed
+effects; p from the 50:50 mixture of chi2(0) and chi2(1)); a component the test cannot tell from 0 is
+listed in ``boundary`` with its statistic in ``boundary_tests``. ``family`` and ``eval_set`` are nuisance fixed
 effects: families differ in overall level, and eval sets differ in difficulty (FLIR vs LLVIP mAP),
 which would otherwise inflate the residual and hide the run effect. ``logp_c`` is log10(params) centred on the mean over rungs, so the init
 main effects are gains at a typical rung. REML by default.
@@ -32,15 +42,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
-from threadpoolctl import threadpool_limits
 from scipy import stats
 
-__all__ = ["fit_mixed", "model_frame", "diagnose", "lme4_term", "OPTIMIZERS", "BOUNDARY_TOL"]
+from capgate.analysis._mixed_fit import (COMPONENTS, OPTIMIZERS, boundary_tests, comps_of, containment_df, fit_once,
+                                         lme4_re, structure_of, variances)
+
+__all__ = ["fit_mixed", "model_frame", "diagnose", "lme4_term", "r_snippet", "OPTIMIZERS", "BOUNDARY_TOL"]
 
 log = logging.getLogger(__name__)
 
-#: Optimizer chain handed to MixedLM.fit: each is tried only if the previous did not converge.
-OPTIMIZERS = ["powell", "lbfgs", "bfgs", "nm"]
 #: A variance component below this fraction of the residual variance is treated as collapsed.
 BOUNDARY_TOL = 1e-6
 _CROSSCHECK_SE = 3.0
@@ -58,6 +68,7 @@ def model_frame(y: pd.DataFrame, *, metric: str, baseline: str) -> tuple[pd.Data
     centre = float(f.groupby("backbone")["logp"].mean().mean())
     f["logp_c"] = f["logp"] - centre
     f["baseline"] = baseline
+    f["rung_init"] = f["backbone"].astype(str) + ":" + f["init"].astype(str)
     return f.reset_index(drop=True), centre
 
 
@@ -95,6 +106,7 @@ def _terms(frame: pd.DataFrame, metric: str, baseline: str) -> tuple[str, str, l
     n_init, n_shift = frame["init"].nunique(), frame["shift"].nunique()
     n_cap, n_fam = frame["logp_c"].round(9).nunique(), frame["family"].nunique()
     n_eval = frame["eval_set"].nunique()
+    n_train = frame["train_set"].nunique()
     notes: list[str] = []
 
     def build(ts: list[tuple[str, str]]) -> tuple[str, str]:
@@ -112,6 +124,8 @@ def _terms(frame: pd.DataFrame, metric: str, baseline: str) -> tuple[str, str, l
                 ts.append((f"{init}:logp_c", "init:logp_c"))
         if n_fam > 1:
             ts.append(("C(family)", "family"))
+        if n_train > 1 and "train_set" not in drop:
+            ts.append(("C(train_set)", "train_set"))
         if with_eval and n_eval > 1:
             ts.append(("C(eval_set)", "eval_set"))
         return ts
@@ -134,7 +148,8 @@ def _terms(frame: pd.DataFrame, metric: str, baseline: str) -> tuple[str, str, l
             notes.append("eval sets span the shifts: shift main effect absorbed by eval_set; init x shift "
                          "as explicit indicator columns ix__<init>__<shift>")
             return sm, r, notes
-    for drop in ({"eval_set"}, {"eval_set", "init:shift"}, {"eval_set", "init:shift", "init:logp_c"}):
+    for drop in ({"train_set"}, {"eval_set"}, {"eval_set", "train_set"}, {"eval_set", "init:shift"},
+                 {"eval_set", "train_set", "init:shift"}, {"eval_set", "train_set", "init:shift", "init:logp_c"}):
         sm, r = build(assemble(factor_shift, False, drop))
         if _full_rank(frame, sm):
             notes.append(f"fixed design rank deficient: dropped {sorted(drop)}")
@@ -151,61 +166,20 @@ def lme4_term(name: str) -> str:
     return re.sub(r"C\((\w+)\)\[T\.([^\]]*)\]", r"\1\2", name)
 
 
-def _fit_once(frame: pd.DataFrame, formula: str, structure: str, reml: bool, methods: list[str] | None = None):
-    """One fit. structure: 'rung+run' | 'rung' | 'run' | 'none' (OLS, cluster-robust by rung).
-
-    BLAS is limited to one thread: MixedLM does thousands of small dense solves (one per rung and
-    likelihood evaluation), which multi-threaded BLAS makes up to 10x slower on a shared CPU.
-    """
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _fit_unlimited(frame, formula, structure, reml, methods)
-
-
-def _fit_unlimited(frame: pd.DataFrame, formula: str, structure: str, reml: bool, methods: list[str] | None):
-    if structure == "none":
-        return smf.ols(formula, frame).fit(cov_type="cluster", cov_kwds={"groups": pd.factorize(frame["backbone"])[0]})
-    if structure == "rung+run":
-        m = smf.mixedlm(formula, frame, groups="backbone", re_formula="1", vc_formula={"run_id": "0 + C(run_id)"})
-    elif structure == "rung":
-        m = smf.mixedlm(formula, frame, groups="backbone", re_formula="1")
-    else:
-        m = smf.mixedlm(formula, frame, groups="run_id", re_formula="1")
-    return m.fit(reml=reml, method=list(methods or OPTIMIZERS))
-
-
-_LME4_RE = {
-    "rung+run": "(1 | backbone) + (1 | backbone:run_id)",
-    "rung": "(1 | backbone)",
-    "run": "(1 | backbone:run_id)",
-    "none": "",
-}
-
-
-def _variances(res: Any, structure: str) -> dict[str, float]:
-    if structure == "none":
-        return {"residual": float(res.scale)}
-    out: dict[str, float] = {}
-    if structure in ("rung+run", "rung"):
-        out["backbone"] = float(np.asarray(res.cov_re)[0, 0])
-    if structure == "rung+run":
-        out["backbone:run_id"] = float(np.asarray(res.vcomp)[0])
-    if structure == "run":
-        out["backbone:run_id"] = float(np.asarray(res.cov_re)[0, 0])
-    out["residual"] = float(res.scale)
-    return out
-
-
-def _fixed_effects(res: Any, names: list[str], alpha: float) -> list[dict[str, Any]]:
+def _fixed_effects(res: Any, names: list[str], alpha: float, df: np.ndarray | None = None) -> list[dict[str, Any]]:
     fe = np.asarray(res.params)[: len(names)]
     se = np.asarray(res.bse)[: len(names)]
-    z = stats.norm.ppf(1 - alpha / 2)
+    df = np.full(len(names), np.inf) if df is None else df
     rows = []
-    for n, b, s in zip(names, fe, se):
+    for n, b, s, d in zip(names, fe, se, df):
         ok = np.isfinite(s) and s > 0
+        q = stats.t.ppf(1 - alpha / 2, d) if np.isfinite(d) else stats.norm.ppf(1 - alpha / 2)
+        p = (2 * stats.t.sf(abs(b / s), d) if np.isfinite(d) else 2 * stats.norm.sf(abs(b / s))) if ok else None
         rows.append({
             "term": n, "term_lme4": lme4_term(n), "estimate": float(b), "se": float(s) if ok else None,
-            "z": float(b / s) if ok else None, "p": float(2 * stats.norm.sf(abs(b / s))) if ok else None,
-            "ci_low": float(b - z * s) if ok else None, "ci_high": float(b + z * s) if ok else None,
+            "df": float(d) if np.isfinite(d) else None, "t": float(b / s) if ok else None,
+            "p": float(p) if p is not None else None,
+            "ci_low": float(b - q * s) if ok else None, "ci_high": float(b + q * s) if ok else None,
         })
     return rows
 
@@ -217,7 +191,7 @@ def _crosscheck(frame: pd.DataFrame, metric: str, formula: str, fixed: list[dict
     keys += [c for c in frame.columns if c.startswith("ix__")]
     means = frame.groupby(keys, as_index=False)[metric].mean()
     try:
-        ols = _fit_once(means, formula, "none", reml=True)
+        ols = fit_once(means, formula, "none", reml=True)
     except Exception as exc:  # singular design on the means: report, do not hide
         return {"method": "OLS on cell means, cluster-robust by backbone", "error": str(exc), "disagree": []}
     disagree, rows = [], []
@@ -239,8 +213,8 @@ def diagnose(res: Any, structure: str = "rung") -> dict[str, Any]:
     """Diagnostics of one statsmodels fit: variance components, converged, loglik, ``collapsed``
     (random effects whose variance is below BOUNDARY_TOL x residual) and ``zeroed`` (fixed effects
     exactly 0.0: the signature of statsmodels issue 10239). ``structure`` names the random effects
-    ('rung+run', 'rung' = groups are rungs, 'run' = groups are runs, 'none' = OLS)."""
-    var = _variances(res, structure)
+    ('+'-joined of rung, init (backbone:init), run (backbone:run_id); 'none' = OLS)."""
+    var = variances(res, structure)
     scale = max(var["residual"], 1e-300)
     names = list(res.model.exog_names)
     return {
@@ -258,7 +232,7 @@ def _attempt(frame: pd.DataFrame, formula: str, structure: str, reml: bool, meth
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            res, err = _fit_once(frame, formula, structure, reml, methods), None
+            res, err = fit_once(frame, formula, structure, reml, methods), None
         except Exception as exc:  # LinAlgError, ValueError from a singular design...
             res, err = None, f"{type(exc).__name__}: {exc}"
     tag = f"{structure}/{'+'.join(methods)}" if structure != "none" else "none"
@@ -292,20 +266,24 @@ def fit_mixed(y: pd.DataFrame, *, name: str, task: str, metric: str, baseline: s
     formula, fixed_r, notes = _terms(frame, metric, baseline)
     entry: dict[str, Any] = {
         "name": name, "task": task, "metric": metric, "response": metric, "baseline": baseline,
-        "formula_statsmodels": formula, "groups": "backbone", "vc_formula": {"run_id": "0 + C(run_id)"},
+        "formula_statsmodels": formula, "groups": "backbone",
+        "vc_formula": {"init": "0 + C(init)", "run_id": "0 + C(run_id)"},
         "re_formula": "1", "method": "REML" if reml else "ML", "optimizers": list(OPTIMIZERS),
         "logp_centre": centre, "n_obs": int(len(frame)),
         "n_groups": {"backbone": int(frame["backbone"].nunique()), "run_id": int(frame["run_id"].nunique())},
         "notes": notes, "warnings": [], "zeroed_effects": [], "boundary": [], "attempts": [],
     }
-    structure = "rung+run"
     one_record = bool(frame.groupby("run_id").size().max() == 1)
+    comps = {"rung", "init", "run"}
+    if frame["init"].nunique() < 2 or frame.groupby("rung_init")["run_id"].nunique().max() < 2:
+        comps.discard("init")
     if entry["n_groups"]["backbone"] < 2:
-        structure = "run" if not one_record else "none"
+        comps.discard("rung")
         notes.append("one rung only: no rung random effect")
-    elif one_record:
-        structure = "rung"
+    if one_record:
+        comps.discard("run")
         notes.append("one record per run: the run effect is confounded with the residual and left out")
+    structure = structure_of(comps)
     res, fitted_structure = None, None
     chain = list(optimizers or OPTIMIZERS)
     initial_structure = structure
@@ -330,14 +308,13 @@ def fit_mixed(y: pd.DataFrame, *, name: str, task: str, metric: str, baseline: s
         collapsed = attempt["collapsed"]
         if collapsed and structure != "none":
             entry["boundary"] = sorted(set(entry["boundary"]) | set(collapsed))
-            keep = {"rung+run": {"backbone", "backbone:run_id"}, "rung": {"backbone"},
-                    "run": {"backbone:run_id"}}[structure] - set(collapsed)
-            structure = ("rung" if keep == {"backbone"} else "run" if keep == {"backbone:run_id"} else "none")
+            inverse = {v: k for k, v in COMPONENTS.items()}
+            structure = structure_of(set(comps_of(structure)) - {inverse[c] for c in collapsed})
             notes.append(f"variance of {collapsed} collapsed to ~0 (boundary fit); refitted without it")
             continue
         fitted_structure = structure
         break
-    entry["formula_lme4"] = (f"{fixed_r} + {_LME4_RE[fitted_structure]}" if fitted_structure not in (None, "none")
+    entry["formula_lme4"] = (f"{fixed_r} + {lme4_re(fitted_structure)}" if fitted_structure not in (None, "none")
                              else fixed_r)
     entry["random_effects"] = fitted_structure
     if res is None:
@@ -346,9 +323,12 @@ def fit_mixed(y: pd.DataFrame, *, name: str, task: str, metric: str, baseline: s
         entry["warnings"].append(f"model {name}: fit failed ({entry['error']})")
         return entry, frame
     names = list(res.model.exog_names)
-    fixed = _fixed_effects(res, names, alpha)
+    ddf = containment_df(frame, np.asarray(res.model.exog), fitted_structure)
+    fixed = _fixed_effects(res, names, alpha, ddf)
+    entry["df_method"] = ("containment (SAS DDFM=CONTAIN): terms constant within a random effect's groups get "
+                          "that level's df, others the residual df; t-based p and intervals")
     entry["fixed_effects"] = fixed
-    entry["variance_components"] = _variances(res, fitted_structure)
+    entry["variance_components"] = variances(res, fitted_structure)
     entry["converged"] = bool(getattr(res, "converged", True))
     entry["loglik"] = float(res.llf) if np.isfinite(res.llf) else None
     ses = np.array([np.nan if f["se"] is None else f["se"] for f in fixed])
@@ -356,17 +336,16 @@ def fit_mixed(y: pd.DataFrame, *, name: str, task: str, metric: str, baseline: s
     entry["status"] = "ok" if fitted_structure == initial_structure else "reduced"
     if fitted_structure == "none":
         entry["method"] = "OLS (all random effects collapsed), cluster-robust SE by backbone"
-    entry["r_call"] = (
-        f"d <- read.csv('model_frame.csv'); d <- d[d$model == '{name}', ]; "
-        f"d$init <- relevel(factor(d$init), ref = '{baseline}'); "
-        + (f"lme4::lmer({entry['formula_lme4']}, data = d, REML = {'TRUE' if reml else 'FALSE'})"
-           if fitted_structure != "none" else f"lm({entry['formula_lme4']}, data = d)")
-    )
+    entry["boundary_tests"] = boundary_tests(frame, formula, fitted_structure, reml, res, entry)
+    entry["boundary"] = sorted(set(entry["boundary"]) | {t["component"] for t in entry["boundary_tests"]
+                                                        if t["at_boundary"]})
+    entry["r_snippet"] = r_snippet(name, entry["formula_lme4"], baseline, reml, fitted_structure != "none")
+    entry["r_call"] = entry["r_snippet"]
     entry["crosscheck"] = _crosscheck(frame, metric, formula, fixed)
     if any("MLE may be on the boundary" in w for w in entry["warnings"]) and not entry["boundary"]:
         notes.append("statsmodels warns 'MLE may be on the boundary' whenever a variance is below 0.01 in "
-                     "absolute terms, which every variance of a 0..1 metric is; capgate's own check "
-                     f"(a variance below {BOUNDARY_TOL:g} x the residual variance) found no boundary")
+                     "absolute terms, which every variance of a 0..1 metric is; the likelihood-ratio tests "
+                     "(boundary_tests) reject a zero variance for every component")
     if not entry["converged"]:
         entry["warnings"].append(f"model {name}: optimizer did not converge; estimates are unreliable")
     if entry["singular_hessian"]:
@@ -383,3 +362,23 @@ def fit_mixed(y: pd.DataFrame, *, name: str, task: str, metric: str, baseline: s
             f"model {name}: capacity effects {entry['crosscheck']['disagree']} disagree with the OLS cross-check "
             f"by more than {_CROSSCHECK_SE} SE")
     return entry, frame
+
+
+def r_snippet(name: str, formula_lme4: str, baseline: str, reml: bool, mixed: bool = True) -> str:
+    """A runnable R script that refits one model from ``model_frame.csv`` with lme4 and prints its
+    estimates named as capgate names them: treatment contrasts, ``init`` releveled to the baseline (R
+    would otherwise take the alphabetically first init), every other factor's reference its first
+    level in sorted order (as statsmodels takes it), the same REML setting."""
+    fit = (f"fit <- lme4::lmer({formula_lme4}, data = d, REML = {'TRUE' if reml else 'FALSE'})" if mixed
+           else f"fit <- lm({formula_lme4}, data = d)")
+    out = ("print(lme4::fixef(fit), digits = 10)\nprint(as.data.frame(lme4::VarCorr(fit))[, c('grp', 'vcov')], "
+           "digits = 10)" if mixed else "print(coef(fit), digits = 10)")
+    return "\n".join([
+        "options(contrasts = c('contr.treatment', 'contr.poly'))",
+        "d <- read.csv('model_frame.csv', stringsAsFactors = FALSE)",
+        f"d <- d[d$model == '{name}', ]",
+        "for (v in c('shift', 'family', 'train_set', 'eval_set', 'backbone', 'run_id')) "
+        "if (v %in% names(d)) d[[v]] <- factor(d[[v]], levels = sort(unique(d[[v]])))",
+        f"d$init <- relevel(factor(d$init, levels = sort(unique(d$init))), ref = '{baseline}')",
+        fit, out,
+    ])

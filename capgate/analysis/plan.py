@@ -1,7 +1,8 @@
 """Pre-registered analysis plans (``analysis/*.yaml``): loading, validation, defaults.
 
 A plan fixes, before looking at results: the metric per task, the baseline initialization, the
-contrasts, the equivalence margin, alpha, the multiple-comparison correction, the interval method
+contrasts, the margin (a fixed, pre-registered gain in metric units: 1 pp by default), the pairing of
+seeds, alpha, the multiple-comparison correction, the interval method
 and the expectations ``capgate check`` verifies. ``None`` for a key means "use the default".
 """
 
@@ -17,14 +18,18 @@ from capgate.schema import CLASSIFICATION_METRICS, DETECTION_METRICS, SHIFTS, TA
 from capgate.analysis.result import VERDICTS
 from capgate.errors import SpecError
 
-__all__ = ["DEFAULT_PLAN", "load_plan", "resolve_plan", "expectation_text"]
+__all__ = ["DEFAULT_PLAN", "DEFAULT_MARGIN", "PAIRINGS", "load_plan", "resolve_plan", "expectation_text",
+           "margin_rule"]
+
+DECIDED = ("helps", "within_noise", "hurts")
 
 DEFAULT_PLAN: dict[str, Any] = {
     "name": "default",
     "metric": {"detection": "map", "classification": "top1"},
     "baseline": "scratch",
     "contrasts": "all",
-    "margin": "pooled_sd",
+    "margin": 0.01,
+    "pairing": "auto",
     "alpha": 0.05,
     "correction": "holm",
     "interval": "t",
@@ -36,6 +41,9 @@ DEFAULT_PLAN: dict[str, Any] = {
 }
 
 CORRECTIONS = ("holm", "bh", "none")
+PAIRINGS = ("auto", "paired", "unpaired")
+#: The fixed margin when a plan sets none: 1 percentage point of the metric.
+DEFAULT_MARGIN = 0.01
 INTERVALS = ("t",)
 _TASK_METRICS = {"detection": DETECTION_METRICS, "classification": CLASSIFICATION_METRICS}
 _EXPECTATION_KEYS = {"init", "verdict", "shift", "task", "family", "min_params", "max_params", "text"}
@@ -102,6 +110,8 @@ def resolve_plan(plan: dict[str, Any] | None, *, source: str = "plan") -> dict[s
         out["contrasts"] = list(contrasts)
 
     out["margin"] = _margin(out["margin"], source)
+    if out["pairing"] not in PAIRINGS:
+        raise _err(source, "pairing", out["pairing"], f"{list(PAIRINGS)} (auto = paired when both arms share seeds)")
     alpha = out["alpha"]
     if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0 < alpha < 0.5:
         raise _err(source, "alpha", alpha, "a number in (0, 0.5), e.g. 0.05")
@@ -131,7 +141,7 @@ def _margin(margin: Any, source: str) -> Any:
             return v
         if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1:
             return float(v)
-        raise _err(source, key, v, "'pooled_sd' or a number in [0, 1) on the metric's scale")
+        raise _err(source, key, v, "a number in [0, 1) on the metric's scale (e.g. 0.01 = 1 pp), or 'pooled_sd'")
 
     if isinstance(margin, dict):
         bad = sorted(set(margin) - set(TASKS))
@@ -145,7 +155,7 @@ def margin_rule(plan: dict[str, Any], task: str) -> Any:
     """The margin rule of one task: ``'pooled_sd'`` or a number."""
     m = plan["margin"]
     if isinstance(m, dict):
-        return m.get(task, "pooled_sd")
+        return m.get(task, DEFAULT_MARGIN)
     return m
 
 
@@ -162,7 +172,11 @@ def _expectation(e: Any, i: int, source: str) -> dict[str, Any]:
     verdicts = e["verdict"] if isinstance(e["verdict"], list) else [e["verdict"]]
     for v in verdicts:
         if v not in VERDICTS:
-            raise _err(source, f"{key}.verdict", v, str(list(VERDICTS)))
+            raise _err(source, f"{key}.verdict", v, str(list(DECIDED)))
+        if v == "inconclusive":
+            raise SpecError(
+                f"{source}: {key}.verdict lists 'inconclusive'; an expectation is met only by decided verdicts "
+                f"({', '.join(DECIDED)}): remove 'inconclusive' (cells left inconclusive are reported as untested)")
     if "shift" in e and e["shift"] not in SHIFTS:
         raise _err(source, f"{key}.shift", e["shift"], str(list(SHIFTS)))
     if "task" in e and e["task"] not in TASKS:

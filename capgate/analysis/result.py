@@ -11,18 +11,24 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["Analysis", "GAINS_COLUMNS", "VERDICTS"]
+__all__ = ["Analysis", "GAINS_COLUMNS", "VERDICTS", "EXPECTATION_STATUSES"]
 
 VERDICTS = ("helps", "within_noise", "hurts", "inconclusive")
 
 #: Columns of ``gains.csv``: one row per cell x pretrained init vs the baseline.
+#: ``sd_raw``/``sd_mod``: the contrast's own run-to-run SD (of the paired differences when paired, else
+#: the root mean square of the two arms' SDs) and its stabilised (moderated) value on ``df`` degrees of freedom.
 GAINS_COLUMNS = (
     "study", "task", "family", "backbone", "params", "train_set", "eval_set", "shift",
     "init", "baseline", "metric",
     "mean_init", "mean_baseline", "gain", "se", "df", "ci_low", "ci_high",
-    "sd_cell", "sd_pooled", "margin", "n_init", "n_baseline",
-    "p_value", "p_adj", "p_tost", "verdict", "seeds_needed",
+    "pairing", "n_pairs", "n_dropped", "sd_raw", "sd_mod", "sd_pooled", "margin", "n_init", "n_baseline",
+    "p_value", "p_adj", "p_tost", "p_tost_adj", "verdict", "seeds_needed", "seeds_needed_within",
+    "seeds_needed_helps",
 )
+#: Statuses of a plan expectation: met by decided verdicts, contradicted, or left untested by
+#: inconclusive cells (a warning in ``check``; ``--strict`` fails it).
+EXPECTATION_STATUSES = ("holds", "fails", "untested")
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,8 @@ class Analysis:
     ``plan``: the resolved analysis plan (dict).
     ``methods``: facts for the methods text: formula, interval method, correction, margin rule...
     ``provenance``: versions, git shas, spec hashes, data fingerprints seen in the table.
-    ``expectations``: one row per plan expectation: text, holds (bool), detail.
+    ``expectations``: one row per plan expectation: text, status, holds (bool), detail.
+    ``outlier_runs``: runs far below their siblings (key, run_id, seed, value, siblings_median, drop).
     """
 
     gains: pd.DataFrame
@@ -59,9 +66,4 @@ class Analysis:
     provenance: dict[str, Any]
     expectations: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
-
-    def summary(self) -> dict[str, Any]:
-        """The JSON-able dict written to ``summary.json`` and compared by ``capgate check``."""
-        from capgate.analysis.outputs import build_summary  # noqa: PLC0415 (outputs imports this module)
-
-        return build_summary(self)
+    outlier_runs: pd.DataFrame = field(default_factory=pd.DataFrame)

@@ -4,8 +4,10 @@ The truth (:class:`Truth`) fixes: the capacity ladder per family, the inits, the
 their eval sets and shifts, seeds, the baseline metric (intercept, a slope per decade of params,
 an offset per eval set), the true gain of each init as a function of shift and capacity (a logistic
 *bend* in log10 params: ``low + (high - low) / (1 + exp(-(log10 p - log10 gate) / width)))``,
-seed noise (a run effect shared by all eval sets of one trained model, plus a per-record residual),
-a random effect per rung, and the chance that a run fails or diverges.
+seed noise (a *seed* effect shared by every init trained with that seed: the same seed fixes data
+order and augmentation; a *run* effect shared by all eval sets of one trained model; a per-record
+residual), noise scales per eval set and per cell (heteroscedastic grids), a random effect per rung,
+the chance that a run fails or diverges, and the chance that a run is missing (unbalanced seeds).
 """
 
 from __future__ import annotations
@@ -70,7 +72,10 @@ class Truth:
 
     ``gains[init][shift]`` is a number (constant gain) or ``{"low", "high", "gate", "width"}`` (a bend
     in log10 params, ``width`` in decades, default 0.1); an init or shift absent from ``gains`` has
-    gain 0. ``sets[train_set] = [(eval_set, shift), ...]``.
+    gain 0. ``sets[train_set] = [(eval_set, shift), ...]``. Noise of a record: ``scale * (seed effect
+    + run effect + residual)`` with SDs ``seed_sd``, ``run_sd``, ``noise_sd`` and ``scale`` =
+    ``eval_noise[eval_set]`` x ``cell_noise["<backbone>|<eval_set>"]`` (default 1); ``p_missing``: the
+    chance that a run is absent from the table (unbalanced seeds).
     """
 
     study: str = "sim"
@@ -86,6 +91,10 @@ class Truth:
     run_sd: float = 0.010
     noise_sd: float = 0.006
     rung_sd: float = 0.01
+    seed_sd: float = 0.0
+    eval_noise: dict[str, float] = field(default_factory=dict)
+    cell_noise: dict[str, float] = field(default_factory=dict)
+    p_missing: float = 0.0
     p_failed: float = 0.0
     p_diverged: float = 0.0
     resolution: int = 64
@@ -177,11 +186,15 @@ def simulate_results(truth: Truth | dict[str, Any] | None = None, *, seed: int |
             depth = float(m.group(2)) if m and m.group(2) else 1.0
             macs = int(params * truth.resolution**2 / 40)
             for train, evals in truth.sets.items():
+                seed_effect = (rng.normal(0.0, truth.seed_sd, size=truth.seeds) if truth.seed_sd > 0
+                               else np.zeros(truth.seeds))
                 for init in truth.inits:
                     for s in range(truth.seeds):
                         run_id = _run_id(truth.study, truth.task, backbone, train, init, s)
                         run_effect = rng.normal(0.0, truth.run_sd) if truth.run_sd > 0 else 0.0
                         u = rng.random()
+                        if truth.p_missing > 0 and rng.random() < truth.p_missing:
+                            continue
                         status = ("failed" if u < truth.p_failed else
                                   "diverged" if u < truth.p_failed + truth.p_diverged else "ok")
                         latency = float(0.02 + macs / 2e7 + rng.normal(0, 0.002)) if truth.latency else None
@@ -189,7 +202,9 @@ def simulate_results(truth: Truth | dict[str, Any] | None = None, *, seed: int |
                             mu = (truth.base + truth.slope_per_decade * (math.log10(params) - 5.5)
                                   + truth.eval_offsets.get(ev, 0.0) + rung_effect
                                   + (true_gain(truth, init, shift, params) if init != truth.inits[0] else 0.0))
-                            y = mu + run_effect + (rng.normal(0.0, truth.noise_sd) if truth.noise_sd > 0 else 0.0)
+                            scale = truth.eval_noise.get(ev, 1.0) * truth.cell_noise.get(f"{backbone}|{ev}", 1.0)
+                            resid = rng.normal(0.0, truth.noise_sd) if truth.noise_sd > 0 else 0.0
+                            y = mu + scale * (seed_effect[s] + run_effect + resid)
                             y = min(max(y, 0.0), 1.0)
                             row = {
                                 "study": truth.study, "task": truth.task, "run_id": run_id, "family": fam,

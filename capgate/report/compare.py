@@ -56,7 +56,13 @@ def ranking_groups(summary: dict[str, Any], stability: dict[str, pd.DataFrame] |
             "svg": Markup(ranking_svg(sub, title=title)),
             "caption": f"Backbones ranked by mean {metric_label(metric.get(task, 'metric'))} (best on top) under each "
                        f"initialization; crossing lines are order flips between initializations.",
-            "taus": [{"a": t["init_a"], "b": t["init_b"], "tau": fmt_float(t.get("kendall_tau"), 3)}
+            "taus": [{"a": t["init_a"], "b": t["init_b"],
+                      "tau": fmt_float(t.get("kendall_tau"), 3) + (
+                          f" (same-init noise reference: median {fmt_float(t.get('tau_ref_median'), 2)}, "
+                          f"{'below' if t.get('flips') else 'not below'} its low quantile "
+                          f"{fmt_float(t.get('tau_ref_low'), 2)}: "
+                          f"{'rankings flip with init' if t.get('flips') else 'no flip beyond noise'})"
+                          if t.get("tau_ref_median") is not None else "")}
                      for t in taus if t.get("task") == task and t.get("eval_set") == ev],
             "pair_cols": [_PAIR_HEADERS.get(c, c) for c in pcols],
             "pair_rows": [[_pair_cell(c, p[c]) for c in pcols] for p in prs],

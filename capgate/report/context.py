@@ -97,7 +97,10 @@ def _completeness(summary: dict[str, Any]) -> dict[str, Any]:
     totals["cells"] = len(rows)
     totals["incomplete"] = sum(not r["complete"] for r in rows)
     problems = [r for r in rows if not r["complete"] or r["n_failed"] or r["n_diverged"] or r["n_missing"]]
-    return {"rows": rows, "problems": problems, "totals": totals}
+    outliers = [{"key": o["key"], "run_id": o["run_id"], "seed": o["seed"], "value": fmt_metric(o.get("value")),
+                 "siblings": fmt_metric(o.get("siblings_median")), "drop": fmt_pp(o.get("drop"))}
+                for o in summary.get("outlier_runs", [])]
+    return {"rows": rows, "problems": problems, "totals": totals, "outliers": outliers}
 
 
 def build_context(analysis: Analysis, summary: dict[str, Any], *, inputs: list[dict[str, Any]] | None = None,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from capgate.check import gate_interval, param_ranges
+from capgate.analysis.summary import gate_interval, param_ranges
 from capgate.report.fig_gates import STATUS_WORDS
 from capgate.report.labels import shift_order
 from capgate.report.units import fmt_params, is_missing
@@ -94,5 +94,6 @@ def _interval_words(g: dict[str, Any]) -> str:
 
 def _gate_cell(g: dict[str, Any]) -> str:
     if g.get("status") == "gate":
-        return f"gate at {fmt_params(g.get('gate_params'))} params (interval {_interval_words(g)})"
+        return (f"helps from {g.get('rung_from')} ({fmt_params(g.get('gate_params'))} params) upward; gate between "
+                f"{g.get('rung_below')} and {g.get('rung_from')} (bootstrap range {_interval_words(g)})")
     return STATUS_WORDS.get(g.get("status"), str(g.get("status")))

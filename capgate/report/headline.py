@@ -33,6 +33,9 @@ def headline_sentences(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """One sentence per (task, init) with its verdict counts (dicts ``{"text", "counts"}``)."""
     metric = summary.get("metric", {})
     out = []
+    if summary.get("n_ok_runs", 1) == 0:
+        out.append({"text": "No successful run in the results: every cell is empty, nothing can be concluded "
+                            "(see Data completeness for the failed and diverged runs).", "counts": {}})
     for row in verdict_counts(summary.get("verdicts", [])):
         parts = [f"{row[v]} {VERDICT_WORDS[v]}" for v in _VERDICT_ORDER if row[v]]
         m = metric_label(metric.get(row["task"], "metric"))
@@ -49,12 +52,14 @@ def _gate_short(g: dict[str, Any]) -> tuple[str, str]:
     status = g.get("status")
     if status == "gate":
         lo, hi = g.get("ci_low"), g.get("ci_high")
-        ci = f"interval {fmt_params(lo) if lo is not None else 'below range'} – {fmt_params(hi) if hi is not None else 'above range'}"
-        return f"helps above ≈ {fmt_params(g.get('gate_params'))} params", ci
+        ci = (f"gate between {g.get('rung_below')} ({fmt_params(g.get('below_params'))}) and {g.get('rung_from')}; "
+              f"bootstrap range {fmt_params(lo) if lo is not None else 'below range'} – "
+              f"{fmt_params(hi) if hi is not None else 'above range'}")
+        return f"helps from {g.get('rung_from')} ({fmt_params(g.get('gate_params'))} params) upward", ci
     if status == "helps_everywhere":
         return "helps at every tested size", ""
     if status == "no_gate_in_range":
-        return "no gate in tested range", ""
+        return "no rung range where every cell helps", ""
     return "undetermined", ""
 
 
@@ -118,7 +123,8 @@ def verdict_maps(summary: dict[str, Any]) -> list[dict[str, Any]]:
                     word = VERDICT_WORDS.get(v["verdict"], v["verdict"])
                     tip = (f"{backbone}, {pair_label(tr, ev)}: {init} vs {v.get('baseline')} "
                            f"{fmt_pp(v.get('gain'))} {fmt_interval_pp(v.get('ci_low'), v.get('ci_high'))}, "
-                           f"margin ±{fmt_pp(v.get('margin'), sign=False)}; {word}")
+                           f"margin ±{fmt_pp(v.get('margin'), sign=False)}, {v.get('pairing', '')} "
+                           f"(n={v.get('n_pairs') or ''}); {word}")
                     if v.get("seeds_needed"):
                         tip += f"; about {v['seeds_needed']} seeds per arm would resolve it"
                     cells.append({"verdict": v["verdict"], "word": word, "gain": fmt_pp(v.get("gain")),

@@ -18,7 +18,7 @@ __all__ = ["methods_paragraphs", "methods_facts", "model_cards", "provenance_row
 
 _CORRECTIONS = {"holm": "Holm's step-down correction", "bh": "the Benjamini–Hochberg false-discovery-rate correction",
                 "none": "no multiple-comparison correction"}
-_INTERVALS = {"t": "t-based intervals on the pooled residual degrees of freedom (small-sample honest, "
+_INTERVALS = {"t": "t-based intervals on the moderated degrees of freedom (small-sample honest, "
                    "wider than z intervals with a handful of seeds)"}
 
 
@@ -43,7 +43,7 @@ def _margin_words(plan: dict[str, Any]) -> str:
     m = plan.get("margin", "pooled_sd")
 
     def one(x: Any) -> str:
-        return "the pooled run-to-run SD of the cell's task, family and shift" if x == "pooled_sd" else f"±{fmt_pp(x, sign=False)}"
+        return "the pooled run-to-run SD of the study and task" if x == "pooled_sd" else f"±{fmt_pp(x, sign=False)}"
 
     if isinstance(m, dict):
         return "; ".join(f"{t}: {one(x)}" for t, x in sorted(m.items()))
@@ -51,16 +51,17 @@ def _margin_words(plan: dict[str, Any]) -> str:
 
 
 def _margin_text(methods: dict[str, Any], plan: dict[str, Any]) -> str:
-    """The margin per task as recorded by the analysis (rule, value, pooled SD and its df)."""
-    m = methods.get("margin")
-    if not isinstance(m, dict) or not all(isinstance(v, dict) for v in m.values()):
+    """The margin per (study, task) as recorded by the analysis (rule, value, family size)."""
+    fams = methods.get("families")
+    if not isinstance(fams, list) or not fams:
         return _margin_words(plan)
     parts = []
-    for task, v in sorted(m.items()):
-        rule = "pooled run-to-run SD" if v.get("rule") == "pooled_sd" else f"fixed {fmt_pp(v.get('rule'), sign=False)}"
-        parts.append(f"{task}: ±{fmt_pp(v.get('margin'), sign=False)} ({rule}; pooled SD "
-                     f"{fmt_pp(v.get('sd_pooled'), sign=False)} on {plain(v.get('df'))} degrees of freedom)")
-    return "; ".join(parts)
+    for v in fams:
+        rule = ("estimated from the data (pooled run-to-run SD): it cannot show equivalence with few seeds"
+                if v.get("margin_rule") == "pooled_sd" else "fixed, pre-registered")
+        parts.append(f"{v.get('study')}/{v.get('task')}: ±{fmt_pp(v.get('margin'), sign=False)} ({rule}; "
+                     f"correction family of {plain(v.get('n_contrasts'))} contrasts)")
+    return "; ".join(parts) + (f". {methods['margin']}" if isinstance(methods.get("margin"), str) else "")
 
 
 def methods_paragraphs(methods: dict[str, Any], models: list[dict[str, Any]], plan: dict[str, Any],
@@ -85,6 +86,7 @@ def methods_paragraphs(methods: dict[str, Any], models: list[dict[str, Any]], pl
     corr = methods.get("correction") or _CORRECTIONS.get(str(plan.get("correction")), str(plan.get("correction")))
     gain = methods.get("gain") or "difference of cell means"
     noise = f" Run-to-run noise: {methods['noise']}." if methods.get("noise") else ""
+    noise += f" Pairing: {methods['pairing']}." if methods.get("pairing") else ""
     paras.append(
         f"Gains. For every cell, each pretrained initialization is compared with the baseline '{baseline}': "
         f"{gain}, with {conf} intervals — {interval}.{noise} Equivalence margin: {_margin_text(methods, plan)}. "

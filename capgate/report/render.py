@@ -12,7 +12,6 @@ import hashlib
 import logging
 import os
 import platform
-import tempfile
 from collections.abc import Sequence
 from importlib import metadata, resources
 from pathlib import Path
@@ -22,7 +21,9 @@ import jinja2
 import pandas as pd
 
 import capgate
+from capgate._atomic import atomic_write_text
 from capgate.analysis.result import Analysis
+from capgate.analysis.summary import build_summary
 from capgate.errors import CapgateError, InputError
 from capgate.report.context import build_context
 
@@ -72,10 +73,10 @@ def render_html(analysis: Analysis, summary: dict[str, Any] | None = None, *,
                 generated_at: str | None = None) -> str:
     """The report page as one HTML string (inline CSS and SVG, no scripts, no external fetches).
 
-    ``summary`` defaults to ``analysis.summary()``; ``inputs`` lists the results files read
+    ``summary`` defaults to ``build_summary(analysis)``; ``inputs`` lists the results files read
     (dicts with ``path``, ``rows``, ``sha256``) for the provenance section.
     """
-    summary = analysis.summary() if summary is None else summary
+    summary = build_summary(analysis) if summary is None else summary
     ctx = build_context(analysis, summary, inputs=inputs, environment=_versions(), title=title)
     ctx["version"] = capgate.__version__
     ctx["generated_at"] = generated_at or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -130,32 +131,26 @@ def resolve_plan_arg(plan: str | os.PathLike | dict[str, Any] | None) -> dict[st
     return load_plan(plan)
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a report is meant to be read
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def render_report(results: ResultsInput, outdir: str | os.PathLike, plan: str | os.PathLike | dict[str, Any] | None = None,
                   *, title: str | None = None) -> Path:
     """Load ``results`` (a path, several paths or a DataFrame), analyze under ``plan``, write
     ``summary.json``, ``gains.csv``, ``model.json``, ``model_frame.csv`` and ``index.html`` into
-    ``outdir``; return the path of ``index.html``. Several tables give one combined report."""
+    ``outdir``; return the path of ``index.html``. Several tables give one combined report.
+
+    A table without any successful run still renders (its headline says so), then raises
+    :class:`~capgate.errors.CapgateError` (exit 1): there is nothing to conclude."""
     from capgate.analysis import analyze, write_outputs
 
     table, inputs = load_tables(results)
     analysis = analyze(table, resolve_plan_arg(plan))
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
-    write_outputs(analysis, out)
-    summary = analysis.summary()
+    summary = build_summary(analysis)
+    write_outputs(analysis, out, summary)
     index = out / "index.html"
-    _write_text_atomic(index, render_html(analysis, summary, inputs=inputs, title=title))
+    atomic_write_text(index, render_html(analysis, summary, inputs=inputs, title=title))
     log.info("report written to %s", index)
+    if summary.get("n_ok_runs", 0) == 0:
+        raise CapgateError(f"{index}: the results hold no successful run (every run failed or diverged); the report "
+                           "says so, but nothing can be concluded: fix the failing runs and rerun the grid")
     return index

@@ -1,0 +1,294 @@
+"""The rules of ``capgate check``: a current summary against a baseline summary, row by row.
+
+- the two summaries are of the same studies: another study's baseline, or a subset of the baseline's
+  studies, is unusable input (exit 2) naming the studies;
+- every baseline cell is still present, and its mean is within a noise-aware tolerance:
+  ``|mean_now - mean_base| <= max(z * sqrt(se_base**2 + se_now**2), abs_tol)`` where each ``se`` is the
+  cell's own *stabilised* standard error (its moderated run-to-run SD / sqrt(n_ok), written by the
+  analysis) and ``z`` is Bonferroni-adjusted so that a re-run with fresh seeds of an unchanged study
+  raises a false alarm in at most 1 % of checks; ``se_mode='pooled'`` uses the task's pooled SD instead;
+- every verdict is unchanged: a flip between ``helps``, ``within_noise`` and ``hurts`` fails, a move
+  to or from ``inconclusive`` warns;
+- every capacity gate stays where it was (its rung interval, widened by its bootstrap range, overlaps
+  the baseline's; a status change with overlapping intervals, or to/from ``undetermined``, warns);
+- the plan's expectations hold; an expectation left ``untested`` by inconclusive cells warns
+  (``strict=True`` fails it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from statistics import NormalDist
+from typing import Any
+
+from capgate.analysis.summary import _num, gate_interval, param_ranges, validate_summary
+from capgate.errors import InputError
+
+__all__ = ["CheckRow", "CheckResult", "compare", "pooled_sd", "auto_z", "check_studies", "FAMILY_ALPHA", "SE_MODES"]
+
+#: Family-wise false-alarm rate of the mean checks under pure seed noise when z is not given.
+FAMILY_ALPHA = 0.01
+SE_MODES = ("cell", "pooled")
+_DEFINITE = ("helps", "within_noise", "hurts")
+_STATUS_ORDER = {"fail": 0, "warn": 1, "pass": 2}
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    """One comparison: ``check`` is ``cell``, ``verdict``, ``gate`` or ``expectation``; ``status``
+    is ``pass``, ``warn`` or ``fail``; the value columns are already formatted for reading."""
+
+    check: str
+    key: str
+    baseline: str
+    current: str
+    tolerance: str
+    status: str
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Every comparison of one check run, with the rule that decided the mean rows."""
+
+    rows: tuple[CheckRow, ...]
+    rule: str
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def failures(self) -> tuple[CheckRow, ...]:
+        """Rows that are regressions."""
+        return tuple(r for r in self.rows if r.status == "fail")
+
+    @property
+    def warnings(self) -> tuple[CheckRow, ...]:
+        """Rows worth a look that do not fail the check."""
+        return tuple(r for r in self.rows if r.status == "warn")
+
+    @property
+    def passed(self) -> bool:
+        """True when no row failed (warnings allowed)."""
+        return not self.failures
+
+    @property
+    def exit_code(self) -> int:
+        """0 when passed, 1 on a regression."""
+        return 0 if self.passed else 1
+
+
+def _fmt_metric(v: Any) -> str:
+    return "—" if v is None else f"{100 * float(v):.2f} %"
+
+
+def _fmt_pp(v: float) -> str:
+    return f"±{100 * v:.2f} pp"
+
+
+def _fmt_params(v: Any) -> str:
+    if v is None:
+        return "—"
+    v = float(v)
+    return f"{v / 1e6:.3g}M" if v >= 1e6 else f"{v / 1e3:.3g}k" if v >= 1e3 else f"{v:.0f}"
+
+
+def _by_key(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {x["key"]: x for x in items}
+
+
+def pooled_sd(summary: dict[str, Any]) -> dict[str, float]:
+    """Run-to-run SD pooled over the cells of each task: sqrt(sum (n_ok - 1) sd^2 / sum (n_ok - 1))."""
+    num: dict[str, float] = {}
+    den: dict[str, float] = {}
+    for c in summary["cells"]:
+        sd, n = _num(c.get("sd")), _num(c.get("n_ok"))
+        if sd is None or n is None or n < 2:
+            continue
+        t = str(c.get("task"))
+        num[t] = num.get(t, 0.0) + (n - 1) * sd * sd
+        den[t] = den.get(t, 0.0) + (n - 1)
+    return {t: math.sqrt(num[t] / den[t]) for t in num if den[t] > 0}
+
+
+def _se(cell: dict[str, Any], pooled: dict[str, float], se_mode: str) -> float | None:
+    n = _num(cell.get("n_ok"))
+    if se_mode == "pooled" and str(cell.get("task")) in pooled and n:
+        return pooled[str(cell.get("task"))] / math.sqrt(n)
+    return _num(cell.get("se"))
+
+
+def auto_z(n_cells: int, family_alpha: float = FAMILY_ALPHA) -> float:
+    """Bonferroni z: the two-sided normal quantile giving ``family_alpha`` false alarms over ``n_cells``."""
+    return NormalDist().inv_cdf(1 - family_alpha / (2 * max(1, n_cells)))
+
+
+def _compare_cells(base: dict, cur: dict, abs_tol: float, z: float, se_mode: str) -> list[CheckRow]:
+    rows = []
+    b_cells, c_cells = _by_key(base["cells"]), _by_key(cur["cells"])
+    pool_b, pool_c = pooled_sd(base), pooled_sd(cur)
+    for key, b in b_cells.items():
+        c = c_cells.get(key)
+        b_txt = f"{_fmt_metric(_num(b.get('mean')))} (n={b.get('n_ok', '?')})"
+        if c is None:
+            rows.append(CheckRow("cell", key, b_txt, "missing", "", "fail", "cell missing from the current results"))
+            continue
+        c_txt = f"{_fmt_metric(_num(c.get('mean')))} (n={c.get('n_ok', '?')})"
+        mb, mc = _num(b.get("mean")), _num(c.get("mean"))
+        if mb is None or mc is None:
+            if mb is None and mc is None:
+                rows.append(CheckRow("cell", key, b_txt, c_txt, "", "pass", "no successful runs in either"))
+            elif mc is None:
+                rows.append(CheckRow("cell", key, b_txt, c_txt, "", "fail", "no successful runs now"))
+            else:
+                rows.append(CheckRow("cell", key, b_txt, c_txt, "", "warn", "baseline had no successful runs"))
+            continue
+        se_b, se_c = _se(b, pool_b, se_mode), _se(c, pool_c, se_mode)
+        noise = z * math.sqrt((se_b or 0.0) ** 2 + (se_c or 0.0) ** 2)
+        tol = max(noise, abs_tol)
+        diff = mc - mb
+        ok = abs(diff) <= tol + 1e-12
+        note = f"diff {100 * diff:+.2f} pp"
+        if se_b is None or se_c is None:
+            note += "; an SE is unavailable (fewer than 2 seeds), counted as 0"
+        status = "pass" if ok else "fail"
+        if ok and b.get("complete") and c.get("complete") is False:
+            status, note = "warn", note + f"; now incomplete (n_ok {b.get('n_ok')} -> {c.get('n_ok')})"
+        rows.append(CheckRow("cell", key, b_txt, c_txt, _fmt_pp(tol), status,
+                             note if ok else f"mean moved beyond tolerance: {note}"))
+    for key in c_cells.keys() - b_cells.keys():
+        rows.append(CheckRow("cell", key, "absent", _fmt_metric(_num(c_cells[key].get("mean"))), "", "warn",
+                             "new cell not in the baseline (accept it with --update-baseline)"))
+    return rows
+
+
+def _compare_verdicts(base: dict, cur: dict) -> list[CheckRow]:
+    rows = []
+    b_v, c_v = _by_key(base["verdicts"]), _by_key(cur["verdicts"])
+    for key, b in b_v.items():
+        c = c_v.get(key)
+        if c is None:
+            rows.append(CheckRow("verdict", key, b.get("verdict", "?"), "missing", "", "fail",
+                                 "contrast missing from the current results"))
+            continue
+        vb, vc = b.get("verdict"), c.get("verdict")
+        if vb == vc:
+            rows.append(CheckRow("verdict", key, vb, vc, "", "pass"))
+        elif vb in _DEFINITE and vc in _DEFINITE:
+            rows.append(CheckRow("verdict", key, vb, vc, "", "fail", f"verdict flipped {vb} -> {vc}"))
+        else:
+            rows.append(CheckRow("verdict", key, str(vb), str(vc), "", "warn", f"verdict moved {vb} -> {vc}"))
+    for key in c_v.keys() - b_v.keys():
+        rows.append(CheckRow("verdict", key, "absent", str(c_v[key].get("verdict")), "", "warn",
+                             "new contrast not in the baseline"))
+    return rows
+
+
+def _gate_txt(g: dict[str, Any]) -> str:
+    lo, hi = _fmt_params(_num(g.get("ci_low"))), _fmt_params(_num(g.get("ci_high")))
+    if g.get("status") == "gate":
+        return (f"gate {g.get('rung_below') or _fmt_params(_num(g.get('below_params')))}"
+                f"–{g.get('rung_from') or _fmt_params(_num(g.get('gate_params')))} [{lo}, {hi}]")
+    if g.get("ci_low") is not None or g.get("ci_high") is not None:
+        return f"{g.get('status')} [{lo}, {hi}]"
+    return str(g.get("status"))
+
+
+def _compare_gates(base: dict, cur: dict) -> list[CheckRow]:
+    rows = []
+    b_g, c_g = _by_key(base["gates"]), _by_key(cur["gates"])
+    r_b, r_c = param_ranges(base), param_ranges(cur)
+    for key, b in b_g.items():
+        c = c_g.get(key)
+        if c is None:
+            rows.append(CheckRow("gate", key, _gate_txt(b), "missing", "", "fail", "gate missing from the current results"))
+            continue
+        sb, sc = b.get("status"), c.get("status")
+        ib, ic = gate_interval(b, r_b), gate_interval(c, r_c)
+        overlap = ib is not None and ic is not None and ib[0] <= ic[1] and ic[0] <= ib[1]
+        row = lambda status, msg="": CheckRow("gate", key, _gate_txt(b), _gate_txt(c), "intervals overlap", status, msg)  # noqa: E731
+        if "undetermined" in (sb, sc) and sb != sc:
+            rows.append(row("warn", f"gate status moved {sb} -> {sc}"))
+        elif sb == sc and (sb != "gate" or overlap):
+            rows.append(row("pass"))
+        elif sb == sc:
+            rows.append(row("fail", "gate moved: the baseline and current gate intervals do not overlap"))
+        elif overlap:
+            rows.append(row("warn", f"gate status changed {sb} -> {sc}, but the gate intervals overlap (within noise)"))
+        else:
+            rows.append(row("fail", f"gate status changed {sb} -> {sc} and the gate intervals do not overlap"))
+    for key in c_g.keys() - b_g.keys():
+        rows.append(CheckRow("gate", key, "absent", _gate_txt(c_g[key]), "", "warn", "new gate not in the baseline"))
+    return rows
+
+
+def _compare_expectations(base: dict, cur: dict, strict: bool) -> list[CheckRow]:
+    rows = []
+    cur_exp = cur.get("expectations") or []
+    for e in cur_exp:
+        status = e.get("status") or ("holds" if e.get("holds") else "fails")
+        text = {"holds": "holds", "fails": "does not hold", "untested": "untested"}.get(status, str(status))
+        row_status = ("pass" if status == "holds" else "fail" if status == "fails" or strict else "warn")
+        note = str(e.get("detail") or "")
+        if status == "untested":
+            note += "; inconclusive cells leave it untested: add seeds (gains.csv seeds_needed)" + (
+                " (--strict fails untested expectations)" if strict else "")
+        rows.append(CheckRow("expectation", str(e.get("text")), "", text, "", row_status, note))
+    now = {str(e.get("text")) for e in cur_exp}
+    for e in base.get("expectations") or []:
+        if str(e.get("text")) not in now:
+            rows.append(CheckRow("expectation", str(e.get("text")), str(e.get("status") or e.get("holds")),
+                                 "not evaluated", "", "warn", "expectation of the baseline is not in the current plan"))
+    return rows
+
+
+def check_studies(baseline: dict[str, Any], current: dict[str, Any], baseline_name: str = "baseline") -> list[str]:
+    """Raise :class:`InputError` when the summaries are of different studies or the current one lacks
+    some of the baseline's studies; returns notes about studies only the current summary has."""
+    b, c = list(baseline.get("studies") or []), list(current.get("studies") or [])
+    if b and c and not set(b) & set(c):
+        raise InputError(f"{baseline_name} is of study {', '.join(b)} but the results are of study {', '.join(c)}; "
+                         "pass the baseline of the same study (or regenerate it with --update-baseline)")
+    missing = sorted(set(b) - set(c))
+    if b and c and missing:
+        raise InputError(f"{baseline_name} covers studies {', '.join(b)} but the results lack {', '.join(missing)}; "
+                         "pass the results of every baseline study")
+    extra = sorted(set(c) - set(b))
+    return [f"studies not in the baseline (not compared): {', '.join(extra)}"] if b and extra else []
+
+
+def compare(baseline: dict[str, Any], current: dict[str, Any], *, abs_tol: float = 0.0, z: float | None = None,
+            se_mode: str = "cell", strict: bool = False) -> CheckResult:
+    """Compare a current summary with a baseline summary (both ``summary.json`` dicts).
+
+    ``z``: the tolerance multiplier; None (default) picks the Bonferroni z that keeps false alarms
+    under pure seed noise at :data:`FAMILY_ALPHA` over all baseline cells. ``se_mode``: ``pooled``
+    (default) takes each cell's SE as the task's pooled run-to-run SD / sqrt(n_ok), stable with a
+    handful of seeds; ``cell`` (default) takes each cell's own stabilised SE from the summary.
+    ``strict``: an untested expectation fails instead of warning.
+    """
+    if se_mode not in SE_MODES:
+        raise InputError(f"se_mode={se_mode!r} is not one of {list(SE_MODES)}; pass --se pooled or --se cell")
+    validate_summary(baseline, "baseline")
+    validate_summary(current, "current summary")
+    notes = check_studies(baseline, current)
+    z_given = z is not None
+    z = auto_z(len(baseline["cells"])) if z is None else float(z)
+    if not (z >= 0 and math.isfinite(z)):
+        raise InputError(f"z={z!r} is not a finite number >= 0; pass e.g. --z 3")
+    if not (abs_tol >= 0 and math.isfinite(abs_tol)):
+        raise InputError(f"abs_tol={abs_tol!r} is not a finite number >= 0 on the metric's 0..1 scale; pass e.g. --abs-tol 0.005")
+    rows = (_compare_cells(baseline, current, abs_tol, z, se_mode) + _compare_verdicts(baseline, current)
+            + _compare_gates(baseline, current) + _compare_expectations(baseline, current, strict))
+    kinds = {"cell": 0, "verdict": 1, "gate": 2, "expectation": 3}
+    rows.sort(key=lambda r: (_STATUS_ORDER[r.status], kinds[r.check], r.key))
+    z_words = "" if z_given else f" (Bonferroni: {FAMILY_ALPHA:g} family-wise over {len(baseline['cells'])} cells)"
+    se_words = ("se = the task's pooled run-to-run SD / sqrt(n_ok)" if se_mode == "pooled"
+                else "se = each cell's stabilised standard error (moderated SD / sqrt(n_ok))")
+    rule = (f"cell mean passes when |current - baseline| <= max(z * sqrt(se_base^2 + se_current^2), abs_tol) "
+            f"with z = {z:.3g}{z_words}, {se_words}, abs_tol = {abs_tol:g}; verdict flips among "
+            "helps/within_noise/hurts fail, moves to/from inconclusive warn; a gate fails when its interval no longer "
+            "overlaps the baseline's (a status change with overlapping intervals, or to/from undetermined, warns); "
+            "plan expectations must hold (untested ones warn" + (", and fail under --strict)" if strict else ")"))
+    return CheckResult(rows=tuple(rows), rule=rule, notes=tuple(notes))
+
+
