@@ -249,8 +249,7 @@ def report_cmd(results: tuple[str, ...], plan: str | None, outdir: str, title: s
     write index.html, summary.json, gains.csv, model.json and model_frame.csv into --out."""
     from capgate.report import render_report
 
-    with _quiet_logger("capgate.report.render", "report written"):  # one "report written" line: ours
-        index = render_report(list(results), outdir, plan=plan, title=title)
+    index = render_report(list(results), outdir, plan=plan, title=title)
     click.echo(f"report written to {index}")
 
 
@@ -313,22 +312,6 @@ def demo_cmd(storage: str | None, outdir: str, classification: bool, report: boo
     result = run_demo(storage=storage, outdir=outdir, classification=classification, report=report,
                       overrides=overrides, max_concurrent=max_concurrent)
     click.echo(result.summary())
-
-
-class _quiet_logger:  # noqa: N801 - used as a context manager
-    """Drop one logger's records that start with ``prefix`` (the CLI prints that line itself)."""
-
-    def __init__(self, name: str, prefix: str) -> None:
-        self.logger, self.prefix = logging.getLogger(name), prefix
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(self.prefix)
-
-    def __enter__(self) -> None:
-        self.logger.addFilter(self)
-
-    def __exit__(self, *exc: object) -> None:
-        self.logger.removeFilter(self)
 
 
 def _walk(group: click.Group) -> list[click.Command]:

@@ -149,7 +149,7 @@ def render_report(results: ResultsInput, outdir: str | os.PathLike, plan: str | 
     write_outputs(analysis, out, summary)
     index = out / "index.html"
     atomic_write_text(index, render_html(analysis, summary, inputs=inputs, title=title))
-    log.info("report written to %s", index)
+    log.debug("report written to %s", index)  # the CLI prints the one user-facing line
     if summary.get("n_ok_runs", 0) == 0:
         raise CapgateError(f"{index}: the results hold no successful run (every run failed or diverged); the report "
                            "says so, but nothing can be concluded: fix the failing runs and rerun the grid")
