@@ -56,6 +56,7 @@ def run_trial(config: dict[str, Any], stages: dict[str, dict[str, Any]] | None =
     from ray import tune
 
     from capgate.train import train_one_run  # before the clock: a fresh worker's imports are overhead
+    from capgate.train.run import state_target
 
     t0 = time.perf_counter()
     spec = RunSpec.from_json(config["run"])
@@ -69,6 +70,7 @@ def run_trial(config: dict[str, Any], stages: dict[str, dict[str, Any]] | None =
     specs = {k: PretrainSpec.from_dict(v) for k, v in (stages or config.get("stages") or {}).items()}
     records = train_one_run(spec, storage, specs, device=trial_device())
     store.write(spec.run_id, spec.to_dict(), records)
+    state_target(storage, spec).unlink(missing_ok=True)  # stored: the per-epoch resume state is done
     tune.report(summary_metrics(spec, records, time.perf_counter() - t0, skipped=False))
 
 

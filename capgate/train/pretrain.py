@@ -140,10 +140,13 @@ def _train_stage(stage: PretrainSpec, storage: Path, folder: Path, parent_ckpt: 
     init = None
     if parent_ckpt is not None:
         init = initialize(model, parent_ckpt, part="backbone").provenance
-    history = task.fit(model, data, r, gen, device, folder / "metrics.csv")
+    from capgate.train.resume import STATE_NAME
+
+    history = task.fit(model, data, r, gen, device, folder / "metrics.csv", state=folder / STATE_NAME)
     model.to("cpu")
     save_checkpoint(folder / CHECKPOINT_NAME, model, model.capgate_kind, rung,
                     config=json.loads(canonical_json(stage.to_dict())), stage_id=stage.stage_id,
                     data_fingerprint=ds.fingerprint(), init=init)
+    (folder / STATE_NAME).unlink(missing_ok=True)  # the checkpoint is final: the resume state is done
     return {"data_fingerprint": ds.fingerprint(), "classes": list(classes), "init": init,
             "final_loss": history[-1].loss if history else None, "images": len(data)}

@@ -28,7 +28,7 @@ from capgate.schema import build_records
 from capgate.spec import PretrainSpec, RunSpec
 from capgate.train.task import Task, get_task
 
-__all__ = ["train_one_run", "run_dir", "provenance_versions", "run_base"]
+__all__ = ["train_one_run", "run_dir", "provenance_versions", "run_base", "state_target"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,13 @@ log = logging.getLogger(__name__)
 def run_dir(storage: Path, spec: RunSpec) -> Path:
     """``<storage>/<study>/runs/<run_id>`` (metrics and spec of one run)."""
     return Path(storage) / spec.study / "runs" / spec.run_id
+
+
+def state_target(storage: Path, spec: RunSpec) -> Path:
+    """Where a run's per-epoch training state is saved (removed once its records are stored)."""
+    from capgate.train.resume import STATE_NAME
+
+    return run_dir(storage, spec) / STATE_NAME
 
 
 @functools.lru_cache(maxsize=1)
@@ -205,7 +212,7 @@ def _train_and_score(spec: RunSpec, storage: Path, stages: dict[str, PretrainSpe
     base["init_source"] = _initialize(model, task, spec, storage, stages, device)
     train = task.decode(train_ds, r.resolution, cache, r.max_train_images, r, device)
     base.update(_device_columns(r, device))
-    history = task.fit(model, train, r, gen, device, folder / "metrics.csv")
+    history = task.fit(model, train, r, gen, device, folder / "metrics.csv", state=state_target(storage, spec))
     base["epochs"] = len(history)
     base["cuda_peak_mem_bytes"] = run_peak_memory(history)
 
