@@ -20,13 +20,14 @@ import io
 import logging
 import random
 from pathlib import Path
-from typing import Any, Protocol
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any, Protocol
 
 from capgate._atomic import atomic_write_bytes
-from capgate.train.loop import EpochStats
+
+if TYPE_CHECKING:
+    import torch
+
+    from capgate.train.loop import EpochStats
 
 __all__ = ["STATE_NAME", "StateTarget", "save_state", "load_state"]
 
@@ -43,12 +44,18 @@ class StateTarget(Protocol):
 
 
 def _rng_states(gen: torch.Generator | None) -> dict[str, Any]:
+    import numpy as np
+    import torch
+
     return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "generator": gen.get_state() if gen is not None else None}
 
 
 def _set_rng_states(states: dict[str, Any], gen: torch.Generator | None) -> None:
+    import numpy as np
+    import torch
+
     random.setstate(states["python"])
     np.random.set_state(states["numpy"])
     torch.set_rng_state(states["torch"])
@@ -63,6 +70,8 @@ def save_state(target: Path | StateTarget, *, model: torch.nn.Module, optimizer:
                history: list[EpochStats], rows: list[list[Any]]) -> None:
     """Write the training state after ``epoch`` (``steps`` optimizer steps done; ``rows`` the
     metrics CSV rows so far) to ``target``."""
+    import torch
+
     state = {"epoch": epoch, "steps": steps, "history": [dataclasses.asdict(s) for s in history], "rows": rows,
              "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "scheduler": scheduler.state_dict() if scheduler is not None else None,
@@ -80,6 +89,10 @@ def load_state(target: Path | StateTarget, *, model: torch.nn.Module, optimizer:
                ) -> tuple[int, int, list[EpochStats], list[list[Any]]] | None:
     """Load a saved state into the given objects; ``(epoch, steps, history, rows)`` or None when there is
     none (or it is unreadable: the fit then starts from the beginning, and says so)."""
+    import torch
+
+    from capgate.train.loop import EpochStats
+
     try:
         data = target.read_bytes()
     except FileNotFoundError:
