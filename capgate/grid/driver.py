@@ -65,6 +65,7 @@ class GridResult:
     stage_seconds: float = 0.0
     trials_wall_seconds: float = 0.0
     slots: int = 0
+    n_older: int = 0
 
     @property
     def efficiency(self) -> float | None:
@@ -82,7 +83,9 @@ class GridResult:
                  f"(pretraining {self.stage_seconds:.1f}s, trial busy {self.busy_seconds:.1f}s"
                  + (f", grid efficiency {self.efficiency:.2f} on {self.slots} slots" if self.efficiency else "")
                  + ")",
-                 f"results table: {self.table} (+ results.csv)"]
+                 f"results table: {self.table} (+ results.csv): the current spec's {self.n_runs} runs"
+                 + (f"; {self.n_older} older runs stored in the study folder are left out (`capgate report "
+                    f"--all-runs STUDY_FOLDER` reads them)" if self.n_older else "")]
         for rid, err in self.failed:
             lines.append(f"  failed run {rid}: {err.strip().splitlines()[0][:300] if err else '(no error text)'}")
         return "\n".join(lines)
@@ -207,7 +210,8 @@ def run_grid(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (),
             doc = store.read(rid)
             failed.append((rid, (doc["records"][0].get("error") if doc else "") or ""))
     result = GridResult(study.study, path, len(ids), len(todo), len(done), counts, failed,
-                        time.monotonic() - t_start, busy, stage_seconds, trials_wall, slots)
+                        time.monotonic() - t_start, busy, stage_seconds, trials_wall, slots,
+                        len(set(store.stored_ids()) - set(ids)))
     log.info("[grid] %s finished in %.1fs: %s", study.study, result.wall_seconds,
              ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     if failed and raise_on_failure:

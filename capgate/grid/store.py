@@ -7,7 +7,9 @@ result. ``storage`` is a local path or an ``s3://``/``gs://``/... URI. Records a
 absent, and a run stored with a final status (``ok``, ``diverged``) is never replaced: a second
 write (a retried or duplicated trial) is logged and dropped. Only a ``failed`` record is replaced,
 by the retry that trains the run again. :meth:`Store.collect` turns the store into the results
-table (parquet + CSV). This module imports neither torch nor ray.
+table (parquet + CSV) of the current spec's runs and lists their ids in ``current_runs.json``, so that
+``capgate report <study folder>`` reads the same runs (older specs' records stay in ``runs/`` and
+are read only with ``report --all-runs``). This module imports neither torch nor ray.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 import io
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,7 @@ import pandas as pd
 
 from capgate._storage import Location, location
 from capgate.errors import ResultsError
-from capgate.schema import FINAL_STATUSES, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, TASK_METRICS
+from capgate.schema import CURRENT_RUNS, FINAL_STATUSES, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, TASK_METRICS
 
 __all__ = ["Store", "FINAL_STATUSES"]
 
@@ -136,6 +139,10 @@ class Store:
         dup = df.duplicated(["run_id", "eval_set"])
         if dup.any():  # impossible by construction (one file per run_id); checked anyway
             raise ResultsError(f"{self.runs}: duplicated (run_id, eval_set) rows {df.loc[dup, 'run_id'].tolist()[:5]}")
+        if run_ids is not None:  # which runs this table holds: `capgate report STUDY_FOLDER` reads the same
+            current = {"study": self.root.name, "run_ids": list(run_ids), "written_at": time.strftime(
+                "%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())}
+            (self.root / CURRENT_RUNS).write_bytes((json.dumps(current, indent=1) + "\n").encode())
         parquet = self.root / "results.parquet"
         buf = io.BytesIO()
         df.to_parquet(buf, index=False)
