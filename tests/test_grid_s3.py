@@ -107,7 +107,9 @@ def test_grid_on_s3_kill_resume_report(tmp_path: Path) -> None:
         assert rep.returncode == 0, rep.stderr[-3000:]
         assert (tmp_path / "rep" / "index.html").is_file()
         assert f"{len(plan.runs)} runs" in rep.stderr
-        print(f"\nS3 grid: first invocation {first:.1f}s (killed), resume {resume:.1f}s, report {report:.1f}s")
+        resumed = next(ln for ln in log.splitlines() if "resuming from" in ln).split(": ", 1)[1]
+        print(f"\nS3 grid: first invocation {first:.1f}s (killed), resume {resume:.1f}s, report {report:.1f}s; "
+              f"{resumed}")
 
 
 @pytest.mark.slow
