@@ -141,3 +141,58 @@ def test_two_node_cluster_refuses_unreachable_storage_and_resources_no_node_has(
         if ray.is_initialized():
             ray.shutdown()
         cluster.shutdown()
+
+
+@pytest.mark.slow
+def test_two_node_grid_on_s3_survives_a_node_removal(tmp_path: Path) -> None:
+    """Two nodes that share no local folder (each trains in its own scratch folder; only the S3
+    bucket is common): a pretraining stage trained once and downloaded by the other node, a node
+    removed mid-grid, every run recorded once, and the report read from the bucket."""
+    import threading
+
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from capgate._storage import location
+    from capgate.analysis import load_results
+    from capgate.grid import Store, plan_grid, run_grid
+
+    spec = tiny_spec(tmp_path, name="s3nodes", rungs={"mobilenetv3": ["S-6"]}, seeds=[0, 1, 2],
+                     inits=("scratch", "imagenet"), steps=12)
+    plan = plan_grid(spec)
+    with s3_server() as s3:
+        os.environ.update(s3)
+        uri = f"s3://{make_bucket(s3)}/store"
+        store = Store(uri, "s3nodes")
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+        worker = cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        removed: list[int] = []
+
+        def remove_worker() -> None:
+            try:
+                _wait_for(lambda: len(store.stored_ids()) >= 1, 400, "a first record")
+                removed.append(len(store.stored_ids()))
+                cluster.remove_node(worker, allow_graceful=False)
+            except AssertionError:
+                pass
+
+        killer = threading.Thread(target=remove_worker, daemon=True)
+        killer.start()
+        t0 = time.monotonic()
+        try:
+            res = run_grid(spec, storage=uri, address=cluster.address, retries=3)
+        finally:
+            killer.join(timeout=5)
+            if ray.is_initialized():
+                ray.shutdown()
+            cluster.shutdown()
+        wall = time.monotonic() - t0
+        assert removed and removed[0] < len(plan.runs), "the node was not removed mid-grid"
+        assert res.counts == {"ok": len(plan.runs)}
+        assert sorted(store.stored_ids()) == sorted(r.run_id for r in plan.runs)
+        table = load_results(f"{uri}/s3nodes")
+        assert len(table) == 3 * len(plan.runs) and not table.duplicated(["run_id", "eval_set"]).any()
+        (stage,) = plan.stages
+        assert (location(uri) / "s3nodes" / "pretrain" / stage.stage_id / "checkpoint.pt").is_file()
+        print(f"\ntwo-node S3 grid with a node removed: {len(plan.runs)} runs + 1 stage in {wall:.1f}s")

@@ -53,10 +53,15 @@ def trial_device() -> str:
 
 
 def _local(storage: Location) -> tuple[Path, Location | None]:
-    """``(local folder to train in, the remote store or None)`` for a storage location."""
+    """``(local folder to train in, the remote store or None)`` for a storage location. On object
+    storage the scratch folder is per store and per Ray node: nothing on one node's disk is
+    assumed visible to another (true also of nodes that happen to share a machine)."""
     if storage.local is not None:
         return storage.local, None
-    return Path(tempfile.gettempdir()) / "capgate-scratch" / short_hash(storage.uri), storage
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()[:12]
+    return Path(tempfile.gettempdir()) / "capgate-scratch" / short_hash(storage.uri) / node, storage
 
 
 def log_tail(store: Store, spec: RunSpec, lines: int = LOG_LINES) -> str:
