@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 import time
 from typing import Any
 
@@ -32,11 +33,17 @@ STORAGE_ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
 
 
 def resolved_roots(plan: Any) -> dict[str, str]:
-    """``{root as written in the spec: absolute folder}`` for every non-synthetic dataset root
-    (raises :class:`SpecError` naming an unset variable, as the preflight does)."""
+    """``{path as written in the spec: resolved path}`` for every non-synthetic dataset root and
+    every weights file an init or a stage names (raises :class:`SpecError` naming an unset
+    variable, as the preflight does)."""
     refs = [ref for ts in plan.study.train_sets for ref in ts.datasets]
     refs += [st.data for st in plan.study.stages if st.data is not None]
-    return {ref.root: str(resolve_root(ref, None)) for ref in refs if ref.root != SYNTHETIC}
+    out = {ref.root: str(resolve_root(ref, None)) for ref in refs if ref.root != SYNTHETIC}
+    files = [i.checkpoint for i in plan.study.inits if i.checkpoint]
+    files += [st.checkpoint for st in plan.study.stages if st.checkpoint]
+    for text in files:
+        out[text] = str(Path(os.path.expandvars(text)).expanduser())
+    return out
 
 
 def runtime_env() -> dict[str, Any]:

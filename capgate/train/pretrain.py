@@ -81,7 +81,7 @@ def ensure_stage(stage: PretrainSpec, storage: Path, study: str,
     and ``roots``: see the module doc and :func:`capgate.train.run.train_one_run`.
     """
     if stage.checkpoint:
-        path = Path(os.path.expandvars(stage.checkpoint)).expanduser()
+        path = Path((roots or {}).get(stage.checkpoint) or os.path.expandvars(stage.checkpoint)).expanduser()
         if not path.is_file():
             raise CheckpointError(f"pretraining stage {stage.name!r} names checkpoint {path} which does "
                                   f"not exist; fix the path under pretraining.{stage.name}.checkpoint")

@@ -193,7 +193,7 @@ def _initialize(model: Any, task: Task, spec: RunSpec, storage: Path, stages: di
         report = initialize(model, ckpt, part=task.init_part(kind))
         return f"{spec.init_stage} ({report.provenance})"
     if spec.init_checkpoint is not None:
-        path = Path(spec.init_checkpoint).expanduser()
+        path = Path((roots or {}).get(spec.init_checkpoint) or spec.init_checkpoint).expanduser()
         report = initialize(model, path, part="backbone")
         return f"{path}#sha256:{file_sha256(path)[:16]} ({report.provenance})"
     return "none"
