@@ -110,3 +110,19 @@ def test_training_state_round_trips_through_s3(bucket: str, tmp_path: Path) -> N
                                        scheduler=None, scaler=None, gen=gen2, device=torch.device("cpu"))
     assert (epoch, steps, rows) == (2, 6, [[1, 3]])
     assert torch.equal(other.weight, model.weight) and torch.equal(torch.rand(3, generator=gen2), expected)
+
+
+def test_check_reads_a_results_table_from_s3(bucket: str, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    from test_check_cli import run_main
+    from test_report_data import detection_truth, write_table
+
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("n_boot: 40\n")
+    local = write_table(tmp_path / "det.parquet", detection_truth(), seed=0)
+    remote = location(bucket) / "det" / "results.parquet"
+    remote.upload(local)
+    base = tmp_path / "base.json"
+    assert run_main(["check", str(local), "--baseline", str(base), "--plan", str(plan), "--update-baseline"]) == 0
+    capsys.readouterr()
+    assert run_main(["check", str(remote), "--baseline", str(base), "--plan", str(plan)]) == 0
+    assert "check PASS: 26 passed, 0 warnings, 0 failures" in capsys.readouterr().out
