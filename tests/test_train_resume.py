@@ -86,3 +86,44 @@ def test_a_finished_state_trains_nothing_more_and_a_torn_state_restarts(tmp_path
     fresh, hist, _ = train(tmp_path, 2, state)
     assert len(hist) == 2 and all(torch.equal(a, b) for a, b in zip(first.state_dict().values(),
                                                                     fresh.state_dict().values()))
+
+
+class HardKill(BaseException):
+    """Not an Exception: train_one_run records failures, a kill must go straight through."""
+
+
+@pytest.mark.slow
+def test_a_real_run_killed_mid_way_resumes_to_the_same_weights_and_metrics(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """train_one_run (the function every trial calls) on the tiny world: killed inside epoch 3 of
+    4, run again on the same storage, it ends with exactly the records of an uninterrupted run."""
+    from test_grid_ray import tiny_spec
+
+    import capgate.train.fit as fit_module
+    from capgate.spec import expand
+    from capgate.spec_load import load_study
+    from capgate.train import train_one_run
+    from capgate.train.run import state_target
+
+    spec = tiny_spec(tmp_path, name="res", rungs={"mobilenetv3": ["S-6"]}, seeds=[0], inits=("scratch",), steps=12)
+    _, (run,) = expand(load_study(spec))
+    whole = train_one_run(run, tmp_path / "a")
+    real, calls = fit_module.train_one_epoch, {"n": 0}
+
+    def killed_in_epoch_3(*args, **kw):  # noqa: ANN002, ANN003, ANN202
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise HardKill
+        return real(*args, **kw)
+
+    monkeypatch.setattr(fit_module, "train_one_epoch", killed_in_epoch_3)
+    with pytest.raises(HardKill):
+        train_one_run(run, tmp_path / "b")
+    assert torch.load(state_target(tmp_path / "b", run), weights_only=False)["epoch"] == 2
+    monkeypatch.setattr(fit_module, "train_one_epoch", real)
+    resumed = train_one_run(run, tmp_path / "b")
+    assert [r["status"] for r in resumed] == ["ok"] * 3, resumed[0]["error"]
+    metrics = ("map", "ap50", "ap75")
+    assert [[r[m] for m in metrics] for r in resumed] == [[r[m] for m in metrics] for r in whole]
+    assert resumed[0]["epochs"] == whole[0]["epochs"] == 4
+    col = lambda p: [ln.split(",")[3] for ln in (p / "res" / "runs" / run.run_id / "metrics.csv").read_text().splitlines()]  # noqa: E731
+    assert col(tmp_path / "b") == col(tmp_path / "a")  # the same loss every epoch
