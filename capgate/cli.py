@@ -336,7 +336,8 @@ def _results_inputs(results: tuple[str, ...], all_runs: bool) -> Any:
 
 
 @cli.command("demo", context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES_HELP + INTERRUPT_HELP)
-@click.option("--storage", default=None, metavar="PATH", help="Study storage [default: ./.capgate].")
+@click.option("--storage", default=None, metavar="PATH|URI",
+              help="Study storage: a path, or an s3:// or gs:// URI [default: ./.capgate].")
 @click.option("-o", "--out", "outdir", default="reports/demo", show_default=True,
               type=click.Path(file_okay=False, path_type=str), help="Report folder.")
 @click.option("--classification/--no-classification", default=True, show_default=True,
