@@ -15,13 +15,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_write_json"]
+__all__ = ["file_mode", "atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_write_json"]
 
 
-def _umask_mode() -> int:
+def file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give a new file under the current umask."""
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask
+
+
+_umask_mode = file_mode
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any], *, fsync: bool = True,

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
+from typing import Any
 
 import click
 
@@ -213,7 +215,9 @@ def _dry_run(spec: str, overrides: tuple[str, ...], storage: str | None, as_json
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a spec value (YAML syntax), e.g. --set recipe.lr=0.01 --set seeds=5. Repeatable.")
 @click.option("--storage", default=None, metavar="PATH|URI",
-              help="Study storage: a local path or file:// URI every node mounts [default: ./.capgate].")
+              help="Study storage every node reaches: a local path (NFS), a file:// URI, or an object-store URI "
+                   "such as s3://bucket/prefix (endpoint and credentials from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, "
+                   "AWS_SECRET_ACCESS_KEY, AWS_REGION) or gs://bucket/prefix [default: ./.capgate].")
 @click.option("--address", default=None, help="Join this Ray cluster (default: start one in-process).")
 @click.option("--max-concurrent", type=click.IntRange(1), default=None, help="At most N trials at once.")
 @click.option("--retries", type=click.IntRange(0), default=2, show_default=True,
@@ -244,12 +248,18 @@ def run_grid_cmd(spec: str, dry_run: bool, as_json: bool, overrides: tuple[str, 
 @click.option("-o", "--out", "outdir", required=True, type=click.Path(file_okay=False, path_type=str),
               help="Output folder, e.g. reports/demo/.")
 @click.option("--title", help="Report title (default: from the study names).")
-def report_cmd(results: tuple[str, ...], plan: str | None, outdir: str, title: str | None) -> None:
+@click.option("--all-runs", is_flag=True,
+              help="Read every record of a study folder, older specs' runs included (default: the runs of the "
+                   "spec run-grid last ran, the same rows as its results.parquet).")
+def report_cmd(results: tuple[str, ...], plan: str | None, outdir: str, title: str | None, all_runs: bool) -> None:
     """Analyze RESULTS (results tables or study folders; several give one combined report) and
-    write index.html, summary.json, gains.csv, model.json and model_frame.csv into --out."""
+    write index.html, summary.json, gains.csv, model.json and model_frame.csv into --out.
+
+    RESULTS may be local paths or object-store URIs (s3://bucket/prefix/study, gs://bucket/study)."""
     from capgate.report import render_report
 
-    index = render_report(list(results), outdir, plan=plan, title=title)
+    inputs = _results_inputs(results, all_runs)
+    index = render_report(inputs, outdir, plan=plan, title=title)
     click.echo(f"report written to {index}")
 
 
@@ -273,19 +283,61 @@ def check_cmd(results: tuple[str, ...], baseline: str, plan: str | None, junit: 
               z: float | None, se_mode: str, strict: bool, update_baseline: bool, only_problems: bool) -> int:
     """Compare RESULTS (results tables, or one summary.json) with a baseline summary: cells present
     and means within noise, verdicts and capacity gates unchanged, plan expectations hold."""
+    import tempfile
+
+    from capgate._storage import is_remote
+    from capgate.analysis import load_results
     from capgate.check import format_table, run_check
 
-    result = run_check(list(results), baseline, plan, abs_tol=abs_tol, z=z, se_mode=se_mode, junit=junit,
-                       update_baseline=update_baseline, strict=strict)
+    with tempfile.TemporaryDirectory(prefix="capgate-check-") as tmp:
+        paths = []
+        for i, r in enumerate(results):  # object-store inputs are read here, checked as local tables
+            if is_remote(r):
+                line = _selection(r, False)
+                if line:
+                    click.echo(line, err=True)
+                paths.append(str(Path(tmp) / f"input{i}.parquet"))
+                load_results(r).to_parquet(paths[-1], index=False)
+            else:
+                paths.append(r)
+        result = run_check(paths, baseline, plan, abs_tol=abs_tol, z=z, se_mode=se_mode, junit=junit,
+                           update_baseline=update_baseline, strict=strict)
     click.echo(format_table(result, only_problems=only_problems))
     return result.exit_code
+
+
+def _selection(path: str, all_runs: bool) -> str | None:
+    from capgate.analysis.load import study_selection
+
+    line = study_selection(path, all_runs)
+    return f"reading {line}" if line else None
+
+
+def _results_inputs(results: tuple[str, ...], all_runs: bool) -> Any:
+    """What ``report`` renders: the paths as given, or one in-memory table when an input is an
+    object-store URI or ``--all-runs`` widens a study folder (the report reads those here).
+    Says on stderr which runs each study folder contributes."""
+    import pandas as pd
+
+    from capgate._storage import is_remote
+    from capgate.analysis import load_results
+
+    for r in results:
+        line = _selection(r, all_runs)
+        if line:
+            click.echo(line, err=True)
+    if not any(is_remote(r) or (all_runs and Path(r).is_dir()) for r in results):
+        return list(results)
+    tables = [load_results(r, all_runs=all_runs) for r in results]
+    return tables[0] if len(tables) == 1 else pd.concat(tables, ignore_index=True, sort=False)
 
 
 # --- demo -------------------------------------------------------------------------------
 
 
 @cli.command("demo", context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES_HELP + INTERRUPT_HELP)
-@click.option("--storage", default=None, metavar="PATH", help="Study storage [default: ./.capgate].")
+@click.option("--storage", default=None, metavar="PATH|URI",
+              help="Study storage: a path, or an s3:// or gs:// URI [default: ./.capgate].")
 @click.option("-o", "--out", "outdir", default="reports/demo", show_default=True,
               type=click.Path(file_okay=False, path_type=str), help="Report folder.")
 @click.option("--classification/--no-classification", default=True, show_default=True,

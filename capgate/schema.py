@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = [
+    "CURRENT_RUNS",
     "TASKS",
     "SHIFTS",
     "STATUSES",
@@ -174,3 +175,9 @@ def build_records(
             raise ValueError(f"record of run {row.get('run_id')!r} lacks required column(s) {missing}")
         records.append(row)
     return records
+
+
+#: The file beside a study folder's ``results.parquet`` listing the run ids of the spec
+#: ``run-grid`` last ran (``{"study", "run_ids", "written_at"}``): the runs the study holds by
+#: default, for ``run-grid``'s table and ``capgate report <study folder>`` alike.
+CURRENT_RUNS = "current_runs.json"

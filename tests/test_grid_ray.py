@@ -126,6 +126,10 @@ def test_diverged_and_failed_runs_are_recorded_and_exit_codes(tmp_path: Path) ->
     docs = records(storage, "bad")
     assert len(docs) == 2
     assert all(r["status"] == "failed" and "no-such-llvip" in r["error"] for d in docs.values() for r in d["records"])
+    # each trial's log is in the store, and a failed record carries its last lines
+    assert all("--- last lines of" in r["error"] and "failed" in r["error"].split("--- last lines of")[1]
+               for d in docs.values() for r in d["records"])
+    assert all((storage / "bad" / "runs" / rid / "trial.log").is_file() for rid in docs)
     table = pd.read_parquet(storage / "bad" / "results.parquet")
     assert len(table) == 6 and set(table["status"]) == {"failed"}
 

@@ -8,15 +8,19 @@ offending rows and the fix.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
+import posixpath
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from capgate.schema import (
+    CURRENT_RUNS,
     COLUMN_KINDS,
     METRIC_COLUMNS,
     OPTIONAL_COLUMNS,
@@ -29,57 +33,122 @@ from capgate.schema import (
 )
 from capgate.errors import ResultsError
 
-__all__ = ["load_results", "validate", "metrics_for"]
+__all__ = ["load_results", "validate", "metrics_for", "study_selection"]
 
 log = logging.getLogger(__name__)
 
 _MAX_LISTED = 5
 
 
-def load_results(path: str | Path) -> pd.DataFrame:
+def load_results(path: str | Path, all_runs: bool = False) -> pd.DataFrame:
     """Read a results table from parquet, CSV or a study store folder, and validate it.
 
-    A folder is read as a study store: ``<path>/runs/*.json``, or ``<path>/*.json`` when the folder is
-    the ``runs`` folder itself, or ``<path>/*/runs/*.json`` for a storage root holding several studies.
-    Returns the validated table (see :func:`validate`).
+    ``path`` is a local path or an object-store URI (``s3://bucket/prefix/study``, ``gs://...``;
+    see :mod:`capgate._storage`). A folder is read as a study store: ``<path>/runs/*.json``, or
+    ``<path>/*.json`` when the folder is the ``runs`` folder itself, or ``<path>/*/runs/*.json``
+    for a storage root holding several studies. A study folder holds the records of every spec
+    ever run into it; by default only the runs of the spec ``run-grid`` last ran are read (the
+    run ids it lists in ``current_runs.json``, the same rows as its ``results.parquet``), and
+    ``all_runs=True`` reads every record (:func:`study_selection` says which). Returns the
+    validated table (see :func:`validate`).
     """
+    from capgate._storage import is_remote, location
+
+    if is_remote(path):
+        loc = location(path)
+        if loc.is_file():
+            table = _read_file(io.BytesIO(loc.read_bytes()), str(path), posixpath.splitext(loc.path)[1].lower())
+        elif loc.is_dir():
+            table = _read_store(loc, str(path), all_runs)
+        else:
+            raise ResultsError(f"{path}: no such object or folder; pass a results .parquet/.csv file or a "
+                               f"study store folder (check the bucket, prefix and AWS_ENDPOINT_URL)")
+        return validate(table, source=str(path))
     path = Path(path)
     if not path.exists():
         raise ResultsError(f"{path}: no such file or folder; pass a results .parquet/.csv file or a study store folder")
     if path.is_dir():
-        table = _read_store(path)
-    elif path.suffix.lower() in (".parquet", ".pq"):
-        try:
-            table = pd.read_parquet(path)
-        except Exception as exc:  # pyarrow raises many types for a broken file
-            raise ResultsError(f"{path}: cannot read parquet ({exc}); rerun `capgate run-grid SPEC` (it rewrites results.parquet from the study store) or pass the study folder") from exc
-    elif path.suffix.lower() == ".csv":
-        try:
-            # string columns read as strings: a git sha of digits or an all-hex run id stays text
-            str_cols = [c for c, k in COLUMN_KINDS.items() if k == "str"]
-            table = pd.read_csv(path, dtype={c: str for c in str_cols}, keep_default_na=True)
-        except Exception as exc:
-            raise ResultsError(f"{path}: cannot read CSV ({exc}); check the file is a complete CSV") from exc
+        table = _read_store(location(path), str(path), all_runs)
     else:
-        raise ResultsError(f"{path}: unknown results format {path.suffix!r}; use .parquet, .csv or a study store folder")
+        table = _read_file(path, str(path), path.suffix.lower())
     return validate(table, source=str(path))
 
 
-def _read_store(folder: Path) -> pd.DataFrame:
-    files = sorted((folder / "runs").glob("*.json"))
-    if not files:
-        files = sorted(folder.glob("*.json"))
-    if not files:
-        files = sorted(folder.glob("*/runs/*.json"))
+def _read_file(src: Path | io.BytesIO, name: str, suffix: str) -> pd.DataFrame:
+    if suffix in (".parquet", ".pq"):
+        try:
+            return pd.read_parquet(src)
+        except Exception as exc:  # pyarrow raises many types for a broken file
+            raise ResultsError(f"{name}: cannot read parquet ({exc}); rerun `capgate run-grid SPEC` (it rewrites results.parquet from the study store) or pass the study folder") from exc
+    if suffix == ".csv":
+        try:
+            # string columns read as strings: a git sha of digits or an all-hex run id stays text
+            str_cols = [c for c, k in COLUMN_KINDS.items() if k == "str"]
+            return pd.read_csv(src, dtype={c: str for c in str_cols}, keep_default_na=True)
+        except Exception as exc:
+            raise ResultsError(f"{name}: cannot read CSV ({exc}); check the file is a complete CSV") from exc
+    raise ResultsError(f"{name}: unknown results format {suffix!r}; use .parquet, .csv or a study store folder")
+
+
+def _study_files(study: Any, all_runs: bool) -> tuple[list[Any], int]:
+    """A study folder's record files (the current spec's, unless ``all_runs``) and how many older
+    records were left out."""
+    files = study.files(".json") if study.name == "runs" else (study / "runs").files(".json")
+    if all_runs:
+        return files, 0
+    marker = (study / CURRENT_RUNS) if study.name != "runs" else None
+    try:
+        ids = set(json.loads(marker.read_bytes())["run_ids"]) if marker is not None else None
+    except (FileNotFoundError, OSError, ValueError, KeyError, TypeError):
+        ids = None
+    if ids is None:
+        return files, 0
+    keep = [f for f in files if f.name[:-len(".json")] in ids]
+    return keep, len(files) - len(keep)
+
+
+def study_selection(path: str | Path, all_runs: bool = False) -> str | None:
+    """One line saying which records of a study folder :func:`load_results` reads (None for a
+    table file or a folder that is not a study store)."""
+    from capgate._storage import is_remote, location
+
+    if not is_remote(path) and not Path(path).is_dir():
+        return None
+    loc = location(path)
+    studies = [loc] if (loc / "runs").is_dir() or loc.name == "runs" else \
+        [d for d in loc.folders() if (d / "runs").is_dir()]
+    parts = []
+    for st in studies:
+        files, left = _study_files(st, all_runs)
+        if all_runs:
+            parts.append(f"{st}: all {len(files)} stored runs (--all-runs)")
+        elif left:
+            parts.append(f"{st}: the {len(files)} runs of the current spec (as run-grid's results.parquet); "
+                         f"{left} older runs left out (capgate report --all-runs reads them)")
+        else:
+            parts.append(f"{st}: {len(files)} runs")
+    return "; ".join(parts) if parts else None
+
+
+def _read_store(folder: Any, name: str, all_runs: bool = False) -> pd.DataFrame:
+    """Rows of every record file of a study folder (``folder`` a :class:`capgate._storage.Location`)."""
+    if folder.name == "runs" or (folder / "runs").is_dir():
+        files = _study_files(folder, all_runs)[0]
+    else:
+        files = [f for f in folder.files(".json") if f.name != CURRENT_RUNS]
+        if not files:
+            for sub in folder.folders():
+                if (sub / "runs").is_dir():
+                    files += _study_files(sub, all_runs)[0]
     if not files:
         raise ResultsError(
-            f"{folder}: no run records found (looked for runs/*.json, *.json, */runs/*.json); "
+            f"{name}: no run records found (looked for runs/*.json, *.json, */runs/*.json); "
             "pass the study folder written by the grid, or a results .parquet/.csv"
         )
     rows: list[dict] = []
     for f in files:
         try:
-            doc = json.loads(f.read_text())
+            doc = json.loads(f.read_bytes())
         except (OSError, json.JSONDecodeError) as exc:
             raise ResultsError(f"{f}: not a readable JSON run record ({exc}); delete it and re-run that run") from exc
         if not isinstance(doc, dict) or not isinstance(doc.get("records"), list):
@@ -91,7 +160,7 @@ def _read_store(folder: Path) -> pd.DataFrame:
             row.setdefault("run_id", doc.get("run_id"))
             rows.append(row)
     if not rows:
-        raise ResultsError(f"{folder}: the run records hold no rows; re-run the grid")
+        raise ResultsError(f"{name}: the run records hold no rows; re-run the grid")
     return pd.DataFrame(rows)
 
 

@@ -12,6 +12,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from capgate._resources import shipped
 from capgate.errors import SpecError
@@ -81,8 +82,14 @@ def run_demo(storage: str | Path | None = None, outdir: str | Path = "reports/de
             log.warning("capgate.report is not available; the demo ends at the results tables")
         else:
             plan = demo_plan()
-            out.report = Path(render_report([str(g.table) for g in out.grids], str(outdir),
-                                            plan=str(plan) if plan else None))
+            inputs: Any = [str(g.table) for g in out.grids]
+            if not all(isinstance(g.table, Path) for g in out.grids):  # tables on object storage
+                import pandas as pd
+
+                from capgate.analysis import load_results
+
+                inputs = pd.concat([load_results(t) for t in inputs], ignore_index=True, sort=False)
+            out.report = Path(render_report(inputs, str(outdir), plan=str(plan) if plan else None))
     out.wall_seconds = time.monotonic() - t0
     log.info("[demo] finished in %.1f min", out.wall_seconds / 60)
     if failures:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from capgate._storage import Location, location
 from capgate.errors import GridError, SpecError
 from capgate.grid.plan import GridPlan, plan_grid
 from capgate.grid.store import Store
@@ -53,7 +54,7 @@ class GridResult:
     """What a grid invocation did and where its results table is."""
 
     study: str
-    table: Path
+    table: Path | Location
     n_runs: int
     n_trained: int
     n_skipped: int
@@ -64,6 +65,7 @@ class GridResult:
     stage_seconds: float = 0.0
     trials_wall_seconds: float = 0.0
     slots: int = 0
+    n_older: int = 0
 
     @property
     def efficiency(self) -> float | None:
@@ -81,26 +83,30 @@ class GridResult:
                  f"(pretraining {self.stage_seconds:.1f}s, trial busy {self.busy_seconds:.1f}s"
                  + (f", grid efficiency {self.efficiency:.2f} on {self.slots} slots" if self.efficiency else "")
                  + ")",
-                 f"results table: {self.table} (+ {self.table.with_suffix('.csv').name})"]
+                 f"results table: {self.table} (+ results.csv): the current spec's {self.n_runs} runs"
+                 + (f"; {self.n_older} older runs stored in the study folder are left out (`capgate report "
+                    f"--all-runs STUDY_FOLDER` reads them)" if self.n_older else "")]
         for rid, err in self.failed:
             lines.append(f"  failed run {rid}: {err.strip().splitlines()[0][:300] if err else '(no error text)'}")
         return "\n".join(lines)
 
 
-def resolve_storage(storage: str | Path | None) -> Path:
-    """A local path or ``file://`` URI -> absolute path (default ``./.capgate``). Storage must be
-    a filesystem every node mounts at the same path (local disk, NFS, a cluster filesystem)."""
+def resolve_storage(storage: str | Path | None) -> Location:
+    """``--storage`` -> its :class:`~capgate._storage.Location` (default ``./.capgate``): a local
+    path or ``file://`` URI (absolute; on a cluster, a filesystem every node mounts at the same
+    path, e.g. NFS), or an object-store URI (``s3://bucket/prefix``, ``gs://...``, any pyarrow or
+    fsspec filesystem) that every node reaches."""
     text = str(storage) if storage is not None else DEFAULT_STORAGE
-    if "://" in text:
-        scheme, _, rest = text.partition("://")
-        if scheme != "file":
-            raise SpecError(f"storage URI {text!r}: scheme {scheme!r} is not supported; give a local path or "
-                            f"file:// URI of a filesystem every node mounts (e.g. NFS) at the same path")
-        text = rest
-    return Path(text).expanduser().resolve()
+    try:
+        return location(text)
+    except Exception as exc:  # pyarrow / fsspec refuse an unknown scheme or a malformed URI
+        raise SpecError(f"storage {text!r} cannot be opened ({type(exc).__name__}: {exc}); give a local path, "
+                        f"a file:// URI, or an object-store URI such as s3://bucket/prefix") from None
 
 
 def _ray_init(address: str | None, num_cpus: int | None) -> bool:
+    from capgate.grid.cluster import runtime_env
+
     """Start (or join) Ray quietly; returns True when this call started it."""
     for k, v in (("RAY_USAGE_STATS_ENABLED", "0"), ("RAY_AIR_NEW_OUTPUT", "0"), ("RAY_AUTH_MODE", "disabled"),
                  ("RAY_DEDUP_LOGS", "0")):
@@ -110,6 +116,8 @@ def _ray_init(address: str | None, num_cpus: int | None) -> bool:
     if ray.is_initialized():
         return False
     kw: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING, "include_dashboard": False}
+    if runtime_env():  # object-storage endpoint and credentials reach every worker on every node
+        kw["runtime_env"] = runtime_env()
     if address:
         ray.init(address=address, **kw)
     else:
@@ -119,10 +127,15 @@ def _ray_init(address: str | None, num_cpus: int | None) -> bool:
     return True
 
 
-def _lost_records(spec: RunSpec, error: str) -> list[dict[str, Any]]:
+def _lost_records(spec: RunSpec, error: str, store: Store | None = None) -> list[dict[str, Any]]:
     """``failed`` records for a run Ray lost after all retries (no model was trained)."""
     from capgate.train.run import run_base  # light: torch is imported only when a run trains
 
+    from capgate.grid.trial import log_tail
+
+    tail = log_tail(store, spec) if store is not None else ""
+    if tail:
+        error += "\n--- last lines of the trial's log ---\n" + tail
     now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
     return build_records(run_base(spec), [(e.name, e.shift) for e in spec.train_set.evals], status="failed",
                          error=error, started_at=now, ended_at=now, wall_seconds=0.0)
@@ -154,19 +167,24 @@ def run_grid(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (),
     busy = stage_seconds = trials_wall = 0.0
     slots = 0
     if todo:
-        if any(r.uses_world for r in todo) or any(s.data is not None and s.data.root == SYNTHETIC
-                                                  for s in plan.stages):
+        uses_world = any(r.uses_world for r in todo) or any(s.data is not None and s.data.root == SYNTHETIC
+                                                            for s in plan.stages)
+        if uses_world and root.local is not None:  # on object storage each node generates its own copy
             from capgate.train.pretrain import ensure_world_once
 
             t0 = time.monotonic()
-            wr = ensure_world_once(root, study.world)
+            wr = ensure_world_once(root.local, study.world)
             log.info("[grid] synthetic world ready at %s (%.1fs)", wr, time.monotonic() - t0)
+        from capgate.grid.cluster import check_nodes, resolved_roots
+
+        roots = resolved_roots(plan)  # ${VAR}s expanded here, never in a worker's environment
         started = _ray_init(address, num_cpus)
         try:
-            if started:  # a local Ray this call started: nothing will add GPUs later
-                _check_local_resources(plan)
-            stage_seconds = _run_stages(plan, todo, root, retries)
-            busy, trials_wall, slots = _run_trials(plan, todo, root, max_concurrent, retries)
+            _check_resources(plan, started)
+            n_nodes = check_nodes(root)
+            log.info("[grid] storage %s is readable and writable from all %d nodes", root, n_nodes)
+            stage_seconds = _run_stages(plan, todo, root, retries, roots)
+            busy, trials_wall, slots = _run_trials(plan, todo, root, max_concurrent, retries, roots)
         except KeyboardInterrupt:
             # Ctrl-C: runs in flight are not recorded (the same command trains them again).
             n = len(store.done(ids))
@@ -181,7 +199,7 @@ def run_grid(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (),
     for r in todo:
         if store.read(r.run_id) is None:
             store.write(r.run_id, r.to_dict(), _lost_records(
-                r, "the trial was lost by Ray after all retries (worker or node died); rerun the grid"))
+                r, "the trial was lost by Ray after all retries (worker or node died); rerun the grid", store))
     table, path = store.collect(ids, study.task)
     counts: dict[str, int] = {}
     failed: list[tuple[str, str]] = []
@@ -192,7 +210,8 @@ def run_grid(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (),
             doc = store.read(rid)
             failed.append((rid, (doc["records"][0].get("error") if doc else "") or ""))
     result = GridResult(study.study, path, len(ids), len(todo), len(done), counts, failed,
-                        time.monotonic() - t_start, busy, stage_seconds, trials_wall, slots)
+                        time.monotonic() - t_start, busy, stage_seconds, trials_wall, slots,
+                        len(set(store.stored_ids()) - set(ids)))
     log.info("[grid] %s finished in %.1fs: %s", study.study, result.wall_seconds,
              ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     if failed and raise_on_failure:
@@ -202,12 +221,12 @@ def run_grid(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (),
     return result
 
 
-def _run_stages(plan: GridPlan, todo: list[RunSpec], root: Path, retries: int) -> float:
+def _run_stages(plan: GridPlan, todo: list[RunSpec], root: Location, retries: int, roots: dict[str, str]) -> float:
     """Train the missing pretraining stages the ``todo`` runs need, as Ray tasks."""
     import ray
 
     from capgate.grid.trial import train_stage
-    from capgate.train.pretrain import CHECKPOINT_NAME, stage_dir
+    from capgate.train.pretrain import CHECKPOINT_NAME
 
     by_id = {s.stage_id: s for s in plan.stages}
     needed: set[str] = set()
@@ -217,7 +236,7 @@ def _run_stages(plan: GridPlan, todo: list[RunSpec], root: Path, retries: int) -
             needed.add(sid)
             sid = by_id[sid].parent
     missing = [s for s in plan.stages if s.stage_id in needed and not s.checkpoint
-               and not (stage_dir(root, plan.study.study, s.stage_id) / CHECKPOINT_NAME).is_file()]
+               and not (root / plan.study.study / "pretrain" / s.stage_id / CHECKPOINT_NAME).is_file()]
     if not missing:
         return 0.0
     t0 = time.monotonic()
@@ -229,7 +248,8 @@ def _run_stages(plan: GridPlan, todo: list[RunSpec], root: Path, retries: int) -
     refs: dict[str, Any] = {}
     for s in missing:  # parents come first in plan.stages
         parents = [refs[s.parent]] if s.parent in refs else []
-        refs[s.stage_id] = task.remote(s.to_dict(), str(root), plan.study.study, stages_json, res.cpu, *parents)
+        refs[s.stage_id] = task.remote(s.to_dict(), root.portable(), plan.study.study, stages_json, res.cpu, roots,
+                                       *parents)
     pending = dict((ref, sid) for sid, ref in refs.items())
     errors = []
     while pending:
@@ -271,14 +291,20 @@ def trial_resources(res: Any, where: str = "resources", cluster: dict[str, float
     return {"cpu": cpu, "gpu": gpu}
 
 
-def _check_local_resources(plan: GridPlan) -> None:
-    """Refuse GPU requests a local Ray cannot meet (see :func:`trial_resources`)."""
+def _check_resources(plan: GridPlan, local: bool) -> None:
+    """Refuse trial or stage resources that fit on no node of the cluster (see
+    :func:`trial_resources` and :func:`capgate.grid.cluster.check_fits`). ``local``: a Ray this
+    call started (nothing will add GPU nodes later)."""
     import ray
 
-    cluster = ray.cluster_resources()
-    trial_resources(plan.study.resources, "resources", cluster)
+    from capgate.grid.cluster import check_fits
+
+    cluster = ray.cluster_resources() if local else None
+    checks = [(plan.study.resources, "resources")]
     if plan.stages:
-        trial_resources(plan.study.stage_resources, "stage_resources", cluster)
+        checks.append((plan.study.stage_resources, "stage_resources"))
+    for res, where in checks:
+        check_fits(trial_resources(res, where, cluster), where)
 
 
 def _trial_name(trial: Any) -> str:
@@ -286,8 +312,8 @@ def _trial_name(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def _run_trials(plan: GridPlan, todo: list[RunSpec], root: Path, max_concurrent: int | None,
-                retries: int) -> tuple[float, float, int]:
+def _run_trials(plan: GridPlan, todo: list[RunSpec], root: Location, max_concurrent: int | None,
+                retries: int, roots: dict[str, str]) -> tuple[float, float, int]:
     """Put the ``todo`` runs on a Tune grid axis and run them; returns summed trial busy seconds,
     the wall seconds of the trial phase and the number of concurrent slots."""
     import ray
@@ -309,14 +335,20 @@ def _run_trials(plan: GridPlan, todo: list[RunSpec], root: Path, max_concurrent:
     # The stage list goes once into Ray's object store, not into every trial's config.
     stages = {s.stage_id: s.to_dict() for s in plan.stages}
     trainable = tune.with_resources(tune.with_parameters(run_trial, stages=stages), trial_resources(res, "resources"))
-    space = {"run": tune.grid_search([r.to_json() for r in todo]), "storage": str(root), "cpus": res.cpu}
+    space = {"run": tune.grid_search([r.to_json() for r in todo]), "storage": root.portable(), "cpus": res.cpu,
+             "roots": roots}
+    tune_dir = root / plan.study.study / "tune"
+    if root.local is not None:
+        tune_storage: dict[str, Any] = {"storage_path": str(tune_dir)}
+    else:  # Tune's own experiment state goes to the same object store, through the same filesystem
+        tune_storage = {"storage_path": tune_dir.path, "storage_filesystem": tune_dir.fs}
     tuner = tune.Tuner(
         trainable, param_space=space,
         tune_config=tune.TuneConfig(num_samples=1, reuse_actors=True, max_concurrent_trials=max_concurrent,
                                     trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(
             name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}",
-            storage_path=str(root / plan.study.study / "tune"), verbose=0, callbacks=[progress],
+            **tune_storage, verbose=0, callbacks=[progress],
             failure_config=tune.FailureConfig(max_failures=retries, fail_fast=False)))
     log.info("[grid] starting %d trials, %d at a time", len(todo), slots)
     t0 = time.monotonic()

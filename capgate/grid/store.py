@@ -1,12 +1,15 @@
 """The study store: one JSON file of result records per run, keyed by run_id.
 
 ``<storage>/<study>/runs/<run_id>.json`` = ``{"run_id", "spec", "records": [row, ...]}``,
-written atomically through :mod:`capgate._atomic`, so a crash can never leave a half-written
-record that reads as a result. Records are **written once**: a new record is created only if
+written whole (atomically on a local filesystem, one PUT on object storage; see
+:mod:`capgate._storage`), so a crash can never leave a half-written record that reads as a
+result. ``storage`` is a local path or an ``s3://``/``gs://``/... URI. Records are **written once**: a new record is created only if
 absent, and a run stored with a final status (``ok``, ``diverged``) is never replaced: a second
 write (a retried or duplicated trial) is logged and dropped. Only a ``failed`` record is replaced,
 by the retry that trains the run again. :meth:`Store.collect` turns the store into the results
-table (parquet + CSV). This module imports neither torch nor ray.
+table (parquet + CSV) of the current spec's runs and lists their ids in ``current_runs.json``, so that
+``capgate report <study folder>`` reads the same runs (older specs' records stay in ``runs/`` and
+are read only with ``report --all-runs``). This module imports neither torch nor ray.
 """
 
 from __future__ import annotations
@@ -14,14 +17,16 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
+import io
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from capgate._atomic import atomic_write, atomic_write_bytes
+from capgate._storage import Location, location
 from capgate.errors import ResultsError
-from capgate.schema import FINAL_STATUSES, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, TASK_METRICS
+from capgate.schema import CURRENT_RUNS, FINAL_STATUSES, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, TASK_METRICS
 
 __all__ = ["Store", "FINAL_STATUSES"]
 
@@ -37,11 +42,12 @@ def _json_default(o: Any) -> Any:
 class Store:
     """Records of one study under ``<storage>/<study>``."""
 
-    def __init__(self, storage: Path | str, study: str) -> None:
-        self.root = Path(storage) / study
+    def __init__(self, storage: Path | str | Location, study: str) -> None:
+        self.storage = location(storage)
+        self.root = self.storage / study
         self.runs = self.root / "runs"
 
-    def path(self, run_id: str) -> Path:
+    def path(self, run_id: str) -> Location:
         return self.runs / f"{run_id}.json"
 
     def write(self, run_id: str, spec: dict[str, Any], records: list[dict[str, Any]]) -> bool:
@@ -62,9 +68,10 @@ class Store:
                             run_id, previous, path, records[0].get("status"))
                 return False
             try:
-                atomic_write(path, lambda fh: fh.write(data), exclusive=previous is None and not path.exists())
+                path.write_bytes(data, exclusive=previous is None and not path.is_file())
                 return True
             except FileExistsError:  # another writer created it meanwhile: look again
+                log.info("run %s: another writer stored %s first; looking again", run_id, path)
                 continue
         raise ResultsError(f"{path}: could not store run {run_id} (three writers raced); rerun the grid")
 
@@ -72,7 +79,7 @@ class Store:
         """A run's stored document, or None when absent or unreadable (then it is retrained)."""
         path = self.path(run_id)
         try:
-            doc = json.loads(path.read_text())
+            doc = json.loads(path.read_bytes())
         except FileNotFoundError:
             return None
         except (OSError, json.JSONDecodeError) as exc:
@@ -96,9 +103,7 @@ class Store:
 
     def stored_ids(self) -> list[str]:
         """Run ids with a record file (readable or not)."""
-        if not self.runs.is_dir():
-            return []
-        return sorted(p.stem for p in self.runs.glob("*.json"))
+        return [f.name[:-len(".json")] for f in self.runs.files(".json")]
 
     def done(self, run_ids: list[str]) -> set[str]:
         """The ``run_ids`` already stored with a final status (skipped on a rerun)."""
@@ -125,16 +130,22 @@ class Store:
             df = df.sort_values(["run_id", "eval_set"], kind="stable").reset_index(drop=True)
         return df
 
-    def collect(self, run_ids: list[str] | None = None, task: str | None = None) -> tuple[pd.DataFrame, Path]:
+    def collect(self, run_ids: list[str] | None = None, task: str | None = None) -> tuple[pd.DataFrame, Path | Location]:
         """Write the results table as ``results.parquet`` and ``results.csv`` beside ``runs/``
-        (atomically), and return it with the parquet path."""
+        (atomically), and return it with the parquet file (a Path on a local store)."""
         df = self.table(run_ids, task)
         if df.empty:
             raise ResultsError(f"{self.runs}: no run records stored yet; run the grid first")
         dup = df.duplicated(["run_id", "eval_set"])
         if dup.any():  # impossible by construction (one file per run_id); checked anyway
             raise ResultsError(f"{self.runs}: duplicated (run_id, eval_set) rows {df.loc[dup, 'run_id'].tolist()[:5]}")
+        if run_ids is not None:  # which runs this table holds: `capgate report STUDY_FOLDER` reads the same
+            current = {"study": self.root.name, "run_ids": list(run_ids), "written_at": time.strftime(
+                "%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())}
+            (self.root / CURRENT_RUNS).write_bytes((json.dumps(current, indent=1) + "\n").encode())
         parquet = self.root / "results.parquet"
-        atomic_write(parquet, lambda fh: df.to_parquet(fh, index=False))
-        atomic_write_bytes(self.root / "results.csv", df.to_csv(index=False).encode())
-        return df, parquet
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        parquet.write_bytes(buf.getvalue())
+        (self.root / "results.csv").write_bytes(df.to_csv(index=False).encode())
+        return df, parquet.local if parquet.local is not None else parquet

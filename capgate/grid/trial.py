@@ -1,24 +1,40 @@
 """What runs inside a Ray worker: one Tune trial (a run) and one pretraining-stage task.
 
 Both are thin: turn the config back into a frozen spec, call the plain training function,
-store the result atomically, report. A trial whose run is already stored with a final status
-(a retry after a lost node, a rerun after a killed driver) only reports the stored result.
+store the result, report. A trial whose run is already stored with a final status (a retry
+after a lost node, a rerun after a killed driver) only reports the stored result.
+
+The config carries everything a worker needs, resolved in the driver: the storage (a local path
+or an object-store URI, see :mod:`capgate._storage`) and the dataset roots (``${VAR}``s
+expanded). On object storage the worker trains in a local scratch folder and the run's files
+go to the store. Each trial's log (capgate's log records at INFO and above) is written to
+``<study>/runs/<run_id>/trial.log`` in the store, and a failed run's records carry its last lines
+in ``error``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from capgate._hash import short_hash
+from capgate._storage import Location, location
 from capgate.grid.store import Store
 from capgate.schema import FINAL_STATUSES, PRIMARY_METRIC
 from capgate.spec import PretrainSpec, RunSpec
 
-__all__ = ["run_trial", "train_stage", "summary_metrics", "trial_device"]
+__all__ = ["run_trial", "train_stage", "summary_metrics", "trial_device", "log_tail", "LOG_NAME", "LOG_LINES"]
 
 log = logging.getLogger(__name__)
+
+LOG_NAME = "trial.log"
+#: How many of a trial's last log lines a failed record's ``error`` carries.
+LOG_LINES = 20
 
 
 def _threads(cpus: float) -> None:
@@ -36,6 +52,47 @@ def trial_device() -> str:
     return "cuda" if ray.get_gpu_ids() else "cpu"
 
 
+def _local(storage: Location) -> tuple[Path, Location | None]:
+    """``(local folder to train in, the remote store or None)`` for a storage location. On object
+    storage the scratch folder is per store and per Ray node: nothing on one node's disk is
+    assumed visible to another (true also of nodes that happen to share a machine)."""
+    if storage.local is not None:
+        return storage.local, None
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()[:12]
+    return Path(tempfile.gettempdir()) / "capgate-scratch" / short_hash(storage.uri) / node, storage
+
+
+def log_tail(store: Store, spec: RunSpec, lines: int = LOG_LINES) -> str:
+    """The last ``lines`` lines of a run's trial log in the store ('' when there is none)."""
+    try:
+        text = (store.runs / spec.run_id / LOG_NAME).read_text()
+    except (FileNotFoundError, OSError):
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def _trial_log(path: Path) -> Iterator[Path]:
+    """capgate's log records (INFO and above) of this trial, appended to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, mode="a")
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("capgate")
+    level = root.level
+    root.addHandler(handler)
+    if root.getEffectiveLevel() > logging.INFO:
+        root.setLevel(logging.INFO)
+    try:
+        yield path
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+        handler.close()
+
+
 def summary_metrics(spec: RunSpec, records: list[dict[str, Any]], busy: float, skipped: bool) -> dict[str, Any]:
     """The small dict a trial reports to Tune (the records themselves live in the store)."""
     first = records[0]
@@ -51,34 +108,52 @@ def summary_metrics(spec: RunSpec, records: list[dict[str, Any]], busy: float, s
 
 
 def run_trial(config: dict[str, Any], stages: dict[str, dict[str, Any]] | None = None) -> None:
-    """The Tune function trainable: ``config = {"run": RunSpec JSON, "storage", "cpus"}``; ``stages``
-    (stage id -> PretrainSpec dict) comes once through Ray's object store (``tune.with_parameters``)."""
+    """The Tune function trainable: ``config = {"run": RunSpec JSON, "storage", "cpus", "roots"}``;
+    ``stages`` (stage id -> PretrainSpec dict) comes once through Ray's object store
+    (``tune.with_parameters``)."""
     from ray import tune
 
     from capgate.train import train_one_run  # before the clock: a fresh worker's imports are overhead
+    from capgate.train.run import run_dir, state_target
 
     t0 = time.perf_counter()
     spec = RunSpec.from_json(config["run"])
-    storage = Path(config["storage"])
-    store = Store(storage, spec.study)
+    where = location(config["storage"])
+    store = Store(where, spec.study)
     doc = store.read(spec.run_id)
     if doc is not None and store.status(spec.run_id) in FINAL_STATUSES:
         tune.report(summary_metrics(spec, doc["records"], 0.0, skipped=True))
         return
     _threads(config.get("cpus", 1))
+    storage, remote = _local(where)
     specs = {k: PretrainSpec.from_dict(v) for k, v in (stages or config.get("stages") or {}).items()}
-    records = train_one_run(spec, storage, specs, device=trial_device())
+    log_path = run_dir(storage, spec) / LOG_NAME
+    with _trial_log(log_path):
+        log.info("trial of run %s starts on %s", spec.run_id, trial_device())
+        records = train_one_run(spec, storage, specs, device=trial_device(), remote=remote,
+                                roots=config.get("roots"))
+        log.info("run %s finished: %s", spec.run_id, records[0]["status"])
+    if remote is not None:
+        (store.runs / spec.run_id / LOG_NAME).upload(log_path)
+    if records[0]["status"] == "failed":
+        tail = log_tail(store, spec)
+        for r in records:
+            r["error"] = f"{r.get('error') or ''}\n--- last lines of {store.runs / spec.run_id / LOG_NAME} ---\n{tail}"
     store.write(spec.run_id, spec.to_dict(), records)
+    target = state_target(storage, spec, remote)
+    target.unlink() if isinstance(target, Location) else target.unlink(missing_ok=True)  # stored: resume state done
     tune.report(summary_metrics(spec, records, time.perf_counter() - t0, skipped=False))
 
 
 def train_stage(stage: dict[str, Any], storage: str, study: str, stages: dict[str, dict[str, Any]],
-                cpus: float, *parents: Any) -> dict[str, Any]:
+                cpus: float, roots: dict[str, str] | None = None, *parents: Any) -> dict[str, Any]:
     """A Ray task: make sure one pretraining stage is trained (``parents`` are the parent
     stages' task results, passed only so Ray runs this after them)."""
     from capgate.train.pretrain import ensure_stage
 
     _threads(cpus)
+    local, remote = _local(location(storage))
     all_stages = {k: PretrainSpec.from_dict(v) for k, v in stages.items()}
-    res = ensure_stage(PretrainSpec.from_dict(stage), Path(storage), study, all_stages, device=trial_device())
+    res = ensure_stage(PretrainSpec.from_dict(stage), local, study, all_stages, device=trial_device(),
+                       remote=remote, roots=roots)
     return {"stage_id": res.stage_id, "trained": res.trained, "seconds": res.seconds}

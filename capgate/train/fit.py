@@ -7,6 +7,10 @@ with a GradScaler for fp16 (:func:`capgate.train.recipe.resolve_amp`); on CUDA, 
 mode is switched on and batches are pinned so that their copies to the device are asynchronous.
 The CUDA peak memory of training is measured from the start of the fit
 (``EpochStats.peak_mem_bytes``; None off CUDA), and the run's record carries it.
+
+With ``state`` (a path or store location, see :mod:`capgate.train.resume`) the whole training
+state is saved after every epoch, and a fit that finds a saved state resumes after its epoch:
+a run killed or preempted mid-way continues, with the same result as an uninterrupted run on CPU.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import torch
 
 from capgate.spec import Recipe
 from capgate.train.loop import EpochStats, pinned_batches, train_one_epoch
+from capgate.train.resume import StateTarget, load_state, save_state
 from capgate.train.recipe import (make_grad_scaler, make_optimizer, make_scheduler, peak_memory, prepare_device,
                                   prepare_model, reset_peak_memory, resolve_amp, total_steps)
 
@@ -41,12 +46,15 @@ def run_peak_memory(history: list[EpochStats]) -> int | None:
 
 def fit(model: torch.nn.Module, batches: Callable[[], Iterable[Any]], steps_per_epoch: int, recipe: Recipe,
         device: torch.device, loss_fn: Callable[..., Any], metrics_csv: Path | None = None,
+        state: Path | StateTarget | None = None, generator: torch.Generator | None = None,
         ) -> list[EpochStats]:
     """Train ``model`` in place under ``recipe``; ``batches()`` yields one epoch's batches.
 
     Runs ``recipe.epochs`` epochs, or exactly ``recipe.steps`` optimizer steps when set (epochs
     then repeat as needed). Appends one row per epoch to ``metrics_csv``. Non-finite losses
-    raise :class:`~capgate.errors.DivergedError` (from :func:`train_one_epoch`).
+    raise :class:`~capgate.errors.DivergedError` (from :func:`train_one_epoch`). ``state`` saves
+    (and resumes from) the training state every epoch; ``generator`` is the data generator
+    ``batches`` draws from, whose state is saved with it.
     """
     device = torch.device(device)
     prepare_device(device)
@@ -60,6 +68,13 @@ def fit(model: torch.nn.Module, batches: Callable[[], Iterable[Any]], steps_per_
     steps = total_steps(recipe, steps_per_epoch)
     sched = make_scheduler(opt, recipe, steps)
     history: list[EpochStats] = []
+    rows: list[list[Any]] = []
+    done, epoch = 0, 0
+    if state is not None:
+        resumed = load_state(state, model=model, optimizer=opt, scheduler=sched, scaler=scaler, gen=generator,
+                             device=device)
+        if resumed is not None:
+            epoch, done, history, rows = resumed
     writer = None
     fh = None
     if metrics_csv is not None:
@@ -67,8 +82,8 @@ def fit(model: torch.nn.Module, batches: Callable[[], Iterable[Any]], steps_per_
         fh = open(metrics_csv, "w", newline="")
         writer = csv.writer(fh)
         writer.writerow(METRICS_COLUMNS)
+        writer.writerows(rows)
     try:
-        done, epoch = 0, 0
         while done < steps:
             epoch += 1
             lr = opt.param_groups[0]["lr"]
@@ -82,9 +97,13 @@ def fit(model: torch.nn.Module, batches: Callable[[], Iterable[Any]], steps_per_
             done += stats.steps
             history.append(stats)
             log.debug("epoch %d: loss %.4f (%d steps, %.1fs)", epoch, stats.loss, stats.steps, stats.seconds)
+            rows.append([epoch, done, stats.images, f"{stats.loss:.6g}", f"{lr:.6g}", f"{stats.seconds:.3f}"])
             if writer is not None:
-                writer.writerow([epoch, done, stats.images, f"{stats.loss:.6g}", f"{lr:.6g}", f"{stats.seconds:.3f}"])
+                writer.writerow(rows[-1])
                 fh.flush()
+            if state is not None:
+                save_state(state, model=model, optimizer=opt, scheduler=sched, scaler=scaler, gen=generator,
+                           epoch=epoch, steps=done, history=history, rows=rows)
     finally:
         if fh is not None:
             fh.close()

@@ -5,6 +5,13 @@ ImageNet-layout corpus. ``imagenet_coco`` chains a ``detection`` stage after it:
 detector, backbone initialized from the parent stage, trained on a COCO-layout corpus. A stage
 lives in ``<storage>/<study>/pretrain/<stage_id>/`` (``checkpoint.pt``, ``stage.json``,
 ``metrics.csv``); an exclusive file lock makes sure two workers never train the same stage.
+While it trains, its per-epoch training state (``train_state.pt``) lets a killed stage resume.
+
+With ``remote`` (a store on object storage) ``storage`` is the node's local scratch folder: a
+stage already in the store is downloaded, a trained one is uploaded (the checkpoint created only
+if absent) and its training state lives in the store, so another node resumes it. The file lock
+then only guards one node; two nodes may train the same stage at once (content-hashed, same
+spec and seed), and the first checkpoint stored wins.
 """
 
 from __future__ import annotations
@@ -20,9 +27,11 @@ from pathlib import Path
 from capgate._atomic import atomic_write, atomic_write_json
 from capgate._hash import canonical_json, short_hash
 from capgate._locks import file_lock
+from capgate._storage import Location
 from capgate.data.roots import SYNTHETIC, resolve_root
 from capgate.errors import CheckpointError, SpecError
 from capgate.spec import PretrainSpec
+from capgate.train.resume import STATE_NAME
 from capgate.train.task import get_task
 
 __all__ = ["StageResult", "ensure_stage", "stage_dir", "file_lock", "world_root", "ensure_world_once",
@@ -63,14 +72,16 @@ def ensure_world_once(storage: Path, world: dict) -> Path:
 
 
 def ensure_stage(stage: PretrainSpec, storage: Path, study: str,
-                 stages: dict[str, PretrainSpec] | None = None, device=None) -> StageResult:  # noqa: ANN001
+                 stages: dict[str, PretrainSpec] | None = None, device=None, *,  # noqa: ANN001
+                 remote: Location | None = None, roots: dict[str, str] | None = None) -> StageResult:
     """The stage's checkpoint, training it (and its parents, first) if it is not stored yet.
 
     ``stages`` maps stage ids to specs so that a missing parent can be trained; a stage whose
-    spec names a local ``checkpoint`` file is never trained, only checked to exist.
+    spec names a local ``checkpoint`` file is never trained, only checked to exist. ``remote``
+    and ``roots``: see the module doc and :func:`capgate.train.run.train_one_run`.
     """
     if stage.checkpoint:
-        path = Path(os.path.expandvars(stage.checkpoint)).expanduser()
+        path = Path((roots or {}).get(stage.checkpoint) or os.path.expandvars(stage.checkpoint)).expanduser()
         if not path.is_file():
             raise CheckpointError(f"pretraining stage {stage.name!r} names checkpoint {path} which does "
                                   f"not exist; fix the path under pretraining.{stage.name}.checkpoint")
@@ -79,11 +90,15 @@ def ensure_stage(stage: PretrainSpec, storage: Path, study: str,
     ckpt = folder / CHECKPOINT_NAME
     if ckpt.is_file():
         return StageResult(stage.stage_id, ckpt, False, 0.0)
+    shared = remote / study / "pretrain" / stage.stage_id if remote is not None else None
+    if shared is not None and _download(shared, folder):
+        return StageResult(stage.stage_id, ckpt, False, 0.0)
     parent_ckpt = None
     if stage.parent is not None:
         if not stages or stage.parent not in stages:
             raise SpecError(f"stage {stage.stage_id} needs parent stage {stage.parent}, which is not known")
-        parent_ckpt = ensure_stage(stages[stage.parent], storage, study, stages, device).checkpoint
+        parent_ckpt = ensure_stage(stages[stage.parent], storage, study, stages, device, remote=remote,
+                                   roots=roots).checkpoint
     with file_lock(folder.parent / f".{stage.stage_id}.lock"):
         if ckpt.is_file():  # another worker trained it while we waited
             return StageResult(stage.stage_id, ckpt, False, 0.0)
@@ -92,12 +107,42 @@ def ensure_stage(stage: PretrainSpec, storage: Path, study: str,
         t0 = time.perf_counter()
         log.info("training pretraining stage %s", stage.stage_id)
         folder.mkdir(parents=True, exist_ok=True)
-        info = _train_stage(stage, storage, folder, parent_ckpt, device)
+        state = shared / STATE_NAME if shared is not None else folder / STATE_NAME
+        info = _train_stage(stage, storage, folder, parent_ckpt, device, state, roots)
         seconds = time.perf_counter() - t0
         atomic_write_json(folder / "stage.json", {"stage_id": stage.stage_id, "spec": stage.to_dict(),
                                                   "seconds": seconds, **info})
+        if shared is not None:
+            _upload(folder, shared)
         log.info("pretraining stage %s done in %.1fs", stage.stage_id, seconds)
         return StageResult(stage.stage_id, ckpt, True, seconds)
+
+
+def _download(shared: Location, folder: Path) -> bool:
+    """Copy a stage stored on object storage into the local ``folder``; False when not stored."""
+    if not (shared / "stage.json").is_file() or not (shared / CHECKPOINT_NAME).is_file():
+        return False
+    (shared / CHECKPOINT_NAME).download(folder / ".download.pt")
+    (shared / "stage.json").download(folder / "stage.json")
+    os.replace(folder / ".download.pt", folder / CHECKPOINT_NAME)  # the checkpoint last: it marks done
+    log.info("pretraining stage %s downloaded from %s", folder.name, shared)
+    return True
+
+
+def _upload(folder: Path, shared: Location) -> None:
+    """Store a trained stage: the checkpoint created only if absent (the first node's wins), then
+    its ``stage.json`` and ``metrics.csv``; the training state is removed."""
+    try:
+        (shared / CHECKPOINT_NAME).upload(folder / CHECKPOINT_NAME, exclusive=True)
+    except FileExistsError:
+        log.warning("pretraining stage %s was stored meanwhile by another node; keeping the stored one "
+                    "(this node's checkpoint is dropped)", folder.name)
+        (shared / CHECKPOINT_NAME).download(folder / CHECKPOINT_NAME)
+        return
+    for name in ("metrics.csv", "stage.json"):
+        if (folder / name).is_file():
+            (shared / name).upload(folder / name)
+    (shared / STATE_NAME).unlink()
 
 
 def _copy_from_other_study(stage_id: str, storage: Path, folder: Path) -> bool:
@@ -122,7 +167,7 @@ def _copy_from_other_study(stage_id: str, storage: Path, folder: Path) -> bool:
 
 
 def _train_stage(stage: PretrainSpec, storage: Path, folder: Path, parent_ckpt: Path | None,
-                 device) -> dict:  # noqa: ANN001
+                 device, state: Path | Location, roots: dict[str, str] | None) -> dict:  # noqa: ANN001
     """Open -> decode -> build -> initialize from the parent -> fit -> save, for one stage."""
     from capgate.models import initialize, save_checkpoint
     from capgate.train.recipe import pick_device, seed_everything
@@ -133,17 +178,19 @@ def _train_stage(stage: PretrainSpec, storage: Path, folder: Path, parent_ckpt: 
     world = ensure_world_once(storage, stage.world) if stage.data.root == SYNTHETIC else None
     r = stage.recipe
     rung = stage.build_rung()
-    ds = task.open(stage.data, resolve_root(stage.data, world))
+    ds = task.open(stage.data, resolve_root(stage.data, world, roots))
     classes = task.class_names(ds)
     data = task.decode(ds, r.resolution, Path(storage) / "cache", r.max_train_images, r, device)
     model = task.build_model(rung, len(classes), r.resolution)
     init = None
     if parent_ckpt is not None:
         init = initialize(model, parent_ckpt, part="backbone").provenance
-    history = task.fit(model, data, r, gen, device, folder / "metrics.csv")
+    history = task.fit(model, data, r, gen, device, folder / "metrics.csv", state=state)
     model.to("cpu")
     save_checkpoint(folder / CHECKPOINT_NAME, model, model.capgate_kind, rung,
                     config=json.loads(canonical_json(stage.to_dict())), stage_id=stage.stage_id,
                     data_fingerprint=ds.fingerprint(), init=init)
+    if isinstance(state, Path):
+        state.unlink(missing_ok=True)  # the checkpoint is final: the resume state is done
     return {"data_fingerprint": ds.fingerprint(), "classes": list(classes), "init": init,
             "final_loss": history[-1].loss if history else None, "images": len(data)}

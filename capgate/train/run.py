@@ -4,7 +4,9 @@ It returns one result record (a results-table row, see ``capgate.schema``) per e
 set, and never raises for a failed run: a non-finite loss gives records with status
 ``diverged``, any other exception records with status ``failed`` and the error text, so one bad
 cell never brings a grid down. The run folder ``<storage>/<study>/runs/<run_id>/`` gets
-``spec.json`` and the per-epoch ``metrics.csv``.
+``spec.json``, the per-epoch ``metrics.csv`` and, while it trains, the per-epoch training state
+it resumes from after a kill (:mod:`capgate.train.resume`). With ``remote`` (object storage),
+``storage`` is a local scratch folder (world, caches) and those files go to ``remote``.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ from typing import Any
 
 from capgate._atomic import atomic_write_json
 from capgate._hash import short_hash
+from capgate._storage import Location
 from capgate.data.roots import resolve_root
 from capgate.errors import DivergedError
 from capgate.schema import build_records
 from capgate.spec import PretrainSpec, RunSpec
 from capgate.train.task import Task, get_task
 
-__all__ = ["train_one_run", "run_dir", "provenance_versions", "run_base"]
+__all__ = ["train_one_run", "run_dir", "provenance_versions", "run_base", "state_target"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,16 @@ log = logging.getLogger(__name__)
 def run_dir(storage: Path, spec: RunSpec) -> Path:
     """``<storage>/<study>/runs/<run_id>`` (metrics and spec of one run)."""
     return Path(storage) / spec.study / "runs" / spec.run_id
+
+
+def state_target(storage: Path, spec: RunSpec, remote: Location | None = None) -> Path | Location:
+    """Where a run's per-epoch training state is saved (removed once its records are stored):
+    in the run folder of the store (``remote`` when the store is object storage)."""
+    from capgate.train.resume import STATE_NAME
+
+    if remote is not None:
+        return remote / spec.study / "runs" / spec.run_id / STATE_NAME
+    return run_dir(storage, spec) / STATE_NAME
 
 
 @functools.lru_cache(maxsize=1)
@@ -91,12 +104,15 @@ def run_base(spec: RunSpec, imported: bool = False) -> dict[str, Any]:
 
 
 def train_one_run(spec: RunSpec, storage: Path | str, stages: dict[str, PretrainSpec] | None = None,
-                  device: Any = None) -> list[dict[str, Any]]:
+                  device: Any = None, *, remote: Location | None = None,
+                  roots: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Train ``spec``'s model under the study's recipe and score it on every eval set.
 
     ``stages`` (stage id -> spec) lets the run train its missing pretraining stage itself
     (under the stage's file lock); normally the grid has trained them before. The seed
-    controls what :func:`capgate.train.recipe.seed_everything` lists.
+    controls what :func:`capgate.train.recipe.seed_everything` lists. ``remote``: the store on
+    object storage (``storage`` is then a local scratch folder); ``roots``: dataset roots the
+    driver resolved (see :func:`capgate.data.roots.resolve_root`).
     """
     storage = Path(storage)
     started, t0 = _now(), time.perf_counter()
@@ -107,7 +123,7 @@ def train_one_run(spec: RunSpec, storage: Path | str, stages: dict[str, Pretrain
     scores: dict[str, dict[str, float]] = {}
     status, error = "ok", ""
     try:
-        scores = _train_and_score(spec, storage, stages, device, folder, base)
+        scores = _train_and_score(spec, storage, stages, device, folder, base, remote, roots)
     except DivergedError as exc:
         status, error = "diverged", str(exc)
         log.warning("run %s diverged: %s", spec.run_id, exc)
@@ -115,6 +131,10 @@ def train_one_run(spec: RunSpec, storage: Path | str, stages: dict[str, Pretrain
         status = "failed"
         error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
         log.error("run %s failed: %s", spec.run_id, exc)
+    if remote is not None:  # the run folder's files go to the store every node reads
+        for name in ("spec.json", "metrics.csv"):
+            if (folder / name).is_file():
+                (remote / spec.study / "runs" / spec.run_id / name).upload(folder / name)
     return build_records(base, [(ev.name, ev.shift) for ev in spec.train_set.evals], status=status,
                          scores=scores, error=error, started_at=started, ended_at=_now(),
                          wall_seconds=round(time.perf_counter() - t0, 3))
@@ -153,7 +173,7 @@ def _device_columns(recipe: Any, device: Any) -> dict[str, Any]:
 
 
 def _initialize(model: Any, task: Task, spec: RunSpec, storage: Path, stages: dict[str, PretrainSpec] | None,
-                device: Any) -> str:
+                device: Any, remote: Location | None = None, roots: dict[str, str] | None = None) -> str:
     """Load the run's initial weights into ``model``; returns the ``init_source`` text."""
     from capgate.models import initialize
     from capgate.models.checkpoint import file_sha256
@@ -168,18 +188,20 @@ def _initialize(model: Any, task: Task, spec: RunSpec, storage: Path, stages: di
             kind = json.loads((ckpt.parent / "stage.json").read_text())["spec"]["kind"]
         else:
             st = stages[spec.init_stage]
-            ckpt, kind = ensure_stage(st, storage, spec.study, stages, device).checkpoint, st.kind
+            ckpt = ensure_stage(st, storage, spec.study, stages, device, remote=remote, roots=roots).checkpoint
+            kind = st.kind
         report = initialize(model, ckpt, part=task.init_part(kind))
         return f"{spec.init_stage} ({report.provenance})"
     if spec.init_checkpoint is not None:
-        path = Path(spec.init_checkpoint).expanduser()
+        path = Path((roots or {}).get(spec.init_checkpoint) or spec.init_checkpoint).expanduser()
         report = initialize(model, path, part="backbone")
         return f"{path}#sha256:{file_sha256(path)[:16]} ({report.provenance})"
     return "none"
 
 
 def _train_and_score(spec: RunSpec, storage: Path, stages: dict[str, PretrainSpec] | None, device: Any,
-                     folder: Path, base: dict[str, Any]) -> dict[str, dict[str, float]]:
+                     folder: Path, base: dict[str, Any], remote: Location | None = None,
+                     roots: dict[str, str] | None = None) -> dict[str, dict[str, float]]:
     """Open, decode, build, initialize, fit, evaluate; fills ``base``'s model columns."""
     from capgate.train.fit import run_peak_memory
     from capgate.train.pretrain import ensure_world_once
@@ -192,7 +214,7 @@ def _train_and_score(spec: RunSpec, storage: Path, stages: dict[str, PretrainSpe
     cache = storage / "cache"
 
     def open_set(ref: Any) -> Any:
-        return task.open(ref, resolve_root(ref, world), spec.classes, spec.class_map)
+        return task.open(ref, resolve_root(ref, world, roots), spec.classes, spec.class_map)
 
     train_ds = open_set(spec.train_set.data)
     names = task.class_names(train_ds)
@@ -202,10 +224,10 @@ def _train_and_score(spec: RunSpec, storage: Path, stages: dict[str, PretrainSpe
     gen = seed_everything(spec.seed)  # after data loading, right before the model is created
     model = task.build_model(spec.build_rung(), len(spec.classes), r.resolution)
     base.update(_profile(model, spec, cache))
-    base["init_source"] = _initialize(model, task, spec, storage, stages, device)
+    base["init_source"] = _initialize(model, task, spec, storage, stages, device, remote, roots)
     train = task.decode(train_ds, r.resolution, cache, r.max_train_images, r, device)
     base.update(_device_columns(r, device))
-    history = task.fit(model, train, r, gen, device, folder / "metrics.csv")
+    history = task.fit(model, train, r, gen, device, folder / "metrics.csv", state=state_target(storage, spec, remote))
     base["epochs"] = len(history)
     base["cuda_peak_mem_bytes"] = run_peak_memory(history)
 

@@ -90,13 +90,15 @@ class Task:
         make = detection_batches if self.detection else classification_batches
         return lambda: make(data, recipe.batch_size, gen, recipe.hflip, recipe.brightness, drop_last=True)
 
-    def fit(self, model: Any, data: Any, recipe: Any, gen: Any, device: Any, metrics_csv: Path | None) -> list:
-        """Train ``model`` in place on decoded ``data`` under ``recipe``; the per-epoch history."""
+    def fit(self, model: Any, data: Any, recipe: Any, gen: Any, device: Any, metrics_csv: Path | None,
+            state: Any = None) -> list:
+        """Train ``model`` in place on decoded ``data`` under ``recipe``; the per-epoch history.
+        ``state`` (a path or store location) is saved every epoch and resumed from when present."""
         from capgate.train.fit import fit
 
         steps_per_epoch = max(1, len(data) // recipe.batch_size)
         return fit(model, self.batches(data, recipe, gen), steps_per_epoch, recipe, device, self.loss(),
-                   metrics_csv)
+                   metrics_csv, state=state, generator=gen)
 
     def evaluate(self, model: Any, data: Any, ds: Any, device: Any, num_classes: int,
                  channels_last: bool = False) -> dict[str, float]:

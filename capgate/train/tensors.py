@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from capgate._atomic import atomic_write
+from capgate._atomic import atomic_write, file_mode
 from capgate.data import load_image_array
 from capgate.train.stream import StreamingClassification, StreamingDetection, stream_batches, streaming_split
 
@@ -123,6 +123,7 @@ def _cached_images(cache_dir: Path | None, key: str, paths: list[Path], size: in
             arr[i] = _resize(load_image_array(p), size).numpy()
         arr.flush()
         del arr
+        os.chmod(tmp, file_mode())  # mkstemp makes 0600: teammates on a shared store read the cache too
         os.replace(tmp, path)  # a concurrent writer's identical file may win; either is complete
     finally:
         if tmp.exists():

@@ -1,0 +1,198 @@
+"""A whole grid on a real S3-compatible server (moto in server mode on 127.0.0.1): the driver is
+killed (SIGKILL) while a run is mid-way with its per-epoch state in the bucket, the same command
+resumes (that run from its saved state, finished runs not retrained, every run recorded once),
+and `capgate report` reads the study folder from the same URI. Also: a two-node Ray cluster
+refuses storage its nodes cannot reach (naming them) and resources that fit no node."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from s3server import make_bucket, s3_server
+from test_grid_ray import tiny_spec
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:  # noqa: ANN001
+    t0 = time.monotonic()
+    while not predicate():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.2)
+
+
+def _kill_marked(marker: str) -> int:
+    """SIGKILL every process whose environment carries ``marker`` (the killed driver's Ray
+    processes and workers, which outlive it in sessions of their own); returns how many."""
+    n = 0
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
+            continue
+        try:
+            if marker.encode() in (d / "environ").read_bytes():
+                os.kill(int(d.name), signal.SIGKILL)
+                n += 1
+        except (OSError, ProcessLookupError):
+            pass
+    return n
+
+
+@pytest.mark.slow
+def test_grid_on_s3_kill_resume_report(tmp_path: Path) -> None:
+    from capgate._storage import location
+    from capgate.grid import Store, plan_grid
+    from capgate.train.resume import STATE_NAME
+
+    spec = tiny_spec(tmp_path, name="s3kill", rungs={"mobilenetv3": ["S-6"]}, seeds=[0, 1, 2],
+                     inits=("scratch",), steps=12)  # 12 images / batch 4: 3 steps an epoch, 4 epochs a run
+    plan = plan_grid(spec)
+    with s3_server() as s3:
+        uri = f"s3://{make_bucket(s3)}/store"
+        marker = f"cg-test-{os.getpid()}-{time.time_ns()}"
+        env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", CAPGATE_TEST_MARK=marker, **s3)
+        os.environ.update(s3)
+        store = Store(uri, "s3kill")
+        runs = location(uri) / "s3kill" / "runs"
+        cmd = [sys.executable, "-m", "capgate", "run-grid", str(spec), "--storage", uri, "--max-concurrent", "1"]
+
+        def mid_run() -> list[str]:  # runs with a saved epoch state but no record yet
+            done = set(store.stored_ids())
+            return [d.name for d in runs.folders() if d.name not in done and (d / STATE_NAME).is_file()]
+
+        t0 = time.monotonic()
+        proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        try:
+            _wait_for(lambda: (len(store.stored_ids()) >= 1 and mid_run()) or proc.poll() is not None, 400,
+                      "a first record and a run mid-way")
+            assert proc.poll() is None, f"the grid ended before the kill: {proc.stderr.read()[-3000:]}"
+            interrupted = mid_run()
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            _kill_marked(marker)  # the whole "machine" goes: no orphaned worker finishes the run
+        first = time.monotonic() - t0
+        before = {rid: store.read(rid)["records"][0]["started_at"] for rid in store.stored_ids()}
+        assert 1 <= len(before) < len(plan.runs) and interrupted
+        t1 = time.monotonic()
+        out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        resume = time.monotonic() - t1
+        assert out.returncode == 0, out.stderr[-3000:]
+        stored, trained = map(int, re.search(r"(\d+) already stored, (\d+) trained now", out.stdout).groups())
+        assert stored >= len(before) and stored + trained == len(plan.runs) and trained >= 1
+        assert sorted(store.stored_ids()) == sorted(r.run_id for r in plan.runs)
+        after = {rid: store.read(rid)["records"][0]["started_at"] for rid in before}
+        assert after == before  # finished runs were not retrained
+        assert interrupted[0] not in before
+        log = (runs / interrupted[0] / "trial.log").read_text()  # trained again from its saved epoch
+        assert "resuming from" in log and "after epoch" in log, log[-2000:]
+        assert not (runs / interrupted[0] / STATE_NAME).is_file()  # removed once the record is stored
+        assert set(store.table()["status"]) == {"ok"} and len(store.table()) == 3 * len(plan.runs)
+        t2 = time.monotonic()
+        rep = subprocess.run([sys.executable, "-m", "capgate", "report", f"{uri}/s3kill", "-o", str(tmp_path / "rep")],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        report = time.monotonic() - t2
+        assert rep.returncode == 0, rep.stderr[-3000:]
+        assert (tmp_path / "rep" / "index.html").is_file()
+        assert f"{len(plan.runs)} runs" in rep.stderr
+        resumed = next(ln for ln in log.splitlines() if "resuming from" in ln).split(": ", 1)[1]
+        print(f"\nS3 grid: first invocation {first:.1f}s (killed), resume {resume:.1f}s, report {report:.1f}s; "
+              f"{resumed}")
+
+
+@pytest.mark.slow
+def test_two_node_cluster_refuses_unreachable_storage_and_resources_no_node_has(tmp_path: Path) -> None:
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from capgate.errors import GridError, SpecError
+    from capgate.grid import run_grid
+
+    spec = tiny_spec(tmp_path, name="nodes2", rungs={"mobilenetv3": ["S-6"]}, seeds=[0], inits=("scratch",))
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    try:
+        with s3_server() as s3:
+            os.environ.update(s3)  # the server is up, but the bucket does not exist
+            with pytest.raises(GridError) as err:
+                run_grid(spec, storage="s3://no-such-bucket/x", address=cluster.address)
+            text = str(err.value)
+            assert text.count("node 127.0.0.1") == 2 or text.count("(id ") == 2, text
+            assert "not readable and writable from every node" in text
+            if ray.is_initialized():
+                ray.shutdown()
+            with pytest.raises(SpecError, match=r"'resources.cpu' = 2 but no node of the Ray cluster has 2 CPUs "
+                                                r"\(largest: 1 on node"):
+                run_grid(spec, ["resources.cpu=2"], storage=tmp_path / "store", address=cluster.address)
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        cluster.shutdown()
+
+
+@pytest.mark.slow
+def test_two_node_grid_on_s3_survives_a_node_removal(tmp_path: Path) -> None:
+    """Two nodes that share no local folder (each trains in its own scratch folder; only the S3
+    bucket is common): a pretraining stage trained once and downloaded by the other node, a node
+    removed mid-grid, every run recorded once, and the report read from the bucket."""
+    import threading
+
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from capgate._storage import location
+    from capgate.analysis import load_results
+    from capgate.grid import Store, plan_grid, run_grid
+
+    spec = tiny_spec(tmp_path, name="s3nodes", rungs={"mobilenetv3": ["S-6"]}, seeds=[0, 1, 2],
+                     inits=("scratch", "imagenet"), steps=12)
+    plan = plan_grid(spec)
+    with s3_server() as s3:
+        os.environ.update(s3)
+        uri = f"s3://{make_bucket(s3)}/store"
+        store = Store(uri, "s3nodes")
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+        worker = cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        removed: list[int] = []
+
+        def remove_worker() -> None:
+            try:
+                _wait_for(lambda: len(store.stored_ids()) >= 1, 400, "a first record")
+                removed.append(len(store.stored_ids()))
+                cluster.remove_node(worker, allow_graceful=False)
+            except AssertionError:
+                pass
+
+        killer = threading.Thread(target=remove_worker, daemon=True)
+        killer.start()
+        t0 = time.monotonic()
+        try:
+            res = run_grid(spec, storage=uri, address=cluster.address, retries=3)
+        finally:
+            killer.join(timeout=5)
+            if ray.is_initialized():
+                ray.shutdown()
+            cluster.shutdown()
+        wall = time.monotonic() - t0
+        assert removed and removed[0] < len(plan.runs), "the node was not removed mid-grid"
+        assert res.counts == {"ok": len(plan.runs)}
+        assert sorted(store.stored_ids()) == sorted(r.run_id for r in plan.runs)
+        table = load_results(f"{uri}/s3nodes")
+        assert len(table) == 3 * len(plan.runs) and not table.duplicated(["run_id", "eval_set"]).any()
+        (stage,) = plan.stages
+        assert (location(uri) / "s3nodes" / "pretrain" / stage.stage_id / "checkpoint.pt").is_file()
+        print(f"\ntwo-node S3 grid with a node removed: {len(plan.runs)} runs + 1 stage in {wall:.1f}s")
