@@ -16,6 +16,7 @@ from capgate.analysis.result import Analysis
 from capgate.report.compare import pareto_groups, ranking_groups
 from capgate.report.fig_gains import forest_svg, gains_vs_capacity_svg
 from capgate.report.fig_gates import STATUS_WORDS, gates_svg
+from capgate.report.fig_metric import metric_figures
 from capgate.report.gates import cross_task_gates, gate_frame
 from capgate.report.headline import gate_matrix, headline_sentences, verdict_counts, verdict_maps
 from capgate.report.labels import pair_label, shift_order
@@ -130,6 +131,8 @@ def build_context(analysis: Analysis, summary: dict[str, Any], *, inputs: list[d
         "gate_matrix": gate_matrix(summary),
         "counts": verdict_counts(summary.get("verdicts", [])),
         "maps": verdict_maps(summary),
+        # the first figure of each task: metric vs parameters, seeds and cell intervals (fig_metric)
+        "metric_figures": metric_figures(analysis.cells, analysis.model_frames, (analysis.plan or {}).get("metric", {})),
         "gain_figures": _gain_figures(gains),
         "forest": _forest(gains),
         "gates": {"rows": _records(gates), "status_words": STATUS_WORDS,
