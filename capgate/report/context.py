@@ -48,7 +48,8 @@ def _gain_figures(gains: pd.DataFrame) -> list[dict[str, Any]]:
             "title": title,
             "heading": f"{task.capitalize()} · {family} — {init} vs {base}",
             "caption": f"Gain in {metric} (percentage points, pp) of {init} over {base} for each {family} backbone "
-                       f"by parameter count (log scale), one panel per shift, one colour per training set; bars are "
+                       f"by parameter count (log scale), one panel per shift, one line per train → eval pair (one colour "
+                       f"per eval set, one marker shape per training set; no line joins two eval sets); bars are "
                        f"confidence intervals, the shaded band is the equivalence margin ({mtxt}) and the dashed "
                        f"lines the pooled run-to-run SD. Filled markers: significant verdict (helps / hurts).",
         })
@@ -59,12 +60,13 @@ def _forest(gains: pd.DataFrame) -> dict[str, Any] | None:
     if gains is None or gains.empty:
         return None
     df = gains.assign(_s=[shift_order(s) for s in gains["shift"]], _p=-gains["params"].astype(float))
-    df = df.sort_values(["task", "family", "init", "_s", "train_set", "eval_set", "_p"]).drop(columns=["_s", "_p"])
+    df = df.sort_values(["study", "task", "family", "init", "_s", "train_set", "eval_set", "_p"]).drop(columns=["_s", "_p"])
     title = "Forest plot of every contrast against the baseline"
     return {"svg": Markup(forest_svg(df, title=title)), "title": title,
             "caption": f"All {len(df)} contrasts: gain (square, coloured by verdict) and its confidence interval in "
-                       f"percentage points; the grey box on each row is that row's ±margin. Rows grouped by task, "
-                       f"family and initialization, largest backbone first."}
+                       f"percentage points; the grey box on each row is that row's ±margin. Rows grouped under a heading "
+                       f"per task, family and initialization, largest backbone first; each row names its rung, "
+                       f"parameter count and train → eval pair."}
 
 
 def _cross_task(summary: dict[str, Any], gates: pd.DataFrame) -> dict[str, Any] | None:
