@@ -167,8 +167,8 @@ def test_headline_counts_helps_and_names_the_gate() -> None:
     gates = [_gate("gate", rung_from="R-1", gate_params=250_000.0), _gate("no_gate_in_range", shift="in_domain")]
     (h,) = headline_sentences(_summary_with(["helps", "helps", "within_noise", "inconclusive"], gates))
     assert h["text"] == ("Detection (mAP): imagenet vs scratch — of 4 contrasts, 3 decided: helps in 2, is within "
-                         "noise in 1; 1 inconclusive; capacity gate: helps mbv3 cross_dataset from R-1 (250k params) "
-                         "upward (no gate in 1 family × shift row of the others).")
+                         "noise in 1; 1 inconclusive; capacity gate — mbv3 cross_dataset: helps from R-1 (250k params) "
+                         "upward (of the other 1 family × shift row: no gate in 1).")
 
 
 def test_headline_never_words_an_undetermined_gate_as_a_benefit() -> None:
@@ -176,7 +176,7 @@ def test_headline_never_words_an_undetermined_gate_as_a_benefit() -> None:
     assert "hurts in 1" in h["text"] and "helps" not in h["text"]
     assert h["text"].endswith("capacity gate undetermined in 1 family × shift row.")
     (h,) = headline_sentences(_summary_with(["helps"], [_gate("helps_everywhere")]))
-    assert h["text"].endswith("capacity gate: helps mbv3 cross_dataset at every tested size.")
+    assert h["text"].endswith("capacity gate — mbv3 cross_dataset: helps at every tested size.")
 
 
 def test_rendered_page_puts_the_metric_figure_first_and_prints_intervals_and_seeds(sim) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from capgate.report.labels import pair_label, shift_order
+from capgate.report.labels import pair_label, rung_label, shift_order
 from capgate.report.palette import VERDICT_WORDS
 from capgate.report.units import fmt_interval_pp, fmt_params, fmt_pp, metric_label
 
@@ -36,20 +36,21 @@ def _gate_clause(gates: list[dict[str, Any]]) -> str:
         return "no capacity gate estimated"
     gated = [g for g in gates if g.get("status") == "gate"]
     every = [g for g in gates if g.get("status") == "helps_everywhere"]
-    parts = [f"{g['family']} {g['shift']} from {g.get('rung_from')} ({fmt_params(g.get('gate_params'))} params) upward"
+    parts = [f"{g['family']} {g['shift']}: helps from {g.get('rung_from')} ({fmt_params(g.get('gate_params'))} params) upward"
              for g in sorted(gated, key=lambda g: (g["family"], shift_order(g["shift"])))]
-    parts += [f"{g['family']} {g['shift']} at every tested size"
+    parts += [f"{g['family']} {g['shift']}: helps at every tested size"
               for g in sorted(every, key=lambda g: (g["family"], shift_order(g["shift"])))]
     none = sum(g.get("status") == "no_gate_in_range" for g in gates)
     undetermined = len(gates) - len(gated) - len(every) - none
-    rest = ([f"no gate in {_rows(none)}"] if none else []) + ([f"undetermined in {_rows(undetermined)}"] if undetermined else [])
+    rest = ([f"no gate in {none}"] if none else []) + ([f"undetermined in {undetermined}"] if undetermined else [])
     if not parts:
         if not none:
             return f"capacity gate undetermined in {_rows(undetermined)}"
-        return (f"no capacity gate in {'the' if len(gates) == 1 else 'any of the'} {_rows(len(gates))}"
-                + (f" (undetermined in {undetermined})" if undetermined else ""))
-    text = "capacity gate: helps " + "; ".join(parts)
-    return text + (f" ({', '.join(rest)} of the others)" if rest else "")
+        if undetermined:
+            return f"no capacity gate in {none} of the {_rows(len(gates))}, undetermined in {undetermined}"
+        return f"no capacity gate in {'the' if len(gates) == 1 else 'any of the'} {_rows(len(gates))}"
+    text = "capacity gate — " + "; ".join(parts)
+    return text + (f" (of the other {_rows(none + undetermined)}: {', '.join(rest)})" if rest else "")
 
 
 def _rows(n: int) -> str:
@@ -87,7 +88,7 @@ def headline_sentences(summary: dict[str, Any]) -> list[dict[str, Any]]:
             said = [f"helps in {row['helps']}" if row["helps"] else "",
                     f"is within noise in {row['within_noise']}" if row["within_noise"] else "",
                     f"hurts in {row['hurts']}" if row["hurts"] else ""]
-            text = f"{head} — of {n} contrasts, {decided} decided: " + ", ".join(p for p in said if p)
+            text = f"{head} — of {n} contrast{'s' if n != 1 else ''}, {decided} decided: " + ", ".join(p for p in said if p)
             if row["inconclusive"]:
                 text += f"; {row['inconclusive']} inconclusive"
         mine = [g for g in gates if g["task"] == row["task"] and g["init"] == row["init"]]
@@ -180,7 +181,9 @@ def verdict_maps(summary: dict[str, Any]) -> list[dict[str, Any]]:
                     cells.append({"verdict": v["verdict"], "word": word, "gain": fmt_pp(v.get("gain")),
                                   "ci": fmt_interval_pp(v.get("ci_low"), v.get("ci_high")), "tip": tip,
                                   "seeds_needed": v.get("seeds_needed")})
-                body.append({"backbone": backbone, "params": fmt_params(params), "cells": cells})
+                rung = rung_label(backbone)
+                body.append({"backbone": backbone, "rung": rung if rung != backbone else "", "params": fmt_params(params),
+                             "cells": cells})
             tables.append({
                 "family": family,
                 "shifts": shifts,
