@@ -208,3 +208,16 @@ def _plan(tmp_path):
     p = tmp_path / "plan.yaml"
     p.write_text("n_boot: 40\n")
     return p
+
+
+def test_metric_figure_rings_outlier_runs() -> None:
+    table = simulate_results(detection_truth(seeds=5), seed=0)
+    ok = table[table["status"] == "ok"]
+    victim = ok[(ok["init"] == "scratch") & (ok["eval_set"] == "llvip/rgb")].iloc[0]
+    table.loc[(table["run_id"] == victim["run_id"]) & (table["eval_set"] == "llvip/rgb"), "map"] = 0.001  # a collapse
+    a = analyze(table, FAST_PLAN)
+    assert list(a.outlier_runs["run_id"]) == [victim["run_id"]]
+    (fig,) = metric_figures(a.cells, a.model_frames, a.plan["metric"], a.outlier_runs)
+    rings = [e for e in _cls(_svg(fig), "seed") if e.get("data-outlier") == "1"]
+    assert len(rings) == 1 and victim["run_id"] in rings[0].find("title").text
+    assert "red ring marks the one seed" in fig["caption"]

@@ -134,7 +134,8 @@ def build_context(analysis: Analysis, summary: dict[str, Any], *, inputs: list[d
         "counts": verdict_counts(summary.get("verdicts", [])),
         "maps": verdict_maps(summary),
         # the first figure of each task: metric vs parameters, seeds and cell intervals (fig_metric)
-        "metric_figures": metric_figures(analysis.cells, analysis.model_frames, (analysis.plan or {}).get("metric", {})),
+        "metric_figures": metric_figures(analysis.cells, analysis.model_frames, (analysis.plan or {}).get("metric", {}),
+                                         analysis.outlier_runs),
         "gain_figures": _gain_figures(gains),
         "forest": _forest(gains),
         "gates": {"rows": _records(gates), "status_words": STATUS_WORDS,

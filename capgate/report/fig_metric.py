@@ -71,12 +71,14 @@ def _y_tick(t: float) -> str:
 
 
 def metric_vs_params_svg(cells: pd.DataFrame, seeds: pd.DataFrame | None, *, title: str, metric: str = "metric",
-                         facet_w: int = 290, facet_h: int = 210, level: float = LEVEL) -> str:
+                         facet_w: int = 290, facet_h: int = 210, level: float = LEVEL,
+                         outliers: frozenset[tuple[str, str]] = frozenset()) -> str:
     """Metric (in %) against parameters for one task: one facet per train → eval pair.
 
     ``cells``: rows of ``Analysis.cells`` (family, backbone, params, train_set, eval_set, shift, init,
     mean, se, df_mod, n_ok). ``seeds``: the ok records of those cells (family, backbone, train_set,
-    eval_set, init, seed, y), or None. Facets are laid out one row per train set; inits are dodged
+    eval_set, init, seed, run_id, y), or None; ``outliers``: (run_id, eval_set) of runs the analysis
+    flagged far below their siblings, ringed in red (still counted as seeds). Facets are laid out one row per train set; inits are dodged
     sideways so their intervals do not overlap, and seeds are spread evenly around their cell.
     Elements carry ``class`` (``seed``, ``cell-mean``, ``cell-ci``, ``init-line``) and the line's
     ``data-eval`` so a test can count them.
@@ -92,6 +94,8 @@ def metric_vs_params_svg(cells: pd.DataFrame, seeds: pd.DataFrame | None, *, tit
     width = left + ncols * facet_w + (ncols - 1) * gap_x + 14
     items: list[tuple[str, str, str]] = [(i, init_colour(i, inits), "dot+line") for i in inits]
     items += [("one seed (ok run)", "#777", "seed"), (f"cell mean with {level:.0%} interval", "#555", "errorbar")]
+    if seeds is not None and any((r, e) in outliers for r, e in zip(seeds["run_id"], seeds["eval_set"])):
+        items.append(("outlier run (listed under Data completeness)", "#b2182b", "ring"))
     probe = Canvas(width, 10, "")
     leg_bottom = legend(probe, left, 14, items, max_width=width - left - 10)
     top0 = leg_bottom + 34
@@ -117,12 +121,13 @@ def metric_vs_params_svg(cells: pd.DataFrame, seeds: pd.DataFrame | None, *, tit
             sd = None if seeds is None else seeds[(seeds["train_set"] == tr) & (seeds["eval_set"] == ev)
                                                   & (seeds["family"] == family)]
             if len(sub):
-                _facet(c, sub, sd, box, (plo, phi), inits, level, metric, (family, tr, ev, shift))
+                _facet(c, sub, sd, box, (plo, phi), inits, level, metric, (family, tr, ev, shift), outliers)
     return c.to_svg()
 
 
 def _facet(c: Canvas, cells: pd.DataFrame, seeds: pd.DataFrame | None, box: Box, prange: tuple[float, float],
-           inits: list[str], level: float, metric: str, where: tuple[str, str, str, str]) -> None:
+           inits: list[str], level: float, metric: str, where: tuple[str, str, str, str],
+           outliers: frozenset[tuple[str, str]] = frozenset()) -> None:
     family, tr, ev, shift = where
     ivals = {r.Index: cell_interval(r.mean, r.se, r.df_mod, level) for r in cells.itertuples()}
     vals = [_f(v) for v in cells["mean"]] + [v for iv in ivals.values() for v in iv]
@@ -154,9 +159,12 @@ def _facet(c: Canvas, cells: pd.DataFrame, seeds: pd.DataFrame | None, box: Box,
                 m = len(mine)
                 for j, s in enumerate(mine.itertuples()):
                     jit = 10 ** (0.009 * span * ((j - (m - 1) / 2) / max(1, m - 1) * 2 if m > 1 else 0))
-                    c.circle(x(float(r.params) * dodge * jit), y(float(s.y)), 1.9,
-                             tip=f"{r.backbone}, {init}, seed {s.seed}: {fmt_metric(s.y)}",
-                             fill=colour, fill_opacity=0.45, stroke="none", class_="seed")
+                    odd = (str(s.run_id), ev) in outliers
+                    c.circle(x(float(r.params) * dodge * jit), y(float(s.y)), 3.2 if odd else 1.9,
+                             tip=f"{r.backbone}, {init}, seed {s.seed} (run {s.run_id}): {fmt_metric(s.y)}"
+                                 + (" — outlier: far below its siblings" if odd else ""),
+                             fill=colour, fill_opacity=0.45, stroke="#b2182b" if odd else "none",
+                             stroke_width=1.4 if odd else None, class_="seed", data_outlier="1" if odd else None)
             a, b = ivals[r.Index]
             if math.isfinite(a) and math.isfinite(b):
                 c.line(px, y(a), px, y(b), stroke=colour, stroke_width=1.4, class_="cell-ci")
@@ -172,18 +180,22 @@ def _facet(c: Canvas, cells: pd.DataFrame, seeds: pd.DataFrame | None, box: Box,
     c.end_group()
 
 
-def metric_figures(cells: pd.DataFrame, model_frames: dict[str, pd.DataFrame],
-                   metrics: dict[str, str]) -> list[dict[str, Any]]:
+def metric_figures(cells: pd.DataFrame, model_frames: dict[str, pd.DataFrame], metrics: dict[str, str],
+                   outlier_runs: pd.DataFrame | None = None) -> list[dict[str, Any]]:
     """One figure dict (``svg``, ``title``, ``heading``, ``caption``, ``task``) per (study, task).
 
     Seeds come from the model frames, matched to cells on (task, family, backbone, train_set,
     eval_set, init). A frame has no study column: where several studies share a task and a cell,
     the matched seeds outnumber the cell's ``n_ok`` and that cell's seeds are left out (said in the
-    caption) rather than drawn under the wrong study.
+    caption) rather than drawn under the wrong study. ``outlier_runs`` (``Analysis.outlier_runs``) are
+    ringed in red.
     """
     if cells is None or cells.empty:
         return []
     seeds_all = seed_frame(model_frames, metrics)
+    odd = outlier_runs if isinstance(outlier_runs, pd.DataFrame) and len(outlier_runs) else None
+    outliers = frozenset() if odd is None else frozenset(
+        (str(r), str(k).split("|")[4]) for r, k in zip(odd["run_id"], odd["key"]))
     out = []
     for (study, task), sub in cells.groupby(["study", "task"], sort=True):
         sub = sub[sub["n_ok"] > 0]
@@ -195,12 +207,18 @@ def metric_figures(cells: pd.DataFrame, model_frames: dict[str, pd.DataFrame],
         sd = sd[counts == sd["n_ok"]]
         m = metric_label(metrics.get(task, "metric"))
         title = f"{study}: {task} {m} against parameters, one line per initialization"
-        svg = Markup(metric_vs_params_svg(sub, sd if len(sd) else None, title=title, metric=m))
+        svg = Markup(metric_vs_params_svg(sub, sd if len(sd) else None, title=title, metric=m,
+                                          outliers=outliers))
         caption = (f"{m} of every {task} cell (percent) against whole-model parameters (log scale), one panel per "
                    f"family and train → eval pair so no line joins two eval sets. Each line joins the cell means of one "
                    f"initialization along that family's capacity ladder; small dots are the {len(sd)} individual seeds "
                    f"(ok runs, jittered sideways); bars are {LEVEL:.0%} intervals of each cell mean from its stabilised "
                    f"standard error (sd_mod / √n on df_mod degrees of freedom). Initializations are offset sideways.")
+        n_odd = sum((str(r), e) in outliers for r, e in zip(sd["run_id"], sd["eval_set"]))
+        if n_odd:
+            what = "the one seed" if n_odd == 1 else f"each of the {n_odd} seeds"
+            caption += (f" A red ring marks {what} the analysis flagged far below its siblings "
+                        f"(listed with its run_id under Data completeness).")
         if len(bad):
             caption += (f" Seeds of {bad.groupby(_SITE).ngroups} cells shared with another study are not drawn.")
         if not len(sd):
