@@ -13,6 +13,7 @@ model frames (every ok record the models were fitted to) for the seeds. Nothing 
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 from typing import Any
 
 import pandas as pd
@@ -29,6 +30,12 @@ __all__ = ["metric_vs_params_svg", "metric_figures", "cell_interval", "seed_fram
 #: Coverage of the interval drawn around each cell mean.
 LEVEL = 0.95
 _SITE = ["family", "backbone", "train_set", "eval_set", "init"]
+
+
+def _tuples(df: pd.DataFrame) -> list[Any]:
+    """Rows of ``df`` as named tuples with ``Index`` (like ``itertuples``, without its per-call cost)."""
+    row = namedtuple("row", ["Index", *df.columns])  # type: ignore[misc]
+    return [row(*v) for v in zip(df.index.tolist(), *(df[c].tolist() for c in df.columns))]
 
 
 def _f(v: object) -> float:
@@ -83,7 +90,10 @@ def metric_vs_params_svg(cells: pd.DataFrame, seeds: pd.DataFrame | None, *, tit
     Elements carry ``class`` (``seed``, ``cell-mean``, ``cell-ci``, ``init-line``) and the line's
     ``data-eval`` so a test can count them.
     """
-    df = cells[[not is_missing(p) and float(p) > 0 for p in cells["params"]]].copy()
+    keep = ["family", "backbone", "params", "train_set", "eval_set", "shift", "init", "mean", "se", "df_mod", "n_ok"]
+    df = cells.loc[[not is_missing(p) and float(p) > 0 for p in cells["params"]], keep].reset_index(drop=True)
+    if seeds is not None:
+        seeds = seeds[["family", "backbone", "train_set", "eval_set", "init", "seed", "run_id", "y"]]
     inits = list(dict.fromkeys(sorted(df["init"], key=lambda i: (i != "scratch", i))))
     families = sorted(dict.fromkeys(df["family"]))
     pairs = _pairs(df)
@@ -129,7 +139,7 @@ def _facet(c: Canvas, cells: pd.DataFrame, seeds: pd.DataFrame | None, box: Box,
            inits: list[str], level: float, metric: str, where: tuple[str, str, str, str],
            outliers: frozenset[tuple[str, str]] = frozenset()) -> None:
     family, tr, ev, shift = where
-    ivals = {r.Index: cell_interval(r.mean, r.se, r.df_mod, level) for r in cells.itertuples()}
+    ivals = {r.Index: cell_interval(r.mean, r.se, r.df_mod, level) for r in _tuples(cells)}
     vals = [_f(v) for v in cells["mean"]] + [v for iv in ivals.values() for v in iv]
     if seeds is not None:
         vals += [_f(v) for v in seeds["y"]]
@@ -145,19 +155,20 @@ def _facet(c: Canvas, cells: pd.DataFrame, seeds: pd.DataFrame | None, box: Box,
     c.raw_group({"class": "facet", "data-family": family, "data-train": tr, "data-eval": ev})
     span = math.log10(x.domain[1] / x.domain[0])
     n = len(inits)
+    by_cell = {} if seeds is None else {k: g.sort_values("seed") for k, g in seeds.groupby(["backbone", "init"])}
     for i, init in enumerate(inits):
         colour = init_colour(init, inits)
         dodge = 10 ** (0.022 * (i - (n - 1) / 2) * span)
         sub = cells[cells["init"] == init].sort_values("params")
-        pts = [(x(float(r.params) * dodge), y(float(r.mean))) for r in sub.itertuples() if math.isfinite(_f(r.mean))]
+        pts = [(x(float(r.params) * dodge), y(float(r.mean))) for r in _tuples(sub) if math.isfinite(_f(r.mean))]
         c.polyline(pts, stroke=colour, stroke_width=1.6, stroke_opacity=0.85, class_="init-line",
                    data_eval=ev, data_train=tr, data_init=init, data_family=family)
-        for r in sub.itertuples():
+        for r in _tuples(sub):
             px = x(float(r.params) * dodge)
-            if seeds is not None:
-                mine = seeds[(seeds["backbone"] == r.backbone) & (seeds["init"] == init)].sort_values("seed")
+            mine = by_cell.get((r.backbone, init))
+            if mine is not None:
                 m = len(mine)
-                for j, s in enumerate(mine.itertuples()):
+                for j, s in enumerate(_tuples(mine)):
                     jit = 10 ** (0.009 * span * ((j - (m - 1) / 2) / max(1, m - 1) * 2 if m > 1 else 0))
                     odd = (str(s.run_id), ev) in outliers
                     c.circle(x(float(r.params) * dodge * jit), y(float(s.y)), 3.2 if odd else 1.9,
