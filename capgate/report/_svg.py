@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
-__all__ = ["LinearScale", "LogScale", "Canvas", "Box", "draw_axes", "legend", "nice_ticks", "FONT"]
+__all__ = ["LinearScale", "LogScale", "Canvas", "Box", "draw_axes", "legend", "shape_mark", "nice_ticks", "FONT"]
 
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 
@@ -160,12 +160,12 @@ class Canvas:
         pts = " ".join(f"{_num(x)},{_num(y)}" for x, y in points)
         self._el("polyline", {"points": pts, "fill": "none", **attrs})
 
-    def polygon(self, points: list[tuple[float, float]], **attrs: object) -> None:
-        """A closed filled shape (the noise band)."""
+    def polygon(self, points: list[tuple[float, float]], tip: str | None = None, **attrs: object) -> None:
+        """A closed filled shape (the noise band, a marker); ``tip`` adds a hover tooltip."""
         if len(points) < 3:
             return
         pts = " ".join(f"{_num(x)},{_num(y)}" for x, y in points)
-        self._el("polygon", {"points": pts, **attrs})
+        self._el("polygon", {"points": pts, **attrs}, tip=tip)
 
     def text(self, x: float, y: float, s: str, size: float = 11, anchor: str = "start", **attrs: object) -> None:
         """Escaped text at (x, y); ``anchor`` is ``start``, ``middle`` or ``end``."""
@@ -234,6 +234,18 @@ def draw_axes(
             c.text(14, cy, ylabel, size=11, anchor="middle", fill="#333", transform=f"rotate(-90 14 {cy:.1f})")
 
 
+def shape_mark(c: Canvas, shape: str, x: float, y: float, r: float, tip: str | None = None, **attrs: object) -> None:
+    """A marker of ``shape`` (``dot``, ``square``, ``diamond``, ``triangle``) centred on (x, y)."""
+    if shape == "square":
+        c.rect(x - r * 0.9, y - r * 0.9, 1.8 * r, 1.8 * r, tip=tip, **attrs)
+    elif shape == "diamond":
+        c.polygon([(x, y - 1.2 * r), (x + 1.2 * r, y), (x, y + 1.2 * r), (x - 1.2 * r, y)], tip=tip, **attrs)
+    elif shape == "triangle":
+        c.polygon([(x, y - 1.2 * r), (x + 1.1 * r, y + 0.8 * r), (x - 1.1 * r, y + 0.8 * r)], tip=tip, **attrs)
+    else:
+        c.circle(x, y, r, tip=tip, **attrs)
+
+
 def legend(c: Canvas, x: float, y: float, items: list[tuple[str, str, str]], *, max_width: float) -> float:
     """Horizontal legend of ``(label, colour, marker)`` items (marker ``dot``, ``ring``, ``band``,
     ``line``), wrapped at ``max_width``; returns the y below it."""
@@ -242,7 +254,22 @@ def legend(c: Canvas, x: float, y: float, items: list[tuple[str, str, str]], *, 
         w = 22 + 6.2 * len(label)
         if cx + w > x + max_width and cx > x:
             cx, cy = x, cy + 16
-        if marker == "band":
+        shape, _, stroke = marker.partition("+")
+        if stroke:  # "<shape>+line" / "<shape>+dash": a line style with a marker on it
+            c.line(cx, cy - 3, cx + 14, cy - 3, stroke=colour, stroke_width=1.4,
+                   stroke_dasharray="4 2" if stroke == "dash" else None)
+            shape_mark(c, shape, cx + 7, cy - 3, 3.4, fill=colour, stroke="#fff", stroke_width=0.6)
+        elif marker in ("square", "diamond", "triangle"):
+            shape_mark(c, marker, cx + 7, cy - 3, 4, fill=colour, stroke=colour)
+        elif marker == "seed":
+            for dx in (3, 7, 11):
+                c.circle(cx + dx, cy - 3 + (dx - 7) * 0.3, 1.9, fill=colour, fill_opacity=0.6, stroke="none")
+        elif marker == "errorbar":
+            c.line(cx + 7, cy - 9, cx + 7, cy + 3, stroke=colour, stroke_width=1.3)
+            c.line(cx + 4.5, cy - 9, cx + 9.5, cy - 9, stroke=colour, stroke_width=1.1)
+            c.line(cx + 4.5, cy + 3, cx + 9.5, cy + 3, stroke=colour, stroke_width=1.1)
+            c.circle(cx + 7, cy - 3, 3.4, fill=colour, stroke="#fff", stroke_width=0.6)
+        elif marker == "band":
             c.rect(cx, cy - 8, 14, 10, fill=colour, stroke="none")
         elif marker == "line":
             c.line(cx, cy - 3, cx + 14, cy - 3, stroke=colour, stroke_width=2)

@@ -16,6 +16,7 @@ from capgate.analysis.result import Analysis
 from capgate.report.compare import pareto_groups, ranking_groups
 from capgate.report.fig_gains import forest_svg, gains_vs_capacity_svg
 from capgate.report.fig_gates import STATUS_WORDS, gates_svg
+from capgate.report.fig_metric import metric_figures
 from capgate.report.gates import cross_task_gates, gate_frame
 from capgate.report.headline import gate_matrix, headline_sentences, verdict_counts, verdict_maps
 from capgate.report.labels import pair_label, shift_order
@@ -47,7 +48,8 @@ def _gain_figures(gains: pd.DataFrame) -> list[dict[str, Any]]:
             "title": title,
             "heading": f"{task.capitalize()} · {family} — {init} vs {base}",
             "caption": f"Gain in {metric} (percentage points, pp) of {init} over {base} for each {family} backbone "
-                       f"by parameter count (log scale), one panel per shift, one colour per training set; bars are "
+                       f"by parameter count (log scale), one panel per shift, one line per train → eval pair (one colour "
+                       f"per eval set, one marker shape per training set; no line joins two eval sets); bars are "
                        f"confidence intervals, the shaded band is the equivalence margin ({mtxt}) and the dashed "
                        f"lines the pooled run-to-run SD. Filled markers: significant verdict (helps / hurts).",
         })
@@ -58,12 +60,13 @@ def _forest(gains: pd.DataFrame) -> dict[str, Any] | None:
     if gains is None or gains.empty:
         return None
     df = gains.assign(_s=[shift_order(s) for s in gains["shift"]], _p=-gains["params"].astype(float))
-    df = df.sort_values(["task", "family", "init", "_s", "train_set", "eval_set", "_p"]).drop(columns=["_s", "_p"])
+    df = df.sort_values(["study", "task", "family", "init", "_s", "train_set", "eval_set", "_p"]).drop(columns=["_s", "_p"])
     title = "Forest plot of every contrast against the baseline"
     return {"svg": Markup(forest_svg(df, title=title)), "title": title,
             "caption": f"All {len(df)} contrasts: gain (square, coloured by verdict) and its confidence interval in "
-                       f"percentage points; the grey box on each row is that row's ±margin. Rows grouped by task, "
-                       f"family and initialization, largest backbone first."}
+                       f"percentage points; the grey box on each row is that row's ±margin. Rows grouped under a heading "
+                       f"per task, family and initialization, largest backbone first; each row names its rung, "
+                       f"parameter count and train → eval pair."}
 
 
 def _cross_task(summary: dict[str, Any], gates: pd.DataFrame) -> dict[str, Any] | None:
@@ -130,6 +133,9 @@ def build_context(analysis: Analysis, summary: dict[str, Any], *, inputs: list[d
         "gate_matrix": gate_matrix(summary),
         "counts": verdict_counts(summary.get("verdicts", [])),
         "maps": verdict_maps(summary),
+        # the first figure of each task: metric vs parameters, seeds and cell intervals (fig_metric)
+        "metric_figures": metric_figures(analysis.cells, analysis.model_frames, (analysis.plan or {}).get("metric", {}),
+                                         analysis.outlier_runs),
         "gain_figures": _gain_figures(gains),
         "forest": _forest(gains),
         "gates": {"rows": _records(gates), "status_words": STATUS_WORDS,

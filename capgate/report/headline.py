@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from capgate.report.labels import pair_label, shift_order
+from capgate.report.labels import pair_label, rung_label, shift_order
 from capgate.report.palette import VERDICT_WORDS
 from capgate.report.units import fmt_interval_pp, fmt_params, fmt_pp, metric_label
 
@@ -29,21 +29,72 @@ def verdict_counts(verdicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [out[k] for k in sorted(out)]
 
 
+def _gate_clause(gates: list[dict[str, Any]]) -> str:
+    """What the capacity gates of one (task, init) say, in the analysis' own statuses: a gate names
+    its rung, ``helps_everywhere`` says so, anything else is never worded as a benefit."""
+    if not gates:
+        return "no capacity gate estimated"
+    gated = [g for g in gates if g.get("status") == "gate"]
+    every = [g for g in gates if g.get("status") == "helps_everywhere"]
+    parts = [f"{g['family']} {g['shift']}: helps from {g.get('rung_from')} ({fmt_params(g.get('gate_params'))} params) upward"
+             for g in sorted(gated, key=lambda g: (g["family"], shift_order(g["shift"])))]
+    parts += [f"{g['family']} {g['shift']}: helps at every tested size"
+              for g in sorted(every, key=lambda g: (g["family"], shift_order(g["shift"])))]
+    none = sum(g.get("status") == "no_gate_in_range" for g in gates)
+    undetermined = len(gates) - len(gated) - len(every) - none
+    rest = ([f"no gate in {none}"] if none else []) + ([f"undetermined in {undetermined}"] if undetermined else [])
+    if not parts:
+        if not none:
+            return f"capacity gate undetermined in {_rows(undetermined)}"
+        if undetermined:
+            return f"no capacity gate in {none} of the {_rows(len(gates))}, undetermined in {undetermined}"
+        return f"no capacity gate in {'the' if len(gates) == 1 else 'any of the'} {_rows(len(gates))}"
+    text = "capacity gate — " + "; ".join(parts)
+    return text + (f" (of the other {_rows(none + undetermined)}: {', '.join(rest)})" if rest else "")
+
+
+def _rows(n: int) -> str:
+    return f"{n} family × shift row" + ("" if n == 1 else "s")
+
+
 def headline_sentences(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """One sentence per (task, init) with its verdict counts (dicts ``{"text", "counts"}``)."""
+    """One sentence per (task, init), written only from the analysis' verdicts and gates.
+
+    Dicts ``{"text", "counts", "decided", "gates"}``. When no contrast is decided the sentence says
+    so first (and how many seeds per arm would resolve the median contrast); otherwise it gives the
+    decided counts, then the inconclusive ones; then the capacity-gate clause of that (task, init).
+    A benefit is worded only where a verdict is ``helps`` or a gate says so.
+    """
     metric = summary.get("metric", {})
     out = []
     if summary.get("n_ok_runs", 1) == 0:
         out.append({"text": "No successful run in the results: every cell is empty, nothing can be concluded "
-                            "(see Data completeness for the failed and diverged runs).", "counts": {}})
-    for row in verdict_counts(summary.get("verdicts", [])):
-        parts = [f"{row[v]} {VERDICT_WORDS[v]}" for v in _VERDICT_ORDER if row[v]]
+                            "(see Data completeness for the failed and diverged runs).", "counts": {}, "decided": 0,
+                    "gates": []})
+    gates = summary.get("gates", [])
+    verdicts = summary.get("verdicts", [])
+    for row in verdict_counts(verdicts):
         m = metric_label(metric.get(row["task"], "metric"))
-        out.append({
-            "text": f"{row['task'].capitalize()} ({m}): {row['init']} vs {row['baseline']} over "
-                    f"{row['total']} contrasts — " + ", ".join(parts) + ".",
-            "counts": row,
-        })
+        head = f"{row['task'].capitalize()} ({m}): {row['init']} vs {row['baseline']}"
+        decided = row["helps"] + row["within_noise"] + row["hurts"]
+        n = row["total"]
+        if decided == 0:
+            need = sorted(int(v["seeds_needed"]) for v in verdicts if v["task"] == row["task"]
+                          and v["init"] == row["init"] and v.get("seeds_needed"))
+            text = f"{head} — no contrast decided: all {n} inconclusive"
+            if need:
+                text += f" (about {need[len(need) // 2]} seeds per arm would resolve the median one)"
+        else:
+            said = [f"helps in {row['helps']}" if row["helps"] else "",
+                    f"is within noise in {row['within_noise']}" if row["within_noise"] else "",
+                    f"hurts in {row['hurts']}" if row["hurts"] else ""]
+            text = f"{head} — of {n} contrast{'s' if n != 1 else ''}, {decided} decided: " + ", ".join(p for p in said if p)
+            if row["inconclusive"]:
+                text += f"; {row['inconclusive']} inconclusive"
+        mine = [g for g in gates if g["task"] == row["task"] and g["init"] == row["init"]]
+        text += "; " + _gate_clause(mine) + "."
+        out.append({"text": text, "counts": row, "decided": decided,
+                    "gates": [g.get("status") for g in mine]})
     return out
 
 
@@ -130,7 +181,9 @@ def verdict_maps(summary: dict[str, Any]) -> list[dict[str, Any]]:
                     cells.append({"verdict": v["verdict"], "word": word, "gain": fmt_pp(v.get("gain")),
                                   "ci": fmt_interval_pp(v.get("ci_low"), v.get("ci_high")), "tip": tip,
                                   "seeds_needed": v.get("seeds_needed")})
-                body.append({"backbone": backbone, "params": fmt_params(params), "cells": cells})
+                rung = rung_label(backbone)
+                body.append({"backbone": backbone, "rung": rung if rung != backbone else "", "params": fmt_params(params),
+                             "cells": cells})
             tables.append({
                 "family": family,
                 "shifts": shifts,

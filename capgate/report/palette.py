@@ -6,7 +6,7 @@ Verdict colours also appear in ``templates/report.css`` as ``.v-helps`` etc.; ke
 from __future__ import annotations
 
 __all__ = ["VERDICT_COLOURS", "VERDICT_WORDS", "SERIES", "TASK_COLOURS", "INIT_COLOURS", "series_colour",
-           "init_colour"]
+           "init_colour", "SHAPES"]
 
 #: verdict -> (strong colour for marks, light background for table cells)
 VERDICT_COLOURS: dict[str, tuple[str, str]] = {
@@ -27,6 +27,8 @@ VERDICT_WORDS: dict[str, str] = {
 SERIES = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#7f3c8d", "#4d4d4d")
 TASK_COLOURS = {"detection": "#0072B2", "classification": "#D55E00"}
 INIT_COLOURS = {"scratch": "#4d4d4d", "imagenet": "#0072B2", "imagenet_coco": "#CC79A7"}
+#: marker shapes by position (a second categorical channel, e.g. the train set)
+SHAPES = ("dot", "square", "diamond", "triangle")
 
 
 def series_colour(i: int) -> str:
