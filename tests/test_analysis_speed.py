@@ -61,3 +61,16 @@ def test_frame_csv_reads_back_to_the_same_values():
     np.testing.assert_array_equal(back["z"].to_numpy(), f["z"].to_numpy())
     assert back["seed"].tolist() == [0, 1, 2]
     assert back["s"].isna().tolist() == [False, True, False]
+
+
+def test_report_lists_at_most_the_largest_outlier_runs():
+    from capgate.report.context import _completeness
+
+    runs = [{"key": f"k{i}", "run_id": f"r{i}", "seed": i, "value": 0.1, "siblings_median": 0.5,
+             "drop": -0.01 * (i % 7) - 0.001 * i} for i in range(250)]
+    out = _completeness({"cells": [], "outlier_runs": runs})
+    assert out["outliers_total"] == 250 and len(out["outliers"]) == 200
+    kept = {o["run_id"] for o in out["outliers"]}
+    assert min(runs, key=lambda r: r["drop"])["run_id"] in kept
+    assert [o["run_id"] for o in out["outliers"]] == [r["run_id"] for r in runs if r["run_id"] in kept]
+    assert len(_completeness({"cells": [], "outlier_runs": runs[:3]})["outliers"]) == 3
