@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -139,7 +140,8 @@ def main() -> None:
         print(f"{res['rows']:>7} rows: total {res['total_s']:6.1f} s (analyze {res['analyze_s']:.1f}, outputs "
               f"{res['outputs_s']:.1f}, html {res['html_s']:.1f}; mixed fits {res['mixed_s']:.1f} s), "
               f"peak RSS {res['peak_rss_gb']:.2f} GB", flush=True)
-    print("\ngrowth: analysis + report (table simulation excluded; peak RSS includes the table)")
+    print(f"\ngrowth: analysis + report (table simulation excluded; peak RSS includes the table); "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"{'rows':>8} {'runs':>7} {'total s':>8} {'analyze':>8} {'outputs':>8} {'html':>6} {'mixed s':>8} "
           f"{'mixed %':>8} {'RSS GB':>7} {'x rows':>7} {'x time':>7}")
     first = results[0] if results else None
