@@ -46,8 +46,8 @@ def analyze_contrasts(table: pd.DataFrame, plan: None | dict[str, Any] = None, *
     names: the part of :func:`analyze` that decides verdicts (simulation studies call it in loops)."""
     plan = _plan(plan)
     table = table if table.attrs.get("capgate_validated") else validate(table)
-    cells = cell_table(table, plan)
     y = metric_frame(table, plan)
+    cells = cell_table(table, plan, y)
     gains, _ = compute_gains(y, cells, plan)
     return cells, gains, capacity_gates(y, gains, plan, _rng(rng))
 
@@ -70,8 +70,8 @@ def analyze(table: pd.DataFrame, plan: None | dict[str, Any] | str | Path = None
             "set the plan's 'baseline' to one of them")
     _check_plan_names(table, plan)
 
-    cells = cell_table(table, plan)
     y = metric_frame(table, plan)
+    cells = cell_table(table, plan, y)
     gains, noise = compute_gains(y, cells, plan)
 
     incomplete = cells[~cells["complete"]]

@@ -73,16 +73,17 @@ def _moderate(out: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def cell_table(table: pd.DataFrame, plan: dict[str, Any]) -> pd.DataFrame:
+def cell_table(table: pd.DataFrame, plan: dict[str, Any], y: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per cell: key, the cell columns, params, macs, metric, mean, se, sd, sd_mod, df_mod,
     outlier, n_ok, n_failed, n_diverged, n_missing, n_expected, complete.
 
     ``sd`` is the cell's own seed-to-seed SD (NaN with fewer than two ok seeds); ``sd_mod`` the
     moderated SD on ``df_mod`` degrees of freedom; ``se = sd_mod / sqrt(n_ok)``. ``macs`` is NaN
-    where the table does not record it (shown as unknown).
+    where the table does not record it (shown as unknown). ``y``: ``metric_frame(table, plan)`` when the
+    caller already has it (built here otherwise).
     """
     cols = list(CELL_COLUMNS)
-    y = metric_frame(table, plan)
+    y = metric_frame(table, plan) if y is None else y
     # one value per run: a run scored once per eval set, so a cell holds one record per run
     stats = y.groupby(cols, sort=True)["y"].agg(["mean", "std", "count"]).rename(
         columns={"std": "sd", "count": "n_ok"})
