@@ -74,3 +74,18 @@ def test_report_lists_at_most_the_largest_outlier_runs():
     assert min(runs, key=lambda r: r["drop"])["run_id"] in kept
     assert [o["run_id"] for o in out["outliers"]] == [r["run_id"] for r in runs if r["run_id"] in kept]
     assert len(_completeness({"cells": [], "outlier_runs": runs[:3]})["outliers"]) == 3
+
+
+def test_gate_bootstrap_with_bh_is_reproducible_and_methods_say_satterthwaite():
+    from capgate.analysis import analyze, build_summary, simulate_results
+    from capgate.analysis.analyze import analyze_contrasts
+    from capgate.report.methods import methods_paragraphs
+
+    t = simulate_results(seed=4)
+    _, _, g1 = analyze_contrasts(t, {"n_boot": 40, "correction": "bh"}, rng=7)
+    _, _, g2 = analyze_contrasts(t, {"n_boot": 40, "correction": "bh"}, rng=7)
+    pd.testing.assert_frame_equal(g1, g2)
+    a = analyze(t, {"n_boot": 0})
+    paras = methods_paragraphs(a.methods, a.models, a.plan, build_summary(a))
+    assert any("Satterthwaite degrees of freedom, as lmerTest computes them" in p for p in paras)
+    assert a.models[0]["df_method"].startswith("Satterthwaite")
