@@ -1,8 +1,9 @@
-"""Growth of ``capgate report`` (analysis + outputs + HTML) with the results table: 20k / 100k / 300k rows.
+"""Growth of ``capgate report`` (read + analysis + outputs + HTML) with the results table: 20k / 100k / 300k rows.
 
 Each size runs in a fresh subprocess (so its peak RSS is its own) on a simulated table: detection
 (LLVIP<->FLIR RGB, RGB->IR) and DomainNet classification, two families x seven rungs, three inits,
-seeds chosen to hit the row count. Printed per size: seconds for analyze, write_outputs (model.json,
+seeds chosen to hit the row count, written to results.parquet. Printed per size: seconds for
+reading and validating that file (load_tables), analyze, write_outputs (model.json,
 model_frame.csv, gains.csv, summary.json) and the HTML, their total, the mixed-model fits' share,
 peak RSS; and, when ``Rscript`` with lme4 is installed, lme4's ``lmer`` time on the same model frame
 (read from model_frame.csv; only the lmer call is timed) beside capgate's single fit of the same
@@ -48,10 +49,10 @@ def one_size(rows: int, out: Path) -> dict:
 
     from capgate.analysis import analyze, build_summary, write_outputs
     from capgate.analysis.lmm import lmer
-    from capgate.report import render_html
+    from capgate.report import load_tables, render_html
 
     t_build = time.perf_counter()
-    table = build_table(rows)
+    build_table(rows).to_parquet(out / "results.parquet", index=False)
     t_build = time.perf_counter() - t_build
     fit_s: dict[str, float] = {}
     analyze_mod = importlib.import_module("capgate.analysis.analyze")  # the package exports analyze(), the function
@@ -65,7 +66,10 @@ def one_size(rows: int, out: Path) -> dict:
             fit_s[kw["name"]] = time.perf_counter() - t
 
     analyze_mod.fit_mixed = timed
+    # what render_report (``capgate report results.parquet``) does, step by step
     t0 = time.perf_counter()
+    table, _ = load_tables(out / "results.parquet")
+    t_load = time.perf_counter() - t0
     analysis = analyze(table, rng=0)
     t1 = time.perf_counter()
     summary = build_summary(analysis)
@@ -84,7 +88,7 @@ def one_size(rows: int, out: Path) -> dict:
                        "single_fit_s": time.perf_counter() - t if single is not None else None,
                        "r_snippet": m.get("r_snippet")})
     return {"rows": len(table), "runs": int(table["run_id"].nunique()), "build_s": t_build,
-            "analyze_s": t1 - t0, "outputs_s": t2 - t1, "html_s": t3 - t2, "total_s": t3 - t0,
+            "load_s": t_load, "analyze_s": t1 - t0 - t_load, "outputs_s": t2 - t1, "html_s": t3 - t2, "total_s": t3 - t0,
             "mixed_s": sum(fit_s.values()), "peak_rss_gb": rss_gb, "models": models}
 
 
@@ -137,16 +141,17 @@ def main() -> None:
         for m in res["models"]:
             m["lme4_s"] = lme4_seconds(base / str(rows), m["r_snippet"]) if use_r and m["single_fit_s"] else None
         results.append(res)
-        print(f"{res['rows']:>7} rows: total {res['total_s']:6.1f} s (analyze {res['analyze_s']:.1f}, outputs "
+        print(f"{res['rows']:>7} rows: total {res['total_s']:6.1f} s (load {res['load_s']:.1f}, analyze {res['analyze_s']:.1f}, outputs "
               f"{res['outputs_s']:.1f}, html {res['html_s']:.1f}; mixed fits {res['mixed_s']:.1f} s), "
               f"peak RSS {res['peak_rss_gb']:.2f} GB", flush=True)
-    print(f"\ngrowth: analysis + report (table simulation excluded; peak RSS includes the table); "
+    print(f"\ngrowth: read + analysis + report, as `capgate report results.parquet` (table simulation excluded "
+          "from the seconds, not from peak RSS); "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"{'rows':>8} {'runs':>7} {'total s':>8} {'analyze':>8} {'outputs':>8} {'html':>6} {'mixed s':>8} "
+    print(f"{'rows':>8} {'runs':>7} {'total s':>8} {'load':>6} {'analyze':>8} {'outputs':>8} {'html':>6} {'mixed s':>8} "
           f"{'mixed %':>8} {'RSS GB':>7} {'x rows':>7} {'x time':>7}")
     first = results[0] if results else None
     for r in results:
-        print(f"{r['rows']:>8} {r['runs']:>7} {r['total_s']:>8.1f} {r['analyze_s']:>8.1f} {r['outputs_s']:>8.1f} "
+        print(f"{r['rows']:>8} {r['runs']:>7} {r['total_s']:>8.1f} {r['load_s']:>6.1f} {r['analyze_s']:>8.1f} {r['outputs_s']:>8.1f} "
               f"{r['html_s']:>6.1f} {r['mixed_s']:>8.1f} {100 * r['mixed_s'] / r['total_s']:>7.0f}% "
               f"{r['peak_rss_gb']:>7.2f} {r['rows'] / first['rows']:>7.1f} {r['total_s'] / first['total_s']:>7.1f}")
     print("\nmixed fit vs lme4 on the same model frame (single fit = capgate.analysis.lmm.lmer, no component tests)")
