@@ -77,3 +77,18 @@ def test_one_rung_is_undetermined():
     a = analyze(t, {"n_boot": 0})
     assert set(a.gates["status"]) == {"undetermined"}
     assert pd.isna(a.gates["p_status"]).all()
+
+
+def test_adjust_rows_is_adjust_pvalues_row_by_row():
+    """The vectorised replicate adjustment gives exactly the per-row adjustment (NaN rows included)."""
+    from capgate.analysis.gains import adjust_pvalues
+    from capgate.analysis.gate import adjust_rows
+
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0, 1, size=(50, 7)) ** 3
+    p[3, 2] = np.nan
+    p[10] = 0.5  # ties
+    for method in ("bh", "holm", "none"):
+        want = np.vstack([adjust_pvalues(row, method) for row in p])
+        np.testing.assert_array_equal(adjust_rows(p, method), want)
+    assert adjust_rows(np.array([[0.01, 0.04, 0.03]]), "bh").tolist() == [[0.03, 0.04, 0.04]]

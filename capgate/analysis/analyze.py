@@ -13,7 +13,7 @@ from capgate.analysis.cells import OUTLIER_RUN_SDS, cell_table, metric_frame, ou
 from capgate.analysis.gains import VERDICT_RULE, compute_gains
 from capgate.analysis.gate import capacity_gates
 from capgate.analysis.load import validate
-from capgate.analysis.mixed import OPTIMIZERS, fit_mixed
+from capgate.analysis.mixed import DF_METHOD, OPTIMIZER, fit_mixed
 from capgate.analysis.noise import OUTLIER_P
 from capgate.analysis.pareto import pareto_table
 from capgate.analysis.plan import load_plan, margin_rule, resolve_plan
@@ -46,8 +46,8 @@ def analyze_contrasts(table: pd.DataFrame, plan: None | dict[str, Any] = None, *
     names: the part of :func:`analyze` that decides verdicts (simulation studies call it in loops)."""
     plan = _plan(plan)
     table = table if table.attrs.get("capgate_validated") else validate(table)
-    cells = cell_table(table, plan)
     y = metric_frame(table, plan)
+    cells = cell_table(table, plan, y)
     gains, _ = compute_gains(y, cells, plan)
     return cells, gains, capacity_gates(y, gains, plan, _rng(rng))
 
@@ -70,8 +70,8 @@ def analyze(table: pd.DataFrame, plan: None | dict[str, Any] | str | Path = None
             "set the plan's 'baseline' to one of them")
     _check_plan_names(table, plan)
 
-    cells = cell_table(table, plan)
     y = metric_frame(table, plan)
+    cells = cell_table(table, plan, y)
     gains, noise = compute_gains(y, cells, plan)
 
     incomplete = cells[~cells["complete"]]
@@ -249,9 +249,11 @@ def _methods(plan: dict[str, Any], noise: pd.DataFrame, models: list[dict[str, A
                     "random_effects": m.get("random_effects")} for m in models],
         "random_effects": ("random intercepts per rung (backbone), per rung x init (the init effect varies by rung: "
                            "what a capacity gate is) and per run (nested in rung x init: each run is scored on several "
-                           "eval sets); small-sample containment df for the fixed effects; each variance tested against "
+                           "eval sets), fitted as lme4 fits it (profiled REML, capgate.analysis.lmm); Satterthwaite df for the fixed "
+                           "effects; each variance tested against "
                            "zero by a likelihood-ratio test; the lme4 refit recipe is in model.json (r_snippet)"),
-        "optimizers": list(OPTIMIZERS),
+        "optimizer": OPTIMIZER,
+        "df_method": DF_METHOD,
     }
 
 

@@ -73,16 +73,17 @@ def _moderate(out: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def cell_table(table: pd.DataFrame, plan: dict[str, Any]) -> pd.DataFrame:
+def cell_table(table: pd.DataFrame, plan: dict[str, Any], y: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per cell: key, the cell columns, params, macs, metric, mean, se, sd, sd_mod, df_mod,
     outlier, n_ok, n_failed, n_diverged, n_missing, n_expected, complete.
 
     ``sd`` is the cell's own seed-to-seed SD (NaN with fewer than two ok seeds); ``sd_mod`` the
     moderated SD on ``df_mod`` degrees of freedom; ``se = sd_mod / sqrt(n_ok)``. ``macs`` is NaN
-    where the table does not record it (shown as unknown).
+    where the table does not record it (shown as unknown). ``y``: ``metric_frame(table, plan)`` when the
+    caller already has it (built here otherwise).
     """
     cols = list(CELL_COLUMNS)
-    y = metric_frame(table, plan)
+    y = metric_frame(table, plan) if y is None else y
     # one value per run: a run scored once per eval set, so a cell holds one record per run
     stats = y.groupby(cols, sort=True)["y"].agg(["mean", "std", "count"]).rename(
         columns={"std": "sd", "count": "n_ok"})
@@ -155,20 +156,37 @@ def outlier_runs(y: pd.DataFrame, cells: pd.DataFrame, k: float = OUTLIER_RUN_SD
     cols = ["key", "run_id", "seed", "value", "siblings_median", "scale", "drop"]
     if not len(y) or not len(cells):
         return pd.DataFrame(columns=cols)
-    scale = cells.groupby(["study", "task", "eval_set"])["sd_mod"].median()
-    keyed = y.merge(cells[[*CELL_COLUMNS, "key"]], on=list(CELL_COLUMNS), how="left")
-    rows = []
-    for key, g in keyed.groupby("key", sort=True):
-        if len(g) < 3:
-            continue
-        first = g.iloc[0]
-        sc = float(scale.get((first["study"], first["task"], first["eval_set"]), np.nan))
-        if not np.isfinite(sc) or sc <= 0:
-            continue
-        vals = g["y"].to_numpy(dtype=float)
-        for i, r in enumerate(g.itertuples(index=False)):
-            med = float(np.median(np.delete(vals, i)))
-            if vals[i] < med - k * sc:
-                rows.append({"key": key, "run_id": r.run_id, "seed": int(r.seed), "value": float(vals[i]),
-                             "siblings_median": med, "scale": sc, "drop": float(vals[i] - med)})
-    return pd.DataFrame(rows, columns=cols)
+    scale = cells.groupby(["study", "task", "eval_set"])["sd_mod"].median().rename("scale")
+    keyed = y[[*CELL_COLUMNS, "run_id", "seed", "y"]].merge(cells[[*CELL_COLUMNS, "key"]], on=list(CELL_COLUMNS),
+                                                          how="left")
+    keyed = keyed.join(scale, on=["study", "task", "eval_set"])
+    keyed = keyed[keyed["key"].notna()].reset_index(drop=True)
+    # Leave-one-out median of every run's siblings, all cells at once: sort each cell's values, then the
+    # median of the n - 1 others is read off the sorted values at the middle positions, skipping the run's own.
+    code = pd.factorize(keyed["key"], sort=True)[0]
+    vals = keyed["y"].to_numpy(dtype=float)
+    order = np.lexsort((vals, code))
+    sv, sc_code = vals[order], code[order]
+    size = np.bincount(code)
+    start = np.concatenate([[0], np.cumsum(size)[:-1]])
+    n = size[sc_code]
+    j = np.arange(len(order)) - start[sc_code]  # the run's position within its sorted cell
+    rest = n - 1
+    r1 = np.where(rest % 2 == 1, rest // 2, rest // 2 - 1)
+    r2 = rest // 2
+    base = start[sc_code]
+    lo = sv[np.clip(base + r1 + (r1 >= j), 0, len(sv) - 1)]
+    hi = sv[np.clip(base + r2 + (r2 >= j), 0, len(sv) - 1)]
+    med = np.empty(len(vals))
+    med[order] = np.where(r1 == r2, lo, (lo + hi) / 2)
+    sc = keyed["scale"].to_numpy(dtype=float)
+    judged = (size[code] >= 3) & np.isfinite(sc) & (sc > 0)
+    with np.errstate(invalid="ignore"):
+        hit = judged & (vals < med - k * sc)
+    if not hit.any():
+        return pd.DataFrame(columns=cols)
+    out = pd.DataFrame({"key": keyed["key"].to_numpy()[hit], "run_id": keyed["run_id"].to_numpy()[hit],
+                        "seed": keyed["seed"].to_numpy()[hit].astype(int), "value": vals[hit],
+                        "siblings_median": med[hit], "scale": sc[hit], "drop": vals[hit] - med[hit]})
+    # rows in the order of the per-cell loop this replaces: by key, then table order within a cell
+    return out.sort_values("key", kind="stable").reset_index(drop=True)[cols]

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["capacity_gates", "gate_index", "holm_rows", "rung_name", "GATE_STATUSES"]
+__all__ = ["capacity_gates", "gate_index", "holm_rows", "adjust_rows", "rung_name", "GATE_STATUSES"]
 
 GATE_STATUSES = ("gate", "helps_everywhere", "no_gate_in_range", "undetermined")
 _GROUP = ["study", "task", "family", "shift", "init"]
@@ -64,6 +64,35 @@ def holm_rows(p: np.ndarray) -> np.ndarray:
     adj = np.minimum(np.maximum.accumulate((m - np.arange(m)) * ranked, axis=1), 1.0)
     out = np.empty_like(adj)
     np.put_along_axis(out, order, adj, axis=1)
+    return out
+
+
+def adjust_rows(p: np.ndarray, method: str) -> np.ndarray:
+    """:func:`capgate.analysis.gains.adjust_pvalues` applied to every row of ``p`` (replicates x tests),
+    vectorised over the rows without a NaN (the others, whose number of tests differs, row by row)."""
+    from capgate.analysis.gains import adjust_pvalues  # noqa: PLC0415 (gains imports nothing from here)
+
+    p = np.asarray(p, dtype=float)
+    out = np.full_like(p, np.nan)
+    full = np.isfinite(p).all(axis=1)
+    if method not in ("bh", "none", "holm"):
+        raise ValueError(f"unknown correction {method!r}; valid: holm, bh, none")
+    if full.any():
+        q = p[full]
+        m = q.shape[1]
+        order = np.argsort(q, axis=1, kind="mergesort")
+        ranked = np.take_along_axis(q, order, axis=1)
+        if method == "holm":
+            adj = np.maximum.accumulate((m - np.arange(m)) * ranked, axis=1)
+        elif method == "bh":
+            adj = np.minimum.accumulate((m / np.arange(m, 0, -1) * ranked[:, ::-1]), axis=1)[:, ::-1]
+        else:
+            adj = ranked
+        res = np.empty_like(adj)
+        np.put_along_axis(res, order, np.minimum(adj, 1.0), axis=1)
+        out[full] = res
+    for r in np.flatnonzero(~full):
+        out[r] = adjust_pvalues(p[r], method)
     return out
 
 
@@ -108,9 +137,8 @@ def _boot_helps(y: pd.DataFrame, gains: pd.DataFrame, plan: dict[str, Any],
         if len(cols):
             if plan["correction"] == "holm":
                 p_adj[:, cols] = holm_rows(p[:, cols])
-            else:  # bh / none: the same adjustment as the point estimate, replicate by replicate
-                from capgate.analysis.gains import adjust_pvalues  # noqa: PLC0415 (gains imports nothing from here)
-                p_adj[:, cols] = np.vstack([adjust_pvalues(row, plan["correction"]) for row in p[:, cols]])
+            else:  # bh / none: the same adjustment as the point estimate, all replicates at once
+                p_adj[:, cols] = adjust_rows(p[:, cols], plan["correction"])
     return (p_adj < alpha) & (gains_b > gains["margin"].to_numpy(dtype=float))
 
 

@@ -1,59 +1,53 @@
-"""Mixed-effects models of the metric on initialization, shift and capacity (statsmodels MixedLM).
+"""Mixed-effects models of the metric on initialization, shift and capacity (capgate.analysis.lmm).
 
 Design and random effects. Each trained model (``run_id``) is scored on several eval sets, so its
-records share a run effect; all runs of one rung (``backbone``) share a rung effect. statsmodels
-has one grouping factor plus variance components nested in it, so the model is
+records share a run effect; all runs of one rung (``backbone``) share a rung effect; the init effect
+may vary by rung. The model, in lme4 syntax (and fitted the way lme4 fits it, by
+:func:`capgate.analysis.lmm.lmer`: profiled REML over the relative covariance parameters)
 
-    y ~ init * shift + init * logp_c [+ family] [+ train_set] [+ eval_set],
-        groups = backbone,  vc: init within backbone, run_id within backbone
+    y ~ init * shift + init * logp_c [+ family] [+ train_set] [+ eval_set]
+        + (1 | backbone) + (1 | backbone:init) + (1 | backbone:run_id)
 
-which is exactly lme4's ``y ~ init * shift + init * logp_c + family + train_set + eval_set + (1 | backbone)
-+ (1 | backbone:init) + (1 | backbone:run_id)`` (runs are nested in rung x init). ``(1 | backbone:init)``
-lets the init effect vary by rung, which is exactly what a capacity gate is; without it the init
-effect's interval is too narrow. ``train_set`` is a fixed effect where there are several.
+(runs are nested in rung x init). ``(1 | backbone:init)`` lets the init effect vary by rung, which is
+exactly what a capacity gate is; without it the init effect's interval is too narrow. ``train_set``
+is a fixed effect where there are several. The fixed part is also written in statsmodels syntax
+(``formula_statsmodels``; the same patsy names).
 
-Small samples: fixed effects are tested with t on containment degrees of freedom (SAS DDFM=CONTAIN):
-a term that is constant within the groups of a random effect gets that level's df (groups minus the
-groups of the level above minus the terms at that level), others the residual df. Boundary: each
-variance component is tested by a likelihood-ratio test against the model without it (REML, same fixed
-effects; p from the 50:50 mixture of chi2(0) and chi2(1)); a component the test cannot tell from 0 is
-listed in ``boundary`` with its statistic in ``boundary_tests``. ``family`` and ``eval_set`` are nuisance fixed
-effects: families differ in overall level, and eval sets differ in difficulty (FLIR vs LLVIP mAP),
-which would otherwise inflate the residual and hide the run effect. ``logp_c`` is log10(params) centred on the mean over rungs, so the init
-main effects are gains at a typical rung. REML by default.
-
-Known failure guarded here (statsmodels issue 10239): when a variance component collapses below
-statsmodels' internal tolerance, fixed effects that are constant within a group (capacity!) come
-back as exactly 0 while ``converged=True``. We fit with a derivative-free optimizer first
-(``powell``, robust at the zero-variance boundary, then ``lbfgs``/``bfgs``/``nm`` only if it did not
-converge), record every warning, and check for boundary variances, zeroed effects and a non-PD
-covariance. A boundary fit is refitted without the collapsed random effect (the reduced model is
-the same model at that boundary, minus the numerical trap); the between-rung effects are
-cross-checked against OLS on cell means with cluster-robust (by rung) standard errors.
+Small samples: fixed effects are tested with t on Satterthwaite degrees of freedom (as lmerTest
+computes them). Boundary: each variance component is tested by a likelihood-ratio test against the
+model without it (same criterion and fixed effects; p from the 50:50 mixture of chi2(0) and
+chi2(1)); a component the test cannot tell from 0 is listed in ``boundary`` with its statistic in
+``boundary_tests``. A component whose variance collapses below :data:`BOUNDARY_TOL` x the residual
+is dropped and the model refitted (the reduced model is the same model at that boundary);
+``status`` then says ``reduced``. ``family`` and ``eval_set`` are nuisance fixed effects: families
+differ in overall level, and eval sets differ in difficulty (FLIR vs LLVIP mAP), which would
+otherwise inflate the residual and hide the run effect. ``logp_c`` is log10(params) centred on the
+mean over rungs, so the init main effects are gains at a typical rung. REML by default. The
+between-rung (capacity) effects are cross-checked against OLS on cell means with cluster-robust
+(by rung) standard errors.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
-from scipy import stats
 
-from capgate.analysis._mixed_fit import (COMPONENTS, OPTIMIZERS, boundary_tests, comps_of, containment_df, fit_once,
-                                         lme4_re, structure_of, variances)
+from capgate.analysis._mixed_fit import COMPONENTS, OPTIMIZER, Fit, comps_of, fit_once, lme4_re, ols_fit, structure_of
 
-__all__ = ["fit_mixed", "model_frame", "diagnose", "lme4_term", "r_snippet", "OPTIMIZERS", "BOUNDARY_TOL"]
+__all__ = ["fit_mixed", "model_frame", "lme4_term", "r_snippet", "OPTIMIZER", "BOUNDARY_TOL", "DF_METHOD"]
 
 log = logging.getLogger(__name__)
 
 #: A variance component below this fraction of the residual variance is treated as collapsed.
 BOUNDARY_TOL = 1e-6
 _CROSSCHECK_SE = 3.0
+DF_METHOD = ("Satterthwaite (as lmerTest computes it, from the Hessian of the deviance in the variance parameters); "
+             "t-based p and intervals; residual df n - p for an OLS fit")
 
 
 def model_frame(y: pd.DataFrame, *, metric: str, baseline: str) -> tuple[pd.DataFrame, float]:
@@ -88,7 +82,10 @@ def _interaction_columns(frame: pd.DataFrame, baseline: str) -> list[str]:
 
 
 def _full_rank(frame: pd.DataFrame, formula: str) -> bool:
-    exog = smf.ols(formula, frame).exog
+    # The rank of the design is the rank of its distinct covariate rows: patsy then reads hundreds of rows, not 10^5.
+    cols = ["init", "shift", "family", "train_set", "eval_set", "logp_c"] + [c for c in frame.columns
+                                                                           if c.startswith("ix__")]
+    exog = smf.ols(formula, frame.drop_duplicates(cols)).exog
     return bool(np.linalg.matrix_rank(exog) == exog.shape[1])
 
 
@@ -166,24 +163,6 @@ def lme4_term(name: str) -> str:
     return re.sub(r"C\((\w+)\)\[T\.([^\]]*)\]", r"\1\2", name)
 
 
-def _fixed_effects(res: Any, names: list[str], alpha: float, df: np.ndarray | None = None) -> list[dict[str, Any]]:
-    fe = np.asarray(res.params)[: len(names)]
-    se = np.asarray(res.bse)[: len(names)]
-    df = np.full(len(names), np.inf) if df is None else df
-    rows = []
-    for n, b, s, d in zip(names, fe, se, df):
-        ok = np.isfinite(s) and s > 0
-        q = stats.t.ppf(1 - alpha / 2, d) if np.isfinite(d) else stats.norm.ppf(1 - alpha / 2)
-        p = (2 * stats.t.sf(abs(b / s), d) if np.isfinite(d) else 2 * stats.norm.sf(abs(b / s))) if ok else None
-        rows.append({
-            "term": n, "term_lme4": lme4_term(n), "estimate": float(b), "se": float(s) if ok else None,
-            "df": float(d) if np.isfinite(d) else None, "t": float(b / s) if ok else None,
-            "p": float(p) if p is not None else None,
-            "ci_low": float(b - q * s) if ok else None, "ci_high": float(b + q * s) if ok else None,
-        })
-    return rows
-
-
 def _crosscheck(frame: pd.DataFrame, metric: str, formula: str, fixed: list[dict[str, Any]]) -> dict[str, Any]:
     """OLS of the same fixed formula on cell means (seeds averaged), SEs clustered by rung."""
     # The explicit init x shift indicator columns (ix__*) are constant within a cell: keep them.
@@ -191,15 +170,16 @@ def _crosscheck(frame: pd.DataFrame, metric: str, formula: str, fixed: list[dict
     keys += [c for c in frame.columns if c.startswith("ix__")]
     means = frame.groupby(keys, as_index=False)[metric].mean()
     try:
-        ols = fit_once(means, formula, "none", reml=True)
+        ols = ols_fit(means, formula)
     except Exception as exc:  # singular design on the means: report, do not hide
         return {"method": "OLS on cell means, cluster-robust by backbone", "error": str(exc), "disagree": []}
     disagree, rows = [], []
     for fe in fixed:
         name = fe["term"]
-        if "logp_c" not in name or name not in ols.params.index:
+        o = next((r for r in ols.fixed if r["term"] == name), None)
+        if "logp_c" not in name or o is None or o["se"] is None:
             continue
-        b_o, s_o = float(ols.params[name]), float(ols.bse[name])
+        b_o, s_o = o["estimate"], o["se"]
         s_m = fe["se"] or 0.0
         tol = _CROSSCHECK_SE * max(s_o, s_m)
         bad = abs(fe["estimate"] - b_o) > tol or (fe["estimate"] == 0.0 and b_o != 0.0)
@@ -209,58 +189,14 @@ def _crosscheck(frame: pd.DataFrame, metric: str, formula: str, fixed: list[dict
     return {"method": "OLS on cell means, cluster-robust by backbone", "terms": rows, "disagree": disagree}
 
 
-def diagnose(res: Any, structure: str = "rung") -> dict[str, Any]:
-    """Diagnostics of one statsmodels fit: variance components, converged, loglik, ``collapsed``
-    (random effects whose variance is below BOUNDARY_TOL x residual) and ``zeroed`` (fixed effects
-    exactly 0.0: the signature of statsmodels issue 10239). ``structure`` names the random effects
-    ('+'-joined of rung, init (backbone:init), run (backbone:run_id); 'none' = OLS)."""
-    var = variances(res, structure)
-    scale = max(var["residual"], 1e-300)
-    names = list(res.model.exog_names)
-    return {
-        "variance_components": var,
-        "converged": bool(getattr(res, "converged", True)),
-        "loglik": float(res.llf) if np.isfinite(res.llf) else None,
-        "collapsed": [k for k, v in var.items() if k != "residual" and v < BOUNDARY_TOL * scale],
-        "zeroed": [n for n, b in zip(names, np.asarray(res.params)[: len(names)]) if b == 0.0],
-    }
-
-
-def _attempt(frame: pd.DataFrame, formula: str, structure: str, reml: bool, methods: list[str],
-             entry: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """One recorded fit: its warnings go to ``entry['warnings']``, its diagnostics to ``entry['attempts']``."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            res, err = fit_once(frame, formula, structure, reml, methods), None
-        except Exception as exc:  # LinAlgError, ValueError from a singular design...
-            res, err = None, f"{type(exc).__name__}: {exc}"
-    tag = f"{structure}/{'+'.join(methods)}" if structure != "none" else "none"
-    for msg in sorted({f"[{tag}] {w.category.__name__}: {w.message}" for w in caught}):
-        if msg not in entry["warnings"]:
-            entry["warnings"].append(msg)
-    attempt: dict[str, Any] = {"random_effects": structure, "optimizers": list(methods), "error": err,
-                               "collapsed": [], "zeroed": []}
-    entry["attempts"].append(attempt)
-    if res is None:
-        return None, attempt
-    attempt.update(diagnose(res, structure))
-    if attempt["zeroed"]:
-        entry["zeroed_effects"] = sorted(set(entry["zeroed_effects"]) | set(attempt["zeroed"]))
-    return res, attempt
-
-
 def fit_mixed(y: pd.DataFrame, *, name: str, task: str, metric: str, baseline: str,
-              alpha: float = 0.05, reml: bool = True,
-              optimizers: list[str] | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
+              alpha: float = 0.05, reml: bool = True) -> tuple[dict[str, Any], pd.DataFrame]:
     """Fit the primary mixed model of one task; returns (model.json entry, model frame).
-
-    ``optimizers``: the chain for the first fit (default :data:`OPTIMIZERS`); a zeroed or boundary
-    fit is always retried with every optimizer of :data:`OPTIMIZERS` on its own.
 
     Never raises on a numerical failure: the entry then has ``status='failed'`` and the error.
     ``status`` is ``ok``, ``reduced`` (a collapsed random effect was dropped and the model refitted),
-    or ``failed``. Every warning of every fit attempt is in ``warnings``.
+    or ``failed``. Every warning of every fit attempt is in ``warnings``; each attempt's structure,
+    convergence and collapsed components are in ``attempts``.
     """
     frame, centre = model_frame(y, metric=metric, baseline=baseline)
     formula, fixed_r, notes = _terms(frame, metric, baseline)
@@ -268,7 +204,8 @@ def fit_mixed(y: pd.DataFrame, *, name: str, task: str, metric: str, baseline: s
         "name": name, "task": task, "metric": metric, "response": metric, "baseline": baseline,
         "formula_statsmodels": formula, "groups": "backbone",
         "vc_formula": {"init": "0 + C(init)", "run_id": "0 + C(run_id)"},
-        "re_formula": "1", "method": "REML" if reml else "ML", "optimizers": list(OPTIMIZERS),
+        "re_formula": "1", "method": "REML" if reml else "ML", "fitter": "capgate.analysis.lmm",
+        "optimizer": OPTIMIZER, "df_method": DF_METHOD,
         "logp_centre": centre, "n_obs": int(len(frame)),
         "n_groups": {"backbone": int(frame["backbone"].nunique()), "run_id": int(frame["run_id"].nunique())},
         "notes": notes, "warnings": [], "zeroed_effects": [], "boundary": [], "attempts": [],
@@ -283,85 +220,78 @@ def fit_mixed(y: pd.DataFrame, *, name: str, task: str, metric: str, baseline: s
     if one_record:
         comps.discard("run")
         notes.append("one record per run: the run effect is confounded with the residual and left out")
-    structure = structure_of(comps)
-    res, fitted_structure = None, None
-    chain = list(optimizers or OPTIMIZERS)
-    initial_structure = structure
+    structure = initial_structure = structure_of(comps)
+    res: Fit | None = None
     while True:
-        res, attempt = _attempt(frame, formula, structure, reml, chain, entry)
-        if structure != "none" and (res is None or attempt["zeroed"] or attempt["collapsed"]
-                                    or not attempt["converged"]):
-            # A failed, boundary or zeroed fit may be an optimizer artefact (issue 10239): each optimizer
-            # on its own, from the default start; keep the best converged likelihood without zeroed effects.
-            best = (res, attempt)
-            for alt in OPTIMIZERS:
-                r2, a2 = _attempt(frame, formula, structure, reml, [alt], entry)
-                if r2 is None or a2["zeroed"]:
-                    continue
-                if best[0] is None or best[1]["zeroed"] or not best[1]["converged"] or (
-                        np.isfinite(r2.llf) and a2["converged"] and r2.llf > best[0].llf + 1e-8):
-                    best = (r2, a2)
-            res, attempt = best
-            attempt["chosen"] = True
+        res, err = _attempt(frame, formula, structure, reml, alpha, entry)
         if res is None:
             break
-        collapsed = attempt["collapsed"]
-        if collapsed and structure != "none":
+        scale = max(res.variances["residual"], 1e-300)
+        collapsed = [k for k, v in res.variances.items() if k != "residual" and v < BOUNDARY_TOL * scale]
+        entry["attempts"][-1]["collapsed"] = collapsed
+        if collapsed:
             entry["boundary"] = sorted(set(entry["boundary"]) | set(collapsed))
             inverse = {v: k for k, v in COMPONENTS.items()}
             structure = structure_of(set(comps_of(structure)) - {inverse[c] for c in collapsed})
             notes.append(f"variance of {collapsed} collapsed to ~0 (boundary fit); refitted without it")
             continue
-        fitted_structure = structure
         break
-    entry["formula_lme4"] = (f"{fixed_r} + {lme4_re(fitted_structure)}" if fitted_structure not in (None, "none")
-                             else fixed_r)
-    entry["random_effects"] = fitted_structure
+    entry["formula_lme4"] = f"{fixed_r} + {lme4_re(structure)}" if res is not None and structure != "none" else fixed_r
+    entry["random_effects"] = structure if res is not None else None
     if res is None:
         entry.update({"status": "failed", "converged": False, "fixed_effects": [], "variance_components": {},
-                      "error": entry["attempts"][-1]["error"]})
-        entry["warnings"].append(f"model {name}: fit failed ({entry['error']})")
+                      "error": err})
+        entry["warnings"].append(f"model {name}: fit failed ({err})")
         return entry, frame
-    names = list(res.model.exog_names)
-    ddf = containment_df(frame, np.asarray(res.model.exog), fitted_structure)
-    fixed = _fixed_effects(res, names, alpha, ddf)
-    entry["df_method"] = ("containment (SAS DDFM=CONTAIN): terms constant within a random effect's groups get "
-                          "that level's df, others the residual df; t-based p and intervals")
+    fixed = [{"term": f["term"], "term_lme4": lme4_term(f["term"]), **{k: v for k, v in f.items() if k != "term"}}
+             for f in res.fixed]
     entry["fixed_effects"] = fixed
-    entry["variance_components"] = variances(res, fitted_structure)
-    entry["converged"] = bool(getattr(res, "converged", True))
-    entry["loglik"] = float(res.llf) if np.isfinite(res.llf) else None
-    ses = np.array([np.nan if f["se"] is None else f["se"] for f in fixed])
-    entry["singular_hessian"] = bool(~np.isfinite(ses).all())
-    entry["status"] = "ok" if fitted_structure == initial_structure else "reduced"
-    if fitted_structure == "none":
+    entry["variance_components"] = res.variances
+    entry["converged"] = res.converged
+    entry["loglik"] = res.loglik
+    entry["singular_hessian"] = any(f["se"] is None for f in fixed)
+    entry["status"] = "ok" if structure == initial_structure else "reduced"
+    if structure == "none":
         entry["method"] = "OLS (all random effects collapsed), cluster-robust SE by backbone"
-    entry["boundary_tests"] = boundary_tests(frame, formula, fitted_structure, reml, res, entry)
+        entry["df_method"] = "residual df n - p (OLS); t-based p and intervals"
+    entry["boundary_tests"] = [
+        {"component": COMPONENTS[c], "reduced": lme4_re(structure_of(set(comps_of(structure)) - {c}))
+         or "(fixed effects only)", "lrt": res.lrt[COMPONENTS[c]][0], "p": res.lrt[COMPONENTS[c]][1],
+         "at_boundary": bool(res.lrt[COMPONENTS[c]][1] >= 0.05)}
+        for c in comps_of(structure) if res.lrt.get(COMPONENTS[c], (None, None))[1] is not None]
     entry["boundary"] = sorted(set(entry["boundary"]) | {t["component"] for t in entry["boundary_tests"]
                                                         if t["at_boundary"]})
-    entry["r_snippet"] = r_snippet(name, entry["formula_lme4"], baseline, reml, fitted_structure != "none")
+    entry["r_snippet"] = r_snippet(name, entry["formula_lme4"], baseline, reml, structure != "none")
     entry["r_call"] = entry["r_snippet"]
     entry["crosscheck"] = _crosscheck(frame, metric, formula, fixed)
-    if any("MLE may be on the boundary" in w for w in entry["warnings"]) and not entry["boundary"]:
-        notes.append("statsmodels warns 'MLE may be on the boundary' whenever a variance is below 0.01 in "
-                     "absolute terms, which every variance of a 0..1 metric is; the likelihood-ratio tests "
-                     "(boundary_tests) reject a zero variance for every component")
     if not entry["converged"]:
         entry["warnings"].append(f"model {name}: optimizer did not converge; estimates are unreliable")
     if entry["singular_hessian"]:
         entry["warnings"].append(f"model {name}: non-finite standard errors (singular Hessian)")
-    if [z for z in entry["zeroed_effects"] if z in {f['term'] for f in fixed} and
-            next(f for f in fixed if f["term"] == z)["estimate"] == 0.0]:
-        entry["warnings"].append(f"model {name}: fixed effects exactly 0 in the final fit: {entry['zeroed_effects']}")
-    elif entry["zeroed_effects"]:
-        entry["warnings"].append(
-            f"model {name}: statsmodels zeroed {entry['zeroed_effects']} at a boundary fit (issue 10239); "
-            "the reported fit is the refit without the collapsed variance")
     if entry["crosscheck"].get("disagree"):
         entry["warnings"].append(
             f"model {name}: capacity effects {entry['crosscheck']['disagree']} disagree with the OLS cross-check "
             f"by more than {_CROSSCHECK_SE} SE")
     return entry, frame
+
+
+def _attempt(frame: pd.DataFrame, formula: str, structure: str, reml: bool, alpha: float,
+             entry: dict[str, Any]) -> tuple[Fit | None, str | None]:
+    """One recorded fit: its warnings go to ``entry['warnings']``, its diagnostics to ``entry['attempts']``."""
+    try:
+        res, err = fit_once(frame, formula, structure, reml, alpha), None
+    except Exception as exc:  # noqa: BLE001 - InputError, LinAlgError from a singular design: recorded
+        res, err = None, f"{type(exc).__name__}: {exc}"
+    attempt: dict[str, Any] = {"random_effects": structure, "error": err, "collapsed": []}
+    if res is not None:
+        attempt.update({"converged": res.converged, "loglik": res.loglik, "optimizer": res.optimizer,
+                        "variance_components": res.variances})
+        for w in res.warnings:
+            msg = f"[{structure}] {w}"
+            if msg not in entry["warnings"]:
+                entry["warnings"].append(msg)
+    entry["attempts"].append(attempt)
+    return res, err
 
 
 def r_snippet(name: str, formula_lme4: str, baseline: str, reml: bool, mixed: bool = True) -> str:

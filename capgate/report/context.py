@@ -102,8 +102,21 @@ def _completeness(summary: dict[str, Any]) -> dict[str, Any]:
     problems = [r for r in rows if not r["complete"] or r["n_failed"] or r["n_diverged"] or r["n_missing"]]
     outliers = [{"key": o["key"], "run_id": o["run_id"], "seed": o["seed"], "value": fmt_metric(o.get("value")),
                  "siblings": fmt_metric(o.get("siblings_median")), "drop": fmt_pp(o.get("drop"))}
-                for o in summary.get("outlier_runs", [])]
-    return {"rows": rows, "problems": problems, "totals": totals, "outliers": outliers}
+                for o in _largest_drops(summary.get("outlier_runs", []), MAX_LISTED_OUTLIERS)]
+    return {"rows": rows, "problems": problems, "totals": totals, "outliers": outliers,
+            "outliers_total": len(summary.get("outlier_runs", []))}
+
+
+#: The HTML lists at most this many outlier runs (the largest drops); summary.json keeps them all.
+MAX_LISTED_OUTLIERS = 200
+
+
+def _largest_drops(runs: list[dict[str, Any]], cap: int) -> list[dict[str, Any]]:
+    """``runs`` unchanged when there are at most ``cap``; else the ``cap`` largest drops, in their order."""
+    if len(runs) <= cap:
+        return list(runs)
+    keep = set(sorted(range(len(runs)), key=lambda i: (runs[i].get("drop") or 0.0, i))[:cap])
+    return [r for i, r in enumerate(runs) if i in keep]
 
 
 def build_context(analysis: Analysis, summary: dict[str, Any], *, inputs: list[dict[str, Any]] | None = None,

@@ -108,13 +108,17 @@ def methods_paragraphs(methods: dict[str, Any], models: list[dict[str, Any]], pl
         lme4 = m.get("formula_lme4") or m.get("lme4_formula") or m.get("lme4")
         if not formula:
             continue
-        text = f"Model '{m.get('name', 'model')}': a linear mixed-effects model (statsmodels MixedLM"
+        fitter = m.get("fitter", "statsmodels MixedLM")
+        text = f"Model '{m.get('name', 'model')}': a linear mixed-effects model ({fitter}"
         text += f", {m['method']}" if m.get("method") else ""
         text += f") with formula {formula}"
         text += f"; in lme4 syntax {lme4}" if lme4 else ""
         groups = m.get("groups") or m.get("group")
         text += f"; grouped by {plain(groups)}" if groups else ""
         text += f"; {m['n_obs'] if 'n_obs' in m else m.get('n')} observations." if ("n_obs" in m or "n" in m) else "."
+        if m.get("df_method"):
+            text += (" Fixed effects are tested with t on Satterthwaite degrees of freedom, as lmerTest computes them."
+                     if str(m["df_method"]).startswith("Satterthwaite") else f" Degrees of freedom: {m['df_method']}.")
         paras.append(text)
     for key in ("text", "paragraphs", "notes"):
         note = methods.get(key)
