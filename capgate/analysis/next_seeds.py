@@ -38,7 +38,7 @@ from capgate.analysis.load import validate
 from capgate.analysis.plan import resolve_plan
 from capgate.errors import ResultsError
 
-__all__ = ["SeedAdvice", "next_seeds", "GROUP_COLUMNS", "DEFAULT_MAX_SEEDS"]
+__all__ = ["SeedAdvice", "next_seeds", "replay_adaptive", "GROUP_COLUMNS", "DEFAULT_MAX_SEEDS"]
 
 #: The columns that name a run group (one trained model per seed).
 GROUP_COLUMNS = ("study", "task", "family", "backbone", "train_set", "init")
@@ -191,3 +191,32 @@ def next_seeds(table: pd.DataFrame, plan: dict[str, Any] | None = None, *, max_s
     n_open = int(len(open_))
     return SeedAdvice(add=add, undecidable=undecidable, n_open=n_open, n_decided=int(len(gains) - n_open),
                       max_seeds=cap, design="sequential" if seq else "fixed", warnings=warnings)
+
+
+def replay_adaptive(full: pd.DataFrame, plan: dict[str, Any] | None, *, first: int, max_rounds: int = 10,
+                    max_seeds: int | None = None) -> tuple[pd.DataFrame, list[SeedAdvice]]:
+    """The adaptive loop on a table that already holds every seed a loop could ask for (a simulated study
+    with the maximum seeds): round 1 shows seeds ``< first`` of every run group, each later round shows
+    the seeds :func:`next_seeds` advised, until done or ``max_rounds``. Returns the table the loop ended
+    with and each round's advice (no training: what tests and the cost benchmark use)."""
+    plan = resolve_plan(plan)
+    full = full if full.attrs.get("capgate_validated") else validate(full)
+    keys = [*GROUP_COLUMNS, "seed"]
+    shown = full["seed"] < first
+    advice: list[SeedAdvice] = []
+    for _ in range(max_rounds):
+        table = full[shown]
+        table.attrs["capgate_validated"] = True
+        a = next_seeds(table, plan, max_seeds=max_seeds)
+        advice.append(a)
+        if a.done or len(advice) == max_rounds:
+            break
+        want = pd.DataFrame([(*(g[c] for c in GROUP_COLUMNS), s) for g in a.add for s in g["new_seeds"]], columns=keys)
+        hit = full[keys].merge(want.drop_duplicates(), on=keys, how="left", indicator=True)["_merge"] == "both"
+        new = hit.to_numpy() & ~shown.to_numpy()
+        if not new.any():  # the full table holds none of the advised seeds: nothing more to show
+            break
+        shown = shown | new
+    out = full[shown].copy()
+    out.attrs["capgate_validated"] = True
+    return out, advice
