@@ -85,11 +85,19 @@ def seeded_runs(base: list[RunSpec], added: dict[tuple, set[int]]) -> list[RunSp
     return out
 
 
-def _state_path(storage: Path, study: str) -> Path:
+def _state_path(storage: Any, study: str) -> Any:
     return storage / study / STATE_NAME
 
 
-def _read_state(path: Path, fingerprint: str) -> list[dict[str, Any]]:
+def _write_state(path: Any, state: dict[str, Any]) -> None:
+    """Atomically: a local file by rename, an object-store location (its ``write_text``) by one put."""
+    if isinstance(path, Path):
+        atomic_write_json(path, state)
+    else:
+        path.write_text(json.dumps(state, indent=1) + "\n")
+
+
+def _read_state(path: Any, fingerprint: str) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     try:
@@ -143,7 +151,7 @@ def run_until_resolved(spec_path: str | Path, overrides: list[str] | tuple[str, 
         extra = seeded_runs(base, added)
         grid = run_grid(spec_path, overrides, storage=root, raise_on_failure=False, extra_runs=extra, **grid_kw)
         result.grid = grid
-        advice = next_seeds(load_results(grid.table), aplan, max_seeds=max_seeds)
+        advice = next_seeds(load_results(str(grid.table)), aplan, max_seeds=max_seeds)
         result.undecidable = len(advice.undecidable)
         line = (f"round {rnd_no}/{rounds_max}: {grid.n_runs} runs so far ({grid.n_trained} trained this round); "
                 f"{advice.n_open} contrasts open ({len(advice.undecidable)} undecidable), {advice.n_decided} decided")
@@ -161,7 +169,7 @@ def run_until_resolved(spec_path: str | Path, overrides: list[str] | tuple[str, 
         new = [{"group": [a[c] for c in ("study", "task", "family", "backbone", "train_set", "init")],
                 "seeds": a["new_seeds"]} for a in advice.add]
         recorded.append({"round": rnd_no + 1, "add": new})
-        atomic_write_json(path, {"grid": fingerprint, "rounds": recorded})  # before training: a kill loses nothing
+        _write_state(path, {"grid": fingerprint, "rounds": recorded})  # before training: a kill loses nothing
         for a in new:
             added.setdefault(tuple(a["group"]), set()).update(a["seeds"])
         entry["added"] = advice.n_runs
