@@ -116,7 +116,7 @@ def main() -> None:
           f"loop = looks at {resolve_plan({'sequential': {'max_seeds': args.max_seeds}})['sequential']['schedule']}")
     print(f"{'sd':>6} {'spending':<15} {'runs loop/fixed':>16} {'share':>6} {'decided loop':>13} {'decided fixed':>14} "
           f"{'wrong loop':>11} {'wrong fixed':>12} {'rounds':>7}")
-    for sd in args.sd:
+    for sd in args.sd if args.studies > 0 else []:
         for spending in ("obrien_fleming", "pocock"):
             r = cost(args.studies, sd, spending, args.max_seeds)
             print(f"{sd:>6.3f} {spending:<15} {r['runs_adaptive']:>7}/{r['runs_fixed']:<8} "
