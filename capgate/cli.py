@@ -222,26 +222,65 @@ def _dry_run(spec: str, overrides: tuple[str, ...], storage: str | None, as_json
 @click.option("--max-concurrent", type=click.IntRange(1), default=None, help="At most N trials at once.")
 @click.option("--retries", type=click.IntRange(0), default=2, show_default=True,
               help="Times Ray retries a trial or stage lost to a dead worker or node.")
+@click.option("--until-resolved", is_flag=True,
+              help="After the spec's seeds, train more seeds only for run groups whose verdicts are open "
+                   "(capgate next-seeds), round after round, until done or the limits.")
+@click.option("--plan", "analysis_plan", type=click.Path(path_type=str), default=None,
+              help="With --until-resolved: the analysis plan; it must declare a 'sequential' design.")
+@click.option("--max-seeds", type=click.IntRange(2), default=None,
+              help="With --until-resolved: at most N seeds per arm [default: the plan's sequential.max_seeds].")
+@click.option("--max-rounds", type=click.IntRange(1), default=None,
+              help="With --until-resolved: at most R rounds, the first included [default: 10].")
 def run_grid_cmd(spec: str, dry_run: bool, as_json: bool, overrides: tuple[str, ...], storage: str | None,
-                 address: str | None, max_concurrent: int | None, retries: int) -> None:
+                 address: str | None, max_concurrent: int | None, retries: int, until_resolved: bool,
+                 analysis_plan: str | None, max_seeds: int | None, max_rounds: int | None) -> None:
     """Train every missing run of the study SPEC on Ray Tune.
 
     SPEC is a study spec (experiments/*.yaml). Pretraining stages run first, then the runs; the
     results table is written as parquet and CSV. Rerunning the same command trains only what is
-    missing; Ctrl-C stops (exit 130) and the same command resumes.
+    missing; Ctrl-C stops (exit 130) and the same command resumes. With --until-resolved, new
+    seeds go where verdicts are still open (the same command resumes a killed loop too).
     """
     from capgate.grid import run_grid
 
     if as_json and not dry_run:
         raise click.UsageError("--json needs --dry-run (a grid run prints its summary as text)")
+    if not until_resolved and (analysis_plan or max_seeds or max_rounds):
+        raise click.UsageError("--plan, --max-seeds and --max-rounds need --until-resolved")
     if dry_run:
         _dry_run(spec, overrides, storage, as_json)
+        return
+    if until_resolved:
+        from capgate.grid.adaptive import run_until_resolved
+
+        res = run_until_resolved(spec, overrides, plan=analysis_plan, max_seeds=max_seeds, max_rounds=max_rounds,
+                                 storage=storage, echo=click.echo, address=address, max_concurrent=max_concurrent,
+                                 retries=retries)
+        click.echo(res.summary())
         return
     result = run_grid(spec, overrides, storage=storage, address=address, max_concurrent=max_concurrent,
                       retries=retries)
     click.echo(result.summary())
 
 # --- report and check -------------------------------------------------------------------
+@cli.command("next-seeds", epilog=EXIT_CODES_HELP)
+@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--plan", type=click.Path(path_type=str), help="Analysis plan YAML (default: built-in defaults).")
+@click.option("--max-seeds", type=click.IntRange(2), default=None,
+              help="Never grow a run group past N seeds [default: the plan's sequential.max_seeds, else 10].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: {done, add: [...], undecidable: [...]}.")
+def next_seeds_cmd(results: tuple[str, ...], plan: str | None, max_seeds: int | None, as_json: bool) -> None:
+    """Say which run groups of RESULTS need how many more seeds to decide their open verdicts, and why."""
+    import json
+
+    from capgate.analysis.next_seeds import next_seeds
+    from capgate.report.render import load_tables, resolve_plan_arg
+
+    table, _ = load_tables(list(results))
+    advice = next_seeds(table, resolve_plan_arg(plan), max_seeds=max_seeds)
+    click.echo(json.dumps(advice.to_dict(), indent=1, default=float) if as_json else "\n".join(advice.lines()))
+
+
 @cli.command("report", epilog=EXIT_CODES_HELP)
 @click.argument("results", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--plan", type=click.Path(path_type=str), help="Analysis plan YAML (default: built-in defaults).")

@@ -27,6 +27,12 @@ Seeds needed (inconclusive contrasts): the smallest seeds per arm such that, at 
 level ``alpha / m_family`` and with the contrast's stabilised SD, pairing and prior df, a true gain of
 0 is shown ``within_noise`` and a true gain of twice the margin is shown ``helps``, each with
 probability ``power`` (``seeds_needed`` is the larger; both are in gains.csv).
+
+Group-sequential design (plan key ``sequential``: looks after rounds of new seeds, at most ``max_seeds``
+per arm): the raw two-sided p and the two TOST one-sided p-values are replaced by Lan-DeMets repeated
+p-values at the contrast's current look *before* the Holm adjustment, and the interval by the repeated
+confidence interval (:func:`sequential_tests`); the verdict rule is unchanged. Without the key every
+number is the fixed-design one above.
 """
 
 from __future__ import annotations
@@ -40,11 +46,12 @@ from scipy import stats
 
 from capgate.analysis.cells import FAMILY, SITE_COLUMNS, pooled_noise
 from capgate.analysis.noise import squeeze_var
-from capgate.analysis.plan import margin_rule
+from capgate.analysis.plan import margin_rule, sequential_looks
 from capgate.analysis.result import GAINS_COLUMNS
+from capgate.analysis.sequential import boundaries, repeated_p_value, z_from_t
 
 __all__ = ["compute_gains", "adjust_pvalues", "adjust_by_family", "decide", "seeds_needed", "power_helps",
-           "power_within", "VERDICT_RULE"]
+           "power_within", "VERDICT_RULE", "sequential_tests"]
 
 VERDICT_RULE = (
     "helps: the Holm-adjusted p (family: every contrast of the study and task) is below alpha and the "
@@ -177,6 +184,50 @@ def seeds_needed(sigma: float, margin: float, *, alpha: float, d0: float | tuple
     return out[0], out[1]
 
 
+def _one_sided_repeated(z: np.ndarray, fractions: list[float], kind: str) -> np.ndarray:
+    """Repeated one-sided p-values for H0 "the effect is <= 0" (large ``z`` rejects): half the two-sided
+    repeated p-value on the side of ``z``, the usual one-sided use of a symmetric two-sided design at
+    level 2 alpha (its chance of crossing the other boundary first is negligible)."""
+    half = np.asarray(repeated_p_value(z, fractions, kind), dtype=float) / 2
+    return np.where(np.asarray(z) > 0, half, 1 - half)
+
+
+def sequential_tests(gain: np.ndarray, se: np.ndarray, df: np.ndarray, margin: np.ndarray, n_arm: np.ndarray,
+                     valid: np.ndarray, seq: dict[str, Any], alpha: float
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(p, p_tost, ci_low, ci_high) of a group-sequential design: repeated p-values and repeated
+    confidence intervals at each contrast's current look.
+
+    A contrast with ``n_arm`` seeds per arm has had the looks :func:`sequential_looks` gives (information
+    fraction = seeds / the design's max_seeds). Each t statistic is carried to the z scale with its df
+    (:func:`z_from_t`) and replaced by its repeated p-value (valid whatever look a study stops at, so Holm
+    on them keeps the family-wise error rate); TOST uses the two one-sided repeated p-values; the interval
+    is the repeated confidence interval ``gain +- t(1 - a_k / 2, df) se`` with ``a_k`` the nominal level of
+    the current look's boundary at ``alpha`` (it covers the true gain at every look at once with
+    probability >= 1 - alpha).
+    """
+    n = len(gain)
+    p, p_tost = np.full(n, np.nan), np.full(n, np.nan)
+    lo, hi = np.full(n, np.nan), np.full(n, np.nan)
+    looks = [tuple(sequential_looks(float(k), seq)) if valid[i] else () for i, k in enumerate(n_arm)]
+    for fr in set(looks):
+        if not fr:
+            continue
+        idx = np.flatnonzero([lk == fr for lk in looks])
+        g, s, d, mg = gain[idx], se[idx], df[idx], margin[idx]
+        zf = np.vectorize(z_from_t)
+        p[idx] = repeated_p_value(zf(g / s, d), list(fr), seq["spending"])
+        ok_m = np.isfinite(mg) & (mg > 0)
+        lower = _one_sided_repeated(zf((g + mg) / s, d), list(fr), seq["spending"])   # H0: gain <= -m
+        upper = _one_sided_repeated(-zf((g - mg) / s, d), list(fr), seq["spending"])  # H0: gain >= +m
+        p_tost[idx] = np.where(ok_m, np.maximum(lower, upper), np.nan)
+        c = boundaries(list(fr), alpha, seq["spending"])[-1]
+        a_k = 2 * stats.norm.sf(c)
+        tc = stats.t.ppf(1 - a_k / 2, d) if a_k > 0 else np.inf
+        lo[idx], hi[idx] = g - tc * s, g + tc * s
+    return p, p_tost, lo, hi
+
+
 def _paired_stats(y: pd.DataFrame, baseline: str) -> pd.DataFrame:
     """Per (site, init != baseline): n_pairs, d_mean, d_var of the seed-matched differences."""
     site = list(SITE_COLUMNS)
@@ -255,6 +306,10 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: dict[str, Any]) ->
         p_tost = np.where(valid & np.isfinite(margin) & (margin > 0),
                           np.maximum(stats.t.sf((gain + margin) / sev, dfv), stats.t.cdf((gain - margin) / sev, dfv)),
                           np.nan)
+        if plan.get("sequential"):
+            n_arm = np.where(paired, n_p, np.minimum(n_a, n_b))
+            p, p_tost, ci_low, ci_high = sequential_tests(gain, sev, dfv, margin, n_arm, valid, plan["sequential"],
+                                                          alpha)
         sd_raw = np.where(paired, np.sqrt(m["d_var"].to_numpy(dtype=float)),
                           np.sqrt((m["sd"].to_numpy(dtype=float) ** 2 + m["sd_b"].to_numpy(dtype=float) ** 2) / 2))
         sd_mod = np.where(paired, np.sqrt(d_s2),

@@ -2,8 +2,9 @@
 
 A plan fixes, before looking at results: the metric per task, the baseline initialization, the
 contrasts, the margin (a fixed, pre-registered gain in metric units: 1 pp by default), the pairing of
-seeds, alpha, the multiple-comparison correction, the interval method
-and the expectations ``capgate check`` verifies. ``None`` for a key means "use the default".
+seeds, alpha, the multiple-comparison correction, the interval method, an optional group-sequential
+design (``sequential``: looks after rounds of new seeds, see :func:`sequential_looks`) and the
+expectations ``capgate check`` verifies. ``None`` for a key means "use the default".
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from capgate.schema import CLASSIFICATION_METRICS, DETECTION_METRICS, SHIFTS, TASKS
@@ -19,7 +21,7 @@ from capgate.analysis.result import VERDICTS
 from capgate.errors import SpecError
 
 __all__ = ["DEFAULT_PLAN", "DEFAULT_MARGIN", "PAIRINGS", "load_plan", "resolve_plan", "expectation_text",
-           "margin_rule"]
+           "margin_rule", "sequential_looks", "default_schedule"]
 
 DECIDED = ("helps", "within_noise", "hurts")
 
@@ -37,6 +39,7 @@ DEFAULT_PLAN: dict[str, Any] = {
     "max_seeds": 100,
     "seeds": None,
     "n_boot": 500,
+    "sequential": None,
     "expectations": [],
 }
 
@@ -129,6 +132,7 @@ def resolve_plan(plan: dict[str, Any] | None, *, source: str = "plan") -> dict[s
             raise _err(source, key, v, f"an integer >= {lo}")
     if out["seeds"] is not None and (not isinstance(out["seeds"], int) or out["seeds"] < 1):
         raise _err(source, "seeds", out["seeds"], "null (infer from the table) or an integer >= 1")
+    out["sequential"] = _sequential(out["sequential"], source)
     if not isinstance(out["expectations"], list):
         raise _err(source, "expectations", out["expectations"], "a list of mappings")
     out["expectations"] = [_expectation(e, i, source) for i, e in enumerate(out["expectations"])]
@@ -149,6 +153,60 @@ def _margin(margin: Any, source: str) -> Any:
             raise _err(source, "margin", margin, f"a number, 'pooled_sd', or a mapping over tasks {list(TASKS)}")
         return {t: one(v, f"margin.{t}") for t, v in margin.items()}
     return one(margin, "margin")
+
+
+_SEQ_KEYS = {"max_seeds", "schedule", "spending"}
+_SEQ_EXAMPLE = "{max_seeds: 10, schedule: [3, 5, 7, 10], spending: obrien_fleming}"
+
+
+def default_schedule(max_seeds: int, first: int = 3) -> list[int]:
+    """Looks at ``first`` seeds per arm, then about 1.5x more each round, up to ``max_seeds``
+    (``default_schedule(10) == [3, 5, 7, 10]``)."""
+    pts = [min(first, max_seeds)]
+    while pts[-1] < max_seeds:
+        pts.append(min(max_seeds, max(pts[-1] + 2, round(pts[-1] * 1.4))))
+    return pts
+
+
+def _sequential(seq: Any, source: str) -> dict[str, Any] | None:
+    """The ``sequential`` key: None (a fixed design, one look) or the pre-declared design."""
+    from capgate.analysis.sequential import SPENDING
+
+    if seq is None or seq is False:
+        return None
+    if not isinstance(seq, dict):
+        raise _err(source, "sequential", seq, f"null (one look) or a mapping like {_SEQ_EXAMPLE}")
+    unknown = sorted(set(seq) - _SEQ_KEYS)
+    if unknown:
+        raise SpecError(f"{source}: plan key 'sequential' has unknown key(s) {unknown}; valid: {sorted(_SEQ_KEYS)}")
+    n_max = seq.get("max_seeds")
+    if not isinstance(n_max, int) or isinstance(n_max, bool) or n_max < 2:
+        raise _err(source, "sequential.max_seeds", n_max, "an integer >= 2 (seeds per arm at the last look)")
+    schedule = seq.get("schedule")
+    schedule = default_schedule(n_max) if schedule is None else schedule
+    if (not isinstance(schedule, list) or not schedule
+            or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 2 for x in schedule)
+            or any(b <= a for a, b in zip(schedule, schedule[1:])) or schedule[-1] > n_max):
+        raise _err(source, "sequential.schedule", schedule,
+                   f"increasing integers >= 2 (seeds per arm at each look), the last <= max_seeds = {n_max}, "
+                   "e.g. [3, 5, 7, 10]")
+    if schedule[-1] < n_max:
+        schedule = [*schedule, n_max]
+    spending = seq.get("spending", "obrien_fleming")
+    if spending not in SPENDING:
+        raise _err(source, "sequential.spending", spending, str(list(SPENDING)))
+    return {"max_seeds": n_max, "schedule": list(schedule), "spending": spending}
+
+
+def sequential_looks(n: float, seq: dict[str, Any]) -> list[float]:
+    """Information fractions of the looks a contrast with ``n`` seeds per arm has had under the design
+    ``seq``: every schedule point below ``n`` (an earlier round's look), then the current look at
+    ``n / max_seeds`` (capped at 1). Empty when ``n < 2`` (nothing to test)."""
+    if not np.isfinite(n) or n < 2:
+        return []
+    n_max = float(seq["max_seeds"])
+    pts = [p / n_max for p in seq["schedule"] if p < min(n, n_max)]
+    return [*pts, min(float(n) / n_max, 1.0)]
 
 
 def margin_rule(plan: dict[str, Any], task: str) -> Any:

@@ -22,6 +22,7 @@ same command resumes. The driver imports neither torch nor timm.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import tempfile
@@ -143,16 +144,21 @@ def _lost_records(spec: RunSpec, error: str, store: Store | None = None) -> list
 
 def run_grid(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (), storage: str | Path | None = None,
              address: str | None = None, max_concurrent: int | None = None, retries: int = 2,
-             num_cpus: int | None = None, raise_on_failure: bool = True) -> GridResult:
+             num_cpus: int | None = None, raise_on_failure: bool = True,
+             extra_runs: tuple[RunSpec, ...] | list[RunSpec] = ()) -> GridResult:
     """Run every missing run of a study and write its results table (see the module doc).
 
-    Raises :class:`GridError` (after writing the table) when runs failed, unless
-    ``raise_on_failure`` is False.
+    ``extra_runs``: runs beyond the spec's grid (the adaptive loop's added seeds), trained and
+    collected like the others. Raises :class:`GridError` (after writing the table) when runs
+    failed, unless ``raise_on_failure`` is False.
     """
     from capgate.grid.preflight import preflight
 
     t_start = time.monotonic()
     plan = plan_grid(spec_path, overrides)
+    if extra_runs:
+        known = {r.run_id for r in plan.runs}
+        plan = dataclasses.replace(plan, runs=[*plan.runs, *(r for r in extra_runs if r.run_id not in known)])
     study = plan.study
     problems, _ = preflight(plan)
     if problems:

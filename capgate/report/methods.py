@@ -14,7 +14,7 @@ from typing import Any
 
 from capgate.report.units import fmt_float, fmt_p, fmt_pp, is_missing
 
-__all__ = ["methods_paragraphs", "methods_facts", "model_cards", "provenance_rows", "plain"]
+__all__ = ["methods_paragraphs", "design_text", "methods_facts", "model_cards", "provenance_rows", "plain"]
 
 _CORRECTIONS = {"holm": "Holm's step-down correction", "bh": "the Benjamini–Hochberg false-discovery-rate correction",
                 "none": "no multiple-comparison correction"}
@@ -64,6 +64,26 @@ def _margin_text(methods: dict[str, Any], plan: dict[str, Any]) -> str:
     return "; ".join(parts) + (f". {methods['margin']}" if isinstance(methods.get("margin"), str) else "")
 
 
+def design_text(plan: dict[str, Any], cells: list[dict[str, Any]], alpha: Any) -> str:
+    """Which design the verdicts are valid for, and how many looks each cell had (from its seeds and
+    the plan's ``sequential`` design)."""
+    from capgate.analysis.plan import sequential_looks
+
+    seq = plan.get("sequential")
+    if not seq:
+        return ("Design. Fixed: one look at the seeds present; analysing again after adding seeds is a look this "
+                "design does not pay for (a plan key 'sequential' declares a group-sequential design).")
+    looks = sorted({len(sequential_looks(int(c.get("n_ok") or 0), seq)) for c in cells} - {0})
+    seen = (f"{looks[0]}" if len(looks) == 1 else f"{looks[0]} to {looks[-1]}") if looks else "no"
+    kind = {"obrien_fleming": "O'Brien–Fleming", "pocock": "Pocock"}.get(seq["spending"], seq["spending"])
+    return (f"Design. Group-sequential: Lan–DeMets alpha spending with {kind}-type boundaries, looks at "
+            f"{', '.join(map(str, seq['schedule']))} seeds per arm, at most {seq['max_seeds']} (information fraction "
+            f"= seeds / {seq['max_seeds']}); the cells had {seen} look(s) (from their seeds and this schedule). "
+            "Each contrast's test and TOST p-values are repeated p-values at its current look, adjusted as above, "
+            f"and its interval is the repeated {100 * (1 - float(alpha)):.0f} % confidence interval, valid whatever "
+            "the look a study stopped at.")
+
+
 def methods_paragraphs(methods: dict[str, Any], models: list[dict[str, Any]], plan: dict[str, Any],
                        summary: dict[str, Any]) -> list[str]:
     """The methods section as paragraphs of plain text (the template escapes them)."""
@@ -98,6 +118,7 @@ def methods_paragraphs(methods: dict[str, Any], models: list[dict[str, Any]], pl
     extra = f" Equivalence test: {methods['equivalence']}." if methods.get("equivalence") else ""
     seeds = methods.get("seeds_needed") or f"a power analysis at power {plain(plan.get('power'))}"
     paras.append(f"Verdicts. {rule}.{extra} Seeds needed for an inconclusive contrast: {seeds}.")
+    paras.append(design_text(plan, cells, alpha))
     if methods.get("random_effects"):
         paras.append(f"Random effects. {methods['random_effects']}.")
     for key, head in (("gate", "Capacity gate"), ("ranking", "Rankings")):

@@ -1,0 +1,222 @@
+"""Which run groups need more seeds, and how many: seeds spent only where a verdict is still open.
+
+A *run group* is (study, task, family, backbone, train_set, init): one trained model per seed, scored
+on every eval set of its train set. A *contrast* (a pretrained init against the baseline in one cell)
+is open while its verdict is ``inconclusive``. For each open contrast with ``n`` seeds per arm (seed
+pairs when paired):
+
+- **sequential plan** (plan key ``sequential``): the target is the design's next look, the first
+  schedule point above ``n``; the verdicts at that look use repeated p-values
+  (:func:`capgate.analysis.gains.sequential_tests`), so looking after every round keeps the chance of
+  any false ``helps``/``hurts`` of a null study at alpha;
+- **fixed plan**: the target is the contrast's ``seeds_needed`` (the power analysis of gains.py), at
+  least ``n + 1``. Looking again after those seeds is a second look that a fixed design does not pay
+  for: :func:`next_seeds` says so in ``warnings`` (use a ``sequential`` plan for a loop).
+
+Targets are capped at ``max_seeds`` (``--max-seeds``, at most the design's ``max_seeds``); a contrast
+already at the cap is *undecidable* within it and reported as such, never grown. Both arms of a
+contrast need the new seeds (the baseline group too), and the new seed numbers are the same for every
+group of a site (task, family, backbone, train_set), so new runs pair with each other. A group is
+grown to the largest target of its open contrasts.
+
+``expected_decided`` of a group: the sum over the open contrasts it serves of the chance that the
+contrast is decided at its target, taking the current estimate and stabilised SD as the truth, at
+the strictest adjusted level alpha / (contrasts in the family) — a planning figure, not a promise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from capgate.analysis.cells import cell_table, metric_frame
+from capgate.analysis.gains import compute_gains, power_helps, power_within
+from capgate.analysis.load import validate
+from capgate.analysis.plan import resolve_plan
+from capgate.errors import ResultsError
+
+__all__ = ["SeedAdvice", "next_seeds", "replay_adaptive", "GROUP_COLUMNS", "DEFAULT_MAX_SEEDS"]
+
+#: The columns that name a run group (one trained model per seed).
+GROUP_COLUMNS = ("study", "task", "family", "backbone", "train_set", "init")
+#: The cap on seeds per arm when neither ``--max-seeds`` nor a sequential design sets one.
+DEFAULT_MAX_SEEDS = 10
+_SITE = ("study", "task", "family", "backbone", "train_set")
+
+
+@dataclass(frozen=True)
+class SeedAdvice:
+    """What :func:`next_seeds` found. ``add``: one dict per run group to grow (the group's columns,
+    ``seeds`` to add, ``new_seeds`` (their numbers), ``have``, ``target``, ``contrasts`` it helps decide,
+    ``expected_decided``, ``per_run``, ``reason``); ``undecidable``: open contrasts at the cap;
+    ``n_open``/``n_decided``: contrasts by state; ``max_seeds``: the cap used; ``design``: 'sequential'
+    or 'fixed'."""
+
+    add: list[dict[str, Any]]
+    undecidable: list[dict[str, Any]]
+    n_open: int
+    n_decided: int
+    max_seeds: int
+    design: str
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        """True when no group needs another seed (every contrast decided or undecidable)."""
+        return not self.add
+
+    @property
+    def n_runs(self) -> int:
+        return sum(a["seeds"] for a in self.add)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"done": self.done, "design": self.design, "max_seeds": self.max_seeds, "n_open": self.n_open,
+                "n_decided": self.n_decided, "n_runs": self.n_runs, "add": self.add,
+                "undecidable": self.undecidable, "warnings": self.warnings}
+
+    def lines(self) -> list[str]:
+        """A readable table: one line per group to grow, then the undecidable contrasts."""
+        out = [f"{self.n_decided} contrasts decided, {self.n_open} open ({len(self.undecidable)} undecidable within "
+               f"{self.max_seeds} seeds per arm); {self.design} design"]
+        if self.done:
+            out.append("done: no run group needs another seed")
+        else:
+            out.append(f"add {self.n_runs} runs in {len(self.add)} run groups:")
+            out.append(f"  {'task':<14} {'family':<12} {'backbone':<34} {'train_set':<18} {'init':<14} "
+                       f"{'have':>4} {'add':>4} {'to':>3} {'E[dec]/run':>10}  reason")
+            for a in self.add:
+                out.append(f"  {a['task']:<14} {a['family']:<12} {a['backbone']:<34} {a['train_set']:<18} "
+                           f"{a['init']:<14} {a['have']:>4} {a['seeds']:>4} {a['target']:>3} "
+                           f"{a['per_run']:>10.3f}  {a['reason']}")
+        for u in self.undecidable:
+            out.append(f"undecidable within {self.max_seeds} seeds: {u['contrast']} ({u['reason']})")
+        out += [f"warning: {w}" for w in self.warnings]
+        return out
+
+
+def _fmt(x: float) -> str:
+    return "?" if not np.isfinite(x) else f"{x:+.4f}"
+
+
+def _p_decided(r: Any, target: int, alpha_adj: float) -> float:
+    """Chance the contrast is decided at ``target`` seeds per arm, the current estimate as the truth."""
+    if not (np.isfinite(r.sd_mod) and r.sd_mod > 0 and np.isfinite(r.margin) and r.margin > 0):
+        return 0.0
+    paired = r.pairing == "paired"
+    g = abs(r.gain) if np.isfinite(r.gain) else 0.0
+    kw = {"alpha": alpha_adj, "d0": 0.0, "paired": paired}
+    p_help = power_helps(g, r.sd_mod, r.margin, target, **kw) if g > 0 else 0.0
+    return float(min(1.0, p_help + power_within(g, r.sd_mod, r.margin, target, **kw)))
+
+
+def next_seeds(table: pd.DataFrame, plan: dict[str, Any] | None = None, *, max_seeds: int | None = None) -> SeedAdvice:
+    """The seeds to add per run group so that open contrasts can be decided (see the module doc).
+
+    ``table``: a results table (validated here); ``plan``: a raw or resolved plan dict (None: defaults);
+    ``max_seeds``: the cap on seeds per arm (default: the sequential design's ``max_seeds``, else
+    :data:`DEFAULT_MAX_SEEDS`; never above the design's).
+    """
+    plan = resolve_plan(plan)  # idempotent on a resolved plan
+    table = table if table.attrs.get("capgate_validated") else validate(table)
+    if plan["baseline"] not in set(table["init"]):
+        raise ResultsError(f"plan baseline {plan['baseline']!r} is not an init of the results table (inits: "
+                           f"{sorted(table['init'].unique())}); set the plan's 'baseline'")
+    seq = plan.get("sequential")
+    cap = int(max_seeds) if max_seeds is not None else int(seq["max_seeds"]) if seq else DEFAULT_MAX_SEEDS
+    if seq:
+        cap = min(cap, int(seq["max_seeds"]))
+    if cap < 2:
+        raise ResultsError(f"max_seeds = {cap}: a contrast needs at least 2 seeds per arm; pass --max-seeds 2 or more")
+    cells = cell_table(table, plan)
+    gains, _ = compute_gains(metric_frame(table, plan), cells, plan)
+    baseline, alpha = plan["baseline"], plan["alpha"]
+    fam = gains["study"] + "|" + gains["task"]
+    m_family = gains["p_value"].notna().groupby(fam).transform("sum").clip(lower=1)
+
+    # seeds already attempted per site (any status: a failed seed number is never reused) and ok per group
+    attempted = table.groupby(list(_SITE))["seed"].max()
+    ok_runs = table[table["status"] == "ok"].drop_duplicates("run_id")
+    have_ok = ok_runs.groupby(list(GROUP_COLUMNS))["seed"].nunique()
+
+    need: dict[tuple, dict[str, Any]] = {}
+    undecidable: list[dict[str, Any]] = []
+    open_ = gains[gains["verdict"] == "inconclusive"]
+    for i, r in open_.iterrows():
+        n = int(r.n_pairs) if r.pairing == "paired" else int(min(r.n_init, r.n_baseline))
+        name = f"{r.init} vs {baseline} {r.backbone} {r.train_set}->{r.eval_set}"
+        interval = f"gain {_fmt(r.gain)} [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]"
+        if n >= cap:
+            undecidable.append({**{c: r[c] for c in GROUP_COLUMNS}, "eval_set": r.eval_set, "baseline": baseline,
+                                "contrast": name, "seeds": n, "gain": float(r.gain), "ci_low": float(r.ci_low),
+                                "ci_high": float(r.ci_high),
+                                "reason": f"{interval} still inconclusive at the cap of {cap} seeds per arm"})
+            continue
+        if seq:
+            target = next((p for p in seq["schedule"] if p > n), cap)
+        else:
+            sn = r.seeds_needed
+            target = max(n + 1, int(sn) if pd.notna(sn) else 3)
+        target = int(min(target, cap))
+        p_dec = _p_decided(r, target, alpha / float(m_family.loc[i]))
+        for init in (r.init, baseline):
+            key = (r.study, r.task, r.family, r.backbone, r.train_set, init)
+            # paired: both arms grow by the pairs missing; the group keeps its largest need
+            k = target - n
+            e = need.setdefault(key, {"k": 0, "target": 0, "contrasts": [], "p": 0.0, "intervals": []})
+            e["k"], e["target"] = max(e["k"], k), max(e["target"], target)
+            e["contrasts"].append(name)
+            e["p"] += p_dec if init == r.init else 0.0
+            e["intervals"].append(interval)
+
+    add = []
+    for key, e in sorted(need.items()):
+        site = key[:5]
+        start = int(attempted.get(site, -1)) + 1
+        have = int(have_ok.get(key, 0))
+        contrasts = sorted(set(e["contrasts"]))
+        look = (f"next look at {e['target']} seeds per arm" if seq else f"{e['target']} seeds per arm for power "
+                f"{plan['power']}")
+        add.append({**dict(zip(GROUP_COLUMNS, key)), "seeds": int(e["k"]), "new_seeds": list(range(start, start + e["k"])),
+                    "have": have, "target": int(e["target"]), "contrasts": contrasts,
+                    "expected_decided": round(e["p"], 4), "per_run": round(e["p"] / max(e["k"], 1), 4),
+                    "reason": f"{len(contrasts)} open contrast(s), e.g. {contrasts[0]}: {e['intervals'][0]}; {look}"})
+    warnings = []
+    if add and not seq:
+        warnings.append("the plan has no 'sequential' design: judging the verdicts again after these seeds is a "
+                        "second look a fixed design does not pay for (false claims above alpha); add a plan key "
+                        "'sequential: {max_seeds: 10, schedule: [3, 5, 7, 10]}' before looping")
+    n_open = int(len(open_))
+    return SeedAdvice(add=add, undecidable=undecidable, n_open=n_open, n_decided=int(len(gains) - n_open),
+                      max_seeds=cap, design="sequential" if seq else "fixed", warnings=warnings)
+
+
+def replay_adaptive(full: pd.DataFrame, plan: dict[str, Any] | None, *, first: int, max_rounds: int = 10,
+                    max_seeds: int | None = None) -> tuple[pd.DataFrame, list[SeedAdvice]]:
+    """The adaptive loop on a table that already holds every seed a loop could ask for (a simulated study
+    with the maximum seeds): round 1 shows seeds ``< first`` of every run group, each later round shows
+    the seeds :func:`next_seeds` advised, until done or ``max_rounds``. Returns the table the loop ended
+    with and each round's advice (no training: what tests and the cost benchmark use)."""
+    plan = resolve_plan(plan)
+    full = full if full.attrs.get("capgate_validated") else validate(full)
+    keys = [*GROUP_COLUMNS, "seed"]
+    shown = full["seed"] < first
+    advice: list[SeedAdvice] = []
+    for _ in range(max_rounds):
+        table = full[shown]
+        table.attrs["capgate_validated"] = True
+        a = next_seeds(table, plan, max_seeds=max_seeds)
+        advice.append(a)
+        if a.done or len(advice) == max_rounds:
+            break
+        want = pd.DataFrame([(*(g[c] for c in GROUP_COLUMNS), s) for g in a.add for s in g["new_seeds"]], columns=keys)
+        hit = full[keys].merge(want.drop_duplicates(), on=keys, how="left", indicator=True)["_merge"] == "both"
+        new = hit.to_numpy() & ~shown.to_numpy()
+        if not new.any():  # the full table holds none of the advised seeds: nothing more to show
+            break
+        shown = shown | new
+    out = full[shown].copy()
+    out.attrs["capgate_validated"] = True
+    return out, advice

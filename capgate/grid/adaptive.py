@@ -1,0 +1,178 @@
+"""``run-grid --until-resolved``: train more seeds only where a verdict is still open.
+
+Round 1 trains the spec's grid (its ``seeds``). After each round the study's results table goes to
+:func:`capgate.analysis.next_seeds`, which names the run groups (task, family, backbone, train_set,
+init) that need more seeds; those seeds become new :class:`~capgate.spec.RunSpec`\\ s (the seed is part
+of the spec, so each has its own ``run_id``) and the next round trains them through the ordinary
+:func:`capgate.grid.driver.run_grid` path. The loop stops when every contrast is decided or
+undecidable within ``max_seeds``, or after ``max_rounds`` rounds.
+
+Looking after every round is paid for by the analysis plan's group-sequential design (plan key
+``sequential``; :func:`capgate.analysis.gains.sequential_tests`): the loop refuses a plan without one.
+
+Crash safety: the seeds each round adds are written to ``<storage>/<study>/adaptive.json`` (atomically)
+*before* that round trains. The same command after a kill first trains the recorded rounds' missing
+runs (the store skips every run_id already stored, so nothing trains twice) and then continues with
+the decisions an uninterrupted loop would have made, since those depend only on the stored results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from capgate._atomic import atomic_write_json
+from capgate._hash import short_hash
+from capgate.errors import SpecError
+from capgate.grid.driver import GridResult, resolve_storage, run_grid
+from capgate.grid.plan import plan_grid
+from capgate.spec import RunSpec
+
+__all__ = ["AdaptiveResult", "run_until_resolved", "seeded_runs", "STATE_NAME", "DEFAULT_MAX_ROUNDS"]
+
+log = logging.getLogger("capgate.grid")
+
+#: The file, beside the study's runs, that records the seeds each round added.
+STATE_NAME = "adaptive.json"
+DEFAULT_MAX_ROUNDS = 10
+
+
+@dataclass
+class AdaptiveResult:
+    """What the loop did: one dict per round (round, runs, trained, open, decided, added), the last
+    grid result, and why it stopped (``done``, ``max_rounds``)."""
+
+    study: str
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    grid: GridResult | None = None
+    stopped: str = ""
+    undecidable: int = 0
+
+    def summary(self) -> str:
+        lines = [f"[adaptive] {r['line']}" for r in self.rounds]
+        last = self.rounds[-1] if self.rounds else {}
+        lines.append(f"adaptive study {self.study}: stopped ({self.stopped}) after {len(self.rounds)} rounds, "
+                     f"{last.get('runs', 0)} runs; {last.get('decided', 0)} contrasts decided, "
+                     f"{last.get('open', 0)} open ({self.undecidable} undecidable within the seed cap)")
+        if self.grid is not None:
+            lines.append(self.grid.summary())
+        return "\n".join(lines)
+
+
+def _group_of(run: RunSpec) -> tuple[str, str, str, str, str, str]:
+    return (run.study, run.task, run.family, run.build_rung().backbone_name, run.train_set.name, run.init)
+
+
+def seeded_runs(base: list[RunSpec], added: dict[tuple, set[int]]) -> list[RunSpec]:
+    """The runs of ``added`` (run group -> seeds), each a base run of that group with its seed replaced.
+
+    A group that names no run of the spec raises :class:`SpecError` (the spec changed under a recorded
+    loop)."""
+    template: dict[tuple, RunSpec] = {}
+    for r in base:
+        template.setdefault(_group_of(r), r)
+    out = []
+    for key, seeds in sorted(added.items()):
+        if key not in template:
+            raise SpecError(f"adaptive seeds recorded for run group {key} match no run of the spec; the spec changed "
+                            f"since the loop started: use another --storage, or delete {STATE_NAME} to start over")
+        out += [dataclasses.replace(template[key], seed=s) for s in sorted(seeds)]
+    return out
+
+
+def _state_path(storage: Any, study: str) -> Any:
+    return storage / study / STATE_NAME
+
+
+def _write_state(path: Any, state: dict[str, Any]) -> None:
+    """Atomically: a local file by rename, an object-store location (its ``write_text``) by one put."""
+    if isinstance(path, Path):
+        atomic_write_json(path, state)
+    else:
+        path.write_text(json.dumps(state, indent=1) + "\n")
+
+
+def _read_state(path: Any, fingerprint: str) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    try:
+        state = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{path}: not valid JSON ({exc}); delete it to restart the adaptive loop") from exc
+    if state.get("grid") != fingerprint:
+        raise SpecError(f"{path}: recorded for another grid (spec or --set changed); use another --storage, "
+                        "or delete the file to start the adaptive loop over")
+    return list(state.get("rounds", []))
+
+
+def run_until_resolved(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (), *,
+                       plan: str | Path | dict[str, Any] | None = None, max_seeds: int | None = None,
+                       max_rounds: int | None = None, storage: str | Path | None = None,
+                       echo: Callable[[str], None] | None = None, **grid_kw: Any) -> AdaptiveResult:
+    """Train the spec's grid, then more seeds where verdicts are open, until done or the limits.
+
+    ``plan``: the analysis plan (a YAML path or dict) with a ``sequential`` design; ``max_seeds``: the cap
+    on seeds per arm (default: the design's); ``max_rounds``: rounds including the first
+    (default :data:`DEFAULT_MAX_ROUNDS`); ``grid_kw`` goes to :func:`run_grid` (address,
+    max_concurrent, retries, num_cpus). ``echo`` receives each progress line (default: the log).
+    """
+    from capgate.analysis import load_results
+    from capgate.analysis.next_seeds import next_seeds
+    from capgate.analysis.plan import load_plan, resolve_plan
+
+    say = echo or log.info
+    aplan = resolve_plan(plan) if plan is None or isinstance(plan, dict) else load_plan(plan)
+    if not aplan.get("sequential"):
+        raise SpecError(f"{aplan.get('source', 'the default plan')}: --until-resolved looks at the verdicts after "
+                        "every round and needs a pre-declared group-sequential design: pass --plan with a key "
+                        "'sequential: {max_seeds: 10, schedule: [3, 5, 7, 10], spending: obrien_fleming}'")
+    rounds_max = DEFAULT_MAX_ROUNDS if max_rounds is None else int(max_rounds)
+    if rounds_max < 1:
+        raise SpecError(f"--max-rounds {rounds_max}: give 1 or more rounds")
+    gp = plan_grid(spec_path, overrides)
+    base = list(gp.runs)
+    root = resolve_storage(storage)
+    study = gp.study.study
+    path = _state_path(root, study)
+    fingerprint = short_hash(sorted(r.run_id for r in base), 16)
+    recorded = _read_state(path, fingerprint)
+    added: dict[tuple, set[int]] = {}
+    for rnd in recorded:
+        for a in rnd["add"]:
+            added.setdefault(tuple(a["group"]), set()).update(a["seeds"])
+    result = AdaptiveResult(study)
+    rnd_no = len(recorded) + 1
+    while True:
+        extra = seeded_runs(base, added)
+        grid = run_grid(spec_path, overrides, storage=root, raise_on_failure=False, extra_runs=extra, **grid_kw)
+        result.grid = grid
+        advice = next_seeds(load_results(str(grid.table)), aplan, max_seeds=max_seeds)
+        result.undecidable = len(advice.undecidable)
+        line = (f"round {rnd_no}/{rounds_max}: {grid.n_runs} runs so far ({grid.n_trained} trained this round); "
+                f"{advice.n_open} contrasts open ({len(advice.undecidable)} undecidable), {advice.n_decided} decided")
+        entry = {"round": rnd_no, "runs": grid.n_runs, "trained": grid.n_trained, "open": advice.n_open,
+                 "decided": advice.n_decided, "added": 0, "line": line}
+        result.rounds.append(entry)
+        if advice.done:
+            result.stopped = "done: every contrast decided or undecidable within the seed cap"
+        elif rnd_no >= rounds_max:
+            result.stopped = f"max_rounds {rounds_max} reached, {advice.n_runs} more runs were advised"
+        if result.stopped:
+            entry["line"] = line + f"; {result.stopped}"
+            say(f"[adaptive] {entry['line']}")
+            return result
+        new = [{"group": [a[c] for c in ("study", "task", "family", "backbone", "train_set", "init")],
+                "seeds": a["new_seeds"]} for a in advice.add]
+        recorded.append({"round": rnd_no + 1, "add": new})
+        _write_state(path, {"grid": fingerprint, "rounds": recorded})  # before training: a kill loses nothing
+        for a in new:
+            added.setdefault(tuple(a["group"]), set()).update(a["seeds"])
+        entry["added"] = advice.n_runs
+        entry["line"] = line + f"; adding {advice.n_runs} runs in {len(advice.add)} run groups"
+        say(f"[adaptive] {entry['line']}")
+        rnd_no += 1
