@@ -37,7 +37,7 @@ __all__ = ["SPENDING", "spent", "boundaries", "nominal_levels"]
 
 SPENDING = ("obrien_fleming", "pocock")
 
-_GRID = 1601  # points of the integration grid on the continuation region
+_GRID = 401  # points of the integration grid on the continuation region (boundaries within 3e-5 of 1601 points)
 
 
 def spent(t: float | np.ndarray, alpha: float, kind: str = "obrien_fleming") -> np.ndarray:
