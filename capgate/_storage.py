@@ -57,6 +57,12 @@ class Location:
     def __str__(self) -> str:
         return str(self.local) if self.local is not None else self.uri
 
+    def __fspath__(self) -> str:
+        """A local location is a path (``Path(loc)``, ``open(loc)``); an object-store one is not."""
+        if self.local is None:
+            raise TypeError(f"{self.uri} is on object storage, not a local path; use its fs and path")
+        return str(self.local)
+
     def __truediv__(self, name: str) -> Location:
         if self.local is not None:
             return Location(str(self.local / name), self.local / name)
