@@ -126,8 +126,8 @@ def _painting(rng, hw, region, masks):  # noqa: ANN001
     base = {r: random_color(rng, s=(0.4, 0.9), v=(0.4, 0.95)) for r in masks}
     _paint_parts(img, region, masks, base.__getitem__)
     strokes = gaussian_filter(rng.standard_normal(hw), sigma=(0.6, 3.0 if rng.random() < 0.5 else 0.6))
-    img = img * (1 + 0.6 * strokes[..., None])
-    img = gaussian_filter(img, sigma=(1.0, 1.0, 0))
+    img = img * (1 + 0.35 * strokes[..., None])  # brush texture that, as in a painting, keeps the outline
+    img = gaussian_filter(img, sigma=(0.8, 0.8, 0))
     return np.round(img * 6) / 6  # posterised colour fields
 
 

@@ -91,7 +91,7 @@ def llvip_scene(rng: np.random.Generator, camera: tuple[np.ndarray, np.ndarray, 
 
     def propose(r: np.random.Generator) -> tuple:
         foot = r.uniform(wall + 0.32 * h, h - 1)
-        ph = h * (0.3 + 0.26 * (foot - wall) / (h - wall)) * r.uniform(0.92, 1.08)
+        ph = h * (0.22 + 0.34 * (foot - wall) / (h - wall)) * r.uniform(0.9, 1.1)
         pw = ph * ASPECT["person"] * r.uniform(0.85, 1.15)
         x0 = r.uniform(1, w - pw - 1)
         return (x0, foot - ph, x0 + pw, foot), None
@@ -135,8 +135,8 @@ def flir_scene(rng: np.random.Generator, hw: tuple[int, int], max_objects: int =
     heat = heat + 0.03 * smooth_noise(rng, hw, 8)
 
     def propose(r: np.random.Generator) -> tuple:
-        kind = r.choice(["car", "person", "bicycle"], p=[0.45, 0.4, 0.15])
-        foot = r.uniform(hor + 0.12 * (h - hor), h - 1)
+        kind = r.choice(["car", "person", "bicycle"], p=[0.35, 0.5, 0.15])
+        foot = r.uniform(hor + 0.25 * (h - hor), h - 1)
         s = (foot - hor) / (h - hor)
         if kind == "car":
             shape = "car_rear" if r.random() < 0.75 else "car_side"
@@ -145,7 +145,7 @@ def flir_scene(rng: np.random.Generator, hw: tuple[int, int], max_objects: int =
             cx = vx + r.uniform(-0.45, 0.45) * s * w
         else:
             shape = kind
-            oh = max(10.0, s * h * (0.55 if kind == "person" else 0.38) * r.uniform(0.85, 1.15))
+            oh = max(14.0, s * h * (0.65 if kind == "person" else 0.42) * r.uniform(0.85, 1.15))
             ow = oh * ASPECT[shape] * r.uniform(0.85, 1.15)
             cx = vx + r.choice([-1, 1]) * r.uniform(0.35, 0.7) * s * w
         x0 = float(np.clip(cx - ow / 2, 1, w - ow - 1))
