@@ -8,7 +8,26 @@
   the stand-in for COCO detection pretraining.
 
 Each builder takes an ``np.random.Generator`` and returns a :class:`~.synth_render.Scene`.
-"""
+
+How the world is built, and why
+-------------------------------
+The demo asks whether pretraining helps a tiny detector under a shift, so the world must let a
+detector learn in a few hundred steps and let every eval set measure something:
+
+- ``llvip`` draws its frames from eight fixed cameras (``WorldConfig.llvip_cameras``; the real
+  LLVIP has a few dozen sites), so a model learns pedestrians rather than three backgrounds, and
+  its pedestrians span 0.22-0.56 of the frame height by perspective (the real dataset's close,
+  elevated views), wide enough that a model has seen the sizes the other sites show.
+- ``flir`` is the cross-dataset target: another site (a road, half of it by day), other
+  categories as distractors (cars, bicycles) and persons drawn with the same figure model but at
+  road-side distances from a quarter of the way to the horizon down to the camera (at least 14
+  px tall in the 160x128 frame, >= 7 px at the demo's input size), so the shift is the site,
+  the light and the scale, not objects below the detector's stride.
+- ``coco`` is the COCO-detection stand-in: the same figure models (person, bicycle, car, dog...)
+  in varied scenes and lights, the way real COCO shares people and vehicles with LLVIP and FLIR.
+  It is what the ``imagenet_coco`` stage learns from, so it shares visual structure with the
+  targets, never their images or sites.
+
 
 from __future__ import annotations
 
