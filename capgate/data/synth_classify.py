@@ -14,7 +14,7 @@ texture) are hard enough that top-1 on its val split (chance 1/30) says whether 
 learned (``stage.json`` records it). The painting style's brush texture modulates colour by
 +-35% and keeps the outline, as real paintings do (a +-60% texture buried the object's outline
 in noise that a 64-px classifier cannot see through: the domain measured nothing).
-
+"""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ detector learn in a few hundred steps and let every eval set measure something:
   in varied scenes and lights, the way real COCO shares people and vehicles with LLVIP and FLIR.
   It is what the ``imagenet_coco`` stage learns from, so it shares visual structure with the
   targets, never their images or sites.
-
+"""
 
 from __future__ import annotations
 
