@@ -58,7 +58,8 @@ class Recipe:
 
     ``epochs`` passes over the train set, or a fixed number of ``steps`` when set (steps wins).
     ``hflip`` is the horizontal-flip probability, ``brightness`` the +-fraction of a random
-    brightness change; ``max_train_images``/``max_eval_images`` cap the splits (small budgets).
+    brightness change, ``grayscale`` the probability of replacing an image by its luminance (a
+    standard colour augmentation, which also lets an RGB-trained model see infrared-like input); ``max_train_images``/``max_eval_images`` cap the splits (small budgets).
     ``amp`` is the mixed precision of training (one of ``AMP_MODES``) and ``channels_last`` the
     memory format of the model and its inputs; both are off by default (plain fp32, NCHW).
     ``memory_budget_mb`` (default ``capgate.train.recipe.DEFAULT_MEMORY_BUDGET_MB``): a split whose
@@ -77,6 +78,7 @@ class Recipe:
     resolution: int = 64
     hflip: float = 0.5
     brightness: float = 0.0
+    grayscale: float = 0.0
     grad_clip: float | None = 10.0
     max_train_images: int | None = None
     max_eval_images: int | None = None
@@ -181,7 +183,7 @@ def _rung_of(name: str, rung_def: dict[str, Any] | None) -> Rung:
 #: Fields added after capgate 0.1 whose default reproduces the old behaviour: left out of a spec's
 #: JSON while at that default, so adding them changed no run_id or stage_id (stores stay valid).
 _NEUTRAL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "Recipe": {"amp": "off", "channels_last": False, "memory_budget_mb": None},
+    "Recipe": {"amp": "off", "channels_last": False, "memory_budget_mb": None, "grayscale": 0.0},
     "DatasetRef": {"drop_invalid": False},
     "RunSpec": {"rung_def": None},
     "PretrainSpec": {"rung_def": None},

@@ -195,7 +195,7 @@ def _recipe(d: Any, where: str) -> Recipe:
             out[k] = _choice(v, w, SCHEDULES)
         elif k in ("lr", "momentum", "weight_decay"):
             out[k] = _num(v, w, float, 0.0)
-        elif k in ("hflip", "brightness"):
+        elif k in ("hflip", "brightness", "grayscale"):
             out[k] = _num(v, w, float, 0.0, 1.0)
         elif k == "grad_clip":
             out[k] = None if v is None else _num(v, w, float, 0.0)

@@ -84,6 +84,13 @@ def test_local_grid_table_rerun_and_stages(tmp_path: Path) -> None:
     assert (clean.loc[clean["init"] == "scratch", "init_source"] == "none").all()
     stage_dirs = sorted((storage / "tiny" / "pretrain").glob("*/stage.json"))
     assert len(stage_dirs) == 4
+    # each stage scored itself on its corpus's val split, and the study's stage table lists them
+    for p in stage_dirs:
+        q = json.loads(p.read_text())["quality"]
+        assert q["split"] == "val" and q["metric"] in ("top1", "map") and 0.0 <= q["value"] <= 1.0
+    table_rows = json.loads((storage / "tiny" / "stages.json").read_text())["stages"]
+    assert sorted(r["stage_id"] for r in table_rows) == sorted(p.parent.name for p in stage_dirs)
+    assert {r["kind"]: r["metric"] for r in table_rows} == {"classification": "top1", "detection": "map"}
     # per-epoch metrics CSV in each run folder
     one = plan.runs[0].run_id
     m = pd.read_csv(storage / "tiny" / "runs" / one / "metrics.csv")

@@ -134,3 +134,22 @@ def test_a_tiny_detector_learns_one_box():
         out = model(image)[0]
     assert out["labels"][0].item() == 1
     assert box_iou(out["boxes"][:1], target[0]["boxes"]).item() > 0.5
+
+
+def test_box_regression_pushed_negative_still_learns():
+    """The collapse of issue 10: with ReLU, a bbox_reg whose outputs are all negative has zero
+    gradient forever; softplus keeps one (and stays positive, as the box coder needs)."""
+    torch.manual_seed(0)
+    model = build_detector(get_rung("S-6"), 1, 64).train()
+    reg = model.head.regression_head.bbox_reg
+    with torch.no_grad():
+        reg.weight.zero_()
+        reg.bias.fill_(-3.0)  # every distance far below zero before the activation
+    x = torch.rand(2, 3, 64, 64)
+    targets = [{"boxes": torch.tensor([[8.0, 8.0, 40.0, 56.0]]), "labels": torch.zeros(1, dtype=torch.int64)}] * 2
+    losses = model(x, targets)
+    losses["bbox_regression"].backward()
+    assert reg.bias.grad is not None and float(reg.bias.grad.abs().sum()) > 1e-4
+    feats = list(model.backbone(model.transform(list(x))[0].tensors).values())
+    out, _ = model.head.regression_head(feats)
+    assert bool((out > 0).all())  # softplus(-3) = 0.049 > 0: no zero-size boxes

@@ -5,8 +5,19 @@ from capgate.spec import expand
 from capgate.spec_load import load_study
 
 
+#: The demo as capgate 0.1 shipped it, written as overrides of today's demo specs (issue 10 gave the
+#: demo bigger pretraining corpora, longer stages, 40 warm-up steps and colour augmentation).
+DEMO_0_1 = ("world.config={imagenet_train: 15, coco_train: 150, domainnet_train: 100}",
+            "pretraining.imagenet.recipe={optimizer: adamw, lr: 0.006, epochs: 3, batch_size: 32, resolution: 64, "
+            "warmup_steps: 5}",
+            "pretraining.coco.recipe={optimizer: adamw, lr: 0.006, epochs: 4, batch_size: 16, resolution: 80, "
+            "warmup_steps: 5}",
+            "recipe.warmup_steps=10", "recipe.brightness=0.1", "recipe.grayscale=0.0")
+
+
 def _ids(path: str) -> tuple[list[str], list[str]]:
-    plan = expand(load_study(path))
+    overrides = DEMO_0_1 if path.endswith("demo.yaml") else [o for o in DEMO_0_1 if not o.startswith("pretraining.coco")]
+    plan = expand(load_study(path, overrides))
     stages, runs = (plan.stages, plan.runs) if hasattr(plan, "runs") else plan
     if runs and not hasattr(runs[0], "run_id"):
         runs, stages = stages, runs

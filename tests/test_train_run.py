@@ -110,3 +110,41 @@ def test_train_one_run_real_tiny_world_is_seeded(tmp_path: Path) -> None:
     assert a[0]["params"] == c[0]["params"] > 10_000 and a[0]["macs"] > 0
     assert a[0]["run_id"] == runs[0].run_id and a[0]["seed"] == 0 and c[0]["seed"] == 1
     assert a[0]["torch_version"] == torch.__version__ and a[0]["data_fingerprint"]
+
+
+def test_grayscale_gives_equal_channels_and_draws_nothing_when_off() -> None:
+    data = tiny_tensors(n=2)
+    x, _, _ = next(detection_batches(data, 2, torch.Generator().manual_seed(0), grayscale=1.0))
+    raw = data.images[:2].float().div(255)
+    luma = 0.299 * raw[:, 0] + 0.587 * raw[:, 1] + 0.114 * raw[:, 2]
+    assert torch.allclose(x[:, 0], luma) and torch.equal(x[:, 0], x[:, 1]) and torch.equal(x[:, 1], x[:, 2])
+    # grayscale=0 draws nothing from the generator: the batches of existing recipes are unchanged
+    a = [x.sum().item() for x, _, _ in detection_batches(data, 2, torch.Generator().manual_seed(1), hflip=0.5,
+                                                         brightness=0.2)]
+    b = [x.sum().item() for x, _, _ in detection_batches(data, 2, torch.Generator().manual_seed(1), hflip=0.5,
+                                                         brightness=0.2, grayscale=0.0)]
+    assert a == b
+
+
+def test_stage_table_gathers_stage_quality(tmp_path: Path) -> None:
+    import json
+
+    from capgate.spec import DatasetRef, PretrainSpec
+    from capgate.train.pretrain import stage_dir, write_stage_table
+
+    ref = DatasetRef("imagenet", "synthetic", "train")
+    first = PretrainSpec("imagenet", "classification", "efficientnet", "B-7", ref, Recipe(), {}, None)
+    second = PretrainSpec("coco", "detection", "efficientnet", "B-7", ref, Recipe(), {}, first.stage_id)
+    missing = PretrainSpec("imagenet", "classification", "efficientnet", "B-5", ref, Recipe(), {}, None)
+    for st, q in ((first, {"split": "val", "metric": "top1", "value": 0.25, "chance": 1 / 30}),
+                  (second, {"split": "val", "metric": "map", "value": 0.125, "chance": None})):
+        d = stage_dir(tmp_path, "s", st.stage_id)
+        d.mkdir(parents=True)
+        (d / "stage.json").write_text(json.dumps({"stage_id": st.stage_id, "seconds": 2.0, "images": 8,
+                                                  "quality": q}))
+    out = write_stage_table(tmp_path, "s", [first, second, missing])
+    assert Path(out) == tmp_path / "s" / "stages.json"
+    rows = json.loads(out.read_text())["stages"]
+    assert [(r["name"], r["metric"], r["value"], r["parent"]) for r in rows] == [
+        ("imagenet", "top1", 0.25, None), ("coco", "map", 0.125, first.stage_id)]
+    assert write_stage_table(tmp_path, "other", [missing]) is None

@@ -40,7 +40,9 @@ __all__ = ["WorldConfig", "WorldManifest", "generate_world", "ensure_world", "GE
 log = logging.getLogger(__name__)
 
 #: Bump when the generator's output changes, so stale worlds are regenerated.
-GENERATOR_VERSION = 2  # 2: LLVIP XMLs in the authors' box convention, DomainNet file numbers = label + 1
+GENERATOR_VERSION = 3  # 2: LLVIP XMLs in the authors' box convention, DomainNet file numbers = label + 1
+# 3: eight LLVIP cameras and a wider range of pedestrian sizes; FLIR persons nearer and more frequent;
+# DomainNet-like paintings with a lighter brush texture
 WORLD_DATASETS = ("llvip", "flir", "imagenet", "coco", "domainnet")
 MANIFEST = "manifest.json"
 
@@ -54,7 +56,7 @@ class WorldConfig:
     llvip_size: tuple[int, int] = (160, 128)
     llvip_train: int = 300
     llvip_test: int = 100
-    llvip_cameras: int = 3
+    llvip_cameras: int = 8
     llvip_max_people: int = 4
     flir_size: tuple[int, int] = (160, 128)
     flir_train: int = 300

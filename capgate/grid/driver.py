@@ -207,6 +207,9 @@ def run_grid(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (),
             store.write(r.run_id, r.to_dict(), _lost_records(
                 r, "the trial was lost by Ray after all retries (worker or node died); rerun the grid", store))
     table, path = store.collect(ids, study.task)
+    from capgate.train.pretrain import write_stage_table  # no torch: stage.json files only
+
+    write_stage_table(root, study.study, list(plan.stages))
     counts: dict[str, int] = {}
     failed: list[tuple[str, str]] = []
     for rid in ids:

@@ -7,10 +7,22 @@ Assembly (module names are part of the checkpoint format)::
         .body    the family's features_only backbone (timm, or torchvision via feature_extraction;
                  strides 8, 16, 32)
         .fpn     torchvision.ops.FeaturePyramidNetwork(out_channels = rung.neck_channels)
-      .head      torchvision FCOSHead(num_convs = rung.head_convs, GroupNorm, 8 channels/group)
+      .head      torchvision FCOSHead(num_convs = rung.head_convs, GroupNorm, 8 channels/group), its
+                 box regression through softplus instead of ReLU (see below)
       .transform normalization only; images are never resized
 
 Box coding, the focal/GIoU/centerness losses, NMS and post-processing are torchvision's.
+
+Why softplus: torchvision's ``FCOSRegressionHead`` returns ``relu(bbox_reg(x))`` with
+``bbox_reg`` initialized at zero bias and 0.01-SD weights, so at the start half of the box
+distances are exactly 0. At the bottom of the ladder ``bbox_reg`` sees 16 channels and its
+output is dominated by its bias: one large early AdamW step that makes the biases negative
+switches all four distances off for every location, their gradient is zero from then on, GIoU
+stays at its maximum and the run "collapses" (a loss plateau near 2.0 and mAP 0.00 while its
+sibling seeds reach 0.4; observed in the demo's S-6 COCO stage, whose ``bbox_reg`` biases ended
+at -0.01..-0.02 with weights 5x smaller than every other rung's). ``softplus`` equals ReLU for
+large inputs but never has a zero gradient, so a head pushed negative recovers. Same modules
+and parameters (checkpoints load unchanged).
 
 Label convention
 ----------------
@@ -32,6 +44,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from functools import partial
 
+import torch
 from torch import Tensor, nn
 from torchvision.models.detection import FCOS
 from torchvision.models.detection import _utils as det_utils
@@ -50,6 +63,7 @@ __all__ = [
     "IMAGENET_STD",
     "BackboneFPN",
     "ScaledFCOSHead",
+    "SoftplusFCOSRegressionHead",
     "build_detector",
 ]
 
@@ -90,9 +104,26 @@ class _NoResizeTransform(GeneralizedRCNNTransform):
         return image, target
 
 
+class SoftplusFCOSRegressionHead(FCOSRegressionHead):
+    """torchvision's :class:`FCOSRegressionHead` with ``softplus`` on the box distances instead of
+    ``relu`` (the module docstring says why); same submodules and initialization."""
+
+    def forward(self, x: list[Tensor]) -> tuple[Tensor, Tensor]:
+        regs, ctrs = [], []
+        for features in x:
+            feat = self.conv(features)
+            reg = nn.functional.softplus(self.bbox_reg(feat))
+            ctr = self.bbox_ctrness(feat)
+            n, _, h, w = reg.shape  # (N, 4A, H, W) -> (N, HWA, 4) and (N, A, H, W) -> (N, HWA, 1)
+            regs.append(reg.view(n, -1, 4, h, w).permute(0, 3, 4, 1, 2).reshape(n, -1, 4))
+            ctrs.append(ctr.view(n, -1, 1, h, w).permute(0, 3, 4, 1, 2).reshape(n, -1, 1))
+        return torch.cat(regs, dim=1), torch.cat(ctrs, dim=1)
+
+
 class ScaledFCOSHead(FCOSHead):
     """torchvision's :class:`FCOSHead` with a chosen norm layer: FCOSHead hard-codes
-    GroupNorm(32), which needs channels divisible by 32. Same submodules, same losses."""
+    GroupNorm(32), which needs channels divisible by 32. Same submodules, same losses; box
+    regression through :class:`SoftplusFCOSRegressionHead`."""
 
     def __init__(self, in_channels: int, num_classes: int, num_convs: int, norm_layer) -> None:
         nn.Module.__init__(self)
@@ -100,7 +131,7 @@ class ScaledFCOSHead(FCOSHead):
         self.classification_head = FCOSClassificationHead(
             in_channels, 1, num_classes, num_convs, norm_layer=norm_layer
         )
-        self.regression_head = FCOSRegressionHead(in_channels, 1, num_convs, norm_layer=norm_layer)
+        self.regression_head = SoftplusFCOSRegressionHead(in_channels, 1, num_convs, norm_layer=norm_layer)
 
 
 def build_detector(

@@ -12,6 +12,12 @@ stage already in the store is downloaded, a trained one is uploaded (the checkpo
 if absent) and its training state lives in the store, so another node resumes it. The file lock
 then only guards one node; two nodes may train the same stage at once (content-hashed, same
 spec and seed), and the first checkpoint stored wins.
+
+Each stage scores itself on its corpus's held-out split (:data:`QUALITY_SPLIT`, ``val``): a
+classification stage records its top-1 (with chance, ``1 / classes``), a detection stage its COCO
+mAP, under ``quality`` in ``stage.json``. :func:`write_stage_table` gathers the stages of a study
+into ``<storage>/<study>/stages.json`` beside the results table, so a report can show whether a
+stage learned anything. A corpus without that split records ``quality.value = None`` and why.
 """
 
 from __future__ import annotations
@@ -35,11 +41,15 @@ from capgate.train.resume import STATE_NAME
 from capgate.train.task import get_task
 
 __all__ = ["StageResult", "ensure_stage", "stage_dir", "file_lock", "world_root", "ensure_world_once",
-           "CHECKPOINT_NAME"]
+           "CHECKPOINT_NAME", "QUALITY_SPLIT", "STAGE_TABLE", "stage_quality", "write_stage_table"]
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint.pt"
+#: The held-out split of a stage's corpus it is scored on (ImageNet and COCO layouts call it ``val``).
+QUALITY_SPLIT = "val"
+#: The study-level table of stage qualities, ``<storage>/<study>/stages.json``.
+STAGE_TABLE = "stages.json"
 
 
 @dataclass(frozen=True)
@@ -186,6 +196,9 @@ def _train_stage(stage: PretrainSpec, storage: Path, folder: Path, parent_ckpt: 
     if parent_ckpt is not None:
         init = initialize(model, parent_ckpt, part="backbone").provenance
     history = task.fit(model, data, r, gen, device, folder / "metrics.csv", state=state)
+    quality = stage_quality(task, model, stage, world, classes, Path(storage) / "cache", device)
+    log.info("stage %s (%s %s): %s on %s = %s", stage.stage_id, stage.name, stage.rung, quality["metric"],
+             quality["split"], quality["value"])
     model.to("cpu")
     save_checkpoint(folder / CHECKPOINT_NAME, model, model.capgate_kind, rung,
                     config=json.loads(canonical_json(stage.to_dict())), stage_id=stage.stage_id,
@@ -193,4 +206,54 @@ def _train_stage(stage: PretrainSpec, storage: Path, folder: Path, parent_ckpt: 
     if isinstance(state, Path):
         state.unlink(missing_ok=True)  # the checkpoint is final: the resume state is done
     return {"data_fingerprint": ds.fingerprint(), "classes": list(classes), "init": init,
-            "final_loss": history[-1].loss if history else None, "images": len(data)}
+            "final_loss": history[-1].loss if history else None, "images": len(data), "quality": quality}
+
+
+def stage_quality(task, model, stage: PretrainSpec, world: Path | None, classes, cache: Path,  # noqa: ANN001
+                  device) -> dict:  # noqa: ANN001
+    """The trained stage model scored on its corpus's :data:`QUALITY_SPLIT`: ``{split, metric,
+    value, chance, images}`` (``value`` None, with ``error``, when the split cannot be opened)."""
+    import dataclasses
+
+    r = stage.recipe
+    out = {"split": QUALITY_SPLIT, "metric": task.primary_metric, "value": None,
+           "chance": None if task.detection else 1.0 / max(1, len(classes)), "images": 0}
+    ref = dataclasses.replace(stage.data, split=QUALITY_SPLIT)
+    try:
+        ds = task.open(ref, resolve_root(ref, world), None if task.detection else classes)
+        if tuple(task.class_names(ds)) != tuple(classes):
+            raise ValueError(f"{QUALITY_SPLIT} classes {list(task.class_names(ds))[:5]}... differ from train's")
+        data = task.decode(ds, r.resolution, cache, r.max_eval_images, r, device)
+    except Exception as exc:  # a corpus without a held-out split still pretrains; say why it is unscored
+        out["error"] = f"{type(exc).__name__}: {exc}"[:500]
+        return out
+    scores = task.evaluate(model, data, ds, device, len(classes), channels_last=r.channels_last)
+    out.update(value=scores.get(task.primary_metric), images=len(data), scores=scores)
+    return out
+
+
+def write_stage_table(storage: Path | Location, study: str, stages: list[PretrainSpec]) -> Location | None:
+    """Gather the ``stage.json`` of ``stages`` into ``<storage>/<study>/stages.json`` (local folder or
+    object store): one entry per stored stage with its name, kind, rung, parent, quality and seconds
+    (a stage given as a ``checkpoint`` file, or not trained yet, is left out). Returns the location,
+    or None when empty."""
+    from capgate._storage import location
+
+    root = location(storage)
+    rows = []
+    for st in stages:
+        path = root / study / "pretrain" / st.stage_id / "stage.json"
+        if st.checkpoint or not path.is_file():
+            continue
+        info = json.loads(path.read_text())
+        q = info.get("quality") or {}
+        rows.append({"stage_id": st.stage_id, "name": st.name, "kind": st.kind, "family": st.family,
+                     "rung": st.rung, "parent": st.parent, "images": info.get("images"),
+                     "final_loss": info.get("final_loss"), "seconds": info.get("seconds"),
+                     "split": q.get("split"), "metric": q.get("metric"), "value": q.get("value"),
+                     "chance": q.get("chance"), "quality_error": q.get("error")})
+    if not rows:
+        return None
+    out = root / study / STAGE_TABLE
+    out.write_text(json.dumps({"study": study, "stages": rows}, indent=1) + "\n")
+    return out

@@ -88,7 +88,8 @@ class Task:
         from capgate.train.tensors import classification_batches, detection_batches
 
         make = detection_batches if self.detection else classification_batches
-        return lambda: make(data, recipe.batch_size, gen, recipe.hflip, recipe.brightness, drop_last=True)
+        return lambda: make(data, recipe.batch_size, gen, recipe.hflip, recipe.brightness, drop_last=True,
+                            grayscale=recipe.grayscale)
 
     def fit(self, model: Any, data: Any, recipe: Any, gen: Any, device: Any, metrics_csv: Path | None,
             state: Any = None) -> list:

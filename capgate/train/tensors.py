@@ -217,7 +217,18 @@ def batch_order(n: int, batch_size: int, gen: torch.Generator | None) -> list[to
     return [idx[i:i + batch_size] for i in range(0, n, batch_size)]
 
 
-def _photometric(x: torch.Tensor, brightness: float, gen: torch.Generator) -> torch.Tensor:
+#: ITU-R BT.601 luma weights (what PIL's ``convert("L")`` uses).
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def _photometric(x: torch.Tensor, brightness: float, gen: torch.Generator, grayscale: float = 0.0) -> torch.Tensor:
+    """Brightness jitter, then (with probability ``grayscale`` per image) luminance in all three
+    channels; no generator draw is made for an augmentation that is off."""
+    if grayscale > 0:
+        grey = (torch.rand(x.shape[0], generator=gen) < grayscale).to(x.device)
+        if bool(grey.any()):
+            w = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+            x[grey] = (x[grey] * w).sum(1, keepdim=True).expand(-1, 3, -1, -1)
     if brightness > 0:
         f = 1.0 + (torch.rand((x.shape[0], 1, 1, 1), generator=gen) * 2 - 1) * brightness
         x = (x * f.to(x.device)).clamp(0, 1)
@@ -235,9 +246,10 @@ def _images(data: Any, order: list[torch.Tensor]) -> Iterator[tuple[torch.Tensor
 
 def detection_batches(data: DetectionTensors | StreamingDetection, batch_size: int, gen: torch.Generator | None = None,
                       hflip: float = 0.0, brightness: float = 0.0, drop_last: bool = False,
+                      grayscale: float = 0.0,
                       ) -> Iterator[tuple[torch.Tensor, list[dict[str, torch.Tensor]], torch.Tensor]]:
     """Yield ``(images float [B,3,R,R] in [0,1], targets, indices)``; shuffled and augmented
-    (horizontal flip with probability ``hflip``, brightness) only when ``gen`` is given."""
+    (horizontal flip with probability ``hflip``, brightness, grayscale) only when ``gen`` is given."""
     size = data.size if isinstance(data, StreamingDetection) else data.images.shape[-1]
     order = [b for b in batch_order(len(data), batch_size, gen) if not (drop_last and len(b) < batch_size)]
     for idx, raw in _images(data, order):
@@ -249,14 +261,15 @@ def detection_batches(data: DetectionTensors | StreamingDetection, batch_size: i
                 x[k] = x[k].flip(-1)
                 b = boxes[k]
                 boxes[k] = torch.stack([size - b[:, 2], b[:, 1], size - b[:, 0], b[:, 3]], dim=1)
-            x = _photometric(x, brightness, gen)
+            x = _photometric(x, brightness, gen, grayscale)
         targets = [{"boxes": b, "labels": data.labels[i]} for b, i in zip(boxes, idx.tolist())]
         yield x, targets, idx
 
 
 def classification_batches(data: ClassificationTensors | StreamingClassification, batch_size: int,
                            gen: torch.Generator | None = None, hflip: float = 0.0, brightness: float = 0.0,
-                           drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                           drop_last: bool = False, grayscale: float = 0.0,
+                           ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield ``(images float [B,3,R,R] in [0,1], labels)``; augmented only when ``gen`` is given."""
     order = [b for b in batch_order(len(data), batch_size, gen) if not (drop_last and len(b) < batch_size)]
     for idx, raw in _images(data, order):
@@ -264,5 +277,5 @@ def classification_batches(data: ClassificationTensors | StreamingClassification
         if gen is not None:
             flip = (torch.rand(len(idx), generator=gen) < hflip).to(x.device)
             x[flip] = x[flip].flip(-1)
-            x = _photometric(x, brightness, gen)
+            x = _photometric(x, brightness, gen, grayscale)
         yield x, data.labels[idx]
