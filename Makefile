@@ -27,7 +27,7 @@ demo-check: setup
 	d=$$(mktemp -d /tmp/capgate-check.XXXXXX) && \
 	$(VENV)/bin/capgate demo --storage $$d/store -o $$d/report && \
 	$(VENV)/bin/capgate check $$d/store/demo/results.parquet $$d/store/demo_classification/results.parquet \
-	  --baseline reports/baselines/demo.json --plan analysis/demo.yaml \
+	  --baseline reports/baselines/demo.json --plan analysis/demo.yaml --expectations baseline \
 	  --junit $$d/check-junit.xml --only-problems
 
 bench: setup

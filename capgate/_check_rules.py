@@ -30,6 +30,8 @@ __all__ = ["CheckRow", "CheckResult", "compare", "pooled_sd", "auto_z", "check_s
 #: Family-wise false-alarm rate of the mean checks under pure seed noise when z is not given.
 FAMILY_ALPHA = 0.01
 SE_MODES = ("cell", "pooled")
+#: How plan expectations are judged (see :func:`_compare_expectations`).
+EXPECTATION_MODES = ("hold", "baseline")
 _DEFINITE = ("helps", "within_noise", "hurts")
 _STATUS_ORDER = {"fail": 0, "warn": 1, "pass": 2}
 
@@ -221,18 +223,38 @@ def _compare_gates(base: dict, cur: dict) -> list[CheckRow]:
     return rows
 
 
-def _compare_expectations(base: dict, cur: dict, strict: bool) -> list[CheckRow]:
+def _exp_status(e: dict) -> str:
+    return str(e.get("status") or ("holds" if e.get("holds") else "fails"))
+
+
+def _compare_expectations(base: dict, cur: dict, strict: bool, mode: str = "hold") -> list[CheckRow]:
+    """``mode='hold'``: every expectation must hold. ``mode='baseline'``: an expectation must keep
+    the status the baseline recorded (a claim the study does not reproduce stays reported, and a
+    change either way is drift); moves to or from ``untested`` warn (fail under ``strict``)."""
+    if mode not in EXPECTATION_MODES:
+        raise InputError(f"expectations mode {mode!r} is not one of {list(EXPECTATION_MODES)}; "
+                         "pass --expectations hold or --expectations baseline")
     rows = []
     cur_exp = cur.get("expectations") or []
+    base_status = {str(e.get("text")): _exp_status(e) for e in base.get("expectations") or []}
     for e in cur_exp:
-        status = e.get("status") or ("holds" if e.get("holds") else "fails")
+        status = _exp_status(e)
         text = {"holds": "holds", "fails": "does not hold", "untested": "untested"}.get(status, str(status))
         row_status = ("pass" if status == "holds" else "fail" if status == "fails" or strict else "warn")
         note = str(e.get("detail") or "")
+        was = base_status.get(str(e.get("text")))
+        if mode == "baseline" and was is not None:
+            if status == was:
+                row_status, note = "pass", f"as in the baseline ({text}); " + note
+            elif "untested" in (status, was):
+                row_status = "fail" if strict else "warn"
+                note = f"baseline: {was}; " + note
+            else:
+                row_status, note = "fail", f"changed from the baseline's {was!r}; " + note
         if status == "untested":
             note += "; inconclusive cells leave it untested: add seeds (gains.csv seeds_needed)" + (
                 " (--strict fails untested expectations)" if strict else "")
-        rows.append(CheckRow("expectation", str(e.get("text")), "", text, "", row_status, note))
+        rows.append(CheckRow("expectation", str(e.get("text")), was or "", text, "", row_status, note))
     now = {str(e.get("text")) for e in cur_exp}
     for e in base.get("expectations") or []:
         if str(e.get("text")) not in now:
@@ -257,14 +279,15 @@ def check_studies(baseline: dict[str, Any], current: dict[str, Any], baseline_na
 
 
 def compare(baseline: dict[str, Any], current: dict[str, Any], *, abs_tol: float = 0.0, z: float | None = None,
-            se_mode: str = "cell", strict: bool = False) -> CheckResult:
+            se_mode: str = "cell", strict: bool = False, expectations: str = "hold") -> CheckResult:
     """Compare a current summary with a baseline summary (both ``summary.json`` dicts).
 
     ``z``: the tolerance multiplier; None (default) picks the Bonferroni z that keeps false alarms
     under pure seed noise at :data:`FAMILY_ALPHA` over all baseline cells. ``se_mode``: ``pooled``
     (default) takes each cell's SE as the task's pooled run-to-run SD / sqrt(n_ok), stable with a
     handful of seeds; ``cell`` (default) takes each cell's own stabilised SE from the summary.
-    ``strict``: an untested expectation fails instead of warning.
+    ``strict``: an untested expectation fails instead of warning. ``expectations``: ``hold`` (every
+    plan expectation must hold) or ``baseline`` (each must keep the status the baseline recorded).
     """
     if se_mode not in SE_MODES:
         raise InputError(f"se_mode={se_mode!r} is not one of {list(SE_MODES)}; pass --se pooled or --se cell")
@@ -278,7 +301,7 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], *, abs_tol: float
     if not (abs_tol >= 0 and math.isfinite(abs_tol)):
         raise InputError(f"abs_tol={abs_tol!r} is not a finite number >= 0 on the metric's 0..1 scale; pass e.g. --abs-tol 0.005")
     rows = (_compare_cells(baseline, current, abs_tol, z, se_mode) + _compare_verdicts(baseline, current)
-            + _compare_gates(baseline, current) + _compare_expectations(baseline, current, strict))
+            + _compare_gates(baseline, current) + _compare_expectations(baseline, current, strict, expectations))
     kinds = {"cell": 0, "verdict": 1, "gate": 2, "expectation": 3}
     rows.sort(key=lambda r: (_STATUS_ORDER[r.status], kinds[r.check], r.key))
     z_words = "" if z_given else f" (Bonferroni: {FAMILY_ALPHA:g} family-wise over {len(baseline['cells'])} cells)"
@@ -288,7 +311,9 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], *, abs_tol: float
             f"with z = {z:.3g}{z_words}, {se_words}, abs_tol = {abs_tol:g}; verdict flips among "
             "helps/within_noise/hurts fail, moves to/from inconclusive warn; a gate fails when its interval no longer "
             "overlaps the baseline's (a status change with overlapping intervals, or to/from undetermined, warns); "
-            "plan expectations must hold (untested ones warn" + (", and fail under --strict)" if strict else ")"))
+            + ("plan expectations must hold" if expectations == "hold" else
+               "plan expectations must keep the baseline's status (holds / does not hold)")
+            + " (untested ones warn" + (", and fail under --strict)" if strict else ")"))
     return CheckResult(rows=tuple(rows), rule=rule, notes=tuple(notes))
 
 

@@ -78,12 +78,13 @@ def _read_baseline(bpath: Path, results: list[Path], plan: Any) -> dict[str, Any
 def run_check(results: str | os.PathLike | Sequence[str | os.PathLike], baseline_path: str | os.PathLike,
               plan: str | os.PathLike | dict | None = None, *, abs_tol: float = 0.0, z: float | None = None,
               se_mode: str = "cell", junit: str | os.PathLike | None = None, update_baseline: bool = False,
-              strict: bool = False) -> CheckResult:
+              strict: bool = False, expectations: str = "hold") -> CheckResult:
     """Check ``results`` against the baseline at ``baseline_path``; optionally write JUnit XML.
 
     ``update_baseline``: write the current summary as the new baseline (after comparing with the
     old one when it exists; the returned result then always passes, its notes say what was done).
-    ``strict``: expectations left untested by inconclusive cells fail.
+    ``strict``: expectations left untested by inconclusive cells fail. ``expectations``: ``hold``
+    (each plan expectation must hold) or ``baseline`` (each keeps the status the baseline recorded).
     """
     paths = _paths(results)
     current = current_summary(paths, plan)
@@ -98,12 +99,14 @@ def run_check(results: str | os.PathLike | Sequence[str | os.PathLike], baseline
                 notes.append(f"previous baseline unusable, replaced ({exc})")
         atomic_write_json(bpath, current, indent=2, allow_nan=False)
         notes.append(f"baseline written to {bpath}")
-        result = compare(current, current, abs_tol=abs_tol, z=z, se_mode=se_mode, strict=strict)
+        result = compare(current, current, abs_tol=abs_tol, z=z, se_mode=se_mode, strict=strict,
+                         expectations=expectations)
         result = CheckResult(rows=result.rows, rule=result.rule, notes=tuple(notes))
     else:
         baseline = _read_baseline(bpath, paths, plan)
         check_studies(baseline, current, baseline_name=str(bpath))
-        result = compare(baseline, current, abs_tol=abs_tol, z=z, se_mode=se_mode, strict=strict)
+        result = compare(baseline, current, abs_tol=abs_tol, z=z, se_mode=se_mode, strict=strict,
+                         expectations=expectations)
     if junit is not None:
         write_junit(result, junit)
     return result

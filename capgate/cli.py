@@ -316,10 +316,14 @@ def report_cmd(results: tuple[str, ...], plan: str | None, outdir: str, title: s
 @click.option("--se", "se_mode", type=click.Choice(["cell", "pooled"]), default="cell", show_default=True,
               help="Each cell's SE: its own stabilised (moderated) SE, or the task's pooled SD / sqrt(seeds).")
 @click.option("--strict", is_flag=True, help="Fail expectations left untested by inconclusive cells (default: warn).")
+@click.option("--expectations", "expectations", type=click.Choice(["hold", "baseline"]), default="hold",
+              show_default=True, help="Plan expectations must hold, or keep the status the baseline recorded "
+                                      "(a claim the study does not reproduce stays reported; a change is drift).")
 @click.option("--update-baseline", is_flag=True, help="Write the current summary as the new baseline.")
 @click.option("--only-problems", is_flag=True, help="Print only warnings and failures.")
 def check_cmd(results: tuple[str, ...], baseline: str, plan: str | None, junit: str | None, abs_tol: float,
-              z: float | None, se_mode: str, strict: bool, update_baseline: bool, only_problems: bool) -> int:
+              z: float | None, se_mode: str, strict: bool, expectations: str, update_baseline: bool,
+              only_problems: bool) -> int:
     """Compare RESULTS (results tables, or one summary.json) with a baseline summary: cells present
     and means within noise, verdicts and capacity gates unchanged, plan expectations hold."""
     import tempfile
@@ -340,7 +344,7 @@ def check_cmd(results: tuple[str, ...], baseline: str, plan: str | None, junit: 
             else:
                 paths.append(r)
         result = run_check(paths, baseline, plan, abs_tol=abs_tol, z=z, se_mode=se_mode, junit=junit,
-                           update_baseline=update_baseline, strict=strict)
+                           update_baseline=update_baseline, strict=strict, expectations=expectations)
     click.echo(format_table(result, only_problems=only_problems))
     return result.exit_code
 

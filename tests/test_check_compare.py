@@ -172,3 +172,17 @@ def test_table_lists_failures_first_and_states_the_rule() -> None:
     assert lines[-1].startswith("rule: cell mean passes when |current - baseline| <= max(z * sqrt(")
     short = format_table(r, only_problems=True).splitlines()
     assert len(short) == 2 + 1 + 3 and short[3] == "(8 passing comparisons not shown)"
+
+
+def test_expectations_can_be_held_to_the_baseline_status():
+    from capgate._check_rules import _compare_expectations
+
+    base = {"expectations": [{"text": "a", "status": "fails"}, {"text": "b", "status": "holds"},
+                             {"text": "c", "status": "untested"}]}
+    cur = {"expectations": [{"text": "a", "status": "fails"}, {"text": "b", "status": "fails"},
+                            {"text": "c", "status": "holds"}]}
+    hold = {r.key: r.status for r in _compare_expectations(base, cur, strict=False)}
+    assert hold == {"a": "fail", "b": "fail", "c": "pass"}
+    kept = {r.key: r.status for r in _compare_expectations(base, cur, strict=False, mode="baseline")}
+    assert kept == {"a": "pass", "b": "fail", "c": "warn"}  # kept / drifted / to-from untested
+    assert {r.key: r.status for r in _compare_expectations(base, cur, strict=True, mode="baseline")}["c"] == "fail"
