@@ -183,13 +183,15 @@ def models_cmd(family: str | None, resolution: int, task: str, num_classes: int 
 # --- grid -------------------------------------------------------------------------------
 
 
-def _dry_run(spec: str, overrides: tuple[str, ...], storage: str | None, as_json: bool) -> None:
+def _dry_run(spec: str, overrides: tuple[str, ...], storage: str | None, as_json: bool,
+             adaptive: dict | None = None) -> None:
     """Print the plan (resolved spec as YAML, stages, runs, runs already stored) and the problems
     a start would hit; problems raise after the listing (exit 2)."""
     import json
 
     from capgate.errors import SpecError
     from capgate.grid import Store, plan_grid, resolve_storage
+    from capgate.grid.adaptive import describe_settings
     from capgate.grid.preflight import preflight
 
     plan = plan_grid(spec, overrides)
@@ -197,9 +199,12 @@ def _dry_run(spec: str, overrides: tuple[str, ...], storage: str | None, as_json
     stored = sorted(store.done([r.run_id for r in plan.runs]))
     problems, unchecked = preflight(plan, strict=False)
     if as_json:
-        click.echo(json.dumps({**plan.to_dict(stored), "problems": problems, "unchecked": unchecked}, indent=1))
+        click.echo(json.dumps({**plan.to_dict(stored), "adaptive": adaptive, "problems": problems,
+                                "unchecked": unchecked}, indent=1))
     else:
         click.echo(plan.describe(len(stored)))
+        if adaptive is not None:
+            click.echo(describe_settings(adaptive))
         for line in unchecked:
             click.echo(f"not checked: {line}")
     if problems:
@@ -224,13 +229,17 @@ def _dry_run(spec: str, overrides: tuple[str, ...], storage: str | None, as_json
               help="Times Ray retries a trial or stage lost to a dead worker or node.")
 @click.option("--until-resolved", is_flag=True,
               help="After the spec's seeds, train more seeds only for run groups whose verdicts are open "
-                   "(capgate next-seeds), round after round, until done or the limits.")
+                   "(capgate next-seeds), round after round, until done or the limits [default: on when the "
+                   "spec has an 'adaptive' section].")
 @click.option("--plan", "analysis_plan", type=click.Path(path_type=str), default=None,
-              help="With --until-resolved: the analysis plan; it must declare a 'sequential' design.")
+              help="With --until-resolved: the analysis plan; it must declare a 'sequential' design "
+                   "[default: the spec's adaptive.plan].")
 @click.option("--max-seeds", type=click.IntRange(2), default=None,
-              help="With --until-resolved: at most N seeds per arm [default: the plan's sequential.max_seeds].")
+              help="With --until-resolved: at most N seeds per arm [default: the spec's adaptive.max_seeds, "
+                   "else the plan's sequential.max_seeds].")
 @click.option("--max-rounds", type=click.IntRange(1), default=None,
-              help="With --until-resolved: at most R rounds, the first included [default: 10].")
+              help="With --until-resolved: at most R rounds, the first included [default: the spec's "
+                   "adaptive.max_rounds, else 10].")
 def run_grid_cmd(spec: str, dry_run: bool, as_json: bool, overrides: tuple[str, ...], storage: str | None,
                  address: str | None, max_concurrent: int | None, retries: int, until_resolved: bool,
                  analysis_plan: str | None, max_seeds: int | None, max_rounds: int | None) -> None:
@@ -239,23 +248,31 @@ def run_grid_cmd(spec: str, dry_run: bool, as_json: bool, overrides: tuple[str, 
     SPEC is a study spec (experiments/*.yaml). Pretraining stages run first, then the runs; the
     results table is written as parquet and CSV. Rerunning the same command trains only what is
     missing; Ctrl-C stops (exit 130) and the same command resumes. With --until-resolved, new
-    seeds go where verdicts are still open (the same command resumes a killed loop too).
+    seeds go where verdicts are still open (the same command resumes a killed loop too); a spec
+    with an 'adaptive: {plan, max_seeds, max_rounds}' section runs that loop without the flag, and
+    the flags override its values.
     """
     from capgate.grid import run_grid
+    from capgate.grid.adaptive import adaptive_settings
+    from capgate.grid.plan import find_spec_file
+    from capgate.spec_load import load_study
 
     if as_json and not dry_run:
         raise click.UsageError("--json needs --dry-run (a grid run prints its summary as text)")
-    if not until_resolved and (analysis_plan or max_seeds or max_rounds):
-        raise click.UsageError("--plan, --max-seeds and --max-rounds need --until-resolved")
+    spec_adaptive = load_study(find_spec_file(spec), overrides).adaptive
+    if not until_resolved and spec_adaptive is None and (analysis_plan or max_seeds or max_rounds):
+        raise click.UsageError("--plan, --max-seeds and --max-rounds need --until-resolved "
+                               "(or an 'adaptive' section in the spec)")
+    adaptive = adaptive_settings(spec_adaptive, until_resolved, plan=analysis_plan, max_seeds=max_seeds,
+                                 max_rounds=max_rounds)
     if dry_run:
-        _dry_run(spec, overrides, storage, as_json)
+        _dry_run(spec, overrides, storage, as_json, adaptive)
         return
-    if until_resolved:
+    if adaptive is not None:
         from capgate.grid.adaptive import run_until_resolved
 
-        res = run_until_resolved(spec, overrides, plan=analysis_plan, max_seeds=max_seeds, max_rounds=max_rounds,
-                                 storage=storage, echo=click.echo, address=address, max_concurrent=max_concurrent,
-                                 retries=retries)
+        res = run_until_resolved(spec, overrides, **adaptive, storage=storage, echo=click.echo, address=address,
+                                 max_concurrent=max_concurrent, retries=retries)
         click.echo(res.summary())
         return
     result = run_grid(spec, overrides, storage=storage, address=address, max_concurrent=max_concurrent,

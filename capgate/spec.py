@@ -31,6 +31,7 @@ __all__ = [
     "StageDef",
     "InitDef",
     "Resources",
+    "Adaptive",
     "StudySpec",
     "PretrainSpec",
     "RunSpec",
@@ -153,11 +154,23 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class Adaptive:
+    """The spec's ``adaptive`` section: ``run-grid SPEC`` runs the ``--until-resolved`` loop with these
+    values (command-line flags override each one). ``plan`` is the analysis plan's resolved path; a
+    field left ``None`` takes the library default (the plan's ``sequential.max_seeds``; 10 rounds)."""
+
+    plan: str | None = None
+    max_seeds: int | None = None
+    max_rounds: int | None = None
+
+
+@dataclass(frozen=True)
 class StudySpec:
     """A whole validated study.
 
     ``rung_defs`` holds the definitions (``Rung.to_dict()``) of the spec's own rungs, those a
     fresh process cannot rebuild from the name alone; they travel inside every run spec.
+    ``adaptive`` (None: a fixed grid) is how run-grid grows seeds; it is in no run or stage id.
     """
 
     study: str
@@ -174,6 +187,7 @@ class StudySpec:
     resources: Resources
     stage_resources: Resources
     rung_defs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    adaptive: Adaptive | None = None
 
 
 def _rung_of(name: str, rung_def: dict[str, Any] | None) -> Rung:

@@ -18,11 +18,11 @@ from typing import Any
 import yaml
 
 from capgate.data.registry import CLASSIFICATION_FORMATS, DETECTION_FORMATS
-from capgate.errors import SpecError
+from capgate.errors import CapgateError, SpecError
 from capgate.models.ladder import FAMILIES, Rung, get_rung, rung_names
 from capgate.schema import SHIFTS, TASKS
-from capgate.spec import (AMP_MODES, DatasetRef, EvalSet, InitDef, Recipe, Resources, StageDef, StudySpec, TrainSet,
-                          fields_of)
+from capgate.spec import (AMP_MODES, Adaptive, DatasetRef, EvalSet, InitDef, Recipe, Resources, StageDef, StudySpec,
+                          TrainSet, fields_of)
 
 __all__ = ["DEFAULTS", "load_study", "study_from_dict", "parse_override", "study_to_dict", "read_yaml"]
 
@@ -45,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "inits": {"scratch": {}},
     "pretraining": {},
     "class_map": None,
+    "adaptive": None,  # {plan, max_seeds, max_rounds}: run-grid runs the --until-resolved loop
 }
 TOP_KEYS_REQUIRED = ("study", "datasets", "train_sets", "rungs", "classes")
 TOP_KEYS_OPTIONAL = tuple(DEFAULTS)
@@ -146,27 +147,29 @@ def load_study(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
         raise SpecError(f"spec file {path} must hold a mapping at its top level (study: ..., datasets: ...), "
                         f"got {type(raw).__name__}")
     try:
-        return study_from_dict(raw, overrides)
+        return study_from_dict(raw, overrides, base_dir=path.parent)
     except SpecError as exc:
         raise SpecError(f"{path}: {exc}") from None
 
 
-def study_from_dict(raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> StudySpec:
-    """Validate a spec given as a dict (see :func:`load_study`)."""
+def study_from_dict(raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = (), *,
+                    base_dir: str | Path | None = None) -> StudySpec:
+    """Validate a spec given as a dict (see :func:`load_study`); ``base_dir`` (default: the working
+    directory) is where a relative ``adaptive.plan`` is looked up."""
     d = _deep_merge(DEFAULTS, raw)
     for text in overrides:
         keys, value = parse_override(text)
         node = d
         for i, k in enumerate(keys[:-1]):
             if not isinstance(node.get(k), dict):
-                if k not in node:
+                if node.get(k) is None:  # absent, or an optional section left empty (adaptive: null)
                     node[k] = {}
                 else:
                     raise SpecError(f"override {text!r}: '{'.'.join(keys[:i + 1])}' is not a mapping")
             node = node[k]
         node[keys[-1]] = value
     _keys(d, "spec", TOP_KEYS_REQUIRED, TOP_KEYS_OPTIONAL)
-    return _build_study(d)
+    return _build_study(d, Path(base_dir) if base_dir is not None else Path.cwd())
 
 
 def study_to_dict(study: StudySpec) -> dict[str, Any]:
@@ -386,7 +389,44 @@ def _resources(x: Any, w: str) -> Resources:
     return Resources(_num(x.get("cpu", 1), f"{w}.cpu", float, 0.0), _num(x.get("gpu", 0), f"{w}.gpu", float, 0.0))
 
 
-def _build_study(d: dict[str, Any]) -> StudySpec:
+ADAPTIVE_KEYS = fields_of(Adaptive)
+
+
+def _adaptive_plan(value: Any, base_dir: Path) -> str:
+    """``adaptive.plan``: a path (relative to the spec file) or the name of a shipped analysis plan."""
+    from capgate._resources import shipped
+
+    name = _str(value, "adaptive.plan")
+    path = Path(name).expanduser()
+    if not path.is_absolute():
+        path = base_dir / path
+    if path.is_file():
+        return str(path)
+    try:
+        folder = shipped("analysis")
+    except CapgateError:
+        folder = None
+    if folder is not None and not Path(name).is_absolute():
+        candidate = folder / (Path(name).name if Path(name).suffix in (".yaml", ".yml") else f"{name}.yaml")
+        if candidate.is_file():
+            return str(candidate)
+    known = sorted(p.stem for p in folder.glob("*.yaml")) if folder is not None else []
+    raise SpecError(f"spec key 'adaptive.plan' = {name!r}: no file {path} (a relative path is read from the spec "
+                    f"file's folder)" + (f"; or name a shipped plan: {', '.join(known)}" if known else ""))
+
+
+def _adaptive(x: Any, base_dir: Path) -> Adaptive | None:
+    if x is None:
+        return None
+    x = _keys(x, "adaptive", (), ADAPTIVE_KEYS)
+    plan = x.get("plan")
+    seeds, rounds = x.get("max_seeds"), x.get("max_rounds")
+    return Adaptive(plan=None if plan is None else _adaptive_plan(plan, base_dir),
+                    max_seeds=None if seeds is None else _num(seeds, "adaptive.max_seeds", int, 2),
+                    max_rounds=None if rounds is None else _num(rounds, "adaptive.max_rounds", int, 1))
+
+
+def _build_study(d: dict[str, Any], base_dir: Path) -> StudySpec:
     study = _str(d["study"], "study")
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", study):
         raise SpecError(f"spec key 'study' = {study!r} may only use letters, digits, '_', '.', '-'")
@@ -410,4 +450,5 @@ def _build_study(d: dict[str, Any]) -> StudySpec:
         train_sets=_train_sets(d["train_sets"], ds), rungs=rungs, inits=_inits(d["inits"], {s.name for s in stages}),
         stages=stages, seeds=_seeds(d["seeds"]), recipe=_recipe(d["recipe"] or {}, "recipe"),
         resources=_resources(d["resources"], "resources"),
-        stage_resources=_resources(d["stage_resources"], "stage_resources"), rung_defs=rung_defs)
+        stage_resources=_resources(d["stage_resources"], "stage_resources"), rung_defs=rung_defs,
+        adaptive=_adaptive(d["adaptive"], base_dir))

@@ -31,9 +31,10 @@ from capgate._hash import short_hash
 from capgate.errors import SpecError
 from capgate.grid.driver import GridResult, resolve_storage, run_grid
 from capgate.grid.plan import plan_grid
-from capgate.spec import RunSpec
+from capgate.spec import Adaptive, RunSpec
 
-__all__ = ["AdaptiveResult", "run_until_resolved", "seeded_runs", "STATE_NAME", "DEFAULT_MAX_ROUNDS"]
+__all__ = ["AdaptiveResult", "run_until_resolved", "seeded_runs", "adaptive_settings", "STATE_NAME",
+           "DEFAULT_MAX_ROUNDS"]
 
 log = logging.getLogger("capgate.grid")
 
@@ -62,6 +63,25 @@ class AdaptiveResult:
         if self.grid is not None:
             lines.append(self.grid.summary())
         return "\n".join(lines)
+
+
+def adaptive_settings(spec_adaptive: Adaptive | None, until_resolved: bool = False, *, plan: str | None = None,
+                      max_seeds: int | None = None, max_rounds: int | None = None) -> dict[str, Any] | None:
+    """The loop's settings, each the flag's value, else the spec's ``adaptive`` key, else None (the
+    library default); None when neither ``--until-resolved`` nor the spec's ``adaptive`` asks for a loop."""
+    if spec_adaptive is None and not until_resolved:
+        return None
+    spec_values = spec_adaptive or Adaptive()
+    flags = {"plan": plan, "max_seeds": max_seeds, "max_rounds": max_rounds}
+    return {k: v if v is not None else getattr(spec_values, k) for k, v in flags.items()}
+
+
+def describe_settings(settings: dict[str, Any]) -> str:
+    """One line for ``--dry-run``: the loop's settings, a library default named as such."""
+    plan = settings["plan"] or "the default plan (no sequential design: the loop would refuse it)"
+    seeds = settings["max_seeds"] if settings["max_seeds"] is not None else "the plan's sequential.max_seeds"
+    rounds = settings["max_rounds"] if settings["max_rounds"] is not None else f"{DEFAULT_MAX_ROUNDS} (default)"
+    return f"adaptive seeds (until resolved): plan {plan}; max_seeds {seeds}; max_rounds {rounds}"
 
 
 def _group_of(run: RunSpec) -> tuple[str, str, str, str, str, str]:
