@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from capgate.data.registry import CLASSIFICATION_FORMATS, DETECTION_FORMATS
+from capgate._spec_checks import _choice, _keys, _num, _str
 from capgate.errors import CapgateError, SpecError
 from capgate.models.ladder import FAMILIES, Rung, get_rung, rung_names
 from capgate.schema import SHIFTS, TASKS
@@ -49,43 +50,6 @@ DEFAULTS: dict[str, Any] = {
 }
 TOP_KEYS_REQUIRED = ("study", "datasets", "train_sets", "rungs", "classes")
 TOP_KEYS_OPTIONAL = tuple(DEFAULTS)
-
-# ---------------------------------------------------------------------------------------------
-# Checks: each names the key path, the bad value and the valid choices.
-
-
-def _keys(d: Any, where: str, required: tuple[str, ...], optional: tuple[str, ...]) -> dict:
-    if not isinstance(d, dict):
-        raise SpecError(f"spec key '{where}' must be a mapping, got {d!r}")
-    valid = required + optional
-    for k in d:
-        if k not in valid:
-            raise SpecError(f"spec key '{where}.{k}' is unknown; valid keys under '{where}': {', '.join(valid)}")
-    for k in required:
-        if k not in d:
-            raise SpecError(f"spec key '{where}.{k}' is missing; it is required")
-    return d
-
-
-def _choice(value: Any, where: str, choices: tuple[str, ...] | list[str]) -> str:
-    if value not in choices:
-        raise SpecError(f"spec key '{where}' has invalid value {value!r}; valid choices: {', '.join(choices)}")
-    return value
-
-
-def _num(value: Any, where: str, kind: type, lo: float | None = None, hi: float | None = None) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
-        raise SpecError(f"spec key '{where}' must be a {kind.__name__}, got {value!r}")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise SpecError(f"spec key '{where}' = {value!r} is out of range [{lo}, {hi}]")
-    return kind(value)
-
-
-def _str(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise SpecError(f"spec key '{where}' must be a non-empty string, got {value!r}")
-    return value
-
 
 # ---------------------------------------------------------------------------------------------
 # Reading files and overrides.
