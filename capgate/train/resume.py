@@ -47,7 +47,10 @@ def _rng_states(gen: torch.Generator | None) -> dict[str, Any]:
     import numpy as np
     import torch
 
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    # plain python values, so the state loads with weights_only=True (no pickled numpy objects)
+    numpy_state = [name, [int(k) for k in keys], int(pos), int(has_gauss), float(cached)]
+    return {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "generator": gen.get_state() if gen is not None else None}
 
@@ -57,7 +60,8 @@ def _set_rng_states(states: dict[str, Any], gen: torch.Generator | None) -> None
     import torch
 
     random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    name, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(states["torch"])
     if states["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
@@ -98,8 +102,8 @@ def load_state(target: Path | StateTarget, *, model: torch.nn.Module, optimizer:
     except FileNotFoundError:
         return None
     try:
-        # our own file (numpy RNG state and the history are plain python objects)
-        state = torch.load(io.BytesIO(data), map_location=device, weights_only=False)
+        # tensors and plain python values only: a file from a shared store cannot run code on load
+        state = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state["scheduler"] is not None:
