@@ -18,9 +18,10 @@ TINY_WORLD = {"llvip_train": 2, "llvip_test": 1, "flir_train": 2, "flir_val": 1,
               "domainnet_domains": ["real", "sketch"]}
 
 
-def tiny_classification_spec(tmp_path: Path) -> Path:
+def tiny_classification_spec(tmp_path: Path, study: str = "tinycls", seeds: int = 2) -> Path:
+    """A tiny two-rung DomainNet-like study (also used by the adaptive-loop tests)."""
     spec = {
-        "study": "tinycls", "task": "classification", "classes": ["bicycle", "car", "dog"],
+        "study": study, "task": "classification", "classes": ["bicycle", "car", "dog"],
         "world": {"seed": 0, "config": TINY_WORLD},
         "datasets": {"domainnet": {"format": "domainnet", "root": "synthetic"},
                      "imagenet": {"format": "imagenet", "root": "synthetic"}},
@@ -33,10 +34,10 @@ def tiny_classification_spec(tmp_path: Path) -> Path:
         "inits": {"scratch": {}, "imagenet": {"stages": ["imagenet"]}},
         "pretraining": {"imagenet": {"kind": "classification", "dataset": "imagenet",
                                      "recipe": {"steps": 2, "batch_size": 4, "resolution": 32}}},
-        "seeds": [0, 1],
+        "seeds": list(range(seeds)),
         "recipe": {"steps": 3, "batch_size": 4, "resolution": 32, "warmup_steps": 1},
     }
-    path = tmp_path / "tinycls.yaml"
+    path = tmp_path / f"{study}.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
 

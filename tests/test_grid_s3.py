@@ -16,17 +16,10 @@ from pathlib import Path
 
 import pytest
 from s3server import make_bucket, s3_server
+from test_grid_faults import _wait_for
 from test_grid_ray import tiny_spec
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _wait_for(predicate, timeout: float, what: str) -> None:  # noqa: ANN001
-    t0 = time.monotonic()
-    while not predicate():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.2)
 
 
 def _kill_marked(marker: str) -> int:
