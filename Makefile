@@ -23,9 +23,10 @@ test: setup
 
 # CI's regression check: train the demo study afresh into a temporary store and compare it with the
 # committed baseline (cells within noise, verdicts and gates unchanged, the plan's expectations hold).
+# --budget-min 60: the adaptive round always runs, as it did for the baseline, however slow the machine.
 demo-check: setup
 	d=$$(mktemp -d /tmp/capgate-check.XXXXXX) && \
-	$(VENV)/bin/capgate demo --storage $$d/store -o $$d/report && \
+	$(VENV)/bin/capgate demo --storage $$d/store -o $$d/report --budget-min 60 && \
 	$(VENV)/bin/capgate check $$d/store/demo/results.parquet $$d/store/demo_classification/results.parquet \
 	  --baseline reports/baselines/demo.json --plan analysis/demo.yaml --expectations baseline \
 	  --junit $$d/check-junit.xml --only-problems

@@ -213,16 +213,20 @@ def models_cmd(family: str | None, resolution: int, task: str, num_classes: int 
 @click.option("--max-rounds", type=click.IntRange(1), default=None,
               help="With --until-resolved: at most R rounds, the first included [default: the spec's "
                    "adaptive.max_rounds, else 10].")
+@click.option("--max-runs", type=click.IntRange(2), default=None,
+              help="With --until-resolved: at most N new runs per round, spent where the expected decided "
+                   "verdicts per run are highest [default: the spec's adaptive.max_runs, else no limit].")
 def run_grid_cmd(spec: str, dry_run: bool, as_json: bool, overrides: tuple[str, ...], storage: str | None,
                  address: str | None, max_concurrent: int | None, retries: int, until_resolved: bool,
-                 analysis_plan: str | None, max_seeds: int | None, max_rounds: int | None) -> None:
+                 analysis_plan: str | None, max_seeds: int | None, max_rounds: int | None,
+                 max_runs: int | None) -> None:
     """Train every missing run of the study SPEC on Ray Tune.
 
     SPEC is a study spec (experiments/*.yaml). Pretraining stages run first, then the runs; the
     results table is written as parquet and CSV. Rerunning the same command trains only what is
     missing; Ctrl-C stops (exit 130) and the same command resumes. With --until-resolved, new
     seeds go where verdicts are still open (the same command resumes a killed loop too); a spec
-    with an 'adaptive: {plan, max_seeds, max_rounds}' section runs that loop without the flag, and
+    with an 'adaptive: {plan, max_seeds, max_rounds, max_runs}' section runs that loop without the flag, and
     the flags override its values.
     """
     from capgate.grid import run_grid
@@ -233,11 +237,11 @@ def run_grid_cmd(spec: str, dry_run: bool, as_json: bool, overrides: tuple[str, 
     if as_json and not dry_run:
         raise click.UsageError("--json needs --dry-run (a grid run prints its summary as text)")
     spec_adaptive = load_study(find_spec_file(spec), overrides).adaptive
-    if not until_resolved and spec_adaptive is None and (analysis_plan or max_seeds or max_rounds):
-        raise click.UsageError("--plan, --max-seeds and --max-rounds need --until-resolved "
+    if not until_resolved and spec_adaptive is None and (analysis_plan or max_seeds or max_rounds or max_runs):
+        raise click.UsageError("--plan, --max-seeds, --max-rounds and --max-runs need --until-resolved "
                                "(or an 'adaptive' section in the spec)")
     adaptive = adaptive_settings(spec_adaptive, until_resolved, plan=analysis_plan, max_seeds=max_seeds,
-                                 max_rounds=max_rounds)
+                                 max_rounds=max_rounds, max_runs=max_runs)
     if dry_run:
         _dry_run(spec, overrides, storage, as_json, adaptive)
         return
@@ -258,8 +262,13 @@ def run_grid_cmd(spec: str, dry_run: bool, as_json: bool, overrides: tuple[str, 
 @click.option("--plan", type=click.Path(path_type=str), help="Analysis plan YAML (default: built-in defaults).")
 @click.option("--max-seeds", type=click.IntRange(2), default=None,
               help="Never grow a run group past N seeds [default: the plan's sequential.max_seeds, else 10].")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON: {done, add: [...], undecidable: [...]}.")
-def next_seeds_cmd(results: tuple[str, ...], plan: str | None, max_seeds: int | None, as_json: bool) -> None:
+@click.option("--max-runs", type=click.IntRange(2), default=None,
+              help="A budget of new runs for this round, spent where the expected decided verdicts per run are "
+                   "highest; the other open contrasts are listed as deferred [default: no limit].")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON: {done, add: [...], undecidable: [...], deferred: [...]}.")
+def next_seeds_cmd(results: tuple[str, ...], plan: str | None, max_seeds: int | None, max_runs: int | None,
+                   as_json: bool) -> None:
     """Say which run groups of RESULTS need how many more seeds to decide their open verdicts, and why."""
     import json
 
@@ -267,7 +276,7 @@ def next_seeds_cmd(results: tuple[str, ...], plan: str | None, max_seeds: int | 
     from capgate.report.render import load_tables, resolve_plan_arg
 
     table, _ = load_tables(list(results))
-    advice = next_seeds(table, resolve_plan_arg(plan), max_seeds=max_seeds)
+    advice = next_seeds(table, resolve_plan_arg(plan), max_seeds=max_seeds, max_runs=max_runs)
     click.echo(json.dumps(advice.to_dict(), indent=1, default=float) if as_json else "\n".join(advice.lines()))
 
 
@@ -352,24 +361,33 @@ def check_cmd(results: tuple[str, ...], baseline: str, plan: str | None, junit: 
 @click.option("--report/--no-report", default=True, show_default=True, help="Render the report at the end.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a spec value (both studies).")
 @click.option("--max-concurrent", type=click.IntRange(1), default=None, help="At most N trials at once.")
+@click.option("--budget-min", type=click.FloatRange(0), default=15.0, show_default=True,
+              help="Time budget in minutes: an adaptive round (new seeds where verdicts are open) runs only if "
+                   "it is projected to end the demo within it.")
 @click.option("--dry-run", is_flag=True, help="List the stages and runs of both demo studies; start nothing.")
 def demo_cmd(storage: str | None, outdir: str, classification: bool, report: bool, overrides: tuple[str, ...],
-             max_concurrent: int | None, dry_run: bool) -> None:
+             max_concurrent: int | None, budget_min: float, dry_run: bool) -> None:
     """Run the demo end to end on the synthetic tiny world.
 
     World, pretraining, the detection grid (experiments/demo.yaml), the classification slice
-    (experiments/demo_classification.yaml), the results tables and the report.
+    (experiments/demo_classification.yaml), then the detection study's adaptive round (more seeds
+    only where verdicts are open) when the time budget allows, the results tables and the report.
     """
     from capgate.grid import Store, resolve_storage
     from capgate.grid.demo import plan_demo, run_demo
 
     if dry_run:
+        from capgate.grid.adaptive import adaptive_settings, describe_settings
+
         for plan in plan_demo(classification, overrides):
             stored = Store(resolve_storage(storage), plan.study.study).done([r.run_id for r in plan.runs])
             click.echo(plan.describe(len(stored)))
+            if plan.study.adaptive is not None:
+                click.echo(describe_settings(adaptive_settings(plan.study.adaptive))
+                           + f"; a round runs if projected to end within --budget-min {budget_min:g}")
         return
     result = run_demo(storage=storage, outdir=outdir, classification=classification, report=report,
-                      overrides=overrides, max_concurrent=max_concurrent)
+                      overrides=overrides, max_concurrent=max_concurrent, budget_min=budget_min)
     click.echo(result.summary())
 
 

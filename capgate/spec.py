@@ -157,11 +157,13 @@ class Resources:
 class Adaptive:
     """The spec's ``adaptive`` section: ``run-grid SPEC`` runs the ``--until-resolved`` loop with these
     values (command-line flags override each one). ``plan`` is the analysis plan's resolved path; a
-    field left ``None`` takes the library default (the plan's ``sequential.max_seeds``; 10 rounds)."""
+    field left ``None`` takes the library default (the plan's ``sequential.max_seeds``; 10 rounds; no
+    budget of runs per round)."""
 
     plan: str | None = None
     max_seeds: int | None = None
     max_rounds: int | None = None
+    max_runs: int | None = None
 
 
 @dataclass(frozen=True)

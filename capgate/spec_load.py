@@ -46,7 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "inits": {"scratch": {}},
     "pretraining": {},
     "class_map": None,
-    "adaptive": None,  # {plan, max_seeds, max_rounds}: run-grid runs the --until-resolved loop
+    "adaptive": None,  # {plan, max_seeds, max_rounds, max_runs}: run-grid runs the --until-resolved loop
 }
 TOP_KEYS_REQUIRED = ("study", "datasets", "train_sets", "rungs", "classes")
 TOP_KEYS_OPTIONAL = tuple(DEFAULTS)
@@ -384,10 +384,11 @@ def _adaptive(x: Any, base_dir: Path) -> Adaptive | None:
         return None
     x = _keys(x, "adaptive", (), ADAPTIVE_KEYS)
     plan = x.get("plan")
-    seeds, rounds = x.get("max_seeds"), x.get("max_rounds")
+    seeds, rounds, runs = x.get("max_seeds"), x.get("max_rounds"), x.get("max_runs")
     return Adaptive(plan=None if plan is None else _adaptive_plan(plan, base_dir),
                     max_seeds=None if seeds is None else _num(seeds, "adaptive.max_seeds", int, 2),
-                    max_rounds=None if rounds is None else _num(rounds, "adaptive.max_rounds", int, 1))
+                    max_rounds=None if rounds is None else _num(rounds, "adaptive.max_rounds", int, 1),
+                    max_runs=None if runs is None else _num(runs, "adaptive.max_runs", int, 2))
 
 
 def _build_study(d: dict[str, Any], base_dir: Path) -> StudySpec:

@@ -15,7 +15,7 @@ from capgate.analysis.next_seeds import next_seeds, replay_adaptive
 from capgate.analysis.plan import default_schedule, resolve_plan, sequential_looks
 from capgate.analysis.simulate import Truth, simulate_results
 from capgate.cli import cli
-from capgate.errors import SpecError
+from capgate.errors import ResultsError, SpecError
 
 FAM = {"efficientnet": [("efficientnet_b0@w0.1d0.25 (B-7)", 41_874), ("efficientnet_b0@w0.3d0.5 (B-3)", 277_402),
                         ("efficientnet_b0@w0.5d0.5 (B-1)", 713_574)]}
@@ -103,6 +103,33 @@ def test_next_seeds_grows_both_arms_of_open_contrasts_only() -> None:
     for x in a.add:  # the next look of the schedule, new seed numbers past every seed of the site
         assert x["have"] == 3 and x["target"] == 5 and x["seeds"] == 2 and x["new_seeds"] == [3, 4]
         assert x["contrasts"] and "next look at 5" in x["reason"]
+
+
+def test_next_seeds_budget_spends_runs_where_expected_decisions_per_run_are_highest() -> None:
+    t = simulate_results(truth(seeds=3, run_sd=0.008, noise_sd=0.004, seed_sd=0.008), seed=3)  # 3 open sites
+    plan = {"sequential": {"max_seeds": 10, "spending": "pocock"}}
+    full = next_seeds(t, plan)
+    assert full.n_runs > 8 and not full.deferred
+    budget = next_seeds(t, plan, max_runs=8)
+    assert 0 < budget.n_runs <= 8 and budget.deferred and not budget.done
+    assert budget.n_open == full.n_open and budget.max_runs == 8
+    chosen = {c for a in budget.add for c in a["contrasts"]}
+    assert chosen and not chosen & set(budget.deferred)
+    assert chosen | set(budget.deferred) == {c for a in full.add for c in a["contrasts"]}
+    # the chosen contrasts are the best per run: every group the budget grows is among the full advice's
+    # best per_run, and the baseline group of each chosen contrast is grown too (pairs stay pairs)
+    best = max(a["per_run"] for a in full.add)
+    assert max(a["per_run"] for a in budget.add) == best
+    grown = {(a["backbone"], a["init"]) for a in budget.add}
+    assert all((b, "scratch") in grown for b, i in grown)
+    lines = "\n".join(budget.lines())
+    assert "deferred to a later round" in lines and "budget of 8 runs" in lines
+    assert budget.to_dict()["deferred"] == budget.deferred
+    with pytest.raises(ResultsError, match="max_runs"):
+        next_seeds(t, plan, max_runs=1)
+    # a budget too small for any contrast defers them all and is not done
+    tiny = next_seeds(t, plan, max_runs=3)
+    assert not tiny.add and tiny.deferred and not tiny.done
 
 
 def test_next_seeds_never_grows_past_the_cap_and_reports_undecidable() -> None:

@@ -136,6 +136,8 @@ def test_demo_dry_run_lists_both_studies_and_starts_nothing(tmp_path: Path) -> N
     assert "study demo (detection): 54 runs" in res.output
     assert "study demo_classification (classification): 36 runs" in res.output
     assert sum(1 for ln in res.output.splitlines() if " init=" in ln) == 54 + 36
+    adaptive = [ln for ln in res.output.splitlines() if ln.startswith("adaptive seeds (until resolved)")]
+    assert len(adaptive) == 1 and "max_runs 6 per round" in adaptive[0] and "--budget-min 15" in adaptive[0]
     assert not any(tmp_path.iterdir())
 
 
@@ -165,6 +167,7 @@ def test_ctrl_c_exits_130_with_the_resume_hint(monkeypatch: pytest.MonkeyPatch, 
 
     monkeypatch.setattr(driver, "run_grid", interrupted)
     monkeypatch.setattr("capgate.grid.run_grid", interrupted)
+    monkeypatch.setattr("capgate.grid.adaptive.run_grid", interrupted)  # the demo spec runs the adaptive loop
     assert run_main(["run-grid", DEMO]) == 130
     err = capsys.readouterr().err
     assert "rerun the same command" in err and "Tuner.restore" not in err

@@ -31,10 +31,11 @@ class FakeGrid:
     """Stands in for run_grid: 'trains' a run by drawing its metric from a known truth (mobilenetv3 gains
     +5 pp from imagenet, efficientnet nothing), stores it once per run_id, and writes the table."""
 
-    def __init__(self, kill_after: int | None = None) -> None:
+    def __init__(self, kill_after: int | None = None, gain: float = 0.05) -> None:
         self.store: dict[str, list[dict]] = {}
         self.trained: list[str] = []
         self.kill_after = kill_after
+        self.gain = gain
 
     def __call__(self, spec_path, overrides=(), *, storage, raise_on_failure, extra_runs=(), **kw) -> GridResult:
         plan = plan_grid(spec_path, overrides)
@@ -46,7 +47,7 @@ class FakeGrid:
                 self.kill_after = None
                 raise KeyboardInterrupt("killed mid-round")
             self.trained.append(r.run_id)
-            self.store[r.run_id] = self._records(r)
+            self.store[r.run_id] = self._records(r, self.gain)
         rows = [rec for r in runs for rec in self.store[r.run_id]]
         path = Path(storage) / plan.study.study / "results.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,11 +55,11 @@ class FakeGrid:
         return GridResult(plan.study.study, path, len(runs), len(todo), len(runs) - len(todo), {"ok": len(runs)})
 
     @staticmethod
-    def _records(r) -> list[dict]:
+    def _records(r, gain_if_mobilenet: float) -> list[dict]:
         u = int(hashlib.sha1(r.run_id.encode()).hexdigest()[:8], 16)
         rng = np.random.default_rng(u)
         seed_effect = np.random.default_rng(r.seed + 1000 * (r.family == "mobilenetv3")).normal(0, 0.004)
-        gain = 0.05 if (r.family == "mobilenetv3" and r.init == "imagenet") else 0.0
+        gain = gain_if_mobilenet if (r.family == "mobilenetv3" and r.init == "imagenet") else 0.0
         backbone = r.build_rung().backbone_name
         out = []
         for e in r.train_set.evals:
@@ -141,3 +142,51 @@ def test_until_resolved_on_a_real_tiny_grid_through_ray(tmp_path: Path) -> None:
     again = CliRunner().invoke(cli, args)  # the same command: everything stored, nothing trained
     assert again.exit_code == 0, again.output
     assert "0 trained this round" in again.output
+
+
+def test_a_round_budget_caps_the_new_runs_and_a_before_round_hook_can_stop_the_loop(tmp_path: Path,
+                                                                                    monkeypatch) -> None:
+    fake = FakeGrid(gain=0.0)  # both families null: both sites open after round 1
+    monkeypatch.setattr(adaptive, "run_grid", fake)
+    free = run_until_resolved(tiny_spec(tmp_path), plan=PLAN, storage=tmp_path / "a", max_rounds=2,
+                              echo=lambda s: None)
+    assert free.rounds[0]["added"] == 4  # 2 sites x 2 arms x 1 seed (the next look is at 3)
+    fake = FakeGrid(gain=0.0)
+    monkeypatch.setattr(adaptive, "run_grid", fake)
+    capped = run_until_resolved(tiny_spec(tmp_path), plan=PLAN, storage=tmp_path / "b", max_rounds=2, max_runs=3,
+                                echo=lambda s: None)
+    assert capped.rounds[0]["added"] == 2 and capped.rounds[1]["trained"] == 2  # one site's pair fits in 3
+    seen: list[int] = []
+
+    def stop_before(advice, table) -> str:
+        seen.append(advice.n_runs)
+        assert set(table["run_id"]) == set(fake.trained)
+        return "time budget: over"
+
+    fake = FakeGrid(gain=0.0)
+    monkeypatch.setattr(adaptive, "run_grid", fake)
+    stopped = run_until_resolved(tiny_spec(tmp_path), plan=PLAN, storage=tmp_path / "c", max_rounds=3,
+                                 before_round=stop_before, echo=lambda s: None)
+    assert seen == [free.rounds[0]["added"]] and stopped.stopped == "time budget: over"
+    assert len(stopped.rounds) == 1 and len(fake.trained) == 8  # nothing beyond the spec's grid
+    assert not (tmp_path / "c" / "tinyadapt" / STATE_NAME).exists()  # a skipped round is not recorded
+
+
+def test_demo_time_budget_projects_a_round_from_its_groups_run_times() -> None:
+    from capgate.analysis.next_seeds import GROUP_COLUMNS
+    from capgate.grid.demo import _time_budget
+
+    group = dict(zip(GROUP_COLUMNS, ("demo", "detection", "mobilenetv3", "S-2", "llvip/rgb", "imagenet")))
+    table = pd.DataFrame([{**group, "run_id": f"r{i}", "wall_seconds": 60.0} for i in range(3)])
+
+    class Advice:
+        n_runs = 4
+        add = [{**group, "seeds": 4}]
+
+    import time
+
+    now = time.monotonic()
+    assert _time_budget(now, 15.0, 2, report=True)(Advice, table) is None  # 4 x 60 s / 2 slots + overheads
+    why = _time_budget(now, 2.0, 2, report=True)(Advice, table)
+    assert why and "budget of 2 min" in why and "--budget-min" in why
+    assert _time_budget(now - 14 * 60, 15.0, 2, report=True)(Advice, table) is not None  # 14 min already spent

@@ -43,9 +43,10 @@ def write_spec(tmp_path: Path, adaptive_section=None, *, with_plan: bool = True)
 
 
 def test_adaptive_section_is_parsed_and_plan_resolved_beside_the_spec(tmp_path: Path) -> None:
-    path = write_spec(tmp_path, {"plan": "seq.yaml", "max_seeds": 7, "max_rounds": 3})
+    path = write_spec(tmp_path, {"plan": "seq.yaml", "max_seeds": 7, "max_rounds": 3, "max_runs": 12})
     study = load_study(path)
-    assert study.adaptive == Adaptive(plan=str(tmp_path / "experiments" / "seq.yaml"), max_seeds=7, max_rounds=3)
+    assert study.adaptive == Adaptive(plan=str(tmp_path / "experiments" / "seq.yaml"), max_seeds=7, max_rounds=3,
+                                      max_runs=12)
     assert load_study(write_spec(tmp_path)).adaptive is None
     assert load_study(write_spec(tmp_path, {})).adaptive == Adaptive()
     assert load_study(path, ["adaptive.max_rounds=5"]).adaptive.max_rounds == 5
@@ -66,7 +67,8 @@ def test_adaptive_section_does_not_change_run_ids(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("section, message", [
-    ({"plans": "seq.yaml"}, "'adaptive.plans' is unknown; valid keys under 'adaptive': plan, max_seeds, max_rounds"),
+    ({"plans": "seq.yaml"}, "'adaptive.plans' is unknown; valid keys under 'adaptive': plan, max_seeds, max_rounds, max_runs"),
+    ({"max_runs": 1}, "'adaptive.max_runs' = 1 is out of range [2, None]"),
     ({"max_seeds": 1}, "'adaptive.max_seeds' = 1 is out of range [2, None]"),
     ({"max_seeds": "ten"}, "'adaptive.max_seeds' must be a int, got 'ten'"),
     ({"max_rounds": 0}, "'adaptive.max_rounds' = 0 is out of range [1, None]"),
@@ -115,14 +117,14 @@ def test_run_grid_uses_the_spec_adaptive_values(tmp_path: Path, captured) -> Non
 
 
 def test_run_grid_flags_override_the_spec_values(tmp_path: Path, captured) -> None:
-    path = write_spec(tmp_path, {"plan": "seq.yaml", "max_seeds": 7, "max_rounds": 3})
+    path = write_spec(tmp_path, {"plan": "seq.yaml", "max_seeds": 7, "max_rounds": 3, "max_runs": 12})
     other = tmp_path / "other.yaml"
     other.write_text(yaml.safe_dump(PLAN))
     res = CliRunner().invoke(cli, ["run-grid", str(path), "--storage", str(tmp_path / "store"),
-                                   "--max-rounds", "5", "--plan", str(other)])
+                                   "--max-rounds", "5", "--plan", str(other), "--max-runs", "6"])
     assert res.exit_code == 0, res.output
     kw = captured["run_until_resolved"]
-    assert (kw["plan"], kw["max_seeds"], kw["max_rounds"]) == (str(other), 7, 5)
+    assert (kw["plan"], kw["max_seeds"], kw["max_rounds"], kw["max_runs"]) == (str(other), 7, 5, 6)
 
 
 def test_run_grid_without_section_or_flag_runs_the_fixed_grid(tmp_path: Path, captured) -> None:
@@ -143,10 +145,10 @@ def test_dry_run_shows_the_adaptive_settings(tmp_path: Path, captured) -> None:
     args = ["run-grid", str(path), "--storage", str(tmp_path / "store"), "--dry-run", "--max-rounds", "4"]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
-    assert (f"adaptive seeds (until resolved): plan {path.parent / 'seq.yaml'}; max_seeds 7; max_rounds 4"
-            in res.output)
+    assert (f"adaptive seeds (until resolved): plan {path.parent / 'seq.yaml'}; max_seeds 7; max_rounds 4; "
+            "max_runs unlimited (default) per round" in res.output)
     res = CliRunner().invoke(cli, args + ["--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["adaptive"] == {"plan": str(path.parent / "seq.yaml"), "max_seeds": 7,
-                                                  "max_rounds": 4}
+                                                  "max_rounds": 4, "max_runs": None}
     assert not captured

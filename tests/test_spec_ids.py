@@ -16,7 +16,8 @@ DEMO_0_1 = ("world.config={imagenet_train: 15, coco_train: 150, domainnet_train:
 
 
 def _ids(path: str) -> tuple[list[str], list[str]]:
-    overrides = DEMO_0_1 if path.endswith("demo.yaml") else [o for o in DEMO_0_1 if not o.startswith("pretraining.coco")]
+    overrides = DEMO_0_1 if path.endswith("demo.yaml") else [
+        *(o for o in DEMO_0_1 if not o.startswith("pretraining.coco")), "recipe.epochs=8"]  # 7 since the adaptive round
     plan = expand(load_study(path, overrides))
     stages, runs = (plan.stages, plan.runs) if hasattr(plan, "runs") else plan
     if runs and not hasattr(runs[0], "run_id"):

@@ -53,7 +53,7 @@ class SeedAdvice:
     ``seeds`` to add, ``new_seeds`` (their numbers), ``have``, ``target``, ``contrasts`` it helps decide,
     ``expected_decided``, ``per_run``, ``reason``); ``undecidable``: open contrasts at the cap;
     ``n_open``/``n_decided``: contrasts by state; ``max_seeds``: the cap used; ``design``: 'sequential'
-    or 'fixed'."""
+    or 'fixed'; ``deferred``: open contrasts left for a later round by the budget ``max_runs``."""
 
     add: list[dict[str, Any]]
     undecidable: list[dict[str, Any]]
@@ -62,11 +62,13 @@ class SeedAdvice:
     max_seeds: int
     design: str
     warnings: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)
+    max_runs: int | None = None
 
     @property
     def done(self) -> bool:
         """True when no group needs another seed (every contrast decided or undecidable)."""
-        return not self.add
+        return not self.add and not self.deferred
 
     @property
     def n_runs(self) -> int:
@@ -75,7 +77,8 @@ class SeedAdvice:
     def to_dict(self) -> dict[str, Any]:
         return {"done": self.done, "design": self.design, "max_seeds": self.max_seeds, "n_open": self.n_open,
                 "n_decided": self.n_decided, "n_runs": self.n_runs, "add": self.add,
-                "undecidable": self.undecidable, "warnings": self.warnings}
+                "undecidable": self.undecidable, "deferred": self.deferred, "max_runs": self.max_runs,
+                "warnings": self.warnings}
 
     def lines(self) -> list[str]:
         """A readable table: one line per group to grow, then the undecidable contrasts."""
@@ -83,7 +86,7 @@ class SeedAdvice:
                f"{self.max_seeds} seeds per arm); {self.design} design"]
         if self.done:
             out.append("done: no run group needs another seed")
-        else:
+        elif self.add:
             out.append(f"add {self.n_runs} runs in {len(self.add)} run groups:")
             out.append(f"  {'task':<14} {'family':<12} {'backbone':<34} {'train_set':<18} {'init':<14} "
                        f"{'have':>4} {'add':>4} {'to':>3} {'E[dec]/run':>10}  reason")
@@ -91,6 +94,9 @@ class SeedAdvice:
                 out.append(f"  {a['task']:<14} {a['family']:<12} {a['backbone']:<34} {a['train_set']:<18} "
                            f"{a['init']:<14} {a['have']:>4} {a['seeds']:>4} {a['target']:>3} "
                            f"{a['per_run']:>10.3f}  {a['reason']}")
+        if self.deferred:
+            out.append(f"deferred to a later round ({len(self.deferred)} open contrasts over this round's budget of "
+                       f"{self.max_runs} runs), e.g. {self.deferred[0]}")
         for u in self.undecidable:
             out.append(f"undecidable within {self.max_seeds} seeds: {u['contrast']} ({u['reason']})")
         out += [f"warning: {w}" for w in self.warnings]
@@ -112,13 +118,17 @@ def _p_decided(r: Any, target: int, alpha_adj: float) -> float:
     return float(min(1.0, p_help + power_within(g, r.sd_mod, r.margin, target, **kw)))
 
 
-def next_seeds(table: pd.DataFrame, plan: dict[str, Any] | None = None, *, max_seeds: int | None = None) -> SeedAdvice:
+def next_seeds(table: pd.DataFrame, plan: dict[str, Any] | None = None, *, max_seeds: int | None = None,
+               max_runs: int | None = None) -> SeedAdvice:
     """The seeds to add per run group so that open contrasts can be decided (see the module doc).
 
     ``table``: a results table (validated here); ``plan``: a raw or resolved plan dict (None: defaults);
     ``max_seeds``: the cap on seeds per arm (default: the sequential design's ``max_seeds``, else
-    :data:`DEFAULT_MAX_SEEDS`; never above the design's).
+    :data:`DEFAULT_MAX_SEEDS`; never above the design's); ``max_runs``: a budget of new runs for this round
+    (None: no budget), spent on the contrasts with the most expected decided verdicts per run.
     """
+    if max_runs is not None and max_runs < 2:
+        raise ResultsError(f"max_runs = {max_runs}: a contrast needs a new run in each arm; pass --max-runs 2 or more")
     plan = resolve_plan(plan)  # idempotent on a resolved plan
     table = table if table.attrs.get("capgate_validated") else validate(table)
     if plan["baseline"] not in set(table["init"]):
@@ -141,8 +151,8 @@ def next_seeds(table: pd.DataFrame, plan: dict[str, Any] | None = None, *, max_s
     ok_runs = table[table["status"] == "ok"].drop_duplicates("run_id")
     have_ok = ok_runs.groupby(list(GROUP_COLUMNS))["seed"].nunique()
 
-    need: dict[tuple, dict[str, Any]] = {}
     undecidable: list[dict[str, Any]] = []
+    wanted: list[dict[str, Any]] = []  # one per open contrast below the cap
     open_ = gains[gains["verdict"] == "inconclusive"]
     for i, r in open_.iterrows():
         n = int(r.n_pairs) if r.pairing == "paired" else int(min(r.n_init, r.n_baseline))
@@ -160,16 +170,20 @@ def next_seeds(table: pd.DataFrame, plan: dict[str, Any] | None = None, *, max_s
             sn = r.seeds_needed
             target = max(n + 1, int(sn) if pd.notna(sn) else 3)
         target = int(min(target, cap))
-        p_dec = _p_decided(r, target, alpha / float(m_family.loc[i]))
-        for init in (r.init, baseline):
-            key = (r.study, r.task, r.family, r.backbone, r.train_set, init)
+        site = (r.study, r.task, r.family, r.backbone, r.train_set)
+        wanted.append({"keys": (site + (r.init,), site + (baseline,)), "k": target - n, "target": target,
+                       "p": _p_decided(r, target, alpha / float(m_family.loc[i])), "name": name,
+                       "interval": interval})
+    chosen, deferred = _within_budget(wanted, max_runs)
+    need: dict[tuple, dict[str, Any]] = {}
+    for w in chosen:
+        for j, key in enumerate(w["keys"]):
             # paired: both arms grow by the pairs missing; the group keeps its largest need
-            k = target - n
             e = need.setdefault(key, {"k": 0, "target": 0, "contrasts": [], "p": 0.0, "intervals": []})
-            e["k"], e["target"] = max(e["k"], k), max(e["target"], target)
-            e["contrasts"].append(name)
-            e["p"] += p_dec if init == r.init else 0.0
-            e["intervals"].append(interval)
+            e["k"], e["target"] = max(e["k"], w["k"]), max(e["target"], w["target"])
+            e["contrasts"].append(w["name"])
+            e["p"] += w["p"] if j == 0 else 0.0  # keys: (the init's group, the baseline's)
+            e["intervals"].append(w["interval"])
 
     add = []
     for key, e in sorted(need.items()):
@@ -190,7 +204,35 @@ def next_seeds(table: pd.DataFrame, plan: dict[str, Any] | None = None, *, max_s
                         "'sequential: {max_seeds: 10, schedule: [3, 5, 7, 10]}' before looping")
     n_open = int(len(open_))
     return SeedAdvice(add=add, undecidable=undecidable, n_open=n_open, n_decided=int(len(gains) - n_open),
-                      max_seeds=cap, design="sequential" if seq else "fixed", warnings=warnings)
+                      max_seeds=cap, design="sequential" if seq else "fixed", warnings=warnings,
+                      deferred=[w["name"] for w in deferred], max_runs=max_runs)
+
+
+def _within_budget(wanted: list[dict[str, Any]], max_runs: int | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The open contrasts to grow this round: all of them, or with a budget of ``max_runs`` new runs a
+    greedy choice by expected decided verdicts per new run (a contrast's cost is the runs its two groups
+    still need once the contrasts already chosen are paid for; ties go to the name). The rest is deferred."""
+    if max_runs is None:
+        return wanted, []
+    grown: dict[tuple, int] = {}
+    left = sorted(wanted, key=lambda w: w["name"])
+    chosen: list[dict[str, Any]] = []
+    spent = 0
+
+    def cost(w: dict[str, Any]) -> int:
+        return sum(max(0, w["k"] - grown.get(key, 0)) for key in w["keys"])
+
+    while left:
+        fits = [w for w in left if spent + cost(w) <= max_runs]
+        if not fits:
+            break
+        best = max(fits, key=lambda w: w["p"] / cost(w) if cost(w) else float("inf"))
+        spent += cost(best)
+        for key in best["keys"]:
+            grown[key] = max(grown.get(key, 0), best["k"])
+        chosen.append(best)
+        left.remove(best)
+    return chosen, left
 
 
 def replay_adaptive(full: pd.DataFrame, plan: dict[str, Any] | None, *, first: int, max_rounds: int = 10,

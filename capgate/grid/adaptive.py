@@ -54,25 +54,31 @@ class AdaptiveResult:
     stopped: str = ""
     undecidable: int = 0
 
-    def summary(self) -> str:
+    def loop_lines(self) -> list[str]:
+        """One line per round, then why the loop stopped."""
         lines = [f"[adaptive] {r['line']}" for r in self.rounds]
         last = self.rounds[-1] if self.rounds else {}
         lines.append(f"adaptive study {self.study}: stopped ({self.stopped}) after {len(self.rounds)} rounds, "
                      f"{last.get('runs', 0)} runs; {last.get('decided', 0)} contrasts decided, "
                      f"{last.get('open', 0)} open ({self.undecidable} undecidable within the seed cap)")
+        return lines
+
+    def summary(self) -> str:
+        lines = self.loop_lines()
         if self.grid is not None:
             lines.append(self.grid.summary())
         return "\n".join(lines)
 
 
 def adaptive_settings(spec_adaptive: Adaptive | None, until_resolved: bool = False, *, plan: str | None = None,
-                      max_seeds: int | None = None, max_rounds: int | None = None) -> dict[str, Any] | None:
+                      max_seeds: int | None = None, max_rounds: int | None = None,
+                      max_runs: int | None = None) -> dict[str, Any] | None:
     """The loop's settings, each the flag's value, else the spec's ``adaptive`` key, else None (the
     library default); None when neither ``--until-resolved`` nor the spec's ``adaptive`` asks for a loop."""
     if spec_adaptive is None and not until_resolved:
         return None
     spec_values = spec_adaptive or Adaptive()
-    flags = {"plan": plan, "max_seeds": max_seeds, "max_rounds": max_rounds}
+    flags = {"plan": plan, "max_seeds": max_seeds, "max_rounds": max_rounds, "max_runs": max_runs}
     return {k: v if v is not None else getattr(spec_values, k) for k, v in flags.items()}
 
 
@@ -81,7 +87,9 @@ def describe_settings(settings: dict[str, Any]) -> str:
     plan = settings["plan"] or "the default plan (no sequential design: the loop would refuse it)"
     seeds = settings["max_seeds"] if settings["max_seeds"] is not None else "the plan's sequential.max_seeds"
     rounds = settings["max_rounds"] if settings["max_rounds"] is not None else f"{DEFAULT_MAX_ROUNDS} (default)"
-    return f"adaptive seeds (until resolved): plan {plan}; max_seeds {seeds}; max_rounds {rounds}"
+    runs = settings.get("max_runs")
+    return (f"adaptive seeds (until resolved): plan {plan}; max_seeds {seeds}; max_rounds {rounds}; "
+            f"max_runs {runs if runs is not None else 'unlimited (default)'} per round")
 
 
 def _group_of(run: RunSpec) -> tuple[str, str, str, str, str, str]:
@@ -132,13 +140,18 @@ def _read_state(path: Any, fingerprint: str) -> list[dict[str, Any]]:
 
 def run_until_resolved(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (), *,
                        plan: str | Path | dict[str, Any] | None = None, max_seeds: int | None = None,
-                       max_rounds: int | None = None, storage: str | Path | None = None,
-                       echo: Callable[[str], None] | None = None, **grid_kw: Any) -> AdaptiveResult:
+                       max_rounds: int | None = None, max_runs: int | None = None,
+                       storage: str | Path | None = None, echo: Callable[[str], None] | None = None,
+                       before_round: Callable[[Any, Any], str | None] | None = None,
+                       **grid_kw: Any) -> AdaptiveResult:
     """Train the spec's grid, then more seeds where verdicts are open, until done or the limits.
 
     ``plan``: the analysis plan (a YAML path or dict) with a ``sequential`` design; ``max_seeds``: the cap
     on seeds per arm (default: the design's); ``max_rounds``: rounds including the first
-    (default :data:`DEFAULT_MAX_ROUNDS`); ``grid_kw`` goes to :func:`run_grid` (address,
+    (default :data:`DEFAULT_MAX_ROUNDS`); ``max_runs``: a budget of new runs per round (spent where the
+    expected decided verdicts per run are highest; None: every advised run); ``before_round(advice,
+    table)``: called before a new round trains, a returned reason stops the loop there (``capgate demo``'s
+    time budget); ``grid_kw`` goes to :func:`run_grid` (address,
     max_concurrent, retries, num_cpus). ``echo`` receives each progress line (default: the log).
     """
     from capgate.analysis import load_results
@@ -171,7 +184,8 @@ def run_until_resolved(spec_path: str | Path, overrides: list[str] | tuple[str, 
         extra = seeded_runs(base, added)
         grid = run_grid(spec_path, overrides, storage=root, raise_on_failure=False, extra_runs=extra, **grid_kw)
         result.grid = grid
-        advice = next_seeds(load_results(str(grid.table)), aplan, max_seeds=max_seeds)
+        table = load_results(str(grid.table))
+        advice = next_seeds(table, aplan, max_seeds=max_seeds, max_runs=max_runs)
         result.undecidable = len(advice.undecidable)
         line = (f"round {rnd_no}/{rounds_max}: {grid.n_runs} runs so far ({grid.n_trained} trained this round); "
                 f"{advice.n_open} contrasts open ({len(advice.undecidable)} undecidable), {advice.n_decided} decided")
@@ -182,6 +196,11 @@ def run_until_resolved(spec_path: str | Path, overrides: list[str] | tuple[str, 
             result.stopped = "done: every contrast decided or undecidable within the seed cap"
         elif rnd_no >= rounds_max:
             result.stopped = f"max_rounds {rounds_max} reached, {advice.n_runs} more runs were advised"
+        elif not advice.add:
+            result.stopped = (f"the round's budget of {max_runs} runs fits none of the {len(advice.deferred)} open "
+                              "contrasts (each needs new seeds in both arms): raise --max-runs")
+        elif before_round is not None:
+            result.stopped = before_round(advice, table) or ""
         if result.stopped:
             entry["line"] = line + f"; {result.stopped}"
             say(f"[adaptive] {entry['line']}")

@@ -4,12 +4,21 @@ Detection (``experiments/demo.yaml``) then the classification slice
 (``experiments/demo_classification.yaml``): world generation, pretraining stages, both grids,
 the results tables, then one report over both studies in ``reports/demo/`` when the report
 package is installed. Rerunning reuses everything already stored.
+
+A demo spec with an ``adaptive`` section (the detection study) then gets the rounds of the
+``--until-resolved`` loop (:mod:`capgate.grid.adaptive`): new seeds only for the run groups whose
+verdicts are still open, at most ``adaptive.max_runs`` per round, judged with the plan's
+group-sequential design. A round runs only when the time budget allows (``budget_min``, default
+:data:`DEFAULT_BUDGET_MIN`): its runs' time is projected from the same groups' measured run times, and
+a round that would end the demo past the budget is skipped (and says so). A round already recorded
+by an interrupted demo always finishes, so a rerun reaches the same table.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,11 +28,16 @@ from capgate.errors import SpecError
 from capgate.grid.driver import GridResult, run_grid
 from capgate.grid.plan import GridPlan, plan_grid
 
-__all__ = ["DemoResult", "run_demo", "plan_demo", "demo_spec", "demo_plan", "DEMO_SPECS"]
+__all__ = ["DemoResult", "run_demo", "plan_demo", "demo_spec", "demo_plan", "DEMO_SPECS", "DEFAULT_BUDGET_MIN"]
 
 log = logging.getLogger("capgate.grid")
 
 DEMO_SPECS = ("demo.yaml", "demo_classification.yaml")
+#: The demo's time budget in minutes: an adaptive round that would end the demo later is skipped.
+DEFAULT_BUDGET_MIN = 15.0
+#: Seconds a round costs besides its runs (Ray start, the workers' imports), and the report's seconds.
+_ROUND_OVERHEAD_S = 15.0
+_REPORT_S = 25.0
 
 
 def demo_spec(name: str) -> Path:
@@ -53,9 +67,11 @@ class DemoResult:
     grids: list[GridResult] = field(default_factory=list)
     report: Path | None = None
     wall_seconds: float = 0.0
+    adaptive: list[Any] = field(default_factory=list)  # AdaptiveResult per adaptive study
 
     def summary(self) -> str:
         lines = [g.summary() for g in self.grids]
+        lines += [line for a in self.adaptive for line in a.loop_lines()]
         if self.report is not None:
             lines.append(f"report: {self.report}")
         lines.append(f"demo finished in {self.wall_seconds / 60:.1f} min")
@@ -64,17 +80,32 @@ class DemoResult:
 
 def run_demo(storage: str | Path | None = None, outdir: str | Path = "reports/demo",
              classification: bool = True, report: bool = True, overrides: tuple[str, ...] = (),
-             max_concurrent: int | None = None) -> DemoResult:
-    """Run the demo studies and render their report; failed runs raise after the report."""
+             max_concurrent: int | None = None, budget_min: float = DEFAULT_BUDGET_MIN) -> DemoResult:
+    """Run the demo studies (and the adaptive rounds the time budget allows) and render their report;
+    failed runs raise after the report."""
+    from capgate.spec_load import load_study
+
     t0 = time.monotonic()
     out = DemoResult()
     names = DEMO_SPECS if classification else DEMO_SPECS[:1]
     failures = []
-    for name in names:
+    for name in names:  # the fixed grids first: every study has its first look before any round
         res = run_grid(demo_spec(name), overrides, storage=storage, max_concurrent=max_concurrent,
                        raise_on_failure=False)
         out.grids.append(res)
         failures += res.failed
+    for i, name in enumerate(names):
+        settings = load_study(demo_spec(name), overrides).adaptive
+        if settings is None:
+            continue
+        from capgate.grid.adaptive import adaptive_settings, run_until_resolved
+
+        slots = max(out.grids[i].slots, 1)
+        res_a = run_until_resolved(demo_spec(name), overrides, **adaptive_settings(settings), storage=storage,
+                                   max_concurrent=max_concurrent, echo=log.info,
+                                   before_round=_time_budget(t0, budget_min, slots, report))
+        out.adaptive.append(res_a)  # its table is the study's results.parquet, as out.grids[i].table says
+        failures += [f for f in (res_a.grid.failed if res_a.grid is not None else []) if f not in failures]
     if report:
         try:
             from capgate.report import render_report
@@ -98,3 +129,25 @@ def run_demo(storage: str | Path | None = None, outdir: str | Path = "reports/de
         raise GridError(f"{len(failures)} demo runs failed (recorded; rerun `capgate demo` to retry): "
                         + "; ".join(f"{rid}: {err.strip().splitlines()[0][:200]}" for rid, err in failures[:10]))
     return out
+
+
+def _time_budget(t0: float, budget_min: float, slots: int, report: bool) -> Callable[[Any, Any], str | None]:
+    """The demo's check before an adaptive round: None (train it) when the round, projected from the
+    measured run times of the same run groups, still ends the demo within ``budget_min``; else why not."""
+    from capgate.analysis.next_seeds import GROUP_COLUMNS
+
+    def check(advice: Any, table: Any) -> str | None:
+        runs = table.drop_duplicates("run_id")
+        per_group = runs.groupby(list(GROUP_COLUMNS))["wall_seconds"].mean()
+        busy = sum(a["seeds"] * float(per_group.get(tuple(a[c] for c in GROUP_COLUMNS), per_group.mean()))
+                   for a in advice.add)
+        elapsed = time.monotonic() - t0
+        end = elapsed + busy / slots + _ROUND_OVERHEAD_S + (_REPORT_S if report else 0.0)
+        if end <= budget_min * 60:
+            log.info("[demo] adaptive round of %d runs: projected to end the demo at %.1f min, within its budget "
+                     "of %.0f min", advice.n_runs, end / 60, budget_min)
+            return None
+        return (f"time budget: the round's {advice.n_runs} runs would end the demo at about {end / 60:.1f} min, "
+                f"over its budget of {budget_min:g} min (capgate demo --budget-min)")
+
+    return check
