@@ -137,7 +137,7 @@ def test_demo_dry_run_lists_both_studies_and_starts_nothing(tmp_path: Path) -> N
     assert "study demo_classification (classification): 36 runs" in res.output
     assert sum(1 for ln in res.output.splitlines() if " init=" in ln) == 54 + 36
     adaptive = [ln for ln in res.output.splitlines() if ln.startswith("adaptive seeds (until resolved)")]
-    assert len(adaptive) == 1 and "max_runs 6 per round" in adaptive[0] and "--budget-min 15" in adaptive[0]
+    assert len(adaptive) == 1 and "max_runs 4 per round" in adaptive[0] and "--budget-min 15" in adaptive[0]
     assert not any(tmp_path.iterdir())
 
 

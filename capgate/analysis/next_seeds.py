@@ -21,7 +21,9 @@ grown to the largest target of its open contrasts.
 
 ``expected_decided`` of a group: the sum over the open contrasts it serves of the chance that the
 contrast is decided at its target, taking the current estimate and stabilised SD as the truth, at
-the strictest adjusted level alpha / (contrasts in the family) — a planning figure, not a promise.
+the strictest adjusted level alpha / (contrasts in the family) (under a sequential design, that
+level's nominal boundary at the target look) and the cell's own prior df — a planning figure, not
+a promise.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ import pandas as pd
 from capgate.analysis.cells import cell_table, metric_frame
 from capgate.analysis.gains import compute_gains, power_helps, power_within
 from capgate.analysis.load import validate
-from capgate.analysis.plan import resolve_plan
+from capgate.analysis.plan import resolve_plan, sequential_looks
+from capgate.analysis.sequential import nominal_levels
 from capgate.errors import ResultsError
 
 __all__ = ["SeedAdvice", "next_seeds", "replay_adaptive", "GROUP_COLUMNS", "DEFAULT_MAX_SEEDS"]
@@ -107,13 +110,24 @@ def _fmt(x: float) -> str:
     return "?" if not np.isfinite(x) else f"{x:+.4f}"
 
 
-def _p_decided(r: Any, target: int, alpha_adj: float) -> float:
-    """Chance the contrast is decided at ``target`` seeds per arm, the current estimate as the truth."""
+def _p_decided(r: Any, n: int, target: int, alpha_adj: float, seq: dict[str, Any] | None) -> float:
+    """Chance the contrast is decided at ``target`` seeds per arm, the current estimate as the truth: at
+    the cell's own prior df (its moderated df less the residual df of its ``n`` seeds; 0 for a cell whose
+    variance the robust prior set apart), and under a sequential design at the nominal level of the
+    target look."""
     if not (np.isfinite(r.sd_mod) and r.sd_mod > 0 and np.isfinite(r.margin) and r.margin > 0):
         return 0.0
     paired = r.pairing == "paired"
     g = abs(r.gain) if np.isfinite(r.gain) else 0.0
-    kw = {"alpha": alpha_adj, "d0": 0.0, "paired": paired}
+    residual = n - 1 if paired else 2 * (n - 1)
+    d0 = max(0.0, float(r.df) - residual) if np.isfinite(r.df) else 0.0
+    level = alpha_adj
+    if seq:
+        looks = sequential_looks(float(target), seq)
+        level = float(nominal_levels(looks, alpha_adj, seq["spending"])[-1]) if looks else alpha_adj
+        if level <= 0:
+            return 0.0
+    kw = {"alpha": level, "d0": d0, "paired": paired}
     p_help = power_helps(g, r.sd_mod, r.margin, target, **kw) if g > 0 else 0.0
     return float(min(1.0, p_help + power_within(g, r.sd_mod, r.margin, target, **kw)))
 
@@ -172,7 +186,7 @@ def next_seeds(table: pd.DataFrame, plan: dict[str, Any] | None = None, *, max_s
         target = int(min(target, cap))
         site = (r.study, r.task, r.family, r.backbone, r.train_set)
         wanted.append({"keys": (site + (r.init,), site + (baseline,)), "k": target - n, "target": target,
-                       "p": _p_decided(r, target, alpha / float(m_family.loc[i])), "name": name,
+                       "p": _p_decided(r, n, target, alpha / float(m_family.loc[i]), seq), "name": name,
                        "interval": interval})
     chosen, deferred = _within_budget(wanted, max_runs)
     need: dict[tuple, dict[str, Any]] = {}
@@ -210,29 +224,36 @@ def next_seeds(table: pd.DataFrame, plan: dict[str, Any] | None = None, *, max_s
 
 def _within_budget(wanted: list[dict[str, Any]], max_runs: int | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The open contrasts to grow this round: all of them, or with a budget of ``max_runs`` new runs a
-    greedy choice by expected decided verdicts per new run (a contrast's cost is the runs its two groups
-    still need once the contrasts already chosen are paid for; ties go to the name). The rest is deferred."""
+    greedy choice of *units* (an init's group and the baseline's group at one site, with every open
+    contrast they serve) by expected decided verdicts per new run; a unit's cost is the runs its two
+    groups still need once the units already chosen are paid for (ties go to the name). The contrasts
+    of the units left out are deferred."""
     if max_runs is None:
         return wanted, []
+    units: dict[tuple, dict[str, Any]] = {}
+    for w in wanted:
+        u = units.setdefault(w["keys"], {"keys": w["keys"], "k": 0, "p": 0.0, "members": []})
+        u["k"], u["p"] = max(u["k"], w["k"]), u["p"] + w["p"]
+        u["members"].append(w)
     grown: dict[tuple, int] = {}
-    left = sorted(wanted, key=lambda w: w["name"])
+    left = sorted(units.values(), key=lambda u: u["keys"])
     chosen: list[dict[str, Any]] = []
     spent = 0
 
-    def cost(w: dict[str, Any]) -> int:
-        return sum(max(0, w["k"] - grown.get(key, 0)) for key in w["keys"])
+    def cost(u: dict[str, Any]) -> int:
+        return sum(max(0, u["k"] - grown.get(key, 0)) for key in u["keys"])
 
     while left:
-        fits = [w for w in left if spent + cost(w) <= max_runs]
+        fits = [u for u in left if spent + cost(u) <= max_runs]
         if not fits:
             break
-        best = max(fits, key=lambda w: w["p"] / cost(w) if cost(w) else float("inf"))
+        best = max(fits, key=lambda u: u["p"] / cost(u) if cost(u) else float("inf"))
         spent += cost(best)
         for key in best["keys"]:
             grown[key] = max(grown.get(key, 0), best["k"])
-        chosen.append(best)
+        chosen += best["members"]
         left.remove(best)
-    return chosen, left
+    return chosen, [w for u in left for w in u["members"]]
 
 
 def replay_adaptive(full: pd.DataFrame, plan: dict[str, Any] | None, *, first: int, max_rounds: int = 10,
