@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from capgate._world import GENERATOR_VERSION, IDS_WITHOUT_GENERATOR
 from capgate.data.registry import CLASSIFICATION_FORMATS, DETECTION_FORMATS
 from capgate._spec_checks import _choice, _keys, _num, _str
 from capgate.errors import CapgateError, SpecError
@@ -407,6 +408,8 @@ def _build_study(d: dict[str, Any], base_dir: Path) -> StudySpec:
         raise SpecError(f"spec key 'class_map' targets {list(class_map)} must equal 'classes' {classes}")
     world = _keys(d["world"], "world", (), ("seed", "config"))
     world = {"seed": _num(world.get("seed", 0), "world.seed", int, 0), "config": dict(world.get("config") or {})}
+    if GENERATOR_VERSION != IDS_WITHOUT_GENERATOR:  # which world these runs read is part of their ids
+        world["generator"] = GENERATOR_VERSION
     ds = _Datasets(d["datasets"], task)
     stages = _stages(d["pretraining"] or {}, ds)
     rungs, rung_defs = _rungs(d["rungs"])

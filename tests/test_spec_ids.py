@@ -25,7 +25,11 @@ def _ids(path: str) -> tuple[list[str], list[str]]:
     return sorted(r.run_id for r in runs), sorted(s.stage_id for s in stages)
 
 
-def test_demo_ids_unchanged_since_0_1():
+def test_demo_ids_unchanged_since_0_1(monkeypatch):
+    import capgate.spec_load
+
+    # the ids of a world-v3 store: the generator version entered the ids after v3 (capgate/_world.py)
+    monkeypatch.setattr(capgate.spec_load, "GENERATOR_VERSION", 3)
     runs, stages = _ids("experiments/demo.yaml")
     assert len(runs) == 54 and runs[:3] == ["00001599e8f3ce77", "0093bcc00a3511d5", "00afc016869e8d0d"]
     assert stages[:2] == ["coco-B-3-f82e3ba87edb", "coco-B-5-f41fe32b4ab0"]
@@ -43,3 +47,16 @@ def test_a_non_default_new_field_changes_the_id():
     r0 = sorted(r.run_id for r in (base.runs if hasattr(base, "runs") else base[1]))
     r1 = sorted(r.run_id for r in (alt.runs if hasattr(alt, "runs") else alt[1]))
     assert set(r0).isdisjoint(r1)
+
+
+def test_the_world_generator_version_is_part_of_the_ids_after_v3(monkeypatch):
+    import capgate.spec_load
+    from capgate._world import GENERATOR_VERSION, IDS_WITHOUT_GENERATOR
+
+    assert GENERATOR_VERSION > IDS_WITHOUT_GENERATOR
+    now = _ids("experiments/demo.yaml")
+    assert load_study("experiments/demo.yaml").world["generator"] == GENERATOR_VERSION
+    monkeypatch.setattr(capgate.spec_load, "GENERATOR_VERSION", IDS_WITHOUT_GENERATOR)
+    assert "generator" not in load_study("experiments/demo.yaml").world
+    old = _ids("experiments/demo.yaml")
+    assert not set(now[0]) & set(old[0]) and not set(now[1]) & set(old[1])  # every run and stage id differs

@@ -33,16 +33,13 @@ from typing import Any
 
 from capgate.data import synth_datasets
 from capgate._locks import file_lock
+from capgate._world import GENERATOR_VERSION  # bumped when the output changes; history there
 from capgate.errors import DataError
 
 __all__ = ["WorldConfig", "WorldManifest", "generate_world", "ensure_world", "GENERATOR_VERSION", "WORLD_DATASETS"]
 
 log = logging.getLogger(__name__)
 
-#: Bump when the generator's output changes, so stale worlds are regenerated.
-GENERATOR_VERSION = 3  # 2: LLVIP XMLs in the authors' box convention, DomainNet file numbers = label + 1
-# 3: eight LLVIP cameras and a wider range of pedestrian sizes; FLIR persons nearer and more frequent;
-# DomainNet-like paintings with a lighter brush texture
 WORLD_DATASETS = ("llvip", "flir", "imagenet", "coco", "domainnet")
 MANIFEST = "manifest.json"
 
