@@ -1,4 +1,5 @@
-"""What runs inside a Ray worker: one Tune trial (a run) and one pretraining-stage task.
+"""What runs inside a Ray worker: one Tune trial (a run), one pretraining-stage task, and the
+task that generates the synthetic world (so the driver never builds it).
 
 Both are thin: turn the config back into a frozen spec, call the plain training function,
 store the result, report. A trial whose run is already stored with a final status (a retry
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -28,7 +31,8 @@ from capgate.grid.store import Store
 from capgate.schema import FINAL_STATUSES, PRIMARY_METRIC
 from capgate.spec import PretrainSpec, RunSpec
 
-__all__ = ["run_trial", "train_stage", "summary_metrics", "trial_device", "log_tail", "LOG_NAME", "LOG_LINES"]
+__all__ = ["run_trial", "train_stage", "build_world", "summary_metrics", "trial_device", "log_tail", "LOG_NAME",
+           "LOG_LINES"]
 
 log = logging.getLogger(__name__)
 
@@ -157,3 +161,16 @@ def train_stage(stage: dict[str, Any], storage: str, study: str, stages: dict[st
     res = ensure_stage(PretrainSpec.from_dict(stage), local, study, all_stages, device=trial_device(),
                        remote=remote, roots=roots)
     return {"stage_id": res.stage_id, "trained": res.trained, "seconds": res.seconds}
+
+
+def build_world(storage: str, world: dict[str, Any]) -> dict[str, Any]:
+    """A Ray task: generate the synthetic world a spec's ``world`` entry describes under a local
+    (or NFS) storage folder, under its file lock (a no-op when it is complete). Returns where it
+    is, how long it took, and the process and host that built it."""
+    from capgate.train.pretrain import ensure_world_once
+
+    t0 = time.perf_counter()
+    local = location(storage).local
+    assert local is not None, "on object storage each node generates its own copy inside its trials"
+    root = ensure_world_once(local, world)
+    return {"root": str(root), "seconds": time.perf_counter() - t0, "pid": os.getpid(), "host": socket.gethostname()}
