@@ -31,8 +31,8 @@ from capgate.grid.store import Store
 from capgate.schema import FINAL_STATUSES, PRIMARY_METRIC
 from capgate.spec import PretrainSpec, RunSpec
 
-__all__ = ["run_trial", "train_stage", "build_world", "summary_metrics", "trial_device", "log_tail", "LOG_NAME",
-           "LOG_LINES"]
+__all__ = ["run_trial", "SharedRuns", "train_stage", "build_world", "summary_metrics", "trial_device", "log_tail",
+           "LOG_NAME", "LOG_LINES"]
 
 log = logging.getLogger(__name__)
 
@@ -111,17 +111,42 @@ def summary_metrics(spec: RunSpec, records: list[dict[str, Any]], busy: float, s
     return out
 
 
-def run_trial(config: dict[str, Any], stages: dict[str, dict[str, Any]] | None = None) -> None:
-    """The Tune function trainable: ``config = {"run": RunSpec JSON, "storage", "cpus", "roots"}``;
-    ``stages`` (stage id -> PretrainSpec dict) comes once through Ray's object store
-    (``tune.with_parameters``)."""
+class SharedRuns:
+    """The grid's run list (run id -> RunSpec JSON), put once into Ray's object store and fetched
+    once per worker process: a reused actor keeps it for all its trials. Tune keeps each trial's
+    config about eight times over (config, tag, last result, cached JSON states), so a trial's
+    config holds only its run id; a whole RunSpec there cost the driver about 13 KB per trial."""
+
+    _cache: tuple[str, dict[str, str]] | None = None  # (object id, runs) of the last grid seen here
+
+    def __init__(self, runs: dict[str, str]) -> None:
+        import ray
+
+        self.ref = [ray.put(runs)]  # in a list: Ray refuses to put an ObjectRef itself (with_parameters does)
+
+    def spec(self, run_id: str) -> RunSpec:
+        """The RunSpec of ``run_id`` (inside a worker)."""
+        import ray
+
+        key = self.ref[0].hex()
+        if SharedRuns._cache is None or SharedRuns._cache[0] != key:
+            SharedRuns._cache = (key, ray.get(self.ref[0]))
+        return RunSpec.from_json(SharedRuns._cache[1][run_id])
+
+
+def run_trial(config: dict[str, Any], stages: dict[str, dict[str, Any]] | None = None,
+              runs: SharedRuns | None = None) -> None:
+    """The Tune function trainable: ``config = {"run": run id, "storage", "cpus", "roots"}``;
+    ``runs`` (:class:`SharedRuns`) and ``stages`` (stage id -> PretrainSpec dict) come once
+    through Ray's object store (``tune.with_parameters``). Without ``runs``, ``config["run"]`` is
+    the RunSpec JSON itself."""
     from ray import tune
 
     from capgate.train import train_one_run  # before the clock: a fresh worker's imports are overhead
     from capgate.train.run import run_dir, state_target
 
     t0 = time.perf_counter()
-    spec = RunSpec.from_json(config["run"])
+    spec = runs.spec(config["run"]) if runs is not None else RunSpec.from_json(config["run"])
     where = location(config["storage"])
     store = Store(where, spec.study)
     doc = store.read(spec.run_id)
