@@ -29,8 +29,8 @@ What still grows with the grid is the driver's own per-run data: the expanded Ru
 store reads and the results table (two records of 32 columns per run), and allocator
 fragmentation of those.
 
-Wall time is Tune's per-trial overhead (about 30 trials/s here on 2 cores with 2 slots; a
-stubbed trial does nothing), so 20,160 trials take about 10 minutes.
+Wall time is Tune's per-trial overhead (50 to 60 trials/s here on 2 cores with 2 slots; a stubbed
+trial does nothing), so 20,160 trials finish in about 6 to 7 minutes.
 
     .venv/bin/python benchmarks/driver_memory.py [--sizes 420 5040 20160] [--slots 2]
 """
