@@ -8,13 +8,15 @@
 * :func:`check_fits`: refuse a grid whose per-trial or per-stage resources fit on no node, naming
   the resource, the largest node and the ``--set`` that fixes it (its trials would wait forever).
 * :func:`check_nodes`: a tiny task pinned to each alive node writes, reads and removes one probe
-  file in the storage; a node that cannot is named in the error.
+  file in the storage; a node that cannot is named in the error (a node that left the cluster
+  meanwhile, e.g. one just removed that Ray still listed as alive, is skipped with a warning).
 
 Everything here runs in the driver and imports neither torch nor timm.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from pathlib import Path
@@ -26,6 +28,8 @@ from capgate.data.roots import SYNTHETIC, resolve_root
 from capgate.errors import GridError, SpecError
 
 __all__ = ["resolved_roots", "runtime_env", "check_fits", "check_nodes", "STORAGE_ENV"]
+
+log = logging.getLogger("capgate.grid")
 
 #: Environment variables the driver forwards to every worker (object storage endpoint and credentials).
 STORAGE_ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
@@ -107,10 +111,17 @@ def check_nodes(storage: Location, timeout: float = 120.0) -> int:
         refs[n["NodeID"]] = (n, probe.options(num_cpus=0, scheduling_strategy=strategy, max_retries=0)
                              .remote(storage.portable(), n["NodeID"][:12]))
     bad = []
+    left = 0
     for node_id, (n, ref) in refs.items():
         where = f"node {n.get('NodeManagerAddress', '?')} (id {node_id[:12]})"
         try:
             out = ray.get(ref, timeout=timeout)
+        except ray.exceptions.TaskUnschedulableError:
+            # A node that died shortly before (Ray still listed it as alive) is not a node that
+            # cannot reach the storage: its trials will run elsewhere.
+            log.warning("[grid] %s left the Ray cluster during the storage check; skipped", where)
+            left += 1
+            continue
         except Exception as exc:
             bad.append(f"{where}: the probe task did not finish ({type(exc).__name__}: {str(exc)[:200]})")
             continue
@@ -122,4 +133,4 @@ def check_nodes(storage: Location, timeout: float = 120.0) -> int:
                         + "\ngive --storage a folder every node mounts at the same path (NFS) or an object-store "
                           "URI (s3://bucket/prefix with AWS_ENDPOINT_URL / AWS_ACCESS_KEY_ID / "
                           "AWS_SECRET_ACCESS_KEY set in the driver's environment)")
-    return len(nodes)
+    return len(nodes) - left

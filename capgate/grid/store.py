@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
 import time
 import io
 from pathlib import Path
@@ -31,6 +32,8 @@ from capgate.schema import CURRENT_RUNS, FINAL_STATUSES, OPTIONAL_COLUMNS, REQUI
 __all__ = ["Store", "FINAL_STATUSES"]
 
 log = logging.getLogger(__name__)
+
+_BATCH = 2000  # records turned into one frame at a time by Store.table
 
 
 def _json_default(o: Any) -> Any:
@@ -112,12 +115,16 @@ class Store:
     def table(self, run_ids: list[str] | None = None, task: str | None = None) -> pd.DataFrame:
         """All stored records (of ``run_ids`` when given) as one frame, columns in contract order."""
         ids = self.stored_ids() if run_ids is None else run_ids
-        rows = []
-        for rid in ids:
+        frames, rows = [], []
+        for i, rid in enumerate(ids):
             doc = self.read(rid)
-            if doc is not None:
-                rows.extend(doc["records"])
-        df = pd.DataFrame(rows)
+            if doc is not None:  # repeated strings (study, backbone, versions, ...) are kept once
+                rows.extend({k: sys.intern(v) if isinstance(v, str) else v for k, v in r.items()}
+                            for r in doc["records"])
+            if len(rows) >= _BATCH or i == len(ids) - 1:  # record dicts are transient, a batch at a time
+                frames.append(pd.DataFrame(rows))
+                rows = []
+        df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0] if frames else pd.DataFrame()
         metrics = list(TASK_METRICS.get(task, ())) if task else []
         for col in list(REQUIRED_COLUMNS) + metrics:
             if col not in df.columns:
@@ -144,8 +151,8 @@ class Store:
                 "%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())}
             (self.root / CURRENT_RUNS).write_bytes((json.dumps(current, indent=1) + "\n").encode())
         parquet = self.root / "results.parquet"
-        buf = io.BytesIO()
-        df.to_parquet(buf, index=False)
-        parquet.write_bytes(buf.getvalue())
-        (self.root / "results.csv").write_bytes(df.to_csv(index=False).encode())
+        for target, write in ((parquet, df.to_parquet), (self.root / "results.csv", df.to_csv)):
+            buf = io.BytesIO()  # one copy of the file's bytes (CSV: written a chunk of rows at a time)
+            write(buf, index=False)
+            target.write_bytes(buf.getbuffer())
         return df, parquet.local if parquet.local is not None else parquet

@@ -1,4 +1,5 @@
-"""What runs inside a Ray worker: one Tune trial (a run) and one pretraining-stage task.
+"""What runs inside a Ray worker: one Tune trial (a run), one pretraining-stage task, and the
+task that generates the synthetic world (so the driver never builds it).
 
 Both are thin: turn the config back into a frozen spec, call the plain training function,
 store the result, report. A trial whose run is already stored with a final status (a retry
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -28,7 +31,8 @@ from capgate.grid.store import Store
 from capgate.schema import FINAL_STATUSES, PRIMARY_METRIC
 from capgate.spec import PretrainSpec, RunSpec
 
-__all__ = ["run_trial", "train_stage", "summary_metrics", "trial_device", "log_tail", "LOG_NAME", "LOG_LINES"]
+__all__ = ["run_trial", "SharedRuns", "train_stage", "build_world", "summary_metrics", "trial_device", "log_tail",
+           "LOG_NAME", "LOG_LINES"]
 
 log = logging.getLogger(__name__)
 
@@ -107,17 +111,42 @@ def summary_metrics(spec: RunSpec, records: list[dict[str, Any]], busy: float, s
     return out
 
 
-def run_trial(config: dict[str, Any], stages: dict[str, dict[str, Any]] | None = None) -> None:
-    """The Tune function trainable: ``config = {"run": RunSpec JSON, "storage", "cpus", "roots"}``;
-    ``stages`` (stage id -> PretrainSpec dict) comes once through Ray's object store
-    (``tune.with_parameters``)."""
+class SharedRuns:
+    """The grid's run list (run id -> RunSpec JSON), put once into Ray's object store and fetched
+    once per worker process: a reused actor keeps it for all its trials. Tune keeps each trial's
+    config about eight times over (config, tag, last result, cached JSON states), so a trial's
+    config holds only its run id; a whole RunSpec there cost the driver about 13 KB per trial."""
+
+    _cache: tuple[str, dict[str, str]] | None = None  # (object id, runs) of the last grid seen here
+
+    def __init__(self, runs: dict[str, str]) -> None:
+        import ray
+
+        self.ref = [ray.put(runs)]  # in a list: Ray refuses to put an ObjectRef itself (with_parameters does)
+
+    def spec(self, run_id: str) -> RunSpec:
+        """The RunSpec of ``run_id`` (inside a worker)."""
+        import ray
+
+        key = self.ref[0].hex()
+        if SharedRuns._cache is None or SharedRuns._cache[0] != key:
+            SharedRuns._cache = (key, ray.get(self.ref[0]))
+        return RunSpec.from_json(SharedRuns._cache[1][run_id])
+
+
+def run_trial(config: dict[str, Any], stages: dict[str, dict[str, Any]] | None = None,
+              runs: SharedRuns | None = None) -> None:
+    """The Tune function trainable: ``config = {"run": run id, "storage", "cpus", "roots"}``;
+    ``runs`` (:class:`SharedRuns`) and ``stages`` (stage id -> PretrainSpec dict) come once
+    through Ray's object store (``tune.with_parameters``). Without ``runs``, ``config["run"]`` is
+    the RunSpec JSON itself."""
     from ray import tune
 
     from capgate.train import train_one_run  # before the clock: a fresh worker's imports are overhead
     from capgate.train.run import run_dir, state_target
 
     t0 = time.perf_counter()
-    spec = RunSpec.from_json(config["run"])
+    spec = runs.spec(config["run"]) if runs is not None else RunSpec.from_json(config["run"])
     where = location(config["storage"])
     store = Store(where, spec.study)
     doc = store.read(spec.run_id)
@@ -157,3 +186,16 @@ def train_stage(stage: dict[str, Any], storage: str, study: str, stages: dict[st
     res = ensure_stage(PretrainSpec.from_dict(stage), local, study, all_stages, device=trial_device(),
                        remote=remote, roots=roots)
     return {"stage_id": res.stage_id, "trained": res.trained, "seconds": res.seconds}
+
+
+def build_world(storage: str, world: dict[str, Any]) -> dict[str, Any]:
+    """A Ray task: generate the synthetic world a spec's ``world`` entry describes under a local
+    (or NFS) storage folder, under its file lock (a no-op when it is complete). Returns where it
+    is, how long it took, and the process and host that built it."""
+    from capgate.train.pretrain import ensure_world_once
+
+    t0 = time.perf_counter()
+    local = location(storage).local
+    assert local is not None, "on object storage each node generates its own copy inside its trials"
+    root = ensure_world_once(local, world)
+    return {"root": str(root), "seconds": time.perf_counter() - t0, "pid": os.getpid(), "host": socket.gethostname()}
