@@ -25,8 +25,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from capgate.analysis.cells import cell_table, metric_frame
-from capgate.analysis.gains import compute_gains
+from capgate.analysis.gains import gains_of_table
 from capgate.analysis.next_seeds import replay_adaptive
 from capgate.analysis.plan import resolve_plan
 from capgate.analysis.simulate import Truth, simulate_results, true_gains
@@ -47,7 +46,7 @@ def truth(seeds: int, sd: float, gains: dict) -> Truth:
 
 
 def gains_of(table: pd.DataFrame, plan: dict) -> pd.DataFrame:
-    return compute_gains(metric_frame(table, plan), cell_table(table, plan), plan)[0]
+    return gains_of_table(table, plan)[0]  # a sequential plan: each contrast stops at its first decisive look
 
 
 def wrong(g: pd.DataFrame, tg: pd.DataFrame) -> int:

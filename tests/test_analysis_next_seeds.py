@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from capgate.analysis.cells import cell_table, metric_frame
-from capgate.analysis.gains import compute_gains
+from capgate.analysis.gains import gains_of_table
+from capgate.analysis.load import validate
 from capgate.analysis.next_seeds import next_seeds, replay_adaptive
 from capgate.analysis.plan import default_schedule, resolve_plan, sequential_looks
 from capgate.analysis.simulate import Truth, simulate_results
@@ -33,7 +33,7 @@ def truth(**kw) -> Truth:
 
 def gains_of(table: pd.DataFrame, plan: dict) -> pd.DataFrame:
     plan = resolve_plan(plan)
-    return compute_gains(metric_frame(table, plan), cell_table(table, plan), plan)[0]
+    return gains_of_table(table, plan)[0]  # a sequential plan: each contrast stops at its first decisive look
 
 
 # --- plan keys --------------------------------------------------------------------------------------------
@@ -193,3 +193,29 @@ def test_null_studies_peeking_every_round_keep_false_claims_at_alpha() -> None:
         out, _ = replay_adaptive(full, plan, first=3)
         claims += bool(gains_of(out, plan)["verdict"].isin(["helps", "hurts"]).any())
     assert claims <= 4  # P(X >= 5 | n=30, p=0.05) = 0.016
+
+
+def test_a_contrast_stops_at_its_first_decisive_look() -> None:
+    """A contrast decided at the 3-seed look keeps that look's verdict, interval and n when later seeds
+    of its groups (grown for a sibling) would leave it open; without a sequential design nothing changes."""
+    plan = resolve_plan({"sequential": {"max_seeds": 5, "schedule": [3, 5], "spending": "pocock"}})
+    t = simulate_results(truth(seeds=5, run_sd=0.004, noise_sd=0.002, seed_sd=0.004), seed=1)
+    metric = "map" if "map" in t.columns else "top1"
+    at3 = gains_of(t[t["seed"] < 3].reset_index(drop=True), plan)
+    decided = at3[at3["verdict"] == "helps"].iloc[0]
+    bad = t.copy()  # seeds 3 and 4 of that contrast's arm fall far below: at 5 seeds it is open
+    rows = (bad["backbone"] == decided.backbone) & (bad["init"] == decided.init) & (bad["seed"] >= 3)
+    bad.loc[rows & (bad["seed"] == 3), metric] -= 0.2
+    bad.loc[rows & (bad["seed"] == 4), metric] += 0.1
+    from capgate.analysis.cells import cell_table, metric_frame
+    from capgate.analysis.gains import compute_gains
+
+    bad = validate(bad)
+    naive, _ = compute_gains(metric_frame(bad, plan), cell_table(bad, plan), plan)
+    assert naive.set_index("key").loc[decided.key, "verdict"] == "inconclusive"
+    kept = gains_of_table(bad, plan)[0].set_index("key").loc[decided.key]
+    assert kept["verdict"] == "helps" and kept["n_pairs"] == 3
+    assert (kept["ci_low"], kept["ci_high"]) == (decided.ci_low, decided.ci_high)
+    fixed = resolve_plan({})
+    same = gains_of_table(bad, fixed)[0]
+    assert same.equals(compute_gains(metric_frame(bad, fixed), cell_table(bad, fixed), fixed)[0])

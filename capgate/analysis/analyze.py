@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from capgate.analysis.cells import OUTLIER_RUN_SDS, cell_table, metric_frame, outlier_runs
-from capgate.analysis.gains import VERDICT_RULE, compute_gains
+from capgate.analysis.gains import VERDICT_RULE, gains_of_table
 from capgate.analysis.gate import capacity_gates
 from capgate.analysis.load import validate
 from capgate.analysis.mixed import DF_METHOD, OPTIMIZER, fit_mixed
@@ -48,7 +48,7 @@ def analyze_contrasts(table: pd.DataFrame, plan: None | dict[str, Any] = None, *
     table = table if table.attrs.get("capgate_validated") else validate(table)
     y = metric_frame(table, plan)
     cells = cell_table(table, plan, y)
-    gains, _ = compute_gains(y, cells, plan)
+    gains, _ = gains_of_table(table, plan, y, cells)
     return cells, gains, capacity_gates(y, gains, plan, _rng(rng))
 
 
@@ -72,7 +72,7 @@ def analyze(table: pd.DataFrame, plan: None | dict[str, Any] | str | Path = None
 
     y = metric_frame(table, plan)
     cells = cell_table(table, plan, y)
-    gains, noise = compute_gains(y, cells, plan)
+    gains, noise = gains_of_table(table, plan, y, cells)
 
     incomplete = cells[~cells["complete"]]
     if len(incomplete):

@@ -31,8 +31,10 @@ probability ``power`` (``seeds_needed`` is the larger; both are in gains.csv).
 Group-sequential design (plan key ``sequential``: looks after rounds of new seeds, at most ``max_seeds``
 per arm): the raw two-sided p and the two TOST one-sided p-values are replaced by Lan-DeMets repeated
 p-values at the contrast's current look *before* the Holm adjustment, and the interval by the repeated
-confidence interval (:func:`sequential_tests`); the verdict rule is unchanged. Without the key every
-number is the fixed-design one above.
+confidence interval (:func:`sequential_tests`); the verdict rule is unchanged. A contrast stops at its
+first decisive look (:func:`gains_of_table`): the verdict, interval and p-values of the earliest look
+at which it was decided stand, whatever later seeds of its groups (grown for a sibling contrast) or
+the noise prior refitted on more data say. Without the key every number is the fixed-design one above.
 """
 
 from __future__ import annotations
@@ -44,14 +46,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from capgate.analysis.cells import FAMILY, SITE_COLUMNS, pooled_noise
+from capgate.analysis.cells import FAMILY, RUN_GROUP, SITE_COLUMNS, cell_table, metric_frame, pooled_noise
 from capgate.analysis.noise import squeeze_var
 from capgate.analysis.plan import margin_rule, sequential_looks
 from capgate.analysis.result import GAINS_COLUMNS
 from capgate.analysis.sequential import boundaries, repeated_p_value, z_from_t
 
 __all__ = ["compute_gains", "adjust_pvalues", "adjust_by_family", "decide", "seeds_needed", "power_helps",
-           "power_within", "VERDICT_RULE", "sequential_tests"]
+           "power_within", "VERDICT_RULE", "sequential_tests",
+           "gains_of_table"]
 
 VERDICT_RULE = (
     "helps: the Holm-adjusted p (family: every contrast of the study and task) is below alpha and the "
@@ -353,3 +356,37 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: dict[str, Any]) ->
     noise["d0_paired"] = [d0_of.get(f"{r.study}|{r.task}") for r in noise.itertuples(index=False)]
     noise["n_contrasts"] = [int(np.isfinite(p[fam == f"{r.study}|{r.task}"]).sum()) for r in noise.itertuples(index=False)]
     return gains[["key", *GAINS_COLUMNS]], noise
+
+
+def gains_of_table(table: pd.DataFrame, plan: dict[str, Any], y: pd.DataFrame | None = None,
+                   cells: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`compute_gains` of a validated results table, with a sequential design's stopping rule.
+
+    Under the plan's ``sequential`` design each schedule point below the most seeds any run group has
+    is an earlier look: the table as it stood then (each group's first ``p`` seeds, in seed order, the
+    order the adaptive loop adds them) is analysed at that look, and a contrast decided there keeps
+    that look's row (first crossing, which the alpha spending pays for). ``y``/``cells``: the current
+    :func:`metric_frame`/:func:`cell_table` when the caller has them."""
+    y = metric_frame(table, plan) if y is None else y
+    cells = cell_table(table, plan, y) if cells is None else cells
+    gains, noise = compute_gains(y, cells, plan)
+    seq = plan.get("sequential")
+    if not seq or not len(table):
+        return gains, noise
+    rank = table.groupby(list(RUN_GROUP))["seed"].rank(method="dense")
+    n_max = int(rank.max())
+    stopped: dict[str, pd.Series] = {}
+    for look in (p for p in seq["schedule"] if p < n_max):
+        sub = table[rank <= look]
+        sub.attrs["capgate_validated"] = True
+        at, _ = compute_gains(metric_frame(sub, plan), cell_table(sub, plan), plan)
+        for row in at[at["verdict"] != "inconclusive"].itertuples(index=False):
+            stopped.setdefault(row.key, pd.Series(row._asdict()))
+    if not stopped:
+        return gains, noise
+    earlier = pd.DataFrame(list(stopped.values()))
+    keep = gains[~gains["key"].isin(stopped)]
+    out = pd.concat([keep, earlier[gains.columns]], ignore_index=True)
+    out = out.sort_values(["study", "task", "family", "params", "backbone", "train_set", "eval_set", "init"],
+                          kind="mergesort").reset_index(drop=True)
+    return out.astype(gains.dtypes.to_dict()), noise

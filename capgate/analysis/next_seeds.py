@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from capgate.analysis.cells import cell_table, metric_frame
-from capgate.analysis.gains import compute_gains, power_helps, power_within
+from capgate.analysis.cells import cell_table
+from capgate.analysis.gains import gains_of_table, power_helps, power_within
 from capgate.analysis.load import validate
 from capgate.analysis.plan import resolve_plan, sequential_looks
 from capgate.analysis.sequential import nominal_levels
@@ -155,7 +155,7 @@ def next_seeds(table: pd.DataFrame, plan: dict[str, Any] | None = None, *, max_s
     if cap < 2:
         raise ResultsError(f"max_seeds = {cap}: a contrast needs at least 2 seeds per arm; pass --max-seeds 2 or more")
     cells = cell_table(table, plan)
-    gains, _ = compute_gains(metric_frame(table, plan), cells, plan)
+    gains, _ = gains_of_table(table, plan, cells=cells)
     baseline, alpha = plan["baseline"], plan["alpha"]
     fam = gains["study"] + "|" + gains["task"]
     m_family = gains["p_value"].notna().groupby(fam).transform("sum").clip(lower=1)
