@@ -24,6 +24,16 @@ from test_grid_ray import tiny_spec
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _environment_restored():
+    """The tests point the driver at the S3 server through os.environ (the driver reads the AWS
+    variables there); later tests must not inherit that endpoint."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 def _kill_marked(marker: str) -> int:
     """SIGKILL every process whose environment carries ``marker`` (the killed driver's Ray
     processes and workers, which outlive it in sessions of their own); returns how many."""

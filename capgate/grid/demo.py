@@ -35,9 +35,18 @@ log = logging.getLogger("capgate.grid")
 DEMO_SPECS = ("demo.yaml", "demo_classification.yaml")
 #: The demo's time budget in minutes: an adaptive round that would end the demo later is skipped.
 DEFAULT_BUDGET_MIN = 15.0
-#: Seconds a round costs besides its runs (Ray start, the workers' imports), and the report's seconds.
+#: Seconds a round costs besides its runs (Ray start, the workers' imports) when no grid of this demo
+#: trained anything to measure it from, and the report's seconds (it renders after the round).
 _ROUND_OVERHEAD_S = 15.0
 _REPORT_S = 25.0
+
+
+def _round_overhead(grids: list[GridResult]) -> float:
+    """Seconds a grid invocation spent outside its stages and trials (Ray start, storage probe, world
+    check, collecting the table): the smallest measured by this demo's grids that trained runs (the
+    first one also generated the world), else :data:`_ROUND_OVERHEAD_S`."""
+    spent = [g.wall_seconds - g.stage_seconds - g.trials_wall_seconds for g in grids if g.n_trained]
+    return max(0.0, min(spent)) if spent else _ROUND_OVERHEAD_S
 
 
 def demo_spec(name: str) -> Path:
@@ -103,7 +112,8 @@ def run_demo(storage: str | Path | None = None, outdir: str | Path = "reports/de
         slots = max(out.grids[i].slots, 1)
         res_a = run_until_resolved(demo_spec(name), overrides, **adaptive_settings(settings), storage=storage,
                                    max_concurrent=max_concurrent, echo=log.info,
-                                   before_round=_time_budget(t0, budget_min, slots, report))
+                                   before_round=_time_budget(t0, budget_min, slots, report,
+                                                             _round_overhead(out.grids)))
         out.adaptive.append(res_a)  # its table is the study's results.parquet, as out.grids[i].table says
         failures += [f for f in (res_a.grid.failed if res_a.grid is not None else []) if f not in failures]
     if report:
@@ -131,7 +141,8 @@ def run_demo(storage: str | Path | None = None, outdir: str | Path = "reports/de
     return out
 
 
-def _time_budget(t0: float, budget_min: float, slots: int, report: bool) -> Callable[[Any, Any], str | None]:
+def _time_budget(t0: float, budget_min: float, slots: int, report: bool,
+                 overhead_s: float = _ROUND_OVERHEAD_S) -> Callable[[Any, Any], str | None]:
     """The demo's check before an adaptive round: None (train it) when the round, projected from the
     measured run times of the same run groups, still ends the demo within ``budget_min``; else why not."""
     from capgate.analysis.next_seeds import GROUP_COLUMNS
@@ -142,7 +153,7 @@ def _time_budget(t0: float, budget_min: float, slots: int, report: bool) -> Call
         busy = sum(a["seeds"] * float(per_group.get(tuple(a[c] for c in GROUP_COLUMNS), per_group.mean()))
                    for a in advice.add)
         elapsed = time.monotonic() - t0
-        end = elapsed + busy / slots + _ROUND_OVERHEAD_S + (_REPORT_S if report else 0.0)
+        end = elapsed + busy / slots + overhead_s + (_REPORT_S if report else 0.0)
         if end <= budget_min * 60:
             log.info("[demo] adaptive round of %d runs: projected to end the demo at %.1f min, within its budget "
                      "of %.0f min", advice.n_runs, end / 60, budget_min)
