@@ -8,7 +8,8 @@ margin; the within_noise rate under a true null; false gates per null study; and
 The simulated grid is realistic in the ways that break naive statistics: eval sets differing 5x in noise
 (quiet 0.5 pp, noisy 2.5 pp run-to-run SD), a seed component shared by all inits (matched-seed correlation
 0.6), a run component shared across a run's eval sets, failed runs (5 %) and missing runs (5 %, so seeds
-are unbalanced), and one quiet cell 10x noisier (5 pp) in the "one noisy cell" scenario.
+are unbalanced), one quiet cell 10x noisier (5 pp) in the "one noisy cell" scenario, and every scratch arm
+3x noisier than the pretrained one in the last null scenario (the demo's scratch arms are about 4x).
 
     python benchmarks/calibration.py --studies 400 --seeds 4
 """
@@ -70,7 +71,8 @@ def main() -> None:
     print(f"calibration: {n} studies per scenario, {k} seeds per arm, 5 rungs x 4 cells = 20 contrasts per study, "
           f"margin {PLAN['margin']}, alpha {PLAN['alpha']}, Holm per (study, task)")
     for name, tr in (("null, eval sets 5x apart", truth(k)),
-                     ("null, one cell 10x noisier", truth(k, cell_noise={f"{RUNGS[2][0]}|a/rgb": 10.0}))):
+                     ("null, one cell 10x noisier", truth(k, cell_noise={f"{RUNGS[2][0]}|a/rgb": 10.0})),
+                     ("null, scratch arms 3x noisier", truth(k, init_noise={"scratch": 3.0}))):
         g, gt = run(tr, n, 1000)
         g["cls"] = np.where(g["eval_set"] == "a/rgb", "quiet", "noisy")
         false = g["verdict"].isin(["helps", "hurts"]).groupby(g["sim"]).any().mean()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import special
 
-from capgate.analysis.noise import squeeze_var, trigamma_inverse
+from capgate.analysis.noise import MIN_STRATUM, noise_strata, squeeze_var, trigamma_inverse
 
 
 def test_trigamma_inverse_inverts():
@@ -51,3 +51,32 @@ def test_an_outlier_cell_keeps_its_own_variance():
 def test_cells_without_replication_take_the_prior():
     m = squeeze_var(np.array([1.0, 2.0, 1.5, np.nan]), np.array([2.0, 2.0, 2.0, 0.0]))
     assert m.s2_post[-1] == pytest.approx(m.s0_sq[-1]) and m.df_post[-1] == m.d0
+
+
+def test_strata_are_eval_set_and_init_where_each_has_enough_cells():
+    ev = np.array(["a"] * 4 + ["a"] * 2 + ["b"] * 3)
+    init = np.array(["scratch"] * 4 + ["imagenet"] * 2 + ["scratch"] * 3)
+    s2 = np.array([1.0, 1, 1, 1, 1, 1, 1, 1, np.nan])  # the last cell has no variance: b|scratch has 2
+    st = noise_strata(ev, init, s2, np.full(9, 2.0))
+    assert MIN_STRATUM == 3
+    assert st.tolist() == ["a|scratch"] * 4 + ["a"] * 2 + ["b"] * 3
+
+
+def test_a_prior_per_init_recovers_each_inits_noise():
+    # one eval set, 60 rungs x 2 inits on 2 df; every scratch cell 4x the SD of the pretrained one (the
+    # demo's in-domain detection). One prior for the eval set pulls the scratch cells' variance down and
+    # the pretrained cells' up (each towards a noise it does not have); a prior per (eval set, init) not.
+    rng = np.random.default_rng(0)
+    init = np.repeat(["scratch", "imagenet"], 60)
+    sigma2 = np.where(init == "scratch", 16.0, 1.0)
+    s2 = sigma2 * rng.chisquare(2, 120) / 2
+    df = np.full(120, 2.0)
+    ev = np.full(120, "llvip/rgb")
+    one = squeeze_var(s2, df, ev)
+    two = squeeze_var(s2, df, noise_strata(ev, init, s2, df))
+    err = lambda m: np.mean(np.log(m.s2_post / sigma2) ** 2)  # noqa: E731
+    assert err(two) < 0.8 * err(one)
+    quiet = init == "imagenet"
+    assert np.mean(two.s2_post[quiet]) == pytest.approx(1.0, rel=0.25)
+    assert np.mean(two.s2_post[~quiet]) == pytest.approx(16.0, rel=0.25)
+    assert np.mean(one.s2_post[~quiet]) < 0.8 * 16.0 and np.mean(one.s2_post[quiet]) > 1.25

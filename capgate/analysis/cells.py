@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from capgate.analysis.noise import squeeze_var
+from capgate.analysis.noise import noise_strata, squeeze_var
 
 __all__ = ["CELL_COLUMNS", "SITE_COLUMNS", "FAMILY", "RUN_GROUP", "metric_frame", "cell_table", "pooled_noise",
            "cell_key", "outlier_runs", "OUTLIER_RUN_SDS"]
@@ -59,14 +59,16 @@ def _expected_seeds(table: pd.DataFrame, plan: dict[str, Any]) -> pd.Series:
 
 
 def _moderate(out: pd.DataFrame) -> pd.DataFrame:
-    """Add sd_mod, df_mod, outlier: each cell's variance moderated within its (study, task)."""
+    """Add sd_mod, df_mod, outlier: each cell's variance moderated within its (study, task), the prior
+    located per (eval set, init) (:func:`capgate.analysis.noise.noise_strata`)."""
     out["sd_mod"] = np.nan
     out["df_mod"] = np.nan
     out["outlier"] = False
     for _, idx in out.groupby(list(FAMILY), sort=True).groups.items():
         sub = out.loc[idx]
         df = (sub["n_ok"] - 1).clip(lower=0).to_numpy(dtype=float)
-        mod = squeeze_var((sub["sd"] ** 2).to_numpy(dtype=float), df, sub["eval_set"].to_numpy())
+        s2 = (sub["sd"] ** 2).to_numpy(dtype=float)
+        mod = squeeze_var(s2, df, noise_strata(sub["eval_set"].to_numpy(), sub["init"].to_numpy(), s2, df))
         out.loc[idx, "sd_mod"] = np.sqrt(mod.s2_post)
         out.loc[idx, "df_mod"] = mod.df_post
         out.loc[idx, "outlier"] = mod.outlier

@@ -8,8 +8,9 @@ Per site (study, task, family, backbone, train_set, eval_set, shift) and init ``
   ``d_s = y_a,s - y_b,s``; a run without its partner drops only that pair (``n_dropped``).
   ``gain = mean(d)``, ``se = sqrt(s2_mod / n_pairs)`` with ``s2_mod`` the variance of the differences
   moderated across the paired contrasts of the (study, task) (:func:`capgate.analysis.noise.squeeze_var`,
-  prior located per eval set), on ``df = d0 + n_pairs - 1``; a contrast with an outlier arm (a cell far
-  noisier than its eval set) keeps its own variance on ``n_pairs - 1`` df;
+  prior located per eval set and init, :func:`capgate.analysis.noise.noise_strata`), on
+  ``df = d0 + n_pairs - 1``; a contrast with an outlier arm (a cell far noisier than the other cells of
+  its eval set and init) keeps its own variance on ``n_pairs - 1`` df;
 - **unpaired**: ``gain = mean_a - mean_b``, ``se = sqrt(sd_mod_a^2/n_a + sd_mod_b^2/n_b)`` with each arm's
   moderated variance, Welch-Satterthwaite df from the arms' moderated df;
 - the interval ``gain +- t(1 - alpha/2, df) se`` (marginal, per cell) and the two-sided p; the TOST
@@ -47,7 +48,7 @@ import pandas as pd
 from scipy import stats
 
 from capgate.analysis.cells import FAMILY, RUN_GROUP, SITE_COLUMNS, cell_table, metric_frame, pooled_noise
-from capgate.analysis.noise import squeeze_var
+from capgate.analysis.noise import noise_strata, squeeze_var
 from capgate.analysis.plan import margin_rule, sequential_looks
 from capgate.analysis.result import GAINS_COLUMNS
 from capgate.analysis.sequential import boundaries, repeated_p_value, z_from_t
@@ -269,7 +270,7 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: dict[str, Any]) ->
     paired = (n_p >= 2) if pairing == "auto" else (n_p >= 1) if pairing == "paired" else np.zeros(len(m), bool)
     fam = (m["study"] + "|" + m["task"]).to_numpy()
 
-    # moderated variance of the paired differences, per family, prior located per eval set
+    # moderated variance of the paired differences, per family, prior located per (eval set, init)
     d_s2 = np.full(len(m), np.nan)
     d_df = np.full(len(m), np.nan)
     d0_of: dict[str, float] = {}
@@ -278,8 +279,8 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: dict[str, Any]) ->
         sel = np.flatnonzero((fam == lab) & paired)
         if not len(sel):
             continue
-        mod = squeeze_var(m["d_var"].to_numpy(dtype=float)[sel], (n_p[sel] - 1).clip(min=0),
-                          m["eval_set"].to_numpy()[sel])
+        v, k = m["d_var"].to_numpy(dtype=float)[sel], (n_p[sel] - 1).clip(min=0)
+        mod = squeeze_var(v, k, noise_strata(m["eval_set"].to_numpy()[sel], m["init"].to_numpy()[sel], v, k))
         d_s2[sel], d_df[sel], d0_of[lab] = mod.s2_post, mod.df_post, mod.d0
         plan_d0[lab] = (mod.d0_fit if np.isfinite(mod.d0_fit) else 1e6, len(sel))
         # an arm far above its eval set's noise (an outlier cell) makes the prior location of its contrast

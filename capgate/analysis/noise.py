@@ -7,8 +7,9 @@ toward a prior fitted across the cells of one family (a study and task), limma's
 
 - ``z = log s2`` has mean ``log s0^2 + digamma(df/2) - log(df/2)`` and variance
   ``trigamma(df/2) + trigamma(d0/2)`` when ``sigma^2 ~ s0^2 d0 / chi2(d0)``;
-- the prior location ``s0^2`` is fitted per *stratum* (the eval set: eval sets differ several-fold in
-  noise, limma's "trend" with a factor covariate), the prior df ``d0`` once from the residual spread of
+- the prior location ``s0^2`` is fitted per *stratum* (:func:`noise_strata`: the eval set and the init,
+  since eval sets differ several-fold in noise and so do inits, a scratch arm often several times
+  noisier than a pretrained one; limma's "trend" with a factor covariate), the prior df ``d0`` once from the residual spread of
   ``z`` around the stratum means, by the method of moments (``trigamma(d0/2) = var(z) - mean trigamma(df/2)``);
   ``d0`` is capped at the stratum's total df (a prior never carries more information than the data);
 - posterior ``s2_post = (d0 s0^2 + df s2) / (d0 + df)`` on ``d0 + df`` degrees of freedom;
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
-__all__ = ["Moderated", "squeeze_var", "trigamma_inverse", "OUTLIER_P", "MIN_STRATUM"]
+__all__ = ["Moderated", "squeeze_var", "noise_strata", "trigamma_inverse", "OUTLIER_P", "MIN_STRATUM"]
 
 #: Upper-tail probability under the prior below which a cell's variance is treated as an outlier.
 OUTLIER_P = 0.05
@@ -52,6 +53,23 @@ class Moderated:
     d0: float
     outlier: np.ndarray
     d0_fit: float = 0.0
+
+
+def noise_strata(eval_set: np.ndarray, init: np.ndarray, s2: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """The prior stratum of each cell (or paired contrast): ``"<eval set>|<init>"`` where that pair has
+    at least :data:`MIN_STRATUM` finite variances, else the eval set alone.
+
+    Noise differs by init as it does by eval set (in the demo a scratch arm's seed-to-seed SD in-domain
+    is about 4x a pretrained arm's; cross-domain the pretrained arm is the noisier one). One prior per
+    eval set would call every cell of the noisier init an outlier, and shrink the quieter init's cells
+    towards a noise they do not have."""
+    ev = np.asarray(eval_set).astype(str)
+    pair = np.char.add(np.char.add(ev, "|"), np.asarray(init).astype(str))
+    s2, df = np.asarray(s2, dtype=float), np.asarray(df, dtype=float)
+    finite = (df > 0) & np.isfinite(s2) & (s2 > 0)
+    labels, inverse = np.unique(pair, return_inverse=True)
+    counts = np.bincount(inverse, weights=finite.astype(float), minlength=len(labels))
+    return np.where(counts[inverse] >= MIN_STRATUM, pair, ev)
 
 
 def trigamma_inverse(x: float) -> float:

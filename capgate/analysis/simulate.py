@@ -74,7 +74,8 @@ class Truth:
     in log10 params, ``width`` in decades, default 0.1); an init or shift absent from ``gains`` has
     gain 0. ``sets[train_set] = [(eval_set, shift), ...]``. Noise of a record: ``scale * (seed effect
     + run effect + residual)`` with SDs ``seed_sd``, ``run_sd``, ``noise_sd`` and ``scale`` =
-    ``eval_noise[eval_set]`` x ``cell_noise["<backbone>|<eval_set>"]`` (default 1); ``p_missing``: the
+    ``eval_noise[eval_set]`` x ``cell_noise["<backbone>|<eval_set>"]`` x ``init_noise[init]`` (default 1:
+    a scratch arm several times noisier than a pretrained one, as in the demo); ``p_missing``: the
     chance that a run is absent from the table (unbalanced seeds).
     """
 
@@ -94,6 +95,7 @@ class Truth:
     seed_sd: float = 0.0
     eval_noise: dict[str, float] = field(default_factory=dict)
     cell_noise: dict[str, float] = field(default_factory=dict)
+    init_noise: dict[str, float] = field(default_factory=dict)
     p_missing: float = 0.0
     p_failed: float = 0.0
     p_diverged: float = 0.0
@@ -202,7 +204,8 @@ def simulate_results(truth: Truth | dict[str, Any] | None = None, *, seed: int |
                             mu = (truth.base + truth.slope_per_decade * (math.log10(params) - 5.5)
                                   + truth.eval_offsets.get(ev, 0.0) + rung_effect
                                   + (true_gain(truth, init, shift, params) if init != truth.inits[0] else 0.0))
-                            scale = truth.eval_noise.get(ev, 1.0) * truth.cell_noise.get(f"{backbone}|{ev}", 1.0)
+                            scale = (truth.eval_noise.get(ev, 1.0) * truth.cell_noise.get(f"{backbone}|{ev}", 1.0)
+                                     * truth.init_noise.get(init, 1.0))
                             resid = rng.normal(0.0, truth.noise_sd) if truth.noise_sd > 0 else 0.0
                             y = mu + scale * (seed_effect[s] + run_effect + resid)
                             y = min(max(y, 0.0), 1.0)
