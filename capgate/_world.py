@@ -11,9 +11,11 @@ History: 2 put LLVIP XMLs in the authors' box convention and DomainNet file numb
 3: eight LLVIP cameras and a wider range of pedestrian sizes, FLIR persons nearer and more
 frequent, DomainNet-like paintings with a lighter brush texture; 4: FLIR-like persons and bicycles
 stand from 45 % of the way to the horizon down to the camera (0.29-0.65 of the frame height before the size jitter), so
-the cross-dataset eval set measures detection rather than objects a few pixels tall.
+the cross-dataset eval set measures detection rather than objects a few pixels tall; 5: DomainNet-like
+paintings are no longer posterised to 7 values per channel (the objects' shading vanished into the
+canvas). Only the DomainNet-like painting images differ from version 4.
 """
 
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 #: The last version whose ids do not include it.
 IDS_WITHOUT_GENERATOR = 3
