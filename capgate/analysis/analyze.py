@@ -216,7 +216,8 @@ def _methods(plan: dict[str, Any], noise: pd.DataFrame, models: list[dict[str, A
                        "study's verdicts never change because another study or task is in the same report"),
         "noise": ("each cell's run-to-run variance from its own runs (one value per trained model), stabilised by "
                   "empirical-Bayes shrinkage toward a prior fitted across the cells of its (study, task): the "
-                  "moderated variance of Smyth (2004, limma), prior location per eval set, prior df by the method "
+                  "moderated variance of Smyth (2004, limma), prior location per eval set and init (per eval set "
+                  "where an init has fewer than three cells there), prior df by the method "
                   "of moments (capped at the data's df), degrees of freedom d0 + n - 1; a cell far above its prior "
                   f"(upper-tail p < {OUTLIER_P}) keeps its own variance"),
         "pairing": (f"plan pairing '{plan['pairing']}': seeds shared by both arms are analysed as pairs (the same "
