@@ -59,3 +59,26 @@ def test_repeated_p_value_matches_the_design_and_keeps_its_level():
         hit |= repeated_p_value(z[:, k], t[:k + 1]) <= 0.05
     assert abs(hit.mean() - 0.05) < 0.003
     assert z_from_t(2.0, 1e6) == pytest.approx(2.0, abs=1e-4) and abs(z_from_t(2.0, 3)) < 2.0
+
+
+def test_under_a_sequential_design_each_run_group_is_complete_at_its_own_look():
+    from capgate.analysis import Truth, resolve_plan, simulate_results
+    from capgate.analysis.cells import cell_table
+
+    t = simulate_results(Truth(seeds=5, p_failed=0.0, p_missing=0.0), seed=1)
+    groups = t.groupby(["backbone", "init"]).ngroup()
+    grown = groups == 0                          # one run group grown to the second look (5 seeds)
+    cut = groups == 1                            # one stopped between looks: 4 seeds, a round cut short
+    lost = groups == 2                           # one that lost an initial run: 2 seeds
+    keep = ((t["seed"] < 3) | grown | (cut & (t["seed"] < 4))) & ~(lost & (t["seed"] == 0))
+    t = t[keep]
+    seq = resolve_plan({"sequential": {"max_seeds": 5, "schedule": [3, 5]}, "n_boot": 0})
+    cells = cell_table(t, seq)
+    g = cells.merge(t[["backbone", "init"]].assign(group=groups[keep]).drop_duplicates(), on=["backbone", "init"])
+    assert g.loc[g["group"] == 0, "n_expected"].eq(5).all() and g.loc[g["group"] == 0, "complete"].all()
+    assert g.loc[g["group"] == 1, "n_expected"].eq(5).all() and not g.loc[g["group"] == 1, "complete"].any()
+    assert g.loc[g["group"] == 2, "n_expected"].eq(3).all() and not g.loc[g["group"] == 2, "complete"].any()
+    assert g.loc[g["group"] > 2, "complete"].all()  # stopped at the first look: complete there
+    # a fixed design expects every seed the study has seen, so the groups left at 3 are incomplete
+    fixed = cell_table(t, resolve_plan({"n_boot": 0}))
+    assert (fixed["n_expected"] == 5).all() and (~fixed["complete"]).sum() > len(fixed) / 2

@@ -108,7 +108,8 @@ def analyze(table: pd.DataFrame, plan: None | dict[str, Any] | str | Path = None
     n_out = int(cells["outlier"].sum())
     if n_out:
         warnings.append(f"{n_out} of {len(cells)} cells have a run-to-run variance in the upper {OUTLIER_P:.0%} tail of "
-                        "their eval set's (expected for about that share by chance); they keep their own, unshrunk "
+                        "the other cells of their eval set and init (expected for about that share by chance); they "
+                        "keep their own, unshrunk "
                         "variance, e.g. " + ", ".join(cells.loc[cells["outlier"], "key"].head(3)))
     if not (table["status"] == "ok").any():
         warnings.append("no successful run in the results table: every cell is empty and every verdict inconclusive")

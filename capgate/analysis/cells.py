@@ -6,7 +6,9 @@ trained model). Each cell's run-to-run variance is stabilised across the cells o
 by the moderated variance of :mod:`capgate.analysis.noise` (``sd_mod``, ``df_mod``; ``se`` is
 ``sd_mod / sqrt(n_ok)``, the standard error ``capgate check`` builds its tolerance from). ``failed`` and ``diverged``
 runs are counted per cell, never dropped silently; a cell with fewer ok seeds than expected is
-flagged ``complete = False``.
+flagged ``complete = False``. Expected: the plan's ``seeds``, else every seed seen in the (study, task);
+under a plan's ``sequential`` design each run group's own look (a group grown to 5 seeds where verdicts
+were open does not make its siblings, stopped at 3, incomplete).
 """
 
 from __future__ import annotations
@@ -58,6 +60,16 @@ def _expected_seeds(table: pd.DataFrame, plan: dict[str, Any]) -> pd.Series:
     return table.groupby(["study", "task"])["seed"].nunique()
 
 
+def _expected_by_look(table: pd.DataFrame, seq: dict[str, Any]) -> pd.Series:
+    """Seeds expected per run group under a group-sequential design: the first look of the schedule at
+    or above the seeds seen in the group (any status; at least the first look, which every group starts
+    with), or those seeds past the last look. A group that stopped at a look is complete there; one seen
+    between two looks (a round cut short, or a run lost) expects the next look's seeds."""
+    seen = table.groupby(list(RUN_GROUP), sort=True)["seed"].nunique()
+    looks = sorted(int(k) for k in seq["schedule"])
+    return seen.map(lambda k: next((p for p in looks if p >= max(k, looks[0])), int(k))).rename("n_expected")
+
+
 def _moderate(out: pd.DataFrame) -> pd.DataFrame:
     """Add sd_mod, df_mod, outlier: each cell's variance moderated within its (study, task), the prior
     located per (eval set, init) (:func:`capgate.analysis.noise.noise_strata`)."""
@@ -97,12 +109,16 @@ def cell_table(table: pd.DataFrame, plan: dict[str, Any], y: pd.DataFrame | None
     meta = g[["params"]].median()
     meta["macs"] = g["macs"].median() if "macs" in table.columns else np.nan
     meta["seeds_seen"] = g["seed"].nunique()
-    expected = _expected_seeds(table, plan)
-    exp_cell = (
-        table[cols].drop_duplicates()
-        .join(expected.rename("n_expected"), on=["study", "task"])
-        .groupby(cols)["n_expected"].max()
-    )
+    seq = plan.get("sequential")
+    if seq and plan.get("seeds") is None:  # runs grown where verdicts were open: each group its own look
+        exp_cell = (table[cols].drop_duplicates().join(_expected_by_look(table, seq), on=list(RUN_GROUP))
+                    .groupby(cols)["n_expected"].max())
+    else:
+        exp_cell = (
+            table[cols].drop_duplicates()
+            .join(_expected_seeds(table, plan).rename("n_expected"), on=["study", "task"])
+            .groupby(cols)["n_expected"].max()
+        )
     out = meta.join(stats, how="left").join(status[["failed", "diverged"]], how="left")
     out["n_expected"] = exp_cell
     out = out.rename(columns={"failed": "n_failed", "diverged": "n_diverged"}).reset_index()
