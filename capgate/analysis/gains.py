@@ -283,7 +283,7 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: dict[str, Any]) ->
         mod = squeeze_var(v, k, noise_strata(m["eval_set"].to_numpy()[sel], m["init"].to_numpy()[sel], v, k))
         d_s2[sel], d_df[sel], d0_of[lab] = mod.s2_post, mod.df_post, mod.d0
         plan_d0[lab] = (mod.d0_fit if np.isfinite(mod.d0_fit) else 1e6, len(sel))
-        # an arm far above its eval set's noise (an outlier cell) makes the prior location of its contrast
+        # an arm far above its eval set and init's noise (an outlier cell) makes the prior location of its contrast
         # as uncertain as that arm: such a contrast keeps its own variance of differences and df
         own = sel[(m["outlier"].to_numpy(dtype=bool) | m["outlier_b"].fillna(False).to_numpy(dtype=bool))[sel]
                   & (n_p[sel] >= 2)]
