@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from capgate.analysis import Truth, resolve_plan, simulate_results
+from capgate.analysis.cells import cell_table
 from capgate.analysis.sequential import boundaries, nominal_levels, spent
 
 
@@ -62,9 +64,6 @@ def test_repeated_p_value_matches_the_design_and_keeps_its_level():
 
 
 def test_under_a_sequential_design_each_run_group_is_complete_at_its_own_look():
-    from capgate.analysis import Truth, resolve_plan, simulate_results
-    from capgate.analysis.cells import cell_table
-
     t = simulate_results(Truth(seeds=5, p_failed=0.0, p_missing=0.0), seed=1)
     groups = t.groupby(["backbone", "init"]).ngroup()
     grown = groups == 0                          # one run group grown to the second look (5 seeds)

@@ -9,8 +9,8 @@ toward a prior fitted across the cells of one family (a study and task), limma's
   ``trigamma(df/2) + trigamma(d0/2)`` when ``sigma^2 ~ s0^2 d0 / chi2(d0)``;
 - the prior location ``s0^2`` is fitted per *stratum* (:func:`noise_strata`: the eval set and the init,
   since eval sets differ several-fold in noise and so do inits, a scratch arm often several times
-  noisier than a pretrained one; limma's "trend" with a factor covariate), the prior df ``d0`` once from the residual spread of
-  ``z`` around the stratum means, by the method of moments (``trigamma(d0/2) = var(z) - mean trigamma(df/2)``);
+  noisier than a pretrained one; limma's "trend" with a factor covariate), the prior df ``d0`` once
+  from the residual spread of ``z`` around the stratum means, by the method of moments (``trigamma(d0/2) = var(z) - mean trigamma(df/2)``);
   ``d0`` is capped at the stratum's total df (a prior never carries more information than the data);
 - posterior ``s2_post = (d0 s0^2 + df s2) / (d0 + df)`` on ``d0 + df`` degrees of freedom;
 - an *outlier guard* (in the spirit of limma's ``robust=TRUE``): a cell whose ``s2 / s0^2`` lies in the
