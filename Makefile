@@ -24,12 +24,15 @@ test: setup
 # CI's regression check: train the demo study afresh into a temporary store and compare it with the
 # committed baseline (cells within noise, verdicts and gates unchanged, the plan's expectations hold).
 # --budget-min 60: the adaptive round always runs, as it did for the baseline, however slow the machine.
+# The temporary store is removed when the check passes and kept (its path printed) when it fails.
 demo-check: setup
 	d=$$(mktemp -d /tmp/capgate-check.XXXXXX) && \
-	$(VENV)/bin/capgate demo --storage $$d/store -o $$d/report --budget-min 60 && \
-	$(VENV)/bin/capgate check $$d/store/demo/results.parquet $$d/store/demo_classification/results.parquet \
-	  --baseline reports/baselines/demo.json --plan analysis/demo.yaml --expectations baseline \
-	  --junit $$d/check-junit.xml --only-problems
+	if $(VENV)/bin/capgate demo --storage $$d/store -o $$d/report --budget-min 60 && \
+	   $(VENV)/bin/capgate check $$d/store/demo/results.parquet $$d/store/demo_classification/results.parquet \
+	     --baseline reports/baselines/demo.json --plan analysis/demo.yaml --expectations baseline \
+	     --junit $$d/check-junit.xml --only-problems; \
+	then rm -rf $$d; \
+	else echo "demo-check failed: its store, report and check-junit.xml are kept in $$d" >&2; exit 1; fi
 
 bench: setup
 	$(PY) benchmarks/grid_efficiency.py

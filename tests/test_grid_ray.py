@@ -58,15 +58,27 @@ def records(storage: Path, study: str) -> dict[str, dict]:
 
 
 @pytest.mark.slow
-def test_local_grid_table_rerun_and_stages(tmp_path: Path) -> None:
-    from capgate.grid import plan_grid, run_grid
+def test_local_grid_table_rerun_and_stages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
 
+    from capgate.grid import driver, plan_grid, run_grid
+
+    ray_tmps: list[str] = []
+    real_mkdtemp = tempfile.mkdtemp
+
+    def mkdtemp(*args, **kwargs) -> str:  # records the temp dirs run_grid makes (Ray's, for one)
+        ray_tmps.append(real_mkdtemp(*args, **kwargs))
+        return ray_tmps[-1]
+
+    monkeypatch.setattr(driver.tempfile, "mkdtemp", mkdtemp)
     spec = tiny_spec(tmp_path)
     storage = tmp_path / "store"
     plan = plan_grid(spec)
     assert len(plan.runs) == 2 * 3 * 2 and len(plan.stages) == 4
     res = run_grid(spec, storage=storage, num_cpus=2)
     assert res.n_trained == 12 and res.counts == {"ok": 12}
+    # the local Ray's temp dir (its session logs) is removed once Ray shuts down
+    assert len(ray_tmps) == 1 and ray_tmps[0].startswith("/tmp/cg-") and not Path(ray_tmps[0]).exists()
     table = pd.read_parquet(res.table)
     assert list(table.columns[:len(REQUIRED_COLUMNS)]) == list(REQUIRED_COLUMNS)
     clean = validate(table)  # the analysis' own contract check

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -107,27 +108,35 @@ def resolve_storage(storage: str | Path | None) -> Location:
                         f"a file:// URI, or an object-store URI such as s3://bucket/prefix") from None
 
 
-def _ray_init(address: str | None, num_cpus: int | None) -> bool:
+def _ray_init(address: str | None, num_cpus: int | None) -> tuple[bool, str | None]:
+    """Start (or join) Ray quietly: ``(whether this call started it, the temp dir it gave Ray or None)``.
+
+    A local Ray writes its session logs (hundreds of MB over a demo) under that temp dir; the
+    caller removes it after ``ray.shutdown()``. capgate keeps its own trial logs in the store.
+    """
     from capgate.grid.cluster import runtime_env
 
-    """Start (or join) Ray quietly; returns True when this call started it."""
     for k, v in (("RAY_USAGE_STATS_ENABLED", "0"), ("RAY_AIR_NEW_OUTPUT", "0"), ("RAY_AUTH_MODE", "disabled"),
                  ("RAY_DEDUP_LOGS", "0")):
         os.environ.setdefault(k, v)
     import ray
 
     if ray.is_initialized():
-        return False
+        return False, None
     kw: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING, "include_dashboard": False}
     if runtime_env():  # object-storage endpoint and credentials reach every worker on every node
         kw["runtime_env"] = runtime_env()
     if address:
         ray.init(address=address, **kw)
-    else:
-        # AF_UNIX socket paths are limited to 107 bytes: keep Ray's temp dir short.
-        tmp = tempfile.mkdtemp(prefix="cg-", dir="/tmp")
+        return True, None
+    # AF_UNIX socket paths are limited to 107 bytes: keep Ray's temp dir short.
+    tmp = tempfile.mkdtemp(prefix="cg-", dir="/tmp")
+    try:
         ray.init(num_cpus=num_cpus, _temp_dir=tmp, **kw)
-    return True
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return True, tmp
 
 
 def _lost_records(spec: RunSpec, error: str, store: Store | None = None) -> list[dict[str, Any]]:
@@ -180,7 +189,7 @@ def run_grid(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (),
         from capgate.grid.cluster import check_nodes, resolved_roots
 
         roots = resolved_roots(plan)  # ${VAR}s expanded here, never in a worker's environment
-        started = _ray_init(address, num_cpus)
+        started, ray_tmp = _ray_init(address, num_cpus)
         try:
             _check_resources(plan, started)
             n_nodes = check_nodes(root)
@@ -199,6 +208,8 @@ def run_grid(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (),
                 import ray
 
                 ray.shutdown()
+            if ray_tmp:
+                shutil.rmtree(ray_tmp, ignore_errors=True)
     # Trials Ray lost after all retries get failed records, so they show in the table.
     for r in todo:
         if store.read(r.run_id) is None:
