@@ -21,7 +21,7 @@ from capgate.analysis import analyze, simulate_results
 from capgate.cli import cli
 from capgate.report.fig_gains import forest_labels, forest_svg, gains_vs_capacity_svg
 from capgate.report.fig_metric import cell_interval, metric_figures
-from capgate.report.headline import headline_sentences
+from capgate.report.headline import headline_sentences, map_legend, seeds_words, verdict_maps
 from capgate.report.render import render_html
 from test_report_data import FAST_PLAN, classification_truth, detection_truth, hand_summary, write_table
 
@@ -163,6 +163,23 @@ def test_headline_all_inconclusive_says_nothing_is_decided() -> None:
     assert "helps in" not in h["text"] and "upward" not in h["text"] and "no capacity gate" in h["text"]
 
 
+def test_seeds_needed_at_the_plan_cap_reads_as_that_many_or_more() -> None:
+    s = _summary_with(["inconclusive"] * 3, [_gate("no_gate_in_range")])
+    s["plan"] = {**s.get("plan", {}), "max_seeds": 12, "alpha": 0.05, "correction": "holm",
+                 "sequential": {"max_seeds": 5, "schedule": [3, 5], "spending": "pocock"}}
+    assert seeds_words(7, s["plan"]) == "~7 seeds" and seeds_words(12, s["plan"]) == "≥12 seeds"
+    assert seeds_words(None, s["plan"]) == ""
+    (h,) = headline_sentences(s)
+    assert "(12 or more seeds per arm would resolve the median one)" in h["text"]
+    cells = [c for m in verdict_maps(s) for t in m["tables"] for r in t["rows"] for c in r["cells"] if c]
+    assert cells and all(c["seeds"] == "≥12 seeds" for c in cells)
+    # more seeds than the sequential design's last look: the tooltip says this plan cannot decide it
+    assert all("more than this plan's sequential design allows (5 per arm)" in c["tip"] for c in cells)
+    legend = map_legend(s)
+    assert "95 % repeated (group-sequential) interval for that cell alone" in legend
+    assert "(≥12: the plan's cap, that many or more)" in legend and "not adjusted for the 3 contrasts" in legend
+
+
 def test_headline_counts_helps_and_names_the_gate() -> None:
     gates = [_gate("gate", rung_from="R-1", gate_params=250_000.0), _gate("no_gate_in_range", shift="in_domain")]
     (h,) = headline_sentences(_summary_with(["helps", "helps", "within_noise", "inconclusive"], gates))
@@ -188,7 +205,9 @@ def test_rendered_page_puts_the_metric_figure_first_and_prints_intervals_and_see
     cells = re.findall(r'<td class="v v-(\w+)" title="[^"]*">(.*?)</td>', page, flags=re.S)
     assert cells and all(re.search(r'<span class="g">\[[-+][\d.]+, [-+][\d.]+\] pp</span>', body) for _, body in cells)
     undecided = [body for v, body in cells if v == "inconclusive"]
-    assert undecided and all(re.search(r"~\d+ seeds", body) for body in undecided)
+    assert undecided and all(re.search(r"(~|≥)\d+ seeds", body) for body in undecided)
+    # and says under the colours what those numbers are (a per-cell interval, not Holm-adjusted)
+    assert "interval for that cell alone" in page and "not adjusted for the" in page
     heads = re.findall(r"<li>(.*?)</li>", page.split('<ul class="headline">')[1].split("</ul>")[0], flags=re.S)
     assert len(heads) == 2 and all("vs scratch" in html.unescape(h) for h in heads)
 

@@ -18,7 +18,7 @@ from capgate.report.fig_gains import forest_svg, gains_vs_capacity_svg
 from capgate.report.fig_gates import STATUS_WORDS, gates_svg
 from capgate.report.fig_metric import metric_figures
 from capgate.report.gates import cross_task_gates, gate_frame
-from capgate.report.headline import gate_matrix, headline_sentences, verdict_counts, verdict_maps
+from capgate.report.headline import gate_matrix, headline_sentences, map_legend, verdict_counts, verdict_maps
 from capgate.report.labels import pair_label, shift_order
 from capgate.report.methods import methods_facts, methods_paragraphs, model_cards, provenance_rows
 from capgate.report.units import fmt_metric, fmt_params, fmt_pp, metric_label
@@ -146,6 +146,7 @@ def build_context(analysis: Analysis, summary: dict[str, Any], *, inputs: list[d
         "gate_matrix": gate_matrix(summary),
         "counts": verdict_counts(summary.get("verdicts", [])),
         "maps": verdict_maps(summary),
+        "map_legend": map_legend(summary),
         # the first figure of each task: metric vs parameters, seeds and cell intervals (fig_metric)
         "metric_figures": metric_figures(analysis.cells, analysis.model_frames, (analysis.plan or {}).get("metric", {}),
                                          analysis.outlier_runs),

@@ -12,7 +12,7 @@ from capgate.report.labels import pair_label, rung_label, shift_order
 from capgate.report.palette import VERDICT_WORDS
 from capgate.report.units import fmt_interval_pp, fmt_params, fmt_pp, metric_label
 
-__all__ = ["verdict_counts", "verdict_maps", "headline_sentences", "gate_matrix"]
+__all__ = ["verdict_counts", "verdict_maps", "headline_sentences", "gate_matrix", "seeds_words", "map_legend"]
 
 _VERDICT_ORDER = ("helps", "within_noise", "hurts", "inconclusive")
 
@@ -27,6 +27,39 @@ def verdict_counts(verdicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row[v["verdict"]] = row.get(v["verdict"], 0) + 1
         row["total"] += 1
     return [out[k] for k in sorted(out)]
+
+
+def seeds_words(n: int | None, plan: dict[str, Any]) -> str:
+    """How a contrast's seeds-needed estimate reads: ``~7 seeds``, or ``≥100 seeds`` at the plan's
+    cap (the power analysis stops there: that many or more); '' when there is none."""
+    if not n:
+        return ""
+    cap = plan.get("max_seeds")
+    return f"≥{int(cap)} seeds" if cap and int(n) >= int(cap) else f"~{int(n)} seeds"
+
+
+def _beyond_design(n: int | None, plan: dict[str, Any]) -> str:
+    """The tooltip's warning when the seeds a contrast needs exceed the sequential design's last look."""
+    seq_max = (plan.get("sequential") or {}).get("max_seeds")
+    if n and seq_max and int(n) > int(seq_max):
+        return (f" — more than this plan's sequential design allows ({int(seq_max)} per arm): deciding it needs "
+                "a new, pre-registered plan")
+    return ""
+
+
+def map_legend(summary: dict[str, Any]) -> str:
+    """What a verdict-map cell's numbers are, in words (printed under the colour legend)."""
+    plan = summary.get("plan") or {}
+    level = 100 * (1 - float(plan.get("alpha", 0.05)))
+    n = len(summary.get("verdicts", []))
+    seq = "repeated (group-sequential) " if plan.get("sequential") else ""
+    cap = plan.get("max_seeds")
+    text = (f"Each cell: the verdict, the gain, its {level:g} % {seq}interval for that cell alone, and for an "
+            f"inconclusive cell about how many seeds per arm would decide it")
+    text += f" (≥{int(cap)}: the plan's cap, that many or more)." if cap else "."
+    text += (f" The interval is not adjusted for the {n} contrasts: verdicts use {plan.get('correction', 'holm')}"
+             "-adjusted p-values, so a cell's interval can exclude 0 while its verdict stays inconclusive.")
+    return text
 
 
 def _gate_clause(gates: list[dict[str, Any]]) -> str:
@@ -83,7 +116,10 @@ def headline_sentences(summary: dict[str, Any]) -> list[dict[str, Any]]:
                           and v["init"] == row["init"] and v.get("seeds_needed"))
             text = f"{head} — no contrast decided: all {n} inconclusive"
             if need:
-                text += f" (about {need[len(need) // 2]} seeds per arm would resolve the median one)"
+                median = need[len(need) // 2]
+                cap = (summary.get("plan") or {}).get("max_seeds")
+                many = f"{median} or more" if cap and median >= int(cap) else f"about {median}"
+                text += f" ({many} seeds per arm would resolve the median one)"
         else:
             said = [f"helps in {row['helps']}" if row["helps"] else "",
                     f"is within noise in {row['within_noise']}" if row["within_noise"] else "",
@@ -147,6 +183,7 @@ def verdict_maps(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """
     verdicts = summary.get("verdicts", [])
     metric = summary.get("metric", {})
+    plan = summary.get("plan") or {}
     maps = []
     for task, init in sorted({(v["task"], v["init"]) for v in verdicts}):
         rows_ti = [v for v in verdicts if v["task"] == task and v["init"] == init]
@@ -176,11 +213,12 @@ def verdict_maps(summary: dict[str, Any]) -> list[dict[str, Any]]:
                            f"{fmt_pp(v.get('gain'))} {fmt_interval_pp(v.get('ci_low'), v.get('ci_high'))}, "
                            f"margin ±{fmt_pp(v.get('margin'), sign=False)}, {v.get('pairing', '')} "
                            f"(n={v.get('n_pairs') or ''}); {word}")
-                    if v.get("seeds_needed"):
-                        tip += f"; about {v['seeds_needed']} seeds per arm would resolve it"
+                    need = v.get("seeds_needed")
+                    if need:
+                        tip += f"; {seeds_words(need, plan)} per arm would resolve it{_beyond_design(need, plan)}"
                     cells.append({"verdict": v["verdict"], "word": word, "gain": fmt_pp(v.get("gain")),
                                   "ci": fmt_interval_pp(v.get("ci_low"), v.get("ci_high")), "tip": tip,
-                                  "seeds_needed": v.get("seeds_needed")})
+                                  "seeds_needed": need, "seeds": seeds_words(need, plan)})
                 rung = rung_label(backbone)
                 body.append({"backbone": backbone, "rung": rung if rung != backbone else "", "params": fmt_params(params),
                              "cells": cells})
