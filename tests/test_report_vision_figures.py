@@ -178,6 +178,7 @@ def test_seeds_needed_at_the_plan_cap_reads_as_that_many_or_more() -> None:
     legend = map_legend(s)
     assert "95 % repeated (group-sequential) interval for that cell alone" in legend
     assert "(≥12: the plan's cap, that many or more)" in legend and "not adjusted for the 3 contrasts" in legend
+    assert "Holm-adjusted" in legend and "unadjusted" in map_legend({**s, "plan": {**s["plan"], "correction": "none"}})
 
 
 def test_headline_counts_helps_and_names_the_gate() -> None:

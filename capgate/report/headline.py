@@ -57,9 +57,12 @@ def map_legend(summary: dict[str, Any]) -> str:
     text = (f"Each cell: the verdict, the gain, its {level:g} % {seq}interval for that cell alone, and for an "
             f"inconclusive cell about how many seeds per arm would decide it")
     text += f" (≥{int(cap)}: the plan's cap, that many or more)." if cap else "."
-    text += (f" The interval is not adjusted for the {n} contrasts: verdicts use {plan.get('correction', 'holm')}"
-             "-adjusted p-values, so a cell's interval can exclude 0 while its verdict stays inconclusive.")
-    return text
+    correction = plan.get("correction", "holm")
+    if correction == "none":
+        return text + " Verdicts use the same unadjusted tests."
+    name = {"holm": "Holm", "bh": "Benjamini-Hochberg"}.get(correction, correction)
+    return text + (f" The interval is not adjusted for the {n} contrasts: verdicts use {name}-adjusted p-values, "
+                   "so a cell's interval can exclude 0 while its verdict stays inconclusive.")
 
 
 def _gate_clause(gates: list[dict[str, Any]]) -> str:
