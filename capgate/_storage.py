@@ -6,14 +6,19 @@ URI; NFS and cluster filesystems are local paths too) or a URI that :mod:`pyarro
 fallback. ``s3://`` takes its endpoint, credentials and region from the standard AWS environment
 variables (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``);
 the driver resolves them once and ships them to every worker in the URI's query string
-(:meth:`Location.portable`), so nothing is read from a worker's environment.
+(:meth:`Location.portable`), so nothing is read from a worker's environment. ``gs://`` likewise
+takes an emulator's endpoint from ``STORAGE_EMULATOR_HOST`` (the variable Google's client libraries
+read, e.g. ``http://127.0.0.1:9023``; anonymous access then) or from the URI's query
+(``?endpoint_override=host:port&scheme=http&anonymous=true``); against Google Cloud Storage itself
+it uses Google's default credentials (``GOOGLE_APPLICATION_CREDENTIALS``, forwarded to workers).
 
 Writes are whole-file: locally through :mod:`capgate._atomic` (temp file, fsync, rename; files
 honour the umask), on object storage as one PUT (objects are replaced atomically by the service).
 ``write_bytes(..., exclusive=True)`` creates a file only if it is absent and raises
 ``FileExistsError`` otherwise: locally by a hard link; on S3 by a conditional PUT
 (``If-None-Match: *``, through boto3 when it is installed; AWS S3, MinIO, SeaweedFS and moto honour
-it). Without boto3, or on another object store, it is a best-effort check-then-write, and the
+it). Without boto3, or on another object store (``gs://`` included: pyarrow exposes no GCS
+precondition), it is a best-effort check-then-write, and the
 store's own rule (a final record is never replaced) still holds for every writer that looks first.
 This module imports neither torch nor ray.
 """
@@ -75,7 +80,7 @@ class Location:
 
     def portable(self) -> str:
         """The text that reopens this location on another node: a local path, or the URI with the
-        S3 endpoint and region the driver resolved (credentials stay in the environment Ray gives
+        S3 endpoint and region (or the GCS emulator endpoint) the driver resolved (credentials stay in the environment Ray gives
         workers through the runtime environment, never in the URI)."""
         if self.local is not None:
             return str(self.local)
@@ -126,6 +131,18 @@ class Location:
             return [Location(str(p), p) for p in sorted(self.local.iterdir()) if p.is_dir()] if self.local.is_dir() else []
         from pyarrow.fs import FileSelector, FileType
 
+        if self.fs.type_name == "gcs":
+            # pyarrow's GCS listing without recursion returns only directory marker objects, never
+            # the prefixes of folders that exist because objects are under them (apache/arrow#35993),
+            # and capgate writes no markers: the sub-folders are read off a recursive listing.
+            infos = self.fs.get_file_info(FileSelector(self.path, allow_not_found=True, recursive=True))
+            base = self.path.rstrip("/") + "/"
+            names = set()
+            for i in infos:
+                first, sep, _ = i.path[len(base):].strip("/").partition("/")
+                if i.path.startswith(base) and first and (sep or i.type == FileType.Directory):
+                    names.add(first)
+            return [self / n for n in sorted(names)]
         infos = self.fs.get_file_info(FileSelector(self.path, allow_not_found=True))
         return [self / posixpath.basename(i.path) for i in sorted(infos, key=lambda i: i.path)
                 if i.type == FileType.Directory]
@@ -222,6 +239,25 @@ def _s3(uri: str, options: dict[str, str]) -> tuple[Any, dict[str, str]]:
     return S3FileSystem(**kw), opts
 
 
+_GCS_KEYS = ("endpoint_override", "scheme", "anonymous")
+
+
+def _gcs(options: dict[str, str]) -> tuple[Any, dict[str, str]]:
+    """pyarrow's GCS filesystem for ``gs://`` with the emulator endpoint of the query or of
+    ``STORAGE_EMULATOR_HOST`` (anonymous access), else Google's default credentials."""
+    from pyarrow.fs import GcsFileSystem
+
+    opts = {k: options[k] for k in _GCS_KEYS if options.get(k)}
+    emulator = os.environ.get("STORAGE_EMULATOR_HOST", "")
+    if "endpoint_override" not in opts and emulator:
+        scheme, _, host = emulator.rpartition("://")
+        opts.update(endpoint_override=host.rstrip("/"), scheme=scheme or "http", anonymous="true")
+    kw: dict[str, Any] = {k: v for k, v in opts.items() if k != "anonymous"}
+    if opts.get("anonymous", "").lower() in ("1", "true", "yes"):
+        kw["anonymous"] = True
+    return GcsFileSystem(**kw), opts
+
+
 def location(storage: str | os.PathLike | Location) -> Location:
     """``--storage`` text (a path, ``file://`` URI or object-storage URI) -> its :class:`Location`.
     A local path is made absolute."""
@@ -239,6 +275,9 @@ def location(storage: str | os.PathLike | Location) -> Location:
     path = f"{parts.netloc}{parts.path}".rstrip("/")
     if parts.scheme == "s3":
         fs, opts = _s3(uri, query)
+        return Location(uri, None, fs, path, tuple(sorted(opts.items())))
+    if parts.scheme in ("gs", "gcs"):
+        fs, opts = _gcs(query)
         return Location(uri, None, fs, path, tuple(sorted(opts.items())))
     try:
         from pyarrow.fs import FileSystem
