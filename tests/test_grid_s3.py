@@ -91,6 +91,9 @@ def test_grid_on_s3_kill_resume_report(tmp_path: Path) -> None:
         first = time.monotonic() - t0
         before = {rid: store.read(rid)["records"][0]["started_at"] for rid in store.stored_ids()}
         assert 1 <= len(before) < len(plan.runs) and interrupted
+        # the killed trial's log reached the bucket up to its last saved epoch (copied after every record)
+        killed_log = (runs / interrupted[0] / "trial.log").read_text()
+        assert f"trial of run {interrupted[0]} starts" in killed_log and "epoch 1: loss" in killed_log, killed_log
         t1 = time.monotonic()
         out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
         resume = time.monotonic() - t1

@@ -9,8 +9,9 @@ The config carries everything a worker needs, resolved in the driver: the storag
 or an object-store URI, see :mod:`capgate._storage`) and the dataset roots (``${VAR}``s
 expanded). On object storage the worker trains in a local scratch folder and the run's files
 go to the store. Each trial's log (capgate's log records at INFO and above) is written to
-``<study>/runs/<run_id>/trial.log`` in the store, and a failed run's records carry its last lines
-in ``error``.
+``<study>/runs/<run_id>/trial.log`` in the store (on object storage its copy there is replaced
+after every record, one per epoch among them, so a killed trial's log survives it), and a failed
+run's records carry its last lines in ``error``.
 """
 
 from __future__ import annotations
@@ -77,11 +78,30 @@ def log_tail(store: Store, spec: RunSpec, lines: int = LOG_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+class _UploadingLog(logging.FileHandler):
+    """A trial's log file that also replaces its copy on object storage after every record, so a
+    trial killed mid-run (node lost, driver killed) leaves its log up to its last record in the
+    store: the next run's failure message and ``log_tail`` read it there."""
+
+    def __init__(self, path: Path, target: Location) -> None:
+        super().__init__(path, mode="a")
+        self.target = target
+
+    def emit(self, record: logging.LogRecord) -> None:
+        super().emit(record)
+        try:
+            self.flush()
+            self.target.upload(Path(self.baseFilename))
+        except Exception:  # noqa: BLE001 - a log copy that did not reach the store never fails the trial
+            pass
+
+
 @contextlib.contextmanager
-def _trial_log(path: Path) -> Iterator[Path]:
-    """capgate's log records (INFO and above) of this trial, appended to ``path``."""
+def _trial_log(path: Path, target: Location | None = None) -> Iterator[Path]:
+    """capgate's log records (INFO and above) of this trial, appended to ``path`` (and, with
+    ``target`` on object storage, copied there after every record)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, mode="a")
+    handler = logging.FileHandler(path, mode="a") if target is None else _UploadingLog(path, target)
     handler.setLevel(logging.INFO)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("capgate")
@@ -157,7 +177,7 @@ def run_trial(config: dict[str, Any], stages: dict[str, dict[str, Any]] | None =
     storage, remote = _local(where)
     specs = {k: PretrainSpec.from_dict(v) for k, v in (stages or config.get("stages") or {}).items()}
     log_path = run_dir(storage, spec) / LOG_NAME
-    with _trial_log(log_path):
+    with _trial_log(log_path, store.runs / spec.run_id / LOG_NAME if remote is not None else None):
         log.info("trial of run %s starts on %s", spec.run_id, trial_device())
         records = train_one_run(spec, storage, specs, device=trial_device(), remote=remote,
                                 roots=config.get("roots"))

@@ -96,7 +96,8 @@ def fit(model: torch.nn.Module, batches: Callable[[], Iterable[Any]], steps_per_
                 break
             done += stats.steps
             history.append(stats)
-            log.debug("epoch %d: loss %.4f (%d steps, %.1fs)", epoch, stats.loss, stats.steps, stats.seconds)
+            log.info("epoch %d: loss %.4f (%d steps, %d of %d, %.1fs)", epoch, stats.loss, stats.steps, done, steps,
+                     stats.seconds)
             rows.append([epoch, done, stats.images, f"{stats.loss:.6g}", f"{lr:.6g}", f"{stats.seconds:.3f}"])
             if writer is not None:
                 writer.writerow(rows[-1])
