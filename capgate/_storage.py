@@ -9,7 +9,7 @@ the driver resolves them once and ships them to every worker in the URI's query 
 (:meth:`Location.portable`), so nothing is read from a worker's environment. ``gs://`` likewise
 takes an emulator's endpoint from ``STORAGE_EMULATOR_HOST`` (the variable Google's client libraries
 read, e.g. ``http://127.0.0.1:9023``; anonymous access then) or from the URI's query
-(``?endpoint_override=host:port&scheme=http&anonymous=true``); against Google Cloud Storage itself
+(``?endpoint_override=http://host:port``), and ships it the same way; against Google Cloud Storage itself
 it uses Google's default credentials (``GOOGLE_APPLICATION_CREDENTIALS``, forwarded to workers).
 
 Writes are whole-file: locally through :mod:`capgate._atomic` (temp file, fsync, rename; files
@@ -80,8 +80,8 @@ class Location:
 
     def portable(self) -> str:
         """The text that reopens this location on another node: a local path, or the URI with the
-        S3 endpoint and region (or the GCS emulator endpoint) the driver resolved (credentials stay in the environment Ray gives
-        workers through the runtime environment, never in the URI)."""
+        endpoint (and S3 region) the driver resolved (credentials stay in the environment Ray
+        gives workers through the runtime environment, never in the URI)."""
         if self.local is not None:
             return str(self.local)
         if not self.options:
@@ -139,8 +139,10 @@ class Location:
             base = self.path.rstrip("/") + "/"
             names = set()
             for i in infos:
+                if not i.path.startswith(base):
+                    continue
                 first, sep, _ = i.path[len(base):].strip("/").partition("/")
-                if i.path.startswith(base) and first and (sep or i.type == FileType.Directory):
+                if first and (sep or i.type == FileType.Directory):  # inside a sub-folder, or its marker
                     names.add(first)
             return [self / n for n in sorted(names)]
         infos = self.fs.get_file_info(FileSelector(self.path, allow_not_found=True))
@@ -226,6 +228,12 @@ class Location:
             raise
 
 
+def _split_endpoint(endpoint: str) -> tuple[str, str]:
+    """``http://host:9000`` -> ``("http", "host:9000")``; without a scheme, https."""
+    scheme, sep, host = endpoint.partition("://")
+    return (scheme, host.rstrip("/")) if sep else ("https", endpoint.rstrip("/"))
+
+
 def _s3(uri: str, options: dict[str, str]) -> tuple[Any, dict[str, str]]:
     from pyarrow.fs import S3FileSystem
 
@@ -233,26 +241,22 @@ def _s3(uri: str, options: dict[str, str]) -> tuple[Any, dict[str, str]]:
     opts = {k: v for k, v in opts.items() if v}
     kw: dict[str, Any] = dict(opts)
     if "endpoint_override" in kw:
-        endpoint = kw["endpoint_override"]
-        kw["scheme"] = "http" if endpoint.startswith("http://") else "https"
-        kw["endpoint_override"] = endpoint.split("://", 1)[-1]
+        kw["scheme"], kw["endpoint_override"] = _split_endpoint(kw["endpoint_override"])
     return S3FileSystem(**kw), opts
 
 
-_GCS_KEYS = ("endpoint_override", "scheme", "anonymous")
-
-
 def _gcs(options: dict[str, str]) -> tuple[Any, dict[str, str]]:
-    """pyarrow's GCS filesystem for ``gs://`` with the emulator endpoint of the query or of
-    ``STORAGE_EMULATOR_HOST`` (anonymous access), else Google's default credentials."""
+    """pyarrow's GCS filesystem for ``gs://``: the endpoint of the query or of ``STORAGE_EMULATOR_HOST``
+    (an emulator: anonymous unless the query says ``anonymous=false``), else Google Cloud Storage
+    with Google's default credentials."""
     from pyarrow.fs import GcsFileSystem
 
-    opts = {k: options[k] for k in _GCS_KEYS if options.get(k)}
-    emulator = os.environ.get("STORAGE_EMULATOR_HOST", "")
-    if "endpoint_override" not in opts and emulator:
-        scheme, _, host = emulator.rpartition("://")
-        opts.update(endpoint_override=host.rstrip("/"), scheme=scheme or "http", anonymous="true")
-    kw: dict[str, Any] = {k: v for k, v in opts.items() if k != "anonymous"}
+    endpoint = options.get("endpoint_override") or os.environ.get("STORAGE_EMULATOR_HOST", "")
+    opts = {"endpoint_override": endpoint, "anonymous": options.get("anonymous") or ("true" if endpoint else "")}
+    opts = {k: v for k, v in opts.items() if v}
+    kw: dict[str, Any] = {}
+    if endpoint:
+        kw["scheme"], kw["endpoint_override"] = _split_endpoint(endpoint)
     if opts.get("anonymous", "").lower() in ("1", "true", "yes"):
         kw["anonymous"] = True
     return GcsFileSystem(**kw), opts

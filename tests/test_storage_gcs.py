@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from click.testing import CliRunner
@@ -51,7 +52,7 @@ def test_gcs_location_reads_writes_lists_and_reopens_from_its_portable_uri() -> 
         assert not (root / "study" / "runs" / "c.json").is_file()
         # a worker reopens it from the portable text alone, with no emulator variable of its own
         text = root.portable()
-        assert text.startswith(f"gs://{bucket}/store?") and "endpoint_override=127.0.0.1" in text
+        assert text.startswith(f"gs://{bucket}/store?") and "endpoint_override=http://127.0.0.1:" in unquote(text)
         del os.environ["STORAGE_EMULATOR_HOST"]
         again = location(text)
         assert again.uri == root.uri and (again / "study" / "runs" / "a.json").read_text() == '{"x": 1}'
