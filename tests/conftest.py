@@ -11,7 +11,9 @@ import pytest
 
 
 def _ray_dirs() -> set[Path]:
-    return set(Path("/tmp").glob("cg-*"))  # capgate.grid.driver's short temp dirs for a local Ray
+    from capgate.grid.driver import RAY_TMP_PARENT, RAY_TMP_PREFIX
+
+    return set(Path(RAY_TMP_PARENT).glob(f"{RAY_TMP_PREFIX}*"))  # the driver's temp dirs for a local Ray
 
 
 def _in_use(path: Path) -> bool:

@@ -4,46 +4,25 @@ process (``python -m moto.server``). Tests talk to it over HTTP exactly as to AW
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from localserver import free_port, local_server
 
 
 @contextmanager
 def s3_server() -> Iterator[dict[str, str]]:
     """Start moto's S3 server; yields the AWS_* environment that points clients at it."""
     pytest.importorskip("moto.server", reason="moto[server] is in the dev extra: pip install -e '.[dev]'")
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port = free_port()
     env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
-    try:
-        t0 = time.monotonic()
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() - t0 > 30:
-                    raise RuntimeError("moto server did not start") from None
-                time.sleep(0.1)
+    with local_server([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], port, "moto server"):
         yield env
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def make_bucket(env: dict[str, str]) -> str:

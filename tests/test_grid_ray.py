@@ -78,7 +78,8 @@ def test_local_grid_table_rerun_and_stages(tmp_path: Path, monkeypatch: pytest.M
     res = run_grid(spec, storage=storage, num_cpus=2)
     assert res.n_trained == 12 and res.counts == {"ok": 12}
     # the local Ray's temp dir (its session logs) is removed once Ray shuts down
-    assert len(ray_tmps) == 1 and ray_tmps[0].startswith("/tmp/cg-") and not Path(ray_tmps[0]).exists()
+    assert len(ray_tmps) == 1 and Path(ray_tmps[0]).name.startswith(driver.RAY_TMP_PREFIX)
+    assert not Path(ray_tmps[0]).exists()
     table = pd.read_parquet(res.table)
     assert list(table.columns[:len(REQUIRED_COLUMNS)]) == list(REQUIRED_COLUMNS)
     clean = validate(table)  # the analysis' own contract check

@@ -108,6 +108,11 @@ def resolve_storage(storage: str | Path | None) -> Location:
                         f"a file:// URI, or an object-store URI such as s3://bucket/prefix") from None
 
 
+#: Where a Ray this driver starts keeps its session (AF_UNIX socket paths are limited to 107 bytes:
+#: short); removed after ``ray.shutdown()``.
+RAY_TMP_PARENT, RAY_TMP_PREFIX = "/tmp", "cg-"
+
+
 def _ray_init(address: str | None, num_cpus: int | None) -> tuple[bool, str | None]:
     """Start (or join) Ray quietly: ``(whether this call started it, the temp dir it gave Ray or None)``.
 
@@ -129,8 +134,7 @@ def _ray_init(address: str | None, num_cpus: int | None) -> tuple[bool, str | No
     if address:
         ray.init(address=address, **kw)
         return True, None
-    # AF_UNIX socket paths are limited to 107 bytes: keep Ray's temp dir short.
-    tmp = tempfile.mkdtemp(prefix="cg-", dir="/tmp")
+    tmp = tempfile.mkdtemp(prefix=RAY_TMP_PREFIX, dir=RAY_TMP_PARENT)
     try:
         ray.init(num_cpus=num_cpus, _temp_dir=tmp, **kw)
     except BaseException:
