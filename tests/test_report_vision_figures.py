@@ -169,12 +169,15 @@ def test_seeds_needed_at_the_plan_cap_reads_as_that_many_or_more() -> None:
                  "sequential": {"max_seeds": 5, "schedule": [3, 5], "spending": "pocock"}}
     assert seeds_words(7, s["plan"]) == "~7 seeds" and seeds_words(12, s["plan"]) == "≥12 seeds"
     assert seeds_words(None, s["plan"]) == ""
+    assert seeds_words(7, s["plan"], prose=True) == "about 7 seeds"
+    assert seeds_words(12, s["plan"], prose=True) == "12 or more seeds"
     (h,) = headline_sentences(s)
     assert "(12 or more seeds per arm would resolve the median one)" in h["text"]
     cells = [c for m in verdict_maps(s) for t in m["tables"] for r in t["rows"] for c in r["cells"] if c]
     assert cells and all(c["seeds"] == "≥12 seeds" for c in cells)
     # more seeds than the sequential design's last look: the tooltip says this plan cannot decide it
-    assert all("more than this plan's sequential design allows (5 per arm)" in c["tip"] for c in cells)
+    assert all("12 or more seeds per arm would resolve it — more than this plan's sequential design allows "
+               "(5 per arm)" in c["tip"] for c in cells)
     legend = map_legend(s)
     assert "95 % repeated (group-sequential) interval for that cell alone" in legend
     assert "(≥12: the plan's cap, that many or more)" in legend and "not adjusted for the 3 contrasts" in legend

@@ -29,13 +29,17 @@ def verdict_counts(verdicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [out[k] for k in sorted(out)]
 
 
-def seeds_words(n: int | None, plan: dict[str, Any]) -> str:
+def seeds_words(n: int | None, plan: dict[str, Any], prose: bool = False) -> str:
     """How a contrast's seeds-needed estimate reads: ``~7 seeds``, or ``≥100 seeds`` at the plan's
-    cap (the power analysis stops there: that many or more); '' when there is none."""
+    cap (the power analysis stops there: that many or more); in a sentence (``prose``) ``about 7
+    seeds`` and ``100 or more seeds``; '' when there is none."""
     if not n:
         return ""
     cap = plan.get("max_seeds")
-    return f"≥{int(cap)} seeds" if cap and int(n) >= int(cap) else f"~{int(n)} seeds"
+    at_cap = bool(cap) and int(n) >= int(cap)
+    if prose:
+        return f"{int(n)} or more seeds" if at_cap else f"about {int(n)} seeds"
+    return f"≥{int(n)} seeds" if at_cap else f"~{int(n)} seeds"
 
 
 def _beyond_design(n: int | None, plan: dict[str, Any]) -> str:
@@ -119,10 +123,8 @@ def headline_sentences(summary: dict[str, Any]) -> list[dict[str, Any]]:
                           and v["init"] == row["init"] and v.get("seeds_needed"))
             text = f"{head} — no contrast decided: all {n} inconclusive"
             if need:
-                median = need[len(need) // 2]
-                cap = (summary.get("plan") or {}).get("max_seeds")
-                many = f"{median} or more" if cap and median >= int(cap) else f"about {median}"
-                text += f" ({many} seeds per arm would resolve the median one)"
+                median = seeds_words(need[len(need) // 2], summary.get("plan") or {}, prose=True)
+                text += f" ({median} per arm would resolve the median one)"
         else:
             said = [f"helps in {row['helps']}" if row["helps"] else "",
                     f"is within noise in {row['within_noise']}" if row["within_noise"] else "",
@@ -218,7 +220,7 @@ def verdict_maps(summary: dict[str, Any]) -> list[dict[str, Any]]:
                            f"(n={v.get('n_pairs') or ''}); {word}")
                     need = v.get("seeds_needed")
                     if need:
-                        tip += f"; {seeds_words(need, plan)} per arm would resolve it{_beyond_design(need, plan)}"
+                        tip += f"; {seeds_words(need, plan, prose=True)} per arm would resolve it{_beyond_design(need, plan)}"
                     cells.append({"verdict": v["verdict"], "word": word, "gain": fmt_pp(v.get("gain")),
                                   "ci": fmt_interval_pp(v.get("ci_low"), v.get("ci_high")), "tip": tip,
                                   "seeds_needed": need, "seeds": seeds_words(need, plan)})
