@@ -96,8 +96,8 @@ def stub_trial(config: dict[str, Any], stages: dict[str, dict[str, Any]] | None 
     list in, ``ok`` records written once into the store, the same summary reported; nothing trained."""
     from ray import tune
 
-    from capgate._storage import location
-    from capgate.grid.store import Store
+    from capgate.store.location import location
+    from capgate.store.study import Store
     from capgate.grid.trial import summary_metrics
     from capgate.schema import build_records
     from capgate.train.run import run_base

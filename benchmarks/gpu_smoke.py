@@ -64,8 +64,8 @@ def study(task: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def first_run(task: str, args: argparse.Namespace, seed: int = 0):  # noqa: ANN201
-    from capgate.spec import expand
-    from capgate.spec_load import study_from_dict
+    from capgate.spec.model import expand
+    from capgate.spec.load import study_from_dict
 
     _, runs = expand(study_from_dict(study(task, args)))
     return dataclasses.replace(runs[0], seed=seed)

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from capgate.data import WorldConfig, ensure_world, open_detection
     from capgate.models import build_detector, get_rung
-    from capgate.spec import Recipe
+    from capgate.spec.model import Recipe
     from capgate.train.fit import fit
     from capgate.train.loop import detection_loss, train_one_epoch
     from capgate.train.recipe import make_optimizer, make_scheduler, pick_device

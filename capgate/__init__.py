@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 #: public name -> the module that defines it
 _EXPORTS = {
     # spec and grid
-    "load_study": "capgate.spec_load",
+    "load_study": "capgate.spec.load",
     "expand": "capgate.spec",
     "RunSpec": "capgate.spec",
     "PretrainSpec": "capgate.spec",

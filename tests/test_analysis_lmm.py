@@ -404,6 +404,8 @@ def test_stateful_transforms_see_every_row_and_text_responses_are_refused():
     frame = single_frame().iloc[:50].assign(x=lambda d: d["x"].round(1))  # repeated x values
     a = lmer("y ~ center(x) + (1 | g)", frame)
     b = lmer("y ~ xc + (1 | g)", frame.assign(xc=frame["x"] - frame["x"].mean()))
-    assert [f.estimate for f in a.fixed] == pytest.approx([f.estimate for f in b.fixed], rel=1e-10)
+    # Two REML optimisations of designs equal up to rounding: they agree to the optimizer's own
+    # tolerance (measured differences 1e-10 to 1.4e-9 relative on different CPUs), not to machine precision.
+    assert [f.estimate for f in a.fixed] == pytest.approx([f.estimate for f in b.fixed], rel=1e-6)
     with pytest.raises(InputError, match="must be one numeric column"):
         lmer("g ~ x + (1 | g)", frame)

@@ -1,11 +1,11 @@
-"""capgate._atomic: whole file or old file, unique temp names, temp removed on failure, umask honoured."""
+"""capgate.store.atomic: whole file or old file, unique temp names, temp removed on failure, umask honoured."""
 
 import os
 import threading
 
 import pytest
 
-from capgate._atomic import atomic_write, atomic_write_json, atomic_write_text
+from capgate.store.atomic import atomic_write, atomic_write_json, atomic_write_text
 
 
 def test_replaces_whole_file_and_honours_umask(tmp_path):

@@ -175,7 +175,7 @@ def test_table_lists_failures_first_and_states_the_rule() -> None:
 
 
 def test_expectations_can_be_held_to_the_baseline_status():
-    from capgate._check_rules import _compare_expectations
+    from capgate.check.rules import _compare_expectations
 
     base = {"expectations": [{"text": "a", "status": "fails"}, {"text": "b", "status": "holds"},
                              {"text": "c", "status": "untested"}]}

@@ -20,7 +20,7 @@ from capgate import __version__
 from capgate.cli import cli, main
 from capgate.errors import SpecError
 from capgate.grid import Store, plan_grid
-from capgate.spec_load import study_to_dict
+from capgate.spec.load import study_to_dict
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = str(REPO / "experiments" / "demo.yaml")

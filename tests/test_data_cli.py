@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from capgate.cli import DATA_VERIFY_FORMATS, cli, main
+from capgate.cli import cli, main
+from capgate.cli.app import DATA_VERIFY_FORMATS
 from capgate.data import WorldManifest
 from capgate.data.verify import VERIFY_FORMATS, verify
 
@@ -95,7 +96,7 @@ def test_verify_bad_options_exit_2(tmp_path: Path) -> None:
 
 
 def test_cli_formats_match_library_and_commands_have_help() -> None:
-    from capgate.cli import DATA_EXPORT_FORMATS
+    from capgate.cli.app import DATA_EXPORT_FORMATS
     from capgate.data.export import EXPORT_FORMATS
 
     assert DATA_VERIFY_FORMATS == VERIFY_FORMATS and DATA_EXPORT_FORMATS == EXPORT_FORMATS

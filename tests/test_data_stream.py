@@ -126,7 +126,7 @@ _PRETRAIN = textwrap.dedent('''
     torch.set_num_threads(1)
     from capgate.data import open_classification
     from capgate.models import build_classifier, get_rung
-    from capgate.spec import Recipe
+    from capgate.spec.model import Recipe
     from capgate.train.fit import fit
     from capgate.train.loop import classification_loss
     from capgate.train.tensors import classification_batches, decode_classification
@@ -194,7 +194,7 @@ def test_default_workers_follow_the_trials_cpus(monkeypatch: pytest.MonkeyPatch)
 def test_recipe_memory_budget_defaults_to_2_gib() -> None:
     from types import SimpleNamespace
 
-    from capgate.spec import Recipe
+    from capgate.spec.model import Recipe
     from capgate.train.recipe import memory_budget_bytes
 
     assert memory_budget_bytes(Recipe()) == 2048 * 2**20

@@ -1,5 +1,5 @@
 """Every file ``capgate report`` and ``capgate check`` write honours the umask (all go through
-capgate._atomic): a team on a shared store reads them with umask 0o007, nobody else with 0o077."""
+capgate.store.atomic): a team on a shared store reads them with umask 0o007, nobody else with 0o077."""
 
 from __future__ import annotations
 

@@ -14,9 +14,9 @@ from test_grid_ray import tiny_spec
 from capgate.data.roots import resolve_root
 from capgate.errors import SpecError
 from capgate.grid.cluster import check_fits, resolved_roots, runtime_env
-from capgate.grid.store import Store
+from capgate.store.study import Store
 from capgate.grid.trial import LOG_NAME, log_tail
-from capgate.spec import DatasetRef
+from capgate.spec.model import DatasetRef
 
 NODES = [{"NodeManagerAddress": "10.0.0.1", "Resources": {"CPU": 4.0}},
          {"NodeManagerAddress": "10.0.0.2", "Resources": {"CPU": 2.0, "GPU": 1.0}}]

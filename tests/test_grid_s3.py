@@ -52,7 +52,7 @@ def _kill_marked(marker: str) -> int:
 
 @pytest.mark.slow
 def test_grid_on_s3_kill_resume_report(tmp_path: Path) -> None:
-    from capgate._storage import location
+    from capgate.store.location import location
     from capgate.grid import Store, plan_grid
     from capgate.train.resume import STATE_NAME
 
@@ -161,7 +161,7 @@ def test_two_node_grid_on_s3_survives_a_node_removal(tmp_path: Path) -> None:
     import ray
     from ray.cluster_utils import Cluster
 
-    from capgate._storage import location
+    from capgate.store.location import location
     from capgate.analysis import load_results
     from capgate.grid import Store, plan_grid, run_grid
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from capgate.schema import REQUIRED_COLUMNS
 from capgate.cli import cli
 from capgate.errors import ResultsError
-from capgate.grid.store import Store
+from capgate.store.study import Store
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -21,8 +21,8 @@ from capgate.models import (FAMILIES, Rung, build_backbone, build_classifier, bu
 from capgate.models.ladder import builder_call, family_names, get_family, register_family
 from capgate.models._families import shufflenet_v2_config
 from capgate.models.checkpoint import feature_key
-from capgate.spec import expand
-from capgate.spec_load import load_study
+from capgate.spec.model import expand
+from capgate.spec.load import load_study
 
 REPO = Path(__file__).resolve().parents[1]
 #: The smallest rung of every family: what the per-family machinery tests build.

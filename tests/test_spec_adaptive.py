@@ -13,8 +13,8 @@ import capgate.grid
 import capgate.grid.adaptive as adaptive
 from capgate.cli import cli
 from capgate.errors import SpecError
-from capgate.spec import Adaptive
-from capgate.spec_load import load_study
+from capgate.spec.model import Adaptive
+from capgate.spec.load import load_study
 
 SPEC = {
     "study": "adaptkeys", "task": "classification", "classes": ["bicycle", "car", "dog"],

@@ -1,8 +1,8 @@
 """Run and stage ids are content hashes: fields added later at their neutral default change no id,
 so stores written by earlier versions stay valid (golden ids computed on capgate 0.1's main)."""
 
-from capgate.spec import expand
-from capgate.spec_load import load_study
+from capgate.spec.model import expand
+from capgate.spec.load import load_study
 
 
 #: The demo as capgate 0.1 shipped it, written as overrides of today's demo specs (issue 10 gave the
@@ -26,10 +26,10 @@ def _ids(path: str) -> tuple[list[str], list[str]]:
 
 
 def test_demo_ids_unchanged_since_0_1(monkeypatch):
-    import capgate.spec_load
+    import capgate.spec.load
 
-    # the ids of a world-v3 store: the generator version entered the ids after v3 (capgate/_world.py)
-    monkeypatch.setattr(capgate.spec_load, "GENERATOR_VERSION", 3)
+    # the ids of a world-v3 store: the generator version entered the ids after v3 (capgate/data/world_version.py)
+    monkeypatch.setattr(capgate.spec.load, "GENERATOR_VERSION", 3)
     runs, stages = _ids("experiments/demo.yaml")
     assert len(runs) == 54 and runs[:3] == ["00001599e8f3ce77", "0093bcc00a3511d5", "00afc016869e8d0d"]
     assert stages[:2] == ["coco-B-3-f82e3ba87edb", "coco-B-5-f41fe32b4ab0"]
@@ -50,13 +50,13 @@ def test_a_non_default_new_field_changes_the_id():
 
 
 def test_the_world_generator_version_is_part_of_the_ids_after_v3(monkeypatch):
-    import capgate.spec_load
-    from capgate._world import GENERATOR_VERSION, IDS_WITHOUT_GENERATOR
+    import capgate.spec.load
+    from capgate.data.world_version import GENERATOR_VERSION, IDS_WITHOUT_GENERATOR
 
     assert GENERATOR_VERSION > IDS_WITHOUT_GENERATOR
     now = _ids("experiments/demo.yaml")
     assert load_study("experiments/demo.yaml").world["generator"] == GENERATOR_VERSION
-    monkeypatch.setattr(capgate.spec_load, "GENERATOR_VERSION", IDS_WITHOUT_GENERATOR)
+    monkeypatch.setattr(capgate.spec.load, "GENERATOR_VERSION", IDS_WITHOUT_GENERATOR)
     assert "generator" not in load_study("experiments/demo.yaml").world
     old = _ids("experiments/demo.yaml")
     assert not set(now[0]) & set(old[0]) and not set(now[1]) & set(old[1])  # every run and stage id differs

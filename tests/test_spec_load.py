@@ -14,8 +14,8 @@ from test_spec_validation import base_spec
 
 from capgate.errors import SpecError
 from capgate.models.ladder import Rung, register_rung
-from capgate.spec import RunSpec, expand
-from capgate.spec_load import load_study, study_from_dict
+from capgate.spec.model import RunSpec, expand
+from capgate.spec.load import load_study, study_from_dict
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,7 +72,7 @@ def test_shipped_and_custom_rungs_carry_no_definition() -> None:
 
 
 FRESH = ("import json, sys\n"
-         "from capgate.spec import RunSpec, PretrainSpec\n"
+         "from capgate.spec.model import RunSpec, PretrainSpec\n"
          "run = RunSpec.from_json(sys.stdin.readline())\n"
          "stage = PretrainSpec.from_dict(json.loads(sys.stdin.readline()))\n"
          "r, s = run.build_rung(), stage.build_rung()\n"

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from capgate.errors import SpecError
-from capgate.spec import RunSpec, expand
-from capgate.spec_load import load_study, parse_override, study_from_dict
+from capgate.spec.model import RunSpec, expand
+from capgate.spec.load import load_study, parse_override, study_from_dict
 
 REPO = Path(__file__).resolve().parents[1]
 

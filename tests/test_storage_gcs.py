@@ -28,7 +28,7 @@ def _environment_restored():
 
 
 def test_gcs_location_reads_writes_lists_and_reopens_from_its_portable_uri() -> None:
-    from capgate._storage import location
+    from capgate.store.location import location
 
     with gcs_server() as (env, bucket):
         os.environ.update(env)
@@ -60,7 +60,7 @@ def test_gcs_location_reads_writes_lists_and_reopens_from_its_portable_uri() -> 
 
 @pytest.mark.slow
 def test_grid_on_gcs_reruns_nothing_and_reports_from_the_bucket(tmp_path: Path) -> None:
-    from capgate._storage import location
+    from capgate.store.location import location
     from capgate.cli import cli
     from capgate.grid import Store, plan_grid, run_grid
 

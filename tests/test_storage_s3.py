@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 from s3server import make_bucket, s3_env  # noqa: F401  (fixture)
 
-from capgate._storage import is_remote, location
+from capgate.store.location import is_remote, location
 from capgate.analysis.load import load_results, study_selection
-from capgate.grid.store import Store
+from capgate.store.study import Store
 from capgate.schema import CURRENT_RUNS
 
 pytest.importorskip("boto3")
@@ -54,7 +54,7 @@ def test_exclusive_put_creates_once_on_s3(bucket: str) -> None:
 def test_store_on_s3_writes_once_keeps_final_records_and_collects(bucket: str, caplog) -> None:  # noqa: ANN001
     store = Store(bucket, "s")
     assert store.write("r1", {}, [row("r1", "llvip/rgb"), row("r1", "flir/rgb", m=0.25)])
-    with caplog.at_level(logging.WARNING, logger="capgate.grid.store"):
+    with caplog.at_level(logging.WARNING, logger="capgate.store.study"):
         assert not store.write("r1", {}, [row("r1", "llvip/rgb", m=0.9), row("r1", "flir/rgb", m=0.9)])
     assert "already stored as ok" in caplog.text and "dropped" in caplog.text
     assert store.write("r2", {}, [row("r2", "llvip/rgb", status="failed", m=math.nan)])

@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from capgate.errors import SpecError
-from capgate.spec import AMP_MODES, Recipe, Resources
+from capgate.spec.model import AMP_MODES, Recipe, Resources
 from capgate.train import recipe as rc
 from capgate.train.fit import METRICS_COLUMNS, fit, run_peak_memory
 from capgate.train.loop import (EpochStats, classification_loss, detection_loss, map_tensors, pinned_batches,
@@ -44,7 +44,7 @@ def test_recipe_defaults_are_fp32_and_nchw() -> None:
 
 
 def _recipe_from(raw: dict, where: str) -> Recipe:
-    from capgate.spec_load import _recipe
+    from capgate.spec.load import _recipe
 
     return _recipe(raw, where)
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from capgate.spec import Recipe
+from capgate.spec.model import Recipe
 from capgate.train.fit import fit
 from capgate.train.recipe import seed_everything
 from capgate.train.resume import STATE_NAME
@@ -102,8 +102,8 @@ def test_a_real_run_killed_mid_way_resumes_to_the_same_weights_and_metrics(tmp_p
     from test_grid_ray import tiny_spec
 
     import capgate.train.fit as fit_module
-    from capgate.spec import expand
-    from capgate.spec_load import load_study
+    from capgate.spec.model import expand
+    from capgate.spec.load import load_study
     from capgate.train import train_one_run
     from capgate.train.run import state_target
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from capgate.errors import DivergedError
-from capgate.spec import Recipe
+from capgate.spec.model import Recipe
 from capgate.train.loop import train_one_epoch
 from capgate.train.recipe import make_optimizer, make_scheduler, seed_everything
 from capgate.train.tensors import DetectionTensors, detection_batches
@@ -85,8 +85,8 @@ def test_scheduler_warmup_then_cosine_to_zero() -> None:
 def test_train_one_run_real_tiny_world_is_seeded(tmp_path: Path) -> None:
     from test_grid_ray import tiny_spec
 
-    from capgate.spec import expand
-    from capgate.spec_load import load_study
+    from capgate.spec.model import expand
+    from capgate.spec.load import load_study
     from capgate.train import train_one_run
 
     spec = tiny_spec(tmp_path, name="one", rungs={"mobilenetv3": ["S-6"]}, seeds=[0, 1], inits=("scratch",),
@@ -129,7 +129,7 @@ def test_grayscale_gives_equal_channels_and_draws_nothing_when_off() -> None:
 def test_stage_table_gathers_stage_quality(tmp_path: Path) -> None:
     import json
 
-    from capgate.spec import DatasetRef, PretrainSpec
+    from capgate.spec.model import DatasetRef, PretrainSpec
     from capgate.train.pretrain import stage_dir, write_stage_table
 
     ref = DatasetRef("imagenet", "synthetic", "train")

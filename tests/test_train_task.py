@@ -37,7 +37,7 @@ def test_classification_fit_and_evaluate_through_the_task(tmp_path: Path) -> Non
     import torch
 
     from capgate.models import get_rung
-    from capgate.spec import Recipe
+    from capgate.spec.model import Recipe
     from capgate.train.tensors import ClassificationTensors
 
     gen = torch.Generator().manual_seed(0)

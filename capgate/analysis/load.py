@@ -44,7 +44,7 @@ def load_results(path: str | Path, all_runs: bool = False) -> pd.DataFrame:
     """Read a results table from parquet, CSV or a study store folder, and validate it.
 
     ``path`` is a local path or an object-store URI (``s3://bucket/prefix/study``, ``gs://...``;
-    see :mod:`capgate._storage`). A folder is read as a study store: ``<path>/runs/*.json``, or
+    see :mod:`capgate.store.location`). A folder is read as a study store: ``<path>/runs/*.json``, or
     ``<path>/*.json`` when the folder is the ``runs`` folder itself, or ``<path>/*/runs/*.json``
     for a storage root holding several studies. A study folder holds the records of every spec
     ever run into it; by default only the runs of the spec ``run-grid`` last ran are read (the
@@ -52,7 +52,7 @@ def load_results(path: str | Path, all_runs: bool = False) -> pd.DataFrame:
     ``all_runs=True`` reads every record (:func:`study_selection` says which). Returns the
     validated table (see :func:`validate`).
     """
-    from capgate._storage import is_remote, location
+    from capgate.store.location import is_remote, location
 
     if is_remote(path):
         loc = location(path)
@@ -110,7 +110,7 @@ def _study_files(study: Any, all_runs: bool) -> tuple[list[Any], int]:
 def study_selection(path: str | Path, all_runs: bool = False) -> str | None:
     """One line saying which records of a study folder :func:`load_results` reads (None for a
     table file or a folder that is not a study store)."""
-    from capgate._storage import is_remote, location
+    from capgate.store.location import is_remote, location
 
     if not is_remote(path) and not Path(path).is_dir():
         return None
@@ -131,7 +131,7 @@ def study_selection(path: str | Path, all_runs: bool = False) -> str | None:
 
 
 def _read_store(folder: Any, name: str, all_runs: bool = False) -> pd.DataFrame:
-    """Rows of every record file of a study folder (``folder`` a :class:`capgate._storage.Location`)."""
+    """Rows of every record file of a study folder (``folder`` a :class:`capgate.store.location.Location`)."""
     if folder.name == "runs" or (folder / "runs").is_dir():
         files = _study_files(folder, all_runs)[0]
     else:

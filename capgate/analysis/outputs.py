@@ -1,7 +1,7 @@
 """The files written beside a report: ``model.json``, ``model_frame.csv``, ``gains.csv``, ``summary.json``.
 
 ``model_frame.csv`` holds all models in one file, a ``model`` column naming which model each row
-belongs to. Every write is atomic (:mod:`capgate._atomic`); every float in JSON is finite or null.
+belongs to. Every write is atomic (:mod:`capgate.store.atomic`); every float in JSON is finite or null.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from capgate._atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from capgate.store.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from capgate.analysis.result import GAINS_COLUMNS, Analysis
 from capgate.analysis.summary import build_summary, jsonable
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from capgate._atomic import atomic_write_text
+from capgate.store.atomic import atomic_write_text
 from capgate.data.classmap import ClassMap
 from capgate.data.coco import read_coco
 from capgate.data.flir import FLIR_SPLITS, V1_SPLIT_FOLDERS, detect_flir_version, flir_v2_folder, read_flir

@@ -32,8 +32,8 @@ from typing import Any
 
 
 from capgate.data import synth_datasets
-from capgate._locks import file_lock
-from capgate._world import GENERATOR_VERSION  # bumped when the output changes; history there
+from capgate.store.locks import file_lock
+from capgate.data.world_version import GENERATOR_VERSION  # bumped when the output changes; history there
 from capgate.errors import DataError
 
 __all__ = ["WorldConfig", "WorldManifest", "generate_world", "ensure_world", "GENERATOR_VERSION", "WORLD_DATASETS"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from capgate.grid.driver import (DEFAULT_STORAGE, GridInterrupted, GridPlan, GridResult, plan_grid, resolve_storage,
                                  run_grid)
-from capgate.grid.store import FINAL_STATUSES, Store
+from capgate.store.study import FINAL_STATUSES, Store
 
 __all__ = ["DEFAULT_STORAGE", "FINAL_STATUSES", "GridInterrupted", "GridPlan", "GridResult", "Store", "plan_grid",
            "resolve_storage", "run_grid"]

@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from capgate._atomic import atomic_write_json
+from capgate.store.atomic import atomic_write_json
 from capgate._hash import short_hash
 from capgate.errors import SpecError
 from capgate.grid.driver import GridResult, resolve_storage, run_grid
 from capgate.grid.plan import plan_grid
-from capgate.spec import Adaptive, RunSpec
+from capgate.spec.model import Adaptive, RunSpec
 
 __all__ = ["AdaptiveResult", "run_until_resolved", "seeded_runs", "adaptive_settings", "STATE_NAME",
            "DEFAULT_MAX_ROUNDS"]

@@ -23,7 +23,7 @@ from pathlib import Path
 import time
 from typing import Any
 
-from capgate._storage import Location, location
+from capgate.store.location import Location, location
 from capgate.data.roots import SYNTHETIC, resolve_root
 from capgate.errors import GridError, SpecError
 

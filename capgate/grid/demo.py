@@ -92,7 +92,7 @@ def run_demo(storage: str | Path | None = None, outdir: str | Path = "reports/de
              max_concurrent: int | None = None, budget_min: float = DEFAULT_BUDGET_MIN) -> DemoResult:
     """Run the demo studies (and the adaptive rounds the time budget allows) and render their report;
     failed runs raise after the report."""
-    from capgate.spec_load import load_study
+    from capgate.spec.load import load_study
 
     t0 = time.monotonic()
     out = DemoResult()

@@ -34,12 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from capgate._storage import Location, location
+from capgate.store.location import Location, location
 from capgate.errors import GridError, SpecError
 from capgate.grid.plan import GridPlan, plan_grid
-from capgate.grid.store import Store
+from capgate.store.study import Store
 from capgate.schema import build_records
-from capgate.spec import SYNTHETIC, RunSpec
+from capgate.spec.model import SYNTHETIC, RunSpec
 
 __all__ = ["GridInterrupted", "GridPlan", "GridResult", "plan_grid", "run_grid", "resolve_storage",
            "trial_resources", "DEFAULT_STORAGE"]
@@ -96,7 +96,7 @@ class GridResult:
 
 
 def resolve_storage(storage: str | Path | None) -> Location:
-    """``--storage`` -> its :class:`~capgate._storage.Location` (default ``./.capgate``): a local
+    """``--storage`` -> its :class:`~capgate.store.location.Location` (default ``./.capgate``): a local
     path or ``file://`` URI (absolute; on a cluster, a filesystem every node mounts at the same
     path, e.g. NFS), or an object-store URI (``s3://bucket/prefix``, ``gs://...``, any pyarrow or
     fsspec filesystem) that every node reaches."""

@@ -16,8 +16,8 @@ import yaml
 
 from capgate._resources import shipped
 from capgate.errors import CapgateError, SpecError
-from capgate.spec import PretrainSpec, RunSpec, StudySpec, expand
-from capgate.spec_load import load_study, study_to_dict
+from capgate.spec.model import PretrainSpec, RunSpec, StudySpec, expand
+from capgate.spec.load import load_study, study_to_dict
 
 __all__ = ["GridPlan", "plan_grid", "find_spec_file"]
 

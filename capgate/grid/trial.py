@@ -6,7 +6,7 @@ store the result, report. A trial whose run is already stored with a final statu
 after a lost node, a rerun after a killed driver) only reports the stored result.
 
 The config carries everything a worker needs, resolved in the driver: the storage (a local path
-or an object-store URI, see :mod:`capgate._storage`) and the dataset roots (``${VAR}``s
+or an object-store URI, see :mod:`capgate.store.location`) and the dataset roots (``${VAR}``s
 expanded). On object storage the worker trains in a local scratch folder and the run's files
 go to the store. Each trial's log (capgate's log records at INFO and above) is written to
 ``<study>/runs/<run_id>/trial.log`` in the store (on object storage its copy there is replaced
@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from capgate._hash import short_hash
-from capgate._storage import Location, location
-from capgate.grid.store import Store
+from capgate.store.location import Location, location
+from capgate.store.study import Store
 from capgate.schema import FINAL_STATUSES, PRIMARY_METRIC
-from capgate.spec import PretrainSpec, RunSpec
+from capgate.spec.model import PretrainSpec, RunSpec
 
 __all__ = ["run_trial", "SharedRuns", "train_stage", "build_world", "summary_metrics", "trial_device", "log_tail",
            "LOG_NAME", "LOG_LINES"]

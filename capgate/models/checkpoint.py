@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from capgate._atomic import atomic_write
+from capgate.store.atomic import atomic_write
 from capgate.errors import CheckpointError, SpecError
 from capgate.models.ladder import Rung
 

@@ -21,7 +21,7 @@ import jinja2
 import pandas as pd
 
 import capgate
-from capgate._atomic import atomic_write_text
+from capgate.store.atomic import atomic_write_text
 from capgate.analysis.result import Analysis
 from capgate.analysis.summary import build_summary
 from capgate.errors import CapgateError, InputError

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from capgate.spec import Recipe
+from capgate.spec.model import Recipe
 from capgate.train.loop import EpochStats, pinned_batches, train_one_epoch
 from capgate.train.resume import StateTarget, load_state, save_state
 from capgate.train.recipe import (make_grad_scaler, make_optimizer, make_scheduler, peak_memory, prepare_device,

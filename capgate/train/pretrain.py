@@ -30,13 +30,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from capgate._atomic import atomic_write, atomic_write_json
+from capgate.store.atomic import atomic_write, atomic_write_json
 from capgate._hash import canonical_json, short_hash
-from capgate._locks import file_lock
-from capgate._storage import Location
+from capgate.store.locks import file_lock
+from capgate.store.location import Location
 from capgate.data.roots import SYNTHETIC, resolve_root
 from capgate.errors import CheckpointError, SpecError
-from capgate.spec import PretrainSpec
+from capgate.spec.model import PretrainSpec
 from capgate.train.resume import STATE_NAME
 from capgate.train.task import get_task
 
@@ -237,7 +237,7 @@ def write_stage_table(storage: Path | Location, study: str, stages: list[Pretrai
     object store): one entry per stored stage with its name, kind, rung, parent, quality and seconds
     (a stage given as a ``checkpoint`` file, or not trained yet, is left out). Returns the location,
     or None when empty."""
-    from capgate._storage import location
+    from capgate.store.location import location
 
     root = location(storage)
     rows = []

@@ -15,7 +15,7 @@ import random
 import numpy as np
 import torch
 
-from capgate.spec import Recipe
+from capgate.spec.model import Recipe
 
 __all__ = ["seed_everything", "pick_device", "make_optimizer", "make_scheduler", "total_steps",
            "resolve_amp", "make_grad_scaler", "prepare_device", "prepare_model", "reset_peak_memory",
@@ -59,7 +59,7 @@ def pick_device() -> torch.device:
 def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of ``recipe.amp`` on ``device`` (None: train in fp32; see the module doc)."""
     from capgate.errors import SpecError
-    from capgate.spec import AMP_MODES
+    from capgate.spec.model import AMP_MODES
 
     if amp not in AMP_MODES:
         raise SpecError(f"recipe.amp = {amp!r} is not a valid choice; valid choices: {', '.join(AMP_MODES)}")

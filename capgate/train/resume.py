@@ -10,7 +10,7 @@ uninterrupted run (``tests/test_train_resume.py``). A kill mid-epoch loses only 
 
 The target is a local :class:`~pathlib.Path` (written atomically) or any object with
 ``read_bytes()`` (raising ``FileNotFoundError`` when absent) and ``write_bytes(data)``, such
-as a :class:`capgate._storage.Location` on object storage.
+as a :class:`capgate.store.location.Location` on object storage.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from capgate._atomic import atomic_write_bytes
+from capgate.store.atomic import atomic_write_bytes
 
 if TYPE_CHECKING:
     import torch

@@ -22,13 +22,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from capgate._atomic import atomic_write_json
+from capgate.store.atomic import atomic_write_json
 from capgate._hash import short_hash
-from capgate._storage import Location
+from capgate.store.location import Location
 from capgate.data.roots import resolve_root
 from capgate.errors import DivergedError
 from capgate.schema import build_records
-from capgate.spec import PretrainSpec, RunSpec
+from capgate.spec.model import PretrainSpec, RunSpec
 from capgate.train.task import Task, get_task
 
 __all__ = ["train_one_run", "run_dir", "provenance_versions", "run_base", "state_target"]

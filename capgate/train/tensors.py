@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from capgate._atomic import atomic_write, file_mode
+from capgate.store.atomic import atomic_write, file_mode
 from capgate.data import load_image_array
 from capgate.train.stream import StreamingClassification, StreamingDetection, stream_batches, streaming_split
 

@@ -2,7 +2,7 @@
 
 ``<storage>/<study>/runs/<run_id>.json`` = ``{"run_id", "spec", "records": [row, ...]}``,
 written whole (atomically on a local filesystem, one PUT on object storage; see
-:mod:`capgate._storage`), so a crash can never leave a half-written record that reads as a
+:mod:`capgate.store.location`), so a crash can never leave a half-written record that reads as a
 result. ``storage`` is a local path or an ``s3://``/``gs://``/... URI. Records are **written once**: a new record is created only if
 absent, and a run stored with a final status (``ok``, ``diverged``) is never replaced: a second
 write (a retried or duplicated trial) is logged and dropped. Only a ``failed`` record is replaced,
@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from capgate._storage import Location, location
+from capgate.store.location import Location, location
 from capgate.errors import ResultsError
 from capgate.schema import CURRENT_RUNS, FINAL_STATUSES, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, TASK_METRICS
 

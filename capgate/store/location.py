@@ -12,7 +12,7 @@ read, e.g. ``http://127.0.0.1:9023``; anonymous access then) or from the URI's q
 (``?endpoint_override=http://host:port``), and ships it the same way; against Google Cloud Storage itself
 it uses Google's default credentials (``GOOGLE_APPLICATION_CREDENTIALS``, forwarded to workers).
 
-Writes are whole-file: locally through :mod:`capgate._atomic` (temp file, fsync, rename; files
+Writes are whole-file: locally through :mod:`capgate.store.atomic` (temp file, fsync, rename; files
 honour the umask), on object storage as one PUT (objects are replaced atomically by the service).
 ``write_bytes(..., exclusive=True)`` creates a file only if it is absent and raises
 ``FileExistsError`` otherwise: locally by a hard link; on S3 by a conditional PUT
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from capgate._atomic import atomic_write
+from capgate.store.atomic import atomic_write
 
 __all__ = ["Location", "location", "is_remote"]
 

@@ -52,7 +52,7 @@ def _results_inputs(results: tuple[str, ...], all_runs: bool) -> Any:
     Says on stderr which runs each study folder contributes."""
     import pandas as pd
 
-    from capgate._storage import is_remote
+    from capgate.store.location import is_remote
     from capgate.analysis import load_results
 
     for r in results:

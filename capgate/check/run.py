@@ -1,8 +1,8 @@
 """Regression checks of a study's conclusions against a committed baseline ``summary.json``.
 
 ``capgate check`` answers "did these results drift from the baseline beyond run-to-run noise?". The
-rules are in :mod:`capgate._check_rules` (each cell's tolerance comes from its own stabilised standard
-error), the readable diff and JUnit XML in :mod:`capgate._check_output`, the summary contract in
+rules are in :mod:`capgate.check.rules` (each cell's tolerance comes from its own stabilised standard
+error), the readable diff and JUnit XML in :mod:`capgate.check.output`, the summary contract in
 :mod:`capgate.analysis.summary`. This module loads the inputs and runs the comparison.
 
 Exit codes of the command: 0 pass (warnings allowed), 1 regression, 2 unusable input (a baseline of
@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from capgate._atomic import atomic_write_json
-from capgate._check_output import format_table, write_junit
-from capgate._check_rules import (FAMILY_ALPHA, SE_MODES, CheckResult, CheckRow, auto_z, check_studies, compare,
+from capgate.store.atomic import atomic_write_json
+from capgate.check.output import format_table, write_junit
+from capgate.check.rules import (FAMILY_ALPHA, SE_MODES, CheckResult, CheckRow, auto_z, check_studies, compare,
                                   pooled_sd)
 from capgate.analysis.summary import (SUMMARY_SCHEMA, gate_interval, param_ranges, read_summary,
                                       validate_summary)

@@ -18,7 +18,7 @@ import click
 
 from capgate import __version__
 from capgate.errors import CapgateError
-from capgate._cli_support import _dry_run, _results_inputs, _selection
+from capgate.cli.support import _dry_run, _results_inputs, _selection
 from capgate.models.ladder import family_names
 
 EXIT_CODES_HELP = "Exit codes: 0 success, 1 failure, 2 unusable input."
@@ -232,7 +232,7 @@ def run_grid_cmd(spec: str, dry_run: bool, as_json: bool, overrides: tuple[str, 
     from capgate.grid import run_grid
     from capgate.grid.adaptive import adaptive_settings
     from capgate.grid.plan import find_spec_file
-    from capgate.spec_load import load_study
+    from capgate.spec.load import load_study
 
     if as_json and not dry_run:
         raise click.UsageError("--json needs --dry-run (a grid run prints its summary as text)")
@@ -327,9 +327,9 @@ def check_cmd(results: tuple[str, ...], baseline: str, plan: str | None, junit: 
     and means within noise, verdicts and capacity gates unchanged, plan expectations hold."""
     import tempfile
 
-    from capgate._storage import is_remote
+    from capgate.store.location import is_remote
     from capgate.analysis import load_results
-    from capgate.check import format_table, run_check
+    from capgate.check.run import format_table, run_check
 
     with tempfile.TemporaryDirectory(prefix="capgate-check-") as tmp:
         paths = []

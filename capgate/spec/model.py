@@ -1,13 +1,13 @@
 """Study specs as frozen dataclasses, and their expansion into run and pretraining specs.
 
-A :class:`StudySpec` (validated from YAML by :mod:`capgate.spec_load`) names the task, the
+A :class:`StudySpec` (validated from YAML by :mod:`capgate.spec.load`) names the task, the
 train sets and the eval sets each is scored on (each tagged with its shift), the backbone rungs,
 the initializations (chains of pretraining stages, or a local checkpoint), the seeds, the
 per-trial resources and ONE training recipe shared by every cell. :func:`expand` turns it into
 the frozen :class:`PretrainSpec` and :class:`RunSpec` lists before Ray starts, so ``--dry-run``
 needs no data. Every spec round-trips to JSON; ``run_id`` and ``stage_id`` are hashes of it.
 
-Loading and validating YAML is :mod:`capgate.spec_load`'s job (``load_study``); hashing is
+Loading and validating YAML is :mod:`capgate.spec.load`'s job (``load_study``); hashing is
 :mod:`capgate._hash`'s; dataset roots are :mod:`capgate.data.roots`'. This module imports neither
 torch nor ray.
 """
@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
 from capgate._hash import canonical_json, short_hash
-from capgate.data.roots import SYNTHETIC, resolve_root  # resolve_root re-exported for older callers
+from capgate.data.roots import SYNTHETIC
 from capgate.errors import SpecError
 from capgate.models.ladder import Rung, get_rung
 
@@ -41,7 +41,6 @@ __all__ = [
     # homes elsewhere, kept importable from here: capgate._hash and capgate.data.roots
     "canonical_json",
     "short_hash",
-    "resolve_root",
 ]
 
 #: Mixed precision of training (``recipe.amp``): ``auto`` is bf16 on a CUDA device that supports it,

@@ -17,13 +17,13 @@ from typing import Any
 
 import yaml
 
-from capgate._world import GENERATOR_VERSION, IDS_WITHOUT_GENERATOR
+from capgate.data.world_version import GENERATOR_VERSION, IDS_WITHOUT_GENERATOR
 from capgate.data.registry import CLASSIFICATION_FORMATS, DETECTION_FORMATS
-from capgate._spec_checks import _choice, _keys, _num, _str
+from capgate.spec.checks import _choice, _keys, _num, _str
 from capgate.errors import CapgateError, SpecError
 from capgate.models.ladder import FAMILIES, Rung, get_rung, rung_names
 from capgate.schema import SHIFTS, TASKS
-from capgate.spec import (AMP_MODES, Adaptive, DatasetRef, EvalSet, InitDef, Recipe, Resources, StageDef, StudySpec,
+from capgate.spec.model import (AMP_MODES, Adaptive, DatasetRef, EvalSet, InitDef, Recipe, Resources, StageDef, StudySpec,
                           TrainSet, fields_of)
 
 __all__ = ["DEFAULTS", "load_study", "study_from_dict", "parse_override", "study_to_dict", "read_yaml"]

@@ -6,8 +6,8 @@ import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from capgate._atomic import atomic_write_bytes
-from capgate._check_rules import CheckResult
+from capgate.store.atomic import atomic_write_bytes
+from capgate.check.rules import CheckResult
 
 __all__ = ["format_table", "write_junit"]
 
