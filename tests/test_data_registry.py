@@ -100,6 +100,8 @@ def test_in_memory_pixels_decode_and_stream_like_image_files(tmp_path: Path) -> 
     streamed = torch.cat([x for _, x in stream_batches(stream, order)])
     assert torch.equal(streamed, small.images)  # the streaming path resizes the same pixels the same way
     assert np.array_equal(stream.pixels, ds.pixels)
+    stream.decode_device = torch.device("cpu")  # the CUDA path's per-batch decode, here on the CPU: pixels pass
+    assert torch.equal(torch.cat([x for _, x in stream_batches(stream, order)]), small.images)
 
 
 @pytest.mark.slow
