@@ -12,6 +12,7 @@ __all__ = [
     "InputError",
     "SpecError",
     "DataError",
+    "UnsafePickleError",
     "CheckpointError",
     "ResultsError",
     "DivergedError",
@@ -37,6 +38,10 @@ class SpecError(InputError):
 
 class DataError(InputError):
     """A dataset on disk is malformed, missing files, or escapes its root."""
+
+
+class UnsafePickleError(DataError):
+    """A pickle names a global outside the few a dataset's files are known to hold; it is not loaded."""
 
 
 class CheckpointError(InputError):

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from capgate.cli import cli, main
 from capgate.cli.app import DATA_VERIFY_FORMATS
 from capgate.data import WorldManifest
-from capgate.data.verify import VERIFY_FORMATS, verify
+from capgate.data.registry import VERIFY_FORMATS, verify_dataset as verify
 
 SMALL = ["--set", "datasets=llvip,flir", "--set", "llvip_train=2", "--set", "llvip_test=1",
          "--set", "flir_train=2", "--set", "flir_val=1", "--set", "flir_video=1"]
@@ -95,11 +95,12 @@ def test_verify_bad_options_exit_2(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "does not exist" in r.output
 
 
-def test_cli_formats_match_library_and_commands_have_help() -> None:
+def test_cli_formats_come_from_the_registry_and_commands_have_help() -> None:
     from capgate.cli.app import DATA_EXPORT_FORMATS
-    from capgate.data.export import EXPORT_FORMATS
 
-    assert DATA_VERIFY_FORMATS == VERIFY_FORMATS and DATA_EXPORT_FORMATS == EXPORT_FORMATS
+    assert DATA_VERIFY_FORMATS == VERIFY_FORMATS == ("llvip", "flir", "coco", "imagenet", "domainnet", "cifar10",
+                                                     "cifar100", "tinyimagenet")
+    assert DATA_EXPORT_FORMATS == ("llvip", "flir", "coco")
     for args in (["data", "--help"], ["data", "synth", "--help"], ["data", "verify", "-h"], ["data", "export", "-h"]):
         r = CliRunner().invoke(cli, args)
         assert r.exit_code == 0 and "Usage: " in r.output

@@ -16,8 +16,7 @@ from pycocotools.coco import COCO
 
 from capgate.data import open_classification, open_detection, read_domainnet, read_flir, read_imagenet, read_llvip
 from capgate.data.domainnet import DOMAINNET_CLASSES, domainnet_order_key
-from capgate.data.export import export_coco
-from capgate.data.verify import verify
+from capgate.data.registry import export_coco, verify_dataset as verify
 from capgate.errors import DataError
 
 

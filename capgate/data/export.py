@@ -7,7 +7,8 @@ category id = label index + 1 in capgate's category order, boxes ``xywh`` in the
 pixel convention of :mod:`capgate.data.types` (so LLVIP boxes come out as the LLVIP authors'
 converter writes them), image ``file_name`` relative to the dataset root named in
 ``info.image_root``. ``info`` also records the format, variant, class map, box convention and
-the boxes dropped, unmapped, clipped or skipped as crowd.
+the boxes dropped, unmapped, clipped or skipped as crowd. The entry point is
+:func:`capgate.data.registry.export_coco`; each format's record names its ``*_sets`` function.
 """
 
 from __future__ import annotations
@@ -18,16 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from capgate.store.atomic import atomic_write_text
-from capgate.data.classmap import ClassMap
-from capgate.data.coco import read_coco
+from capgate.data.coco import coco_split_paths, read_coco
 from capgate.data.flir import FLIR_SPLITS, V1_SPLIT_FOLDERS, detect_flir_version, flir_v2_folder, read_flir
 from capgate.data.llvip import LLVIP_FOLDERS, LLVIP_SPLITS, read_llvip
 from capgate.data.types import DetectionDataset
-from capgate.errors import DataError
 
-__all__ = ["export_coco", "EXPORT_FORMATS", "ExportedFile"]
+__all__ = ["ExportedFile", "write_coco_files", "llvip_sets", "flir_sets", "coco_sets"]
 
-EXPORT_FORMATS = ("llvip", "flir", "coco")
 _META_KEYS = ("variant", "class_map", "box_convention", "invalid_boxes", "dropped_boxes", "dropped_by_file",
               "clipped_boxes", "unmapped_boxes", "crowd_boxes_skipped", "class_notes")
 
@@ -43,45 +41,34 @@ class ExportedFile:
     boxes: int
 
 
-def _datasets(root: Path, format: str, class_map: Any, drop_invalid: bool) -> list[DetectionDataset]:
-    if format == "llvip":
-        return [read_llvip(root, split, mod, class_map, drop_invalid)
-                for split in LLVIP_SPLITS for mod, folder in LLVIP_FOLDERS.items() if (root / folder / split).is_dir()]
-    if format == "flir":
-        version = detect_flir_version(root)
-        out = []
-        for split in FLIR_SPLITS:
-            for mod in ("rgb", "ir"):
-                if version == "v2" and (flir_v2_folder(root, split, mod) / "coco.json").is_file():
-                    out.append(read_flir(root, split, mod, "v2", class_map, drop_invalid))
-                elif version == "v1" and mod == "ir" and (root / V1_SPLIT_FOLDERS[split] / "thermal_annotations.json").is_file():
-                    out.append(read_flir(root, split, mod, "v1", class_map, drop_invalid))
-        return out
-    if format == "coco":
-        from capgate.data.coco import coco_split_paths
-
-        files = sorted((root / "annotations").glob("instances_*.json"))
-        return [read_coco(f, coco_split_paths(root, f.stem.removeprefix("instances_"))[1], class_map, drop_invalid)
-                for f in files]
-    raise DataError(f"export supports the detection formats {', '.join(EXPORT_FORMATS)}, not {format!r}")
+def llvip_sets(root: Path, class_map: Any, drop_invalid: bool) -> list[DetectionDataset]:
+    """Every LLVIP split and modality present under ``root``."""
+    return [read_llvip(root, split, mod, class_map, drop_invalid)
+            for split in LLVIP_SPLITS for mod, folder in LLVIP_FOLDERS.items() if (root / folder / split).is_dir()]
 
 
-def export_coco(path: Path | str, format: str, out: Path | str, class_map: ClassMap | dict | str | None = None,
-                drop_invalid: bool = False) -> list[ExportedFile]:
-    """Write ``<out>/<split>_<modality>.json`` for every split and modality found under ``path``.
+def flir_sets(root: Path, class_map: Any, drop_invalid: bool) -> list[DetectionDataset]:
+    """Every FLIR split and modality present under ``root`` (v1 has thermal annotations only)."""
+    version = detect_flir_version(root)
+    out = []
+    for split in FLIR_SPLITS:
+        for mod in ("rgb", "ir"):
+            if version == "v2" and (flir_v2_folder(root, split, mod) / "coco.json").is_file():
+                out.append(read_flir(root, split, mod, "v2", class_map, drop_invalid))
+            elif version == "v1" and mod == "ir" and (root / V1_SPLIT_FOLDERS[split] / "thermal_annotations.json").is_file():
+                out.append(read_flir(root, split, mod, "v1", class_map, drop_invalid))
+    return out
 
-    Raises :class:`~capgate.errors.DataError` for an unknown format, a dataset with nothing to
-    export, or the readers' problems (the same a training run would stop on).
-    """
-    if format not in EXPORT_FORMATS:
-        raise DataError(f"export supports the detection formats {', '.join(EXPORT_FORMATS)}, not {format!r}")
-    root = Path(path).absolute()
-    if not root.is_dir():
-        raise DataError(f"{root}: is not a folder; fix: give the dataset's root folder")
-    datasets = _datasets(root, format, class_map, drop_invalid)
-    if not datasets:
-        raise DataError(f"{root}: no {format} splits found to export; fix: check with "
-                        f"`capgate data verify {root} --format {format}`")
+
+def coco_sets(root: Path, class_map: Any, drop_invalid: bool) -> list[DetectionDataset]:
+    """Every ``annotations/instances_<split>.json`` under ``root``."""
+    files = sorted((root / "annotations").glob("instances_*.json"))
+    return [read_coco(f, coco_split_paths(root, f.stem.removeprefix("instances_"))[1], class_map, drop_invalid)
+            for f in files]
+
+
+def write_coco_files(datasets: list[DetectionDataset], out: Path | str) -> list[ExportedFile]:
+    """Write each dataset as ``<out>/<split>_<modality>.json`` (see the module docstring)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []

@@ -30,7 +30,7 @@ from capgate.data.synth_render import smooth_noise
 from capgate.data.synth_scenes import random_color
 from capgate.data.synth_shapes import ASPECT, SHAPES, edges, rasterize
 
-__all__ = ["imagenet_classes", "imagenet_image", "DOMAIN_STYLES", "domainnet_image", "DOMAINNET_SHAPES"]
+__all__ = ["imagenet_classes", "imagenet_image", "imagenet_image_box", "DOMAIN_STYLES", "domainnet_image", "DOMAINNET_SHAPES"]
 
 _TEXTURES = ("plain", "stripes", "dots", "checker")
 _IMAGENET_SHAPES = ("person", "car_side", "car_rear", "bicycle", "dog", "ball", "stop_sign", "tree", "house",
@@ -87,16 +87,24 @@ def _paint_parts(img: np.ndarray, region: tuple, masks: dict, colors: Callable[[
 
 def imagenet_image(rng: np.random.Generator, shape: str, texture: str, size: int) -> np.ndarray:
     """One ``(size, size, 3)`` uint8 image of a textured ``shape`` over a cluttered background."""
+    return imagenet_image_box(rng, shape, texture, size)[0]
+
+
+def imagenet_image_box(rng: np.random.Generator, shape: str, texture: str,
+                       size: int) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """:func:`imagenet_image` (the same draws, the same pixels) and the shape's box, continuous xyxy."""
     hw = (size, size)
     img = random_color(rng, s=(0.0, 0.6), v=(0.3, 0.9))[None, None, :] * (1 + 0.25 * smooth_noise(rng, hw, 8))[..., None]
     for _ in range(int(rng.integers(0, 3))):  # distractor blobs
         region, masks = rasterize([("b", "ellipse", (0.5, 0.5, 0.5, 0.5))], _box_for(rng, "ball", size, 0.1, 0.35), hw)
         _paint_parts(img, region, masks, lambda r: random_color(rng))
-    region, masks = rasterize(SHAPES[shape](rng), _box_for(rng, shape, size, 0.5, 0.9), hw)
+    parts = SHAPES[shape](rng)
+    box = _box_for(rng, shape, size, 0.5, 0.9)
+    region, masks = rasterize(parts, box, hw)
     base = {r: random_color(rng, s=(0.3, 1.0), v=(0.35, 1.0)) for r in masks}
     _paint_parts(img, region, masks, base.__getitem__, _texture(texture, rng, hw))
     img = gaussian_filter(img, sigma=(0.4, 0.4, 0)) + 0.02 * rng.standard_normal(img.shape)
-    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8), box
 
 
 def _real(rng, hw, region, masks):  # noqa: ANN001 - style painters share one private signature

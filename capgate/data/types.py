@@ -14,10 +14,13 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from PIL import Image
+
+from capgate.errors import DataError
 
 __all__ = [
     "DetectionSample",
@@ -25,6 +28,7 @@ __all__ = [
     "ClassificationDataset",
     "load_image",
     "load_image_array",
+    "select_classes",
     "MODALITIES",
 ]
 
@@ -133,7 +137,13 @@ class DetectionDataset:
 
 @dataclass
 class ClassificationDataset:
-    """An image classification split: ``samples`` are ``(image path, 0-based label)``."""
+    """An image classification split: ``samples`` are ``(source file, 0-based label)``.
+
+    Images live in their own files (ImageNet, DomainNet, Tiny ImageNet: the source file is the
+    image) or in memory when the format packs them into batch files (CIFAR): then ``pixels``
+    holds them as ``(N, H, W, 3)`` uint8 RGB and each sample's source file is the batch file it
+    came from. :meth:`image` reads either the same way, so training never asks which.
+    """
 
     name: str
     format: str
@@ -143,21 +153,77 @@ class ClassificationDataset:
     classes: tuple[str, ...]
     samples: list[tuple[Path, int]]
     meta: dict[str, Any] = field(default_factory=dict)
+    pixels: np.ndarray | None = field(default=None, repr=False, compare=False)
     _fingerprint: str | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.pixels is not None:
+            assert self.pixels.dtype == np.uint8 and self.pixels.ndim == 4 and self.pixels.shape[3] == 3
+            assert len(self.pixels) == len(self.samples)
 
     def __len__(self) -> int:
         return len(self.samples)
 
+    def label(self, i: int) -> int:
+        """The 0-based label of sample ``i`` (an index into ``classes``)."""
+        return int(self.samples[i][1])
+
+    def image(self, i: int) -> np.ndarray:
+        """Sample ``i`` as ``(H, W, 3)`` uint8 RGB (grey files replicated to three channels)."""
+        if self.pixels is not None:
+            return self.pixels[i]
+        return load_image_array(self.samples[i][0])
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Readable class names in label order (``meta["class_names"]``, e.g. Tiny ImageNet's
+        ``words.txt`` entries for its wnids), else ``classes`` themselves."""
+        return tuple(self.meta.get("class_names") or self.classes)
+
     def fingerprint(self) -> str:
-        """sha256 over classes, labels, relative paths and each image's size and leading bytes."""
+        """sha256 over classes, labels, relative paths and each image's size and leading bytes
+        (for in-memory ``pixels``: the pixels themselves)."""
         if self._fingerprint is None:
             h = hashlib.sha256()
             h.update(json.dumps([self.format, self.split, self.domain, list(self.classes)]).encode())
-            for path, label in self.samples:
-                _hash_file(h, path, self.root)
-                h.update(int(label).to_bytes(8, "little", signed=True))
+            if self.pixels is not None:
+                h.update(np.ascontiguousarray(self.pixels).tobytes())
+                h.update(np.asarray([y for _, y in self.samples], dtype=np.int64).tobytes())
+            else:
+                for path, label in self.samples:
+                    _hash_file(h, path, self.root)
+                    h.update(int(label).to_bytes(8, "little", signed=True))
             self._fingerprint = h.hexdigest()
         return self._fingerprint
+
+
+def select_classes(ds: ClassificationDataset, classes: int | Sequence[str] | None) -> ClassificationDataset:
+    """``ds`` restricted to ``classes`` (None: all; an int k: the first k; names: those, in the
+    dataset's class order), labels re-indexed 0..k-1; the subset is recorded in ``meta``."""
+    if classes is None:
+        return ds
+    if isinstance(classes, int):
+        if not 1 <= classes <= len(ds.classes):
+            raise DataError(f"class subset size {classes} is out of range; fix: choose 1..{len(ds.classes)}")
+        keep = ds.classes[:classes]
+    else:
+        unknown = [c for c in classes if c not in ds.classes]
+        if unknown:
+            raise DataError(f"unknown {ds.format} class(es) {unknown[:10]}; valid classes include: "
+                            f"{', '.join(ds.classes[:30])}" + (" ..." if len(ds.classes) > 30 else ""))
+        wanted = set(classes)
+        keep = tuple(c for c in ds.classes if c in wanted)
+    if keep == ds.classes:
+        return ds
+    new = {ds.classes.index(c): i for i, c in enumerate(keep)}
+    rows = [i for i, (_, y) in enumerate(ds.samples) if y in new]
+    names = ds.class_names
+    meta = {**ds.meta, "class_subset": list(keep), "class_names": [names[ds.classes.index(c)] for c in keep]}
+    return ClassificationDataset(
+        name=ds.name, format=ds.format, root=ds.root, split=ds.split, domain=ds.domain, classes=keep,
+        samples=[(ds.samples[i][0], new[ds.samples[i][1]]) for i in rows], meta=meta,
+        pixels=None if ds.pixels is None else ds.pixels[rows],
+    )
 
 
 def _relative(path: Path, root: Path) -> str:

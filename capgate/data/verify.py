@@ -1,5 +1,9 @@
 """``verify``: read every split (and modality) of a dataset on disk, collect every problem.
 
+The checks of the detection formats, ImageNet and DomainNet, and the report they fill; the
+entry point is :func:`capgate.data.registry.verify_dataset` (each format's record names its
+check; CIFAR's and Tiny ImageNet's are in :mod:`capgate.data.verify_classify`).
+
 Unlike the readers, which stop with one error listing the problems of one split, ``verify``
 walks all splits it finds, checks LLVIP pairs and the FLIR video map, opens image headers to
 compare sizes with the annotations (up to ``max_image_checks`` per split, evenly spaced), and
@@ -30,9 +34,8 @@ from capgate.data.problems import Problem, ProblemLog
 from capgate.data.types import ClassificationDataset, DetectionSample
 from capgate.errors import DataError
 
-__all__ = ["VerifyReport", "verify", "VERIFY_FORMATS"]
-
-VERIFY_FORMATS = ("llvip", "flir", "coco", "imagenet", "domainnet")
+__all__ = ["VerifyReport", "verify_llvip", "verify_flir", "verify_coco", "verify_imagenet", "verify_domainnet",
+           "classification_part", "size_text", "guard"]
 
 
 @dataclass
@@ -83,7 +86,7 @@ class VerifyReport:
                 "dropped": self.dropped, "parts": self.parts, "problems": [vars(p) for p in self.problems]}
 
 
-def _size_text(sizes: list[tuple[int, int]]) -> str:
+def size_text(sizes: list[tuple[int, int]]) -> str:
     if not sizes:
         return "no images"
     ws, hs = [s[0] for s in sizes], [s[1] for s in sizes]
@@ -112,21 +115,24 @@ def _detection_part(name: str, categories: tuple[str, ...], samples: list[Detect
             problems.add(s.image_path, f"image is {real[0]}x{real[1]} but its annotation says {s.width}x{s.height}",
                          "fix the annotation's width/height")
     return {"name": name, "images": len(samples), "boxes": sum(per_class.values()), "per_class": per_class,
-            "sizes": _size_text([(s.width, s.height) for s in samples])}
+            "sizes": size_text([(s.width, s.height) for s in samples])}
 
 
-def _classification_part(name: str, ds: ClassificationDataset, problems: ProblemLog,
+def classification_part(name: str, ds: ClassificationDataset, problems: ProblemLog,
                          max_checks: int | None) -> dict[str, Any]:
     per_class = dict.fromkeys(ds.classes, 0)
     for _, lab in ds.samples:
         per_class[ds.classes[lab]] += 1
+    if ds.pixels is not None:  # images held in batch files: their size is the array's
+        return {"name": name, "images": len(ds.samples), "per_class": per_class,
+                "sizes": size_text([(ds.pixels.shape[2], ds.pixels.shape[1])] * min(1, len(ds.samples)))}
     checked = _spaced(ds.samples, max_checks)
     sizes = [s for p, _ in checked if (s := image_size(p, problems)) is not None]
     note = "" if len(checked) == len(ds.samples) else f" ({len(checked)} sampled)"
-    return {"name": name, "images": len(ds.samples), "per_class": per_class, "sizes": _size_text(sizes) + note}
+    return {"name": name, "images": len(ds.samples), "per_class": per_class, "sizes": size_text(sizes) + note}
 
 
-def _guard(problems: ProblemLog, where: Path, fn, *args) -> Any:  # noqa: ANN001
+def guard(problems: ProblemLog, where: Path, fn, *args) -> Any:  # noqa: ANN001
     try:
         return fn(*args)
     except DataError as exc:
@@ -134,7 +140,7 @@ def _guard(problems: ProblemLog, where: Path, fn, *args) -> Any:  # noqa: ANN001
         return None
 
 
-def _verify_llvip(root: Path, report: VerifyReport, problems: ProblemLog, k: int | None,
+def verify_llvip(root: Path, report: VerifyReport, problems: ProblemLog, k: int | None,
                   drop_invalid: bool) -> None:
     for split in LLVIP_SPLITS:
         names = {}
@@ -143,7 +149,7 @@ def _verify_llvip(root: Path, report: VerifyReport, problems: ProblemLog, k: int
             if not d.is_dir():
                 continue
             names[mod] = {p.name for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
-            res = _guard(problems, root, scan_llvip, root, split, mod, None, drop_invalid, problems)
+            res = guard(problems, root, scan_llvip, root, split, mod, None, drop_invalid, problems)
             if res is not None:
                 samples, cats, _ = res
                 report.parts.append(_detection_part(f"{split}/{mod}", cats, samples, problems, k))
@@ -157,9 +163,9 @@ def _verify_llvip(root: Path, report: VerifyReport, problems: ProblemLog, k: int
         problems.add(root, "no visible/{train,test} or infrared/{train,test} folders", "point at the LLVIP root")
 
 
-def _verify_flir(root: Path, report: VerifyReport, problems: ProblemLog, k: int | None,
+def verify_flir(root: Path, report: VerifyReport, problems: ProblemLog, k: int | None,
                  drop_invalid: bool) -> None:
-    version = _guard(problems, root, detect_flir_version, root)
+    version = guard(problems, root, detect_flir_version, root)
     if version is None:
         return
     for split in FLIR_SPLITS:
@@ -182,7 +188,7 @@ def _verify_flir(root: Path, report: VerifyReport, problems: ProblemLog, k: int 
                              "note": f"{len(pairs)} RGB frames paired with thermal frames by {VIDEO_MAP}"})
 
 
-def _verify_coco(root: Path, report: VerifyReport, problems: ProblemLog, k: int | None,
+def verify_coco(root: Path, report: VerifyReport, problems: ProblemLog, k: int | None,
                  drop_invalid: bool) -> None:
     files = sorted((root / "annotations").glob("instances_*.json")) if root.is_dir() else []
     if root.is_file():
@@ -196,47 +202,24 @@ def _verify_coco(root: Path, report: VerifyReport, problems: ProblemLog, k: int 
         report.parts.append(_detection_part(split, cats, samples, problems, k))
 
 
-def _verify_imagenet(root: Path, report: VerifyReport, problems: ProblemLog, k: int | None,
+def verify_imagenet(root: Path, report: VerifyReport, problems: ProblemLog, k: int | None,
                      drop_invalid: bool) -> None:
     for split in ("train", "val"):
         if (imagenet_image_root(root) / split).is_dir():
-            ds = _guard(problems, root, scan_imagenet, root, split, problems)
+            ds = guard(problems, root, scan_imagenet, root, split, problems)
             if ds is not None:
-                report.parts.append(_classification_part(split, ds, problems, k))
+                report.parts.append(classification_part(split, ds, problems, k))
     if not report.parts and not problems:
         problems.add(root, "no train/ or val/ folders (nor ILSVRC/Data/CLS-LOC/)", "point at the ImageNet root")
 
 
-def _verify_domainnet(root: Path, report: VerifyReport, problems: ProblemLog, k: int | None,
+def verify_domainnet(root: Path, report: VerifyReport, problems: ProblemLog, k: int | None,
                       drop_invalid: bool) -> None:
     files = sorted(root.glob("*_train.txt")) + sorted(root.glob("*_test.txt"))
     if not files:
         problems.add(root, "no <domain>_{train,test}.txt split files", "point at the DomainNet root")
     for f in files:
         domain, _, split = f.stem.rpartition("_")
-        ds = _guard(problems, f, scan_domainnet, root, domain, split, None, problems)
+        ds = guard(problems, f, scan_domainnet, root, domain, split, None, problems)
         if ds is not None:
-            report.parts.append(_classification_part(f"{domain}/{split}", ds, problems, k))
-
-
-_VERIFIERS = {"llvip": _verify_llvip, "flir": _verify_flir, "coco": _verify_coco,
-              "imagenet": _verify_imagenet, "domainnet": _verify_domainnet}
-
-
-def verify(path: Path | str, format: str, max_image_checks: int | None = 2000,
-           drop_invalid: bool = False) -> VerifyReport:
-    """Check a dataset on disk in ``format`` and collect every problem (never raises for bad
-    data; raises DataError only for an unknown format or a missing path).
-
-    ``drop_invalid`` treats invalid boxes as the readers do with ``drop_invalid=True``: dropped
-    and counted per annotation file (:attr:`VerifyReport.dropped`) instead of being errors."""
-    if format not in _VERIFIERS:
-        raise DataError(f"unknown dataset format {format!r} for verify; valid: {', '.join(VERIFY_FORMATS)}")
-    path = Path(path).absolute()
-    if not path.exists():
-        raise DataError(f"{path}: does not exist; fix: give the dataset's root folder")
-    report, problems = VerifyReport(path, format, drop_invalid=drop_invalid), ProblemLog()
-    _VERIFIERS[format](path, report, problems, max_image_checks, drop_invalid)
-    # a broken annotation shared by both modalities is found twice: report it once
-    report.problems = list(dict.fromkeys(problems.problems))
-    return report
+            report.parts.append(classification_part(f"{domain}/{split}", ds, problems, k))

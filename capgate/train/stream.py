@@ -99,7 +99,8 @@ def path_array(paths: list[Path] | list[str]) -> np.ndarray:
 @dataclass
 class StreamingClassification:
     """A classification split read from disk each epoch: ``paths`` (:func:`path_array`) and
-    ``labels`` [N] int64."""
+    ``labels`` [N] int64; or, for a format that packs its images into batch files (CIFAR), resized
+    from the reader's in-memory ``pixels`` ``(N, H, W, 3)`` uint8 each epoch (``paths``: the batch files)."""
 
     paths: np.ndarray
     labels: torch.Tensor
@@ -107,6 +108,7 @@ class StreamingClassification:
     workers: int = field(default_factory=default_workers)
     decode_device: torch.device | None = None
     prefetch: int = 2
+    pixels: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -135,13 +137,16 @@ class StreamingDetection:
 class _Files(torch.utils.data.Dataset):
     """Item i: the decoded, resized ``[3, R, R]`` uint8 image, or its raw bytes for GPU decoding."""
 
-    def __init__(self, paths: np.ndarray, size: int, raw: bool) -> None:
-        self.paths, self.size, self.raw = paths, size, raw
+    def __init__(self, paths: np.ndarray, size: int, raw: bool, pixels: np.ndarray | None = None) -> None:
+        self.paths, self.size, self.raw, self.pixels = paths, size, raw, pixels
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor]:
+        if self.pixels is not None:  # already decoded: [3, H, W] passes _gpu_decode untouched
+            img = torch.from_numpy(np.array(self.pixels[i], dtype=np.uint8, copy=True)).permute(2, 0, 1)
+            return i, img if self.raw else _fit(img, self.size)
         p = Path(os.fsdecode(self.paths[i]))
         if self.raw:
             return i, read_bytes(p) if p.suffix.lower() in _JPEG else _decode_pil(p)
@@ -190,7 +195,7 @@ def stream_batches(data: StreamingClassification | StreamingDetection,
     read by them and decoded batched on ``data.decode_device`` when one is set."""
     gpu = data.decode_device is not None
     loader = torch.utils.data.DataLoader(
-        _Files(data.paths, data.size, raw=gpu), batch_sampler=[b.tolist() for b in order],
+        _Files(data.paths, data.size, raw=gpu, pixels=getattr(data, "pixels", None)), batch_sampler=[b.tolist() for b in order],
         num_workers=data.workers, collate_fn=_collate, pin_memory=False,
         prefetch_factor=data.prefetch if data.workers > 0 else None, persistent_workers=False,
     )
@@ -206,8 +211,10 @@ def streaming_split(ds: Any, size: int, limit: int | None, detection: bool, work
     w = default_workers() if workers is None else workers
     dev = None if decode_device is None else torch.device(decode_device)
     if not detection:
+        pixels = getattr(ds, "pixels", None)
         return StreamingClassification(path_array([p for p, _ in samples]),
-                                       torch.tensor([int(y) for _, y in samples], dtype=torch.int64), size, w, dev)
+                                       torch.tensor([int(y) for _, y in samples], dtype=torch.int64), size, w, dev,
+                                       pixels=None if pixels is None else pixels[:len(samples)])
     boxes, labels, scale = [], [], []
     for s in samples:
         sx, sy = size / s.width, size / s.height

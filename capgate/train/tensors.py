@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,13 +100,14 @@ def _open_images(path: Path, n: int, size: int) -> torch.Tensor | None:
     return torch.from_numpy(arr)
 
 
-def _cached_images(cache_dir: Path | None, key: str, paths: list[Path], size: int) -> torch.Tensor:
-    """``[N,3,size,size]`` uint8 of ``paths``: decoded into memory, or through a memory-mapped cache file."""
-    n = len(paths)
+def _cached_images(cache_dir: Path | None, key: str, n: int, image: Callable[[int], np.ndarray],
+                   size: int) -> torch.Tensor:
+    """``[N,3,size,size]`` uint8 of ``image(0..n-1)`` (``(H, W, 3)`` RGB arrays): decoded into memory,
+    or through a memory-mapped cache file."""
     if cache_dir is None:
         images = torch.empty((n, 3, size, size), dtype=torch.uint8)
-        for i, p in enumerate(paths):
-            images[i] = _resize(load_image_array(p), size)
+        for i in range(n):
+            images[i] = _resize(image(i), size)
         return images
     path = Path(cache_dir) / f"{key}.npy"
     if path.is_file():
@@ -119,8 +120,8 @@ def _cached_images(cache_dir: Path | None, key: str, paths: list[Path], size: in
     tmp = Path(name)
     try:
         arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, 3, size, size))
-        for i, p in enumerate(paths):
-            arr[i] = _resize(load_image_array(p), size).numpy()
+        for i in range(n):
+            arr[i] = _resize(image(i), size).numpy()
         arr.flush()
         del arr
         os.chmod(tmp, file_mode())  # mkstemp makes 0600: teammates on a shared store read the cache too
@@ -167,7 +168,7 @@ def decode_detection(ds, size: int, cache_dir: Path | None = None, limit: int | 
     if stream is not None:
         return stream
     key = f"det-mm-{ds.fingerprint()[:20]}-{size}-{len(samples)}"
-    images = _cached_images(cache_dir, key, [s.image_path for s in samples], size)
+    images = _cached_images(cache_dir, key, len(samples), lambda i: load_image_array(samples[i].image_path), size)
 
     def build() -> dict:
         boxes, labels, scale = [], [], []
@@ -206,7 +207,7 @@ def decode_classification(ds, size: int, cache_dir: Path | None = None,  # noqa:
     if stream is not None:
         return stream
     key = f"cls-mm-{ds.fingerprint()[:20]}-{size}-{len(samples)}"
-    images = _cached_images(cache_dir, key, [p for p, _ in samples], size)
+    images = _cached_images(cache_dir, key, len(samples), ds.image, size)  # files, or CIFAR's in-memory pixels
     d = _cached_meta(cache_dir, key, lambda: {"labels": torch.tensor([int(y) for _, y in samples], dtype=torch.int64)})
     return ClassificationTensors(images, d["labels"])
 
