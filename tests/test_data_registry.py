@@ -44,7 +44,7 @@ def test_unknown_formats_list_the_valid_ones() -> None:
 
 
 def test_the_cli_builds_its_choices_without_importing_a_reader() -> None:
-    code = ("import sys, capgate.cli as c; print(c.DATA_VERIFY_FORMATS[-3:], "
+    code = ("import sys, capgate.cli.app as c; print(c.DATA_VERIFY_FORMATS[-3:], "
             "sorted(m for m in sys.modules if m.startswith(('numpy', 'PIL', 'capgate.data.')) and '.' in m)[:3])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120,
                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
