@@ -13,6 +13,7 @@ __all__ = [
     "SpecError",
     "DataError",
     "CheckpointError",
+    "StructureMatchError",
     "ResultsError",
     "DivergedError",
     "GridError",
@@ -41,6 +42,11 @@ class DataError(InputError):
 
 class CheckpointError(InputError):
     """A checkpoint cannot be read, or matched too little of the model."""
+
+
+class StructureMatchError(CheckpointError):
+    """A checkpoint's tensors, taken in file order, do not map onto the model's by shape: the match
+    is incomplete (no alignment fits) or ambiguous (more than one does)."""
 
 
 class ResultsError(InputError):

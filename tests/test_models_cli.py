@@ -9,6 +9,7 @@ import torch
 
 from capgate.cli import main
 from capgate.models import build_detector, count_params, get_rung, ladder
+from capgate.models.profile import MACS_CONVENTION
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +34,7 @@ def test_json_lists_every_rung_with_exact_counts(capsys):
     assert b7["resolution"] == 64
     assert b7["params"] == count_params(build_detector(get_rung("B-7"), 1, 64)) == 41_874
     assert all(r["macs"] > 0 and r["latency_ms"] is None for r in rows)
+    assert all(r["macs_convention"] == MACS_CONVENTION and r["fp32_bytes"] == 4 * r["params"] for r in rows)
     assert b7["builder"] == ("timm.models.efficientnet._gen_efficientnet('efficientnet_b0', channel_multiplier=0.1, "
                              "depth_multiplier=0.25)")
     assert b7["scaling"].startswith("width = channel_multiplier")
@@ -53,6 +55,8 @@ def test_table_with_latency_for_one_family(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["rung", "backbone", "width", "depth", "backbone", "params", "params", "MMACs",
                                 "latency", "ms"]
+    assert lines[-2:] == ["", MACS_CONVENTION]  # the convention beside every MACs figure
+    lines = lines[:-2]
     assert [line.split()[0] for line in lines[2:]] == [f"S-{i}" for i in range(7)]
     s6 = lines[-1].split()
     assert s6[1:3] == ["mobilenetv3_large@w0.1d0.25", "(S-6)"] and s6[6] == "37,038"
