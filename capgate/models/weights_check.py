@@ -60,6 +60,7 @@ def check_weights(model: str, weights: str | Path, images: Sequence[str | Path] 
                         f"model: {', '.join(standard_names())}")
     if match not in MATCH_RULES:
         raise SpecError(f"match rule {match!r} is invalid; valid rules: {', '.join(MATCH_RULES)}")
+    batch = [(str(path), read_image(path, rung.standard)) for path in images]  # a bad image fails before the load
     torch.manual_seed(0)  # the head stays at a fixed fresh draw if the file lacks it
     net = build_standard(rung, IMAGENET_CLASSES).eval()
     report = initialize(net, weights, part="backbone", match=match)
@@ -69,12 +70,11 @@ def check_weights(model: str, weights: str | Path, images: Sequence[str | Path] 
             "mismatched": [[k, list(a), list(b)] for k, a, b in report.mismatched],
             "reinitialized": list(report.reinitialized), "provenance": report.provenance}
     rows = []
-    for path in images:
-        x = read_image(path, rung.standard).unsqueeze(0)
+    for path, image in batch:
         with torch.no_grad():
-            probs = net(x).softmax(dim=1)[0]
+            probs = net(image.unsqueeze(0)).softmax(dim=1)[0]
         top = probs.topk(5)
-        rows.append({"path": str(path), "top5": [int(i) for i in top.indices],
+        rows.append({"path": path, "top5": [int(i) for i in top.indices],
                      "top5_prob": [round(float(p), 4) for p in top.values]})
     return {"model": rung.name, "file": str(weights), "sha256": report.sha256,
             "head_loaded": head <= set(report.loaded), "load": load, "images": rows}
