@@ -14,6 +14,7 @@ __all__ = [
     "DataError",
     "UnsafePickleError",
     "CheckpointError",
+    "StructureMatchError",
     "ResultsError",
     "DivergedError",
     "GridError",
@@ -46,6 +47,11 @@ class UnsafePickleError(DataError):
 
 class CheckpointError(InputError):
     """A checkpoint cannot be read, or matched too little of the model."""
+
+
+class StructureMatchError(CheckpointError):
+    """A checkpoint's tensors, taken in file order, do not map onto the model's by shape: the match
+    is incomplete (no alignment fits) or ambiguous (more than one does)."""
 
 
 class ResultsError(InputError):

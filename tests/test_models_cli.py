@@ -9,6 +9,7 @@ import torch
 
 from capgate.cli import main
 from capgate.models import build_detector, count_params, get_rung, ladder
+from capgate.models.profile import MACS_CONVENTION
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +34,7 @@ def test_json_lists_every_rung_with_exact_counts(capsys):
     assert b7["resolution"] == 64
     assert b7["params"] == count_params(build_detector(get_rung("B-7"), 1, 64)) == 41_874
     assert all(r["macs"] > 0 and r["latency_ms"] is None for r in rows)
+    assert all(r["macs_convention"] == MACS_CONVENTION and r["fp32_bytes"] == 4 * r["params"] for r in rows)
     assert b7["builder"] == ("timm.models.efficientnet._gen_efficientnet('efficientnet_b0', channel_multiplier=0.1, "
                              "depth_multiplier=0.25)")
     assert b7["scaling"].startswith("width = channel_multiplier")
@@ -53,6 +55,8 @@ def test_table_with_latency_for_one_family(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["rung", "backbone", "width", "depth", "backbone", "params", "params", "MMACs",
                                 "latency", "ms"]
+    assert lines[-2:] == ["", MACS_CONVENTION]  # the convention beside every MACs figure
+    lines = lines[:-2]
     assert [line.split()[0] for line in lines[2:]] == [f"S-{i}" for i in range(7)]
     s6 = lines[-1].split()
     assert s6[1:3] == ["mobilenetv3_large@w0.1d0.25", "(S-6)"] and s6[6] == "37,038"
@@ -82,3 +86,31 @@ def test_help(capsys):
     assert run_main(["models", "--help"]) == 0
     out = capsys.readouterr().out
     assert "--latency / --no-latency" in out and "Exit codes: 0 success, 1 failure, 2 unusable input." in out
+
+
+def test_standard_models_as_json(capsys):
+    assert run_main(["models", "--standard", "--json", "--no-latency", "--resolution", "64"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows][:3] == ["squeezenet1_1", "shufflenet_v2_x1_0", "resnet18"] and len(rows) == 12
+    assert all(r["params"] == r["params_published"] and r["fp32_bytes"] == 4 * r["params"] for r in rows)
+    assert all(r["macs_convention"] == MACS_CONVENTION and r["num_classes"] == 1000 for r in rows)
+    resnet = rows[2]
+    assert (resnet["params"], resnet["fp32_bytes"], resnet["resolution"]) == (11_689_512, 46_758_048, 64)
+    # 64 x 64 is 1/(3.5 x 3.5) of 224 x 224 in every conv; the fc does not shrink: 1,813,561,344 / 12.25 + 512,000 = 148,045,824 + 512,000
+    assert resnet["macs"] == 148_557_824 and resnet["latency_ms"] is None
+    assert resnet["constructor"] == "torchvision.models.resnet18(weights=None, num_classes=N)"
+
+
+def test_standard_table_at_the_default_224_with_latency(capsys, monkeypatch):
+    import capgate.models.table as table
+
+    monkeypatch.setattr(table, "standard_names", lambda: ["squeezenet1_1"])
+    assert run_main(["models", "--standard"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["model", "title", "params", "FP32", "MB", "MMACs", "latency", "ms"]
+    row = lines[2].split()
+    # SqueezeNet 1.1 at 224: torchvision publishes 0.349 GMACs (conv only; its classifier is a conv)
+    assert row[:6] == ["squeezenet1_1", "SqueezeNet", "1.1", "1,235,496", "4.94", "349.15"] and float(row[6]) > 0
+    assert lines[-1] == MACS_CONVENTION
+    assert run_main(["models", "--standard", "--family", "lcnet"]) == 2
+    assert "--standard lists classifiers with their own heads; drop --family and --task" in capsys.readouterr().err

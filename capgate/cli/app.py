@@ -154,32 +154,9 @@ def data_export(path: str, fmt: str, outdir: str, class_map: str | None, drop_in
 
 # --- models -----------------------------------------------------------------------------
 
+from capgate.cli.models import models_cmd  # noqa: E402  (capgate models, check-weights)
 
-@cli.command("models", context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES_HELP)
-@click.option("--family", type=click.Choice(family_names()), default=None,
-              help="Only this family's rungs (default: every registered family).")
-@click.option("--resolution", type=click.IntRange(32, 4096), default=128, show_default=True,
-              help="Input size in pixels for MACs and latency.")
-@click.option("--task", type=click.Choice(["detection", "classification"]), default="detection",
-              show_default=True, help="Profile the FCOS detector or the classifier.")
-@click.option("--num-classes", type=click.IntRange(1), default=None,
-              help="Classes of the head (default: 1 for detection, 10 for classification).")
-@click.option("--latency/--no-latency", default=True, show_default=True,
-              help="Measure CPU latency (batch 1, 1 thread, median of 10 after 3 warm-ups).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per rung) instead of a table.")
-def models_cmd(family: str | None, resolution: int, task: str, num_classes: int | None, latency: bool,
-               as_json: bool) -> None:
-    """Print the capacity ladder: each rung's multipliers, exact parameters, MACs and latency.
-
-    MACs = FLOPs / 2 of one image at --resolution, counted by torch's FlopCounterMode. --json adds
-    each rung's family rule (scaling) and the upstream builder call that builds it (builder).
-    """
-    import json
-
-    from capgate.models.table import format_ladder_table, ladder_table
-
-    rows = ladder_table(family, task=task, resolution=resolution, num_classes=num_classes, latency=latency)
-    click.echo(json.dumps(rows, indent=2) if as_json else format_ladder_table(rows))
+cli.add_command(models_cmd)
 
 # --- grid -------------------------------------------------------------------------------
 

@@ -11,13 +11,17 @@ Public API::
     register_family, register_rung                          add a family / a named rung (duplicates raise)
     Rung, get_rung, rung_names(family), ladder(family)      capacity ladder
     builder_call(rung)                                      the upstream call that builds a rung
+    STANDARD_FAMILY, StandardInfo, standard_names, get_standard, register_standard
+                                                            standard full-size models (rungs of family "standard")
+    build_standard(name, num_classes)                       a standard model with its own head
     build_backbone(rung, *, features_only, out_indices, checkpoint)
     build_detector(rung, num_classes, resolution)           FCOS, labels 0..num_classes-1
     build_classifier(rung, num_classes)                     logits
-    profile_model(model, resolution, *, latency) -> ModelProfile
+    profile_model(model, resolution, *, latency) -> ModelProfile; MACS_CONVENTION (what MACs count)
     save_checkpoint(path, model, kind, rung, config, **meta), read_checkpoint(path)
-    initialize(model, init_from, *, part, min_fraction) -> LoadReport
-    ladder_table(...)                                        rows of ``capgate models``
+    initialize(model, init_from, *, part, min_fraction, match) -> LoadReport (by name or by structure)
+    check_weights(model, file, images)                      load report + top-5 ImageNet classes per photo
+    ladder_table(...), standard_table(...)                  rows of ``capgate models`` (``--standard``)
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from capgate.models.ladder import (FAMILIES, FamilyInfo, Rung, builder_call, family_names, get_family, get_rung,
-                                   ladder, register_family, register_rung, rung_names)
+from capgate.models.ladder import (FAMILIES, STANDARD_FAMILY, FamilyInfo, Rung, StandardInfo, builder_call,
+                                   family_names, get_family, get_rung, get_standard, ladder, register_family,
+                                   register_rung, register_standard, rung_names, standard_names)
 
 __all__ = [
     "FAMILIES",
@@ -40,6 +45,16 @@ __all__ = [
     "register_family",
     "register_rung",
     "rung_names",
+    "STANDARD_FAMILY",
+    "StandardInfo",
+    "get_standard",
+    "register_standard",
+    "standard_names",
+    "build_standard",
+    "MACS_CONVENTION",
+    "MATCH_RULES",
+    "check_weights",
+    "standard_table",
     "build_backbone",
     "build_detector",
     "build_classifier",
@@ -59,6 +74,11 @@ __all__ = [
 ]
 
 _LAZY = {
+    "build_standard": "standard",
+    "MACS_CONVENTION": "profile",
+    "MATCH_RULES": "init",
+    "check_weights": "weights_check",
+    "standard_table": "table",
     "build_backbone": "backbone",
     "build_detector": "detector",
     "CLASS_SPECIFIC_KEYS": "detector",

@@ -5,6 +5,11 @@ second registration of a name raises, and an unknown name raises listing the val
 families themselves and their default rungs are declared in :mod:`capgate.models._families`;
 the public face of both registries is :mod:`capgate.models.ladder`.
 
+A third registry holds the standard full-size classifiers (:class:`StandardInfo`, declared in
+:mod:`capgate.models._standard`). They are rungs of the pseudo-family ``standard`` (name = model
+name, width = depth = 1), so a spec names them like any rung (``rungs: {standard: [resnet18]}``)
+and a run id needs no new field; they are not in :data:`FAMILIES` and not in the ladder.
+
 This module imports neither torch nor timm: a spec validates its rung names without a model.
 """
 
@@ -28,6 +33,11 @@ __all__ = [
     "register_family",
     "register_rung",
     "rung_names",
+    "STANDARD_FAMILY",
+    "StandardInfo",
+    "get_standard",
+    "register_standard",
+    "standard_names",
 ]
 
 #: Where a family's upstream builder lives.
@@ -75,6 +85,84 @@ class FamilyInfo:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON-able), with ``depth_scaled`` added."""
         return {**asdict(self), "depth_scaled": self.depth_scaled}
+
+
+#: The pseudo-family of the standard full-size classifiers (not in FAMILIES, not in the ladder).
+STANDARD_FAMILY = "standard"
+
+
+@dataclass(frozen=True)
+class StandardInfo:
+    """One standard full-size classifier, built by its upstream constructor with its own head.
+
+    ``name`` is the upstream model name (``timm.create_model(name)`` or
+    ``torchvision.models.<name>``); ``params`` the parameter count published for it at 1000
+    ImageNet classes (the tests check the built network against it); ``head`` the module path of
+    its last layer, the one replaced for a dataset's classes. ``mean``/``std``/``input_size``/
+    ``crop_pct``/``interpolation`` are the preprocessing of its published ImageNet weights
+    (resize the short side to ``input_size / crop_pct``, centre-crop ``input_size``).
+    """
+
+    name: str
+    title: str
+    source: str
+    params: int
+    head: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    input_size: int
+    crop_pct: float
+    interpolation: str
+    pinned: str
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise SpecError(f"standard model {self.name!r}: source {self.source!r} is invalid; "
+                            f"valid: {', '.join(SOURCES)}")
+        if self.interpolation not in ("bilinear", "bicubic"):
+            raise SpecError(f"standard model {self.name!r}: interpolation {self.interpolation!r} is invalid; "
+                            f"valid: bilinear, bicubic")
+
+    @property
+    def constructor(self) -> str:
+        """The upstream call that builds it (docs, the CLI)."""
+        if self.source == "timm":
+            return f"timm.create_model({self.name!r}, pretrained=False, num_classes=N)"
+        return f"torchvision.models.{self.name}(weights=None, num_classes=N)"
+
+    @property
+    def rung(self) -> Rung:
+        """The model as a rung of the ``standard`` pseudo-family."""
+        return Rung(self.name, STANDARD_FAMILY, 1.0, 1.0, self.title)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON-able), with ``constructor`` added."""
+        return {**asdict(self), "constructor": self.constructor}
+
+
+_STANDARD: dict[str, StandardInfo] = {}
+
+
+def register_standard(info: StandardInfo) -> StandardInfo:
+    """Add a standard model; a name already used by a standard model or a rung raises."""
+    if info.name in _STANDARD or info.name in _RUNGS:
+        raise SpecError(f"standard model name {info.name!r} is already registered; pick another name")
+    _STANDARD[info.name] = info
+    return info
+
+
+def standard_names() -> list[str]:
+    """Names of the registered standard models, in registration order."""
+    return list(_STANDARD)
+
+
+def get_standard(name: str) -> StandardInfo:
+    """A standard model by name; an unknown name raises :class:`SpecError` listing the valid ones."""
+    try:
+        return _STANDARD[name]
+    except (KeyError, TypeError):
+        raise SpecError(f"unknown standard model {name!r}; valid: {', '.join(_STANDARD)}") from None
 
 
 #: Registered families, keyed by the results table's ``family`` value, in registration order.
@@ -133,6 +221,12 @@ class Rung:
     note: str = ""
 
     def __post_init__(self) -> None:
+        if self.family == STANDARD_FAMILY:
+            get_standard(self.name)
+            if (self.width, self.depth) != (1.0, 1.0):
+                raise SpecError(f"standard model {self.name!r} has width and depth 1, got {self.width!r} and "
+                                f"{self.depth!r}; name it without multipliers")
+            return
         info = get_family(self.family)
         object.__setattr__(self, "width", _check_multiplier("width", self.width))
         object.__setattr__(self, "depth", _check_multiplier("depth", self.depth))
@@ -153,8 +247,16 @@ class Rung:
 
     @property
     def info(self) -> FamilyInfo:
-        """The family's build recipe."""
+        """The family's build recipe (a standard model has none: see :attr:`standard`)."""
+        if self.family == STANDARD_FAMILY:
+            raise SpecError(f"{self.name!r} is a standard model, not a ladder rung; it has no family "
+                            f"builder (capgate.models.get_standard({self.name!r}) describes it)")
         return FAMILIES[self.family]
+
+    @property
+    def standard(self) -> StandardInfo | None:
+        """The standard model this rung names, or None for a ladder rung."""
+        return _STANDARD[self.name] if self.family == STANDARD_FAMILY else None
 
     @property
     def is_default(self) -> bool:
@@ -163,7 +265,9 @@ class Rung:
 
     @property
     def backbone_name(self) -> str:
-        """The results table's ``backbone`` value (readable, stable)."""
+        """The results table's ``backbone`` value (readable, stable; a standard model's name)."""
+        if self.family == STANDARD_FAMILY:
+            return self.name
         base = f"{self.info.arch}@w{self.width:g}d{self.depth:g}"
         return f"{base} ({self.name})" if self.name != base else base
 
@@ -231,6 +335,8 @@ def get_rung(name: str) -> Rung:
         raise SpecError(f"rung {name!r} is not a string; give a rung name ({', '.join(rung_names())})")
     if name in _RUNGS:
         return _RUNGS[name]
+    if name in _STANDARD:
+        return _STANDARD[name].rung
     for rung in _RUNGS.values():
         if rung.backbone_name == name:
             return rung
@@ -251,7 +357,8 @@ def get_rung(name: str) -> Rung:
                 return rung
         return custom
     raise SpecError(f"unknown rung {name!r}; valid rungs: {', '.join(rung_names())}, or a custom "
-                    f"'<arch>@w<width>d<depth>' with arch {' or '.join(i.arch for i in FAMILIES.values())}")
+                    f"'<arch>@w<width>d<depth>' with arch {' or '.join(i.arch for i in FAMILIES.values())}, "
+                    f"or a standard model ({', '.join(_STANDARD)})")
 
 
 def ladder(family: str | None = None) -> list[Rung]:

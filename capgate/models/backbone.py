@@ -17,7 +17,7 @@ from pathlib import Path
 
 from torch import nn
 
-from capgate.errors import CheckpointError
+from capgate.errors import CheckpointError, SpecError
 from capgate.models.ladder import Rung
 
 __all__ = ["DETECTION_OUT_INDICES", "CLASSIFICATION_OUT_INDICES", "build_backbone"]
@@ -54,6 +54,9 @@ def build_backbone(
     which fewer than half the tensors match by name and shape is refused with
     :class:`CheckpointError`. Prefer :func:`capgate.models.init.initialize` for a load report.
     """
+    if rung.standard is not None:
+        raise SpecError(f"{rung.name!r} is a standard classifier with its own head; build it with build_classifier "
+                        f"(detectors and backbones use the ladder's rungs)")
     path = None
     if checkpoint is not None:
         path = Path(checkpoint)

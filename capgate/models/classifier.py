@@ -8,7 +8,9 @@ Module names (part of the checkpoint format)::
       .head      nn.Linear(last-level channels, num_classes)
 
 timm's own classification head is deliberately not used: MobileNetV3's 1280-wide
-``conv_head`` does not scale with width and would dominate a tiny model's parameters.
+``conv_head`` does not scale with width and would dominate a tiny model's parameters. A rung of
+the ``standard`` pseudo-family is the opposite: the full-size upstream network with its own head
+(:mod:`capgate.models.standard`), which :func:`build_classifier` builds for such a rung.
 """
 
 from __future__ import annotations
@@ -47,7 +49,13 @@ class Classifier(nn.Module):
 
 
 def build_classifier(rung: Rung, num_classes: int, *, drop_rate: float = 0.0) -> nn.Module:
-    """A classifier on ``rung``'s backbone for ``num_classes`` classes (labels 0..num_classes-1)."""
+    """A classifier on ``rung``'s backbone for ``num_classes`` classes (labels 0..num_classes-1); for a
+    standard model (``rung.family == "standard"``) the upstream network with its last layer sized
+    for ``num_classes`` (:func:`capgate.models.standard.build_standard`)."""
+    if rung.standard is not None:
+        from capgate.models.standard import build_standard
+
+        return build_standard(rung, num_classes, drop_rate=drop_rate)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
         raise SpecError(f"num_classes {num_classes!r} is invalid; a classifier needs an integer >= 2")
     if not 0.0 <= drop_rate < 1.0:

@@ -87,6 +87,16 @@ SH-3  shufflenetv2        0.35   0.25    32      1    90,504      34,868
 SH-4  shufflenetv2        0.15   0.25    16      1    22,028       8,216
 ====  =================  =====  =====  ====  =====  ========  ==========
 
+Standard models
+---------------
+Beside the ladder, the registry holds standard full-size classifiers with their own heads
+(:mod:`capgate.models._standard`: SqueezeNet 1.1, ShuffleNetV2 x1.0, ResNet-18, EfficientNetV2-S,
+MobileNetV3-Small/-Large, PP-LCNet, MobileNetV2, EfficientNet-Lite0 (and its TF port), GhostNet,
+EfficientNet-B0), each exactly the published network at 1000 classes. A spec names one as a rung
+of the pseudo-family ``standard`` (``rungs: {standard: [resnet18]}``); ``get_rung("resnet18")``
+gives that rung (width and depth 1, backbone name = model name). They are not in ``FAMILIES`` and
+not in the ladder, so the ladder's rungs and run ids do not change.
+
 Each new family's rung note names the builder call (``capgate models --json`` gives it for
 every rung as ``builder``). Names in the results table (``backbone`` column): a default rung
 reads ``efficientnet_b0@w0.3d0.5 (B-3)``; a custom rung ``mobilenetv3_large@w0.35d0.5``.
@@ -94,10 +104,11 @@ reads ``efficientnet_b0@w0.3d0.5 (B-3)``; a custom rung ``mobilenetv3_large@w0.3
 
 from __future__ import annotations
 
-from capgate.models import _families  # noqa: F401  (registers the families and default rungs)
+from capgate.models import _families, _standard  # noqa: F401  (register families, rungs, standard models)
 from capgate.models._families import builder_call
-from capgate.models._registry import (FAMILIES, FamilyInfo, Rung, family_names, get_family, get_rung, ladder,
-                                      register_family, register_rung, rung_names)
+from capgate.models._registry import (FAMILIES, STANDARD_FAMILY, FamilyInfo, Rung, StandardInfo, family_names,
+                                      get_family, get_rung, get_standard, ladder, register_family, register_rung,
+                                      register_standard, rung_names, standard_names)
 
 __all__ = [
     "FAMILIES",
@@ -111,4 +122,9 @@ __all__ = [
     "register_family",
     "register_rung",
     "rung_names",
+    "STANDARD_FAMILY",
+    "StandardInfo",
+    "get_standard",
+    "register_standard",
+    "standard_names",
 ]

@@ -2,13 +2,19 @@
 
 * ``params``: exact integer count of the whole model's parameters; ``backbone_params`` those of
   the backbone alone (the same for a rung's detector and classifier).
-* ``macs``: multiply-accumulates of one forward pass of one image at ``resolution``, counted by
-  ``torch.utils.flop_counter.FlopCounterMode`` (convolutions and matrix products; elementwise
-  ops, norms and NMS are not counted). ``MACs = FLOPs / 2``.
+* ``macs``: multiply-accumulates of one forward pass of one image at ``resolution``, under the one
+  convention :data:`MACS_CONVENTION` (printed beside every MACs figure): counted by
+  ``torch.utils.flop_counter.FlopCounterMode``, which counts convolutions and matrix products
+  (``aten.convolution``, ``mm``, ``addmm``, ``bmm``, ``baddbmm``: linear layers included, bias adds
+  not); BatchNorm, activations, pooling (adaptive included), elementwise ops, the input
+  normalization and NMS are not counted. ``MACs = FLOPs / 2``. ``tests/test_models_macs.py``
+  checks every standard model and rung against fvcore's independent counter, operator by operator.
 * ``latency_ms``: CPU, batch 1, eval mode, no grad, median of ``repeats`` timed forwards after
   ``warmup`` untimed ones, with ``torch.set_num_threads(threads)`` (restored afterwards). For a
   detector this includes normalization and post-processing (NMS), i.e. what deployment pays.
-* ``size_bytes``: FP32 size, the bytes of every parameter and buffer at 4 bytes per element.
+* ``fp32_bytes``: FP32 parameter storage, ``params * 4`` (what papers report as model size).
+* ``size_bytes``: FP32 size of the state, the bytes of every parameter and buffer (BatchNorm's
+  running statistics included) at 4 bytes per element.
 * ``peak_mem_bytes``: peak bytes of one training step (forward + backward of batch 1; no
   optimizer state, which depends on the recipe), measured on a copy of the model: the bytes
   of its parameters, buffers and input, plus the peak of what the step allocates on top. On
@@ -36,8 +42,14 @@ from torch.utils.flop_counter import FlopCounterMode
 from capgate.errors import CheckpointError
 from capgate.models.checkpoint import backbone_module
 
-__all__ = ["ModelProfile", "count_params", "measure_latency", "measure_macs", "measure_peak_memory",
+__all__ = ["MACS_CONVENTION", "ModelProfile", "count_params", "measure_latency", "measure_macs", "measure_peak_memory",
            "profile_model"]
+
+
+#: What a capgate MACs figure counts (printed beside every MACs figure: ``capgate models``, docs).
+MACS_CONVENTION = ("MACs: multiply-accumulates of one forward pass of one image; counted: convolutions and "
+                   "matrix products (linear layers), bias adds excluded; not counted: BatchNorm, activations, "
+                   "pooling, elementwise ops, input normalization (torch FlopCounterMode FLOPs / 2)")
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,7 @@ class ModelProfile:
     params: int
     backbone_params: int
     macs: int
+    fp32_bytes: int
     size_bytes: int
     latency_ms: float | None
     latency_threads: int | None
@@ -213,13 +226,15 @@ def profile_model(model: nn.Module, resolution: int, *, latency: bool = True, me
     except CheckpointError:  # any other module: its backbone is itself
         backbone = model
     size = sum(t.numel() * 4 for t in list(model.parameters()) + list(model.buffers()))
+    params = count_params(model)
     peak, method = measure_peak_memory(copy.deepcopy(model), resolution) if memory else (None, None)
     return ModelProfile(
         kind=getattr(model, "capgate_kind", type(model).__name__),
         resolution=int(resolution),
-        params=count_params(model),
+        params=params,
         backbone_params=count_params(backbone),
         macs=measure_macs(model, resolution),
+        fp32_bytes=4 * params,
         size_bytes=int(size),
         latency_ms=measure_latency(model, resolution, threads=threads) if latency else None,
         latency_threads=threads if latency else None,

@@ -1,4 +1,6 @@
-"""The ladder as a table: every rung built and profiled (what ``capgate models`` prints)."""
+"""The ladder, or the standard models, as a table: every network built and profiled (what
+``capgate models`` prints). Every MACs figure comes with :data:`~capgate.models.profile.MACS_CONVENTION`
+(a ``macs_convention`` field in each row, a footer line under the text table)."""
 
 from __future__ import annotations
 
@@ -8,10 +10,10 @@ from capgate.errors import SpecError
 from capgate.schema import TASKS
 from capgate.models.classifier import build_classifier
 from capgate.models.detector import build_detector
-from capgate.models.ladder import Rung, builder_call, ladder
-from capgate.models.profile import profile_model
+from capgate.models.ladder import Rung, builder_call, get_rung, get_standard, ladder, standard_names
+from capgate.models.profile import MACS_CONVENTION, profile_model
 
-__all__ = ["DEFAULT_NUM_CLASSES", "ladder_table", "format_ladder_table"]
+__all__ = ["DEFAULT_NUM_CLASSES", "ladder_table", "standard_table", "format_ladder_table"]
 
 #: Classes when none are given: one (person, the cross-dataset class) for detection, ten for
 #: classification.
@@ -54,6 +56,36 @@ def ladder_table(
             "scaling": rung.info.scaling,
         }
         row.update(profile_model(model, resolution, latency=latency, memory=memory).to_dict())
+        row["macs_convention"] = MACS_CONVENTION
+        rows.append(row)
+    return rows
+
+
+def standard_table(
+    names: list[str] | None = None,
+    *,
+    resolution: int = 224,
+    num_classes: int = 1000,
+    latency: bool = True,
+    memory: bool = False,
+) -> list[dict[str, Any]]:
+    """One row per standard model (all, or ``names``): ``name``, ``title``, ``source``,
+    ``constructor``, the published ``params_published`` and the built network's
+    :class:`~capgate.models.profile.ModelProfile` (``params``, ``fp32_bytes`` = params x 4, ``macs``
+    at ``resolution``, ``latency_ms``) with its head sized for ``num_classes``."""
+    from capgate.models.standard import build_standard
+
+    rows = []
+    for name in names if names is not None else standard_names():
+        info = get_standard(name)
+        model = build_standard(get_rung(name), num_classes)
+        row: dict[str, Any] = {
+            "name": name, "rung": name, "family": "standard", "backbone": name, "title": info.title,
+            "source": info.source, "constructor": info.constructor, "params_published": info.params,
+            "num_classes": num_classes,
+        }
+        row.update(profile_model(model, resolution, latency=latency, memory=memory).to_dict())
+        row["macs_convention"] = MACS_CONVENTION
         rows.append(row)
     return rows
 
@@ -63,11 +95,20 @@ def _fmt_int(n: int) -> str:
 
 
 def format_ladder_table(rows: list[dict[str, Any]]) -> str:
-    """Fixed-width text table of :func:`ladder_table` rows."""
-    header = ["rung", "backbone", "width", "depth", "backbone params", "params", "MMACs", "latency ms"]
+    """Fixed-width text table of :func:`ladder_table` or :func:`standard_table` rows, with the MACs
+    convention on the last line."""
+    standard = bool(rows) and rows[0].get("family") == "standard"
+    if standard:
+        header = ["model", "title", "params", "FP32 MB", "MMACs", "latency ms"]
+    else:
+        header = ["rung", "backbone", "width", "depth", "backbone params", "params", "MMACs", "latency ms"]
     body = []
     for r in rows:
         lat = "-" if r.get("latency_ms") is None else f"{r['latency_ms']:.2f}"
+        if standard:
+            body.append([r["name"], r["title"], _fmt_int(r["params"]), f"{r['fp32_bytes'] / 1e6:.2f}",
+                         f"{r['macs'] / 1e6:.2f}", lat])
+            continue
         body.append([r["rung"], r["backbone"], f"{r['width']:g}", f"{r['depth']:g}",
                      _fmt_int(r["backbone_params"]), _fmt_int(r["params"]), f"{r['macs'] / 1e6:.2f}", lat])
     widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h) for i, h in enumerate(header)]
@@ -78,4 +119,5 @@ def format_ladder_table(rows: list[dict[str, Any]]) -> str:
 
     out = [line(header), line(["-" * w for w in widths])]
     out += [line(row) for row in body]
+    out += ["", MACS_CONVENTION]
     return "\n".join(out)

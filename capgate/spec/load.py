@@ -21,7 +21,7 @@ from capgate.data.world_version import GENERATOR_VERSION, IDS_WITHOUT_GENERATOR
 from capgate.data.registry import CLASSIFICATION_FORMATS, DETECTION_FORMATS
 from capgate.spec.checks import _choice, _keys, _num, _str
 from capgate.errors import CapgateError, SpecError
-from capgate.models.ladder import FAMILIES, Rung, get_rung, rung_names
+from capgate.models.ladder import FAMILIES, STANDARD_FAMILY, Rung, get_rung, rung_names, standard_names
 from capgate.schema import SHIFTS, TASKS
 from capgate.spec.model import (AMP_MODES, Adaptive, DatasetRef, EvalSet, InitDef, Recipe, Resources, StageDef, StudySpec,
                           TrainSet, fields_of)
@@ -34,7 +34,7 @@ STAGE_KINDS = ("classification", "detection")
 STAGE_FORMATS = {"classification": ("imagenet",), "detection": ("coco",)}
 BUILTIN_INITS = ("scratch", "imagenet", "imagenet_coco")
 #: Rungs every process knows (registered when the ladder is imported); others travel in the run spec.
-_SHIPPED_RUNGS = frozenset(rung_names())
+_SHIPPED_RUNGS = frozenset(rung_names()) | frozenset(standard_names())  # named alone, no rung_def
 _CUSTOM_RUNG = re.compile(r"^[a-z0-9_]+@w[0-9.e-]+d[0-9.e-]+$")
 
 DEFAULTS: dict[str, Any] = {
@@ -279,7 +279,7 @@ def _rung(fam: str, entry: Any, where: str) -> Rung:
 
 
 def _rungs(raw: Any) -> tuple[tuple[tuple[str, str], ...], dict[str, dict[str, Any]]]:
-    families = list(FAMILIES)
+    families = [*FAMILIES, STANDARD_FAMILY]  # standard: full-size models named by model name
     if not isinstance(raw, dict) or not raw:
         raise SpecError(f"spec key 'rungs' must map a family ({', '.join(families)}) to a list of rung names")
     rungs, defs = [], {}
@@ -413,6 +413,9 @@ def _build_study(d: dict[str, Any], base_dir: Path) -> StudySpec:
     ds = _Datasets(d["datasets"], task)
     stages = _stages(d["pretraining"] or {}, ds)
     rungs, rung_defs = _rungs(d["rungs"])
+    if task != "classification" and any(fam == STANDARD_FAMILY for fam, _ in rungs):
+        raise SpecError(f"spec key 'rungs.{STANDARD_FAMILY}': standard models are classifiers with their own head; "
+                        f"a {task} study names rungs of the ladder's families ({', '.join(FAMILIES)})")
     return StudySpec(
         study=study, task=task, classes=tuple(classes), class_map=class_map, world=world,
         train_sets=_train_sets(d["train_sets"], ds), rungs=rungs, inits=_inits(d["inits"], {s.name for s in stages}),
