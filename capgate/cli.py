@@ -19,6 +19,7 @@ import click
 from capgate import __version__
 from capgate.errors import CapgateError
 from capgate._cli_support import _dry_run, _results_inputs, _selection
+from capgate._cli_models import models_cmd
 
 EXIT_CODES_HELP = "Exit codes: 0 success, 1 failure, 2 unusable input."
 INTERRUPT_HELP = " Ctrl-C exits 130; the same command resumes."
@@ -153,9 +154,7 @@ def data_export(path: str, fmt: str, outdir: str, class_map: str | None, drop_in
 
 # --- models -----------------------------------------------------------------------------
 
-from capgate._cli_models import models_cmd  # noqa: E402  (capgate models, check-weights)
-
-cli.add_command(models_cmd)
+cli.add_command(models_cmd)  # capgate models [--standard], capgate models check-weights
 
 # --- grid -------------------------------------------------------------------------------
 
