@@ -150,3 +150,24 @@ def test_a_detection_spec_refuses_standard_models():
         load_study("experiments/demo.yaml", ["rungs={standard: [resnet18]}"])
     with pytest.raises(SpecError, match=r"'rungs.standard\[0\]' = 'B-3' is a efficientnet rung"):
         load_study("experiments/demo_classification.yaml", ["rungs={standard: [B-3]}"])
+
+
+def test_a_capgate_checkpoint_of_a_standard_model_moves_to_other_classes(tmp_path):
+    from capgate.models import initialize, read_checkpoint, save_checkpoint
+
+    rung = get_rung("squeezenet1_1")
+    src = build_classifier(rung, 10)
+    with torch.no_grad():
+        for p in src.parameters():
+            p.add_(0.5)
+    path = save_checkpoint(tmp_path / "sq.pt", src, "classifier", rung, {})
+    assert read_checkpoint(path).rung == rung
+    same = build_classifier(rung, 10)
+    report = initialize(same, path)
+    assert report.rule == "name" and report.prefix == "backbone." and len(report.loaded) == report.total == 52
+    assert all(torch.equal(a, b) for a, b in zip(same.parameters(), src.parameters()))
+    other = build_classifier(rung, 5)
+    report = initialize(other, path)
+    assert report.reinitialized == ("classifier.1.bias", "classifier.1.weight") and report.mismatched == ()
+    assert len(report.loaded) == report.total == 50
+    assert torch.equal(other.backbone.features[0].weight, src.backbone.features[0].weight)

@@ -180,3 +180,20 @@ def test_check_weights_cli_bad_input_exits_2(capsys, tmp_path):
         check_weights("squeezenet1_1", tmp_path / "sq.pt", [bad])
     with pytest.raises(SpecError, match="'B-7' is a ladder rung without an ImageNet head"):
         check_weights("B-7", tmp_path / "sq.pt")
+
+
+def test_a_study_of_standard_models_preflights_the_foreign_imagenet_file():
+    """A spec's ``inits.<name>.checkpoint`` pointing at the package's file passes the grid's preflight for
+    EfficientNet-Lite0 (by structure, head left fresh for the study's classes) and is refused, with the
+    structure rule's reason, for ResNet-18."""
+    from capgate.grid.plan import plan_grid
+    from capgate.grid.preflight import preflight
+
+    overrides = ["rungs={standard: [efficientnet_lite0]}", f"inits={{scratch: {{}}, imagenet: {{checkpoint: {WEIGHTS}}}}}",
+                 "pretraining={}"]
+    plan = plan_grid("experiments/demo_classification.yaml", overrides)
+    assert preflight(plan, strict=False)[0] == []
+    plan = plan_grid("experiments/demo_classification.yaml", [*overrides[1:], "rungs={standard: [resnet18]}"])
+    problems = preflight(plan, strict=False)[0]
+    assert len(problems) == 1 and "does not fit rung resnet18" in problems[0]
+    assert "By structure: the structure match is incomplete" in problems[0]

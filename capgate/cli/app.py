@@ -21,6 +21,7 @@ from capgate.errors import CapgateError
 from capgate.cli.support import _dry_run, _results_inputs, _selection
 from capgate.data.registry import format_names
 from capgate.models.ladder import family_names
+from capgate.cli.models import models_cmd
 
 EXIT_CODES_HELP = "Exit codes: 0 success, 1 failure, 2 unusable input."
 INTERRUPT_HELP = " Ctrl-C exits 130; the same command resumes."
@@ -154,9 +155,7 @@ def data_export(path: str, fmt: str, outdir: str, class_map: str | None, drop_in
 
 # --- models -----------------------------------------------------------------------------
 
-from capgate.cli.models import models_cmd  # noqa: E402  (capgate models, check-weights)
-
-cli.add_command(models_cmd)
+cli.add_command(models_cmd)  # capgate models [--standard], capgate models check-weights
 
 # --- grid -------------------------------------------------------------------------------
 
