@@ -20,6 +20,7 @@ from capgate.report.fig_metric import metric_figures
 from capgate.report.gates import cross_task_gates, gate_frame
 from capgate.report.headline import gate_matrix, headline_sentences, map_legend, verdict_counts, verdict_maps
 from capgate.report.labels import pair_label, shift_order
+from capgate.report.paper import reporting_sentences, verdict_tally
 from capgate.report.methods import methods_facts, methods_paragraphs, model_cards, provenance_rows
 from capgate.report.units import fmt_metric, fmt_params, fmt_pp, metric_label
 
@@ -143,6 +144,8 @@ def build_context(analysis: Analysis, summary: dict[str, Any], *, inputs: list[d
                    "expectations_failed": sum(not e.get("holds") for e in expectations),
                    "not_converged": sum(1 for m in models if m.get("converged") is False)},
         "headline": headline_sentences(summary),
+        "tally": verdict_tally(summary),
+        "sentences": reporting_sentences(summary),
         "gate_matrix": gate_matrix(summary),
         "counts": verdict_counts(summary.get("verdicts", [])),
         "maps": verdict_maps(summary),
