@@ -249,9 +249,11 @@ def verdict_maps(summary: dict[str, Any]) -> list[dict[str, Any]]:
                     need = v.get("seeds_needed")
                     if need:
                         tip += f"; {seeds_words(need, plan, prose=True)} per arm would resolve it{_beyond_design(need, plan)}"
+                    if v.get("floor_flag"):
+                        tip += f"; note: {v['floor_flag']}"
                     cells.append({"verdict": v["verdict"], "word": word, "gain": fmt_pp(v.get("gain")),
                                   "ci": fmt_interval_pp(v.get("ci_low"), v.get("ci_high")), "tip": tip,
-                                  "seeds_needed": need, "seeds": seeds_words(need, plan)})
+                                  "seeds_needed": need, "seeds": seeds_words(need, plan), "flag": v.get("floor_flag")})
                 rung = rung_label(backbone)
                 body.append({"backbone": backbone, "rung": rung if rung != backbone else "", "params": fmt_params(params),
                              "cells": cells})

@@ -86,8 +86,9 @@ def reporting_sentences(summary: dict[str, Any]) -> list[dict[str, Any]]:
                     f"±{_pp(v.get('margin'), sign=False)} pp margin")
         word = {"helps": "pretraining helps", "hurts": "pretraining hurts",
                 "within_noise": "the difference is within run-to-run noise"}[v["verdict"]]
+        note = f" Note: {v['floor_flag']}." if v.get("floor_flag") else ""
         out.append({"key": v.get("key"), "verdict": v["verdict"],
-                    "text": f"In {cell}, {effect}; {test}: {word}."})
+                    "text": f"In {cell}, {effect}; {test}: {word}.{note}"})
     return out
 
 

@@ -28,6 +28,7 @@ from capgate.errors import CapgateError, InputError
 from capgate.report.context import build_context
 from capgate.report.exports import write_exports
 from capgate.report.paper import verdict_tally
+from capgate.report.pretraining import flag_summary, study_folder
 
 __all__ = ["render_report", "render_html", "templates_dir", "load_tables", "resolve_plan_arg", "ResultsInput",
            "report_tally"]
@@ -162,7 +163,8 @@ def render_report(results: ResultsInput, outdir: str | os.PathLike, plan: str | 
     index = out / "index.html"
     page = render_html(analysis, summary, inputs=inputs, title=title)
     atomic_write_text(index, page)
-    write_exports(out, page, summary)  # figures/*.svg, tables/*.md|.tex, sentences.md
+    # figures/*.svg, tables/*.md|.tex, sentences.md (with the page's floor/chance notes)
+    write_exports(out, page, flag_summary(summary, study_folder(inputs)))
     log.debug("report written to %s", index)  # the CLI prints the one user-facing line
     if summary.get("n_ok_runs", 0) == 0:
         raise CapgateError(f"{index}: the results hold no successful run (every run failed or diverged); the report "
