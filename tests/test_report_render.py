@@ -37,7 +37,9 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_writes_all_files_that_parse(report: Path) -> None:
     assert sorted(p.name for p in report.iterdir()) == [
-        "gains.csv", "index.html", "model.json", "model_frame.csv", "summary.json"]
+        "figures", "gains.csv", "index.html", "model.json", "model_frame.csv", "sentences.md", "summary.json", "tables"]
+    assert sorted(p.name for p in (report / "tables").iterdir()) == ["cells.md", "cells.tex", "verdicts.md",
+                                                                     "verdicts.tex"]
     model = json.loads((report / "model.json").read_text())
     assert [m["name"] for m in model["models"]] == ["detection"]
     assert pd.read_csv(report / "model_frame.csv")["model"].unique().tolist() == ["detection"]

@@ -17,6 +17,7 @@ from capgate.analysis.mixed import DF_METHOD, OPTIMIZER, fit_mixed
 from capgate.analysis.noise import OUTLIER_P
 from capgate.analysis.pareto import pareto_table
 from capgate.analysis.plan import load_plan, margin_rule, resolve_plan
+from capgate.analysis.planning import SEEDS_RULE
 from capgate.analysis.ranking import ranking_stability, rankings
 from capgate.analysis.result import Analysis
 from capgate.errors import SpecError
@@ -232,11 +233,8 @@ def _methods(plan: dict[str, Any], noise: pd.DataFrame, models: list[dict[str, A
                    "(estimated from the same data) is allowed but cannot show equivalence with few seeds"),
         "equivalence": "TOST at alpha, adjusted in the same correction family",
         "verdict_rule": VERDICT_RULE,
-        "seeds_needed": (f"the smallest seeds per arm such that, at the strictest "
-                         "adjusted level alpha / (contrasts in the family), with the contrast's stabilised SD, "
-                         f"pairing and the prior df the family would have with those seeds, a true gain of 0 is shown within_noise and a true gain of twice "
-                         f"the margin is shown helps, each with probability {plan['power']} (the larger of the "
-                         f"two; capped at {plan['max_seeds']}, meaning that many or more)"),
+        "seeds_needed": (f"{SEEDS_RULE}; power {plan['power']}, searched up to {plan['max_seeds']} "
+                         "seeds per arm (that number means that many or more)"),
         "gate": ("a rung helps when every cell of that rung and shift helps (the verdict rule above); the gate is "
                  "the smallest rung from which every larger rung helps, reported as the rung interval it lies "
                  "in; gates inherit the family-wise error control of the verdicts; stability by a bootstrap "

@@ -24,10 +24,11 @@ different from 0 after correction) and the estimate exceeds ``+m``; ``hurts`` th
 ``within_noise`` when the adjusted TOST p < alpha (the gain is shown to lie inside ``(-m, +m)``);
 otherwise ``inconclusive``. The margin is fixed before looking at results (default 1 pp).
 
-Seeds needed (inconclusive contrasts): the smallest seeds per arm such that, at the strictest adjusted
-level ``alpha / m_family`` and with the contrast's stabilised SD, pairing and prior df, a true gain of
-0 is shown ``within_noise`` and a true gain of twice the margin is shown ``helps``, each with
-probability ``power`` (``seeds_needed`` is the larger; both are in gains.csv).
+Seeds needed (inconclusive contrasts): ``seeds_needed`` follows the one planning rule of
+:mod:`capgate.analysis.planning` (:data:`~capgate.analysis.planning.SEEDS_RULE`: the seeds at which the
+contrast is decided with probability ``power``, its current estimate taken as the truth), the rule
+``capgate next-seeds`` adds seeds by. The design figures ``seeds_needed_within`` (a true gain of 0 shown
+``within_noise``) and ``seeds_needed_helps`` (twice the margin shown ``helps``) are in gains.csv too.
 
 Group-sequential design (plan key ``sequential``: looks after rounds of new seeds, at most ``max_seeds``
 per arm): the raw two-sided p and the two TOST one-sided p-values are replaced by Lan-DeMets repeated
@@ -40,7 +41,6 @@ the noise prior refitted on more data say. Without the key every number is the f
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -50,6 +50,7 @@ from scipy import stats
 from capgate.analysis.cells import FAMILY, RUN_GROUP, SITE_COLUMNS, cell_table, metric_frame, pooled_noise
 from capgate.analysis.noise import noise_strata, squeeze_var
 from capgate.analysis.plan import margin_rule, sequential_looks
+from capgate.analysis.planning import own_prior_df, power_helps, power_within, seeds_needed, seeds_to_decide
 from capgate.analysis.result import GAINS_COLUMNS
 from capgate.analysis.sequential import boundaries, repeated_p_value, z_from_t
 
@@ -63,7 +64,6 @@ VERDICT_RULE = (
     "within_noise: the adjusted TOST p is below alpha, i.e. the gain is shown to lie inside (-margin, +margin); "
     "inconclusive: anything else"
 )
-_QUANTILES = (np.arange(256) + 0.5) / 256
 
 
 def adjust_pvalues(p: np.ndarray, method: str) -> np.ndarray:
@@ -112,80 +112,6 @@ def decide(gain: float, p_adj: float, p_tost_adj: float, margin: float, alpha: f
     if np.isfinite(p_tost_adj) and p_tost_adj < alpha:
         return "within_noise"
     return "inconclusive"
-
-
-@lru_cache(maxsize=512)
-def _scale_draws(k: float, d0: float) -> np.ndarray:
-    """Quantiles of s2_mod / sigma^2 = (d0 + chi2_k) / (d0 + k) (the planning sigma is the prior's)."""
-    chi = stats.chi2.ppf(_QUANTILES, max(k, 1e-9))
-    if not np.isfinite(d0):
-        return np.ones_like(chi)
-    return (d0 + chi) / (d0 + k)
-
-
-def _prior_df(d0: float | tuple[float, int], k: np.ndarray) -> np.ndarray:
-    """The prior df a study with ``k`` residual df per contrast would have: a number as given, or
-    ``(d0_fit, m)``: the fitted prior df capped at the family's data df ``m * k``."""
-    if isinstance(d0, tuple):
-        return np.minimum(float(d0[0]), d0[1] * np.asarray(k, dtype=float))
-    return np.full(np.shape(k), float(d0))
-
-
-def _unit(n: np.ndarray, paired: bool, d0: float | tuple[float, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                                                 np.ndarray]:
-    """(se multiplier of sigma, residual df of the new data, prior df, total df) for n seeds per arm."""
-    n = np.asarray(n, dtype=float)
-    k = n - 1 if paired else 2 * (n - 1)
-    mult = 1 / np.sqrt(n) if paired else np.sqrt(2 / n)
-    d = _prior_df(d0, k)
-    return mult, k, d, d + k
-
-
-def _draws(k: np.ndarray, d0: np.ndarray) -> np.ndarray:
-    return np.vstack([_scale_draws(float(x), round(float(d), 3)) for x, d in zip(np.atleast_1d(k), np.atleast_1d(d0))])
-
-
-def power_helps(delta: float, sigma: float, margin: float, n: int | np.ndarray, *, alpha: float, d0: float,
-                paired: bool) -> np.ndarray:
-    """P(helps) with n seeds per arm at a true gain ``delta`` > 0: two-sided test at ``alpha`` and the
-    estimate beyond the margin (``sigma``: SD of a paired difference, or of one arm when unpaired)."""
-    mult, k, d, df = _unit(np.atleast_1d(n), paired, d0)
-    s = (sigma * mult)[:, None]
-    tc = stats.t.ppf(1 - alpha / 2, np.minimum(df, 1e6))[:, None]
-    thr = np.maximum(margin, tc * s * np.sqrt(_draws(k, d)))
-    out = np.mean(stats.norm.sf((thr - delta) / s), axis=1)
-    return out if np.ndim(n) else float(out[0])
-
-
-def power_within(delta: float, sigma: float, margin: float, n: int | np.ndarray, *, alpha: float, d0: float,
-                 paired: bool) -> np.ndarray:
-    """P(within_noise) with n seeds per arm at a true gain ``delta`` (TOST at ``alpha``)."""
-    mult, k, d, df = _unit(np.atleast_1d(n), paired, d0)
-    s = (sigma * mult)[:, None]
-    t1 = stats.t.ppf(1 - alpha, np.minimum(df, 1e6))[:, None]
-    half = margin - t1 * s * np.sqrt(_draws(k, d))
-    p = stats.norm.cdf((half - delta) / s) - stats.norm.cdf((-half - delta) / s)
-    out = np.mean(np.where(half > 0, p, 0.0), axis=1)
-    return out if np.ndim(n) else float(out[0])
-
-
-def seeds_needed(sigma: float, margin: float, *, alpha: float, d0: float | tuple[float, int], paired: bool,
-                 power: float = 0.8, cap: int = 100) -> tuple[int | None, int | None]:
-    """(seeds for within_noise at true gain 0, seeds for helps at true gain 2 x margin) per arm, each
-    the smallest n in 2..cap reaching ``power`` (``cap`` means "cap or more"); None when sigma is unknown.
-
-    ``d0``: the prior df, or ``(d0_fit, m)`` for a family of ``m`` contrasts (the prior df then grows
-    with the seeds, up to the fitted one)."""
-    if not (np.isfinite(sigma) and sigma > 0 and margin > 0):
-        return None, None
-    if not isinstance(d0, tuple):
-        d0 = float(d0) if np.isfinite(d0) else np.inf
-    n = np.arange(2, cap + 1)
-    out = []
-    for fn, delta in ((power_within, 0.0), (power_helps, 2 * margin)):
-        ok = np.flatnonzero(fn(delta, sigma, margin, n, alpha=alpha, d0=d0, paired=paired) >= power)
-        out.append(int(n[ok[0]]) if len(ok) else cap)
-    return out[0], out[1]
 
 
 def _one_sided_repeated(z: np.ndarray, fractions: list[float], kind: str) -> np.ndarray:
@@ -336,22 +262,26 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: dict[str, Any]) ->
     gains["verdict"] = [decide(g, pa, pt, mg, alpha) for g, pa, pt, mg in
                         zip(gains["gain"], gains["p_adj"], gains["p_tost_adj"], gains["margin"])]
     m_family = pd.Series(np.isfinite(p)).groupby(fam).transform("sum").to_numpy()
-    need_eq, need_det = [], []
+    need_eq, need_det, need = [], [], []
     for i, r in enumerate(gains.itertuples(index=False)):
         if r.verdict != "inconclusive" or not np.isfinite(r.sd_mod):
             need_eq.append(None)
             need_det.append(None)
+            need.append(None)
             continue
-        d0 = plan_d0.get(fam[i], 0.0) if r.pairing == "paired" else 0.0
+        paired = r.pairing == "paired"
+        d0 = plan_d0.get(fam[i], 0.0) if paired else 0.0
         a_adj = alpha / max(int(m_family[i]), 1)
-        ne, nd = seeds_needed(r.sd_mod, r.margin, alpha=a_adj, d0=d0, paired=r.pairing == "paired",
+        ne, nd = seeds_needed(r.sd_mod, r.margin, alpha=a_adj, d0=d0, paired=paired,
                               power=plan["power"], cap=plan["max_seeds"])
         need_eq.append(ne)
         need_det.append(nd)
+        n_now = int(r.n_pairs) if paired else int(min(r.n_init, r.n_baseline))
+        need.append(seeds_to_decide(r.gain, r.sd_mod, r.margin, n_now, alpha=a_adj, d0=own_prior_df(r.df, n_now, paired),
+                                    paired=paired, power=plan["power"], cap=plan["max_seeds"]))
     gains["seeds_needed_within"] = pd.array(need_eq, dtype="Int64")
     gains["seeds_needed_helps"] = pd.array(need_det, dtype="Int64")
-    gains["seeds_needed"] = pd.array([None if a is None else max(a, b) for a, b in zip(need_eq, need_det)],
-                                     dtype="Int64")
+    gains["seeds_needed"] = pd.array(need, dtype="Int64")  # THE rule (planning.SEEDS_RULE), next-seeds' too
     gains = gains.sort_values(["study", "task", "family", "params", "backbone", "train_set", "eval_set", "init"],
                               kind="mergesort").reset_index(drop=True)
     noise["d0_paired"] = [d0_of.get(f"{r.study}|{r.task}") for r in noise.itertuples(index=False)]

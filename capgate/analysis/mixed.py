@@ -29,6 +29,7 @@ between-rung (capacity) effects are cross-checked against OLS on cell means with
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from typing import Any
@@ -66,19 +67,37 @@ def model_frame(y: pd.DataFrame, *, metric: str, baseline: str) -> tuple[pd.Data
     return f.reset_index(drop=True), centre
 
 
-def _interaction_columns(frame: pd.DataFrame, baseline: str) -> list[str]:
+def safe_name(level: str) -> str:
+    """A level as a name both patsy and R accept in a formula: itself when it is already a plain
+    identifier part (letters, digits, ``_``), else every other character replaced by ``_`` and a short
+    hash of the original appended, so that ``in1k+coco`` and ``in1k-coco`` stay distinct columns."""
+    text = str(level)
+    if re.fullmatch(r"[A-Za-z0-9_]+", text):
+        return text
+    return re.sub(r"[^A-Za-z0-9_]", "_", text) + "_" + hashlib.sha1(text.encode()).hexdigest()[:6]
+
+
+def py_str(text: str) -> str:
+    """``text`` as a Python string literal inside a patsy formula (any init name, quotes included)."""
+    return repr(str(text))
+
+
+def _interaction_columns(frame: pd.DataFrame, baseline: str) -> tuple[list[str], list[str]]:
     """Add explicit init x shift indicator columns ``ix__<init>__<shift>`` (non-baseline init,
-    non-reference shift) to ``frame``; returns their names. Used when eval_set spans shift, so that
-    statsmodels and lme4 fit the same parameterization from the CSV alone."""
+    non-reference shift) to ``frame``; returns their names and, for names that had to be encoded
+    (:func:`safe_name`), notes mapping each column to its init and shift. Used when eval_set spans
+    shift, so that statsmodels and lme4 fit the same parameterization from the CSV alone."""
     shifts = sorted(frame["shift"].unique())[1:]
     inits = sorted(i for i in frame["init"].unique() if i != baseline)
-    names = []
+    names, mapping = [], []
     for a in inits:
         for sh in shifts:
-            col = f"ix__{a}__{sh}"
+            col = f"ix__{safe_name(a)}__{safe_name(sh)}"
             frame[col] = ((frame["init"] == a) & (frame["shift"] == sh)).astype(int)
             names.append(col)
-    return names
+            if safe_name(a) != a or safe_name(sh) != sh:
+                mapping.append(f"column {col} = init {a!r} under shift {sh!r}")
+    return names, mapping
 
 
 def _full_rank(frame: pd.DataFrame, formula: str) -> bool:
@@ -99,7 +118,7 @@ def _terms(frame: pd.DataFrame, metric: str, baseline: str) -> tuple[str, str, l
     design is still rank deficient, eval_set, then init:shift, then init:logp_c are dropped; the
     notes say what happened.
     """
-    init = f"C(init, Treatment('{baseline}'))"
+    init = f"C(init, Treatment({py_str(baseline)}))"
     n_init, n_shift = frame["init"].nunique(), frame["shift"].nunique()
     n_cap, n_fam = frame["logp_c"].round(9).nunique(), frame["family"].nunique()
     n_eval = frame["eval_set"].nunique()
@@ -138,12 +157,13 @@ def _terms(frame: pd.DataFrame, metric: str, baseline: str) -> tuple[str, str, l
     if _full_rank(frame, sm):
         return sm, r, notes
     if n_shift > 1 and n_eval > 1:
-        ix = _interaction_columns(frame, baseline) if n_init > 1 else []
+        ix, mapping = _interaction_columns(frame, baseline) if n_init > 1 else ([], [])
         explicit = [(c, c) for c in ix]
         sm, r = build(assemble(explicit, True, set()))
         if _full_rank(frame, sm):
             notes.append("eval sets span the shifts: shift main effect absorbed by eval_set; init x shift "
                          "as explicit indicator columns ix__<init>__<shift>")
+            notes.extend(mapping)
             return sm, r, notes
     for drop in ({"train_set"}, {"eval_set"}, {"eval_set", "train_set"}, {"eval_set", "init:shift"},
                  {"eval_set", "train_set", "init:shift"}, {"eval_set", "train_set", "init:shift", "init:logp_c"}):
@@ -159,7 +179,7 @@ def lme4_term(name: str) -> str:
     """statsmodels term name -> lme4's coefficient name (``C(shift)[T.in_domain]`` -> ``shiftin_domain``)."""
     if name == "Intercept":
         return "(Intercept)"
-    name = re.sub(r"C\(init, Treatment\('[^']*'\)\)\[T\.([^\]]*)\]", r"init\1", name)
+    name = re.sub(r"C\(init, Treatment\(('[^']*'|\"[^\"]*\")\)\)\[T\.([^\]]*)\]", r"init\2", name)
     return re.sub(r"C\((\w+)\)\[T\.([^\]]*)\]", r"\1\2", name)
 
 
@@ -294,6 +314,11 @@ def _attempt(frame: pd.DataFrame, formula: str, structure: str, reml: bool, alph
     return res, err
 
 
+def _r_str(text: str) -> str:
+    """``text`` as an R string literal: single-quoted, backslashes and quotes escaped."""
+    return "'" + str(text).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def r_snippet(name: str, formula_lme4: str, baseline: str, reml: bool, mixed: bool = True) -> str:
     """A runnable R script that refits one model from ``model_frame.csv`` with lme4 and prints its
     estimates named as capgate names them: treatment contrasts, ``init`` releveled to the baseline (R
@@ -306,9 +331,9 @@ def r_snippet(name: str, formula_lme4: str, baseline: str, reml: bool, mixed: bo
     return "\n".join([
         "options(contrasts = c('contr.treatment', 'contr.poly'))",
         "d <- read.csv('model_frame.csv', stringsAsFactors = FALSE)",
-        f"d <- d[d$model == '{name}', ]",
+        f"d <- d[d$model == {_r_str(name)}, ]",
         "for (v in c('shift', 'family', 'train_set', 'eval_set', 'backbone', 'run_id')) "
         "if (v %in% names(d)) d[[v]] <- factor(d[[v]], levels = sort(unique(d[[v]])))",
-        f"d$init <- relevel(factor(d$init, levels = sort(unique(d$init))), ref = '{baseline}')",
+        f"d$init <- relevel(factor(d$init, levels = sort(unique(d$init))), ref = {_r_str(baseline)})",
         fit, out,
     ])

@@ -9,9 +9,9 @@ pairs when paired):
   schedule point above ``n``; the verdicts at that look use repeated p-values
   (:func:`capgate.analysis.gains.sequential_tests`), so looking after every round keeps the chance of
   any false ``helps``/``hurts`` of a null study at alpha;
-- **fixed plan**: the target is the contrast's ``seeds_needed`` (the power analysis of gains.py), at
-  least ``n + 1``. Looking again after those seeds is a second look that a fixed design does not pay
-  for: :func:`next_seeds` says so in ``warnings`` (use a ``sequential`` plan for a loop).
+- **fixed plan**: the target is the contrast's ``seeds_needed`` in gains.csv and the report (the one
+  rule of :mod:`capgate.analysis.planning`, always above ``n``), capped at ``max_seeds``. Looking again
+  after those seeds is a second look that a fixed design does not pay for: :func:`next_seeds` says so in ``warnings`` (use a ``sequential`` plan for a loop).
 
 Targets are capped at ``max_seeds`` (``--max-seeds``, at most the design's ``max_seeds``); a contrast
 already at the cap is *undecidable* within it and reported as such, never grown. Both arms of a
@@ -35,7 +35,8 @@ import numpy as np
 import pandas as pd
 
 from capgate.analysis.cells import cell_table
-from capgate.analysis.gains import gains_of_table, power_helps, power_within
+from capgate.analysis.gains import gains_of_table
+from capgate.analysis.planning import own_prior_df, p_decided
 from capgate.analysis.load import validate
 from capgate.analysis.plan import resolve_plan, sequential_looks
 from capgate.analysis.sequential import nominal_levels
@@ -111,25 +112,20 @@ def _fmt(x: float) -> str:
 
 
 def _p_decided(r: Any, n: int, target: int, alpha_adj: float, seq: dict[str, Any] | None) -> float:
-    """Chance the contrast is decided at ``target`` seeds per arm, the current estimate as the truth: at
-    the cell's own prior df (its moderated df less the residual df of its ``n`` seeds; 0 for a cell whose
-    variance the robust prior set apart), and under a sequential design at the nominal level of the
+    """Chance the contrast is decided at ``target`` seeds per arm (:func:`capgate.analysis.planning.p_decided`,
+    the rule gains.csv's ``seeds_needed`` solves), under a sequential design at the nominal level of the
     target look."""
     if not (np.isfinite(r.sd_mod) and r.sd_mod > 0 and np.isfinite(r.margin) and r.margin > 0):
         return 0.0
     paired = r.pairing == "paired"
-    g = abs(r.gain) if np.isfinite(r.gain) else 0.0
-    residual = n - 1 if paired else 2 * (n - 1)
-    d0 = max(0.0, float(r.df) - residual) if np.isfinite(r.df) else 0.0
     level = alpha_adj
     if seq:
         looks = sequential_looks(float(target), seq)
         level = float(nominal_levels(looks, alpha_adj, seq["spending"])[-1]) if looks else alpha_adj
         if level <= 0:
             return 0.0
-    kw = {"alpha": level, "d0": d0, "paired": paired}
-    p_help = power_helps(g, r.sd_mod, r.margin, target, **kw) if g > 0 else 0.0
-    return float(min(1.0, p_help + power_within(g, r.sd_mod, r.margin, target, **kw)))
+    return float(p_decided(r.gain, r.sd_mod, r.margin, target, alpha=level,
+                           d0=own_prior_df(r.df, n, paired), paired=paired))
 
 
 def next_seeds(table: pd.DataFrame, plan: dict[str, Any] | None = None, *, max_seeds: int | None = None,
@@ -183,6 +179,8 @@ def next_seeds(table: pd.DataFrame, plan: dict[str, Any] | None = None, *, max_s
         else:
             sn = r.seeds_needed
             target = max(n + 1, int(sn) if pd.notna(sn) else 3)
+            if target > cap:
+                interval += f"; needs {target} seeds per arm, grown to the cap of {cap}"
         target = int(min(target, cap))
         site = (r.study, r.task, r.family, r.backbone, r.train_set)
         wanted.append({"keys": (site + (r.init,), site + (baseline,)), "k": target - n, "target": target,

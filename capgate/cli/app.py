@@ -270,11 +270,12 @@ def report_cmd(results: tuple[str, ...], plan: str | None, outdir: str, title: s
     write index.html, summary.json, gains.csv, model.json and model_frame.csv into --out.
 
     RESULTS may be local paths or object-store URIs (s3://bucket/prefix/study, gs://bucket/study)."""
-    from capgate.report import render_report
+    from capgate.report import render_report, report_tally
 
     inputs = _results_inputs(results, all_runs)
     index = render_report(inputs, outdir, plan=plan, title=title)
     click.echo(f"report written to {index}")
+    click.echo(report_tally(outdir))
 
 
 @cli.command("check", epilog=EXIT_CODES_HELP + " Exit 1 means a regression against the baseline.")

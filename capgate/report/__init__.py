@@ -6,6 +6,6 @@ torch or ray and never refits a model.
 
 from __future__ import annotations
 
-from capgate.report.render import load_tables, render_html, render_report, templates_dir
+from capgate.report.render import load_tables, render_html, render_report, report_tally, templates_dir
 
-__all__ = ["render_report", "render_html", "load_tables", "templates_dir"]
+__all__ = ["render_report", "render_html", "load_tables", "templates_dir", "report_tally"]

@@ -20,6 +20,8 @@ from capgate.report.fig_metric import metric_figures
 from capgate.report.gates import cross_task_gates, gate_frame
 from capgate.report.headline import gate_matrix, headline_sentences, map_legend, verdict_counts, verdict_maps
 from capgate.report.labels import pair_label, shift_order
+from capgate.report.paper import reporting_sentences, verdict_tally
+from capgate.report.pretraining import flag_summary, pretraining_section, study_folder
 from capgate.report.methods import methods_facts, methods_paragraphs, model_cards, provenance_rows
 from capgate.report.units import fmt_metric, fmt_params, fmt_pp, metric_label
 
@@ -131,6 +133,8 @@ def build_context(analysis: Analysis, summary: dict[str, Any], *, inputs: list[d
     studies = summary.get("studies", [])
     comp = _completeness(summary)
     expectations = summary.get("expectations", [])
+    folder = study_folder(inputs or [])
+    flagged = flag_summary(summary, folder)
     return {
         "title": title or f"capgate report — {', '.join(studies) or 'study'}",
         "studies": studies,
@@ -143,9 +147,13 @@ def build_context(analysis: Analysis, summary: dict[str, Any], *, inputs: list[d
                    "expectations_failed": sum(not e.get("holds") for e in expectations),
                    "not_converged": sum(1 for m in models if m.get("converged") is False)},
         "headline": headline_sentences(summary),
+        "tally": verdict_tally(summary),
+        "sentences": reporting_sentences(flagged),
+        "pretraining": pretraining_section(folder),
+        "floor_flags": [{"key": v["key"], "text": v["floor_flag"]} for v in flagged["verdicts"] if v["floor_flag"]],
         "gate_matrix": gate_matrix(summary),
         "counts": verdict_counts(summary.get("verdicts", [])),
-        "maps": verdict_maps(summary),
+        "maps": verdict_maps(flagged),
         "map_legend": map_legend(summary),
         # the first figure of each task: metric vs parameters, seeds and cell intervals (fig_metric)
         "metric_figures": metric_figures(analysis.cells, analysis.model_frames, (analysis.plan or {}).get("metric", {}),

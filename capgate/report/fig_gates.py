@@ -66,7 +66,8 @@ def gates_svg(gates: pd.DataFrame, *, title: str, width: int = 920, row_h: int =
         cy = box.top + row_h * (i + 0.5)
         colour = colours.get(r.task, "#0072B2")
         label = (f"{r.task} · " if len(tasks) > 1 else "") + f"{r.family} · {r.shift} · {r.init}"
-        c.text(label_w - 8, cy + 3.5, label if len(label) <= 62 else label[:61] + "…", size=10, anchor="end")
+        fit = int((label_w - 12) / (_CHAR_EM * 10))  # characters of a 10 px label that fit left of the plot
+        c.text(label_w - 8, cy + 3.5, label if len(label) <= fit else label[:fit - 1] + "…", size=10, anchor="end")
         lo_r, hi_r = _f(getattr(r, "range_lo", None)), _f(getattr(r, "range_hi", None))
         if math.isfinite(lo_r) and math.isfinite(hi_r):
             c.rect(x(lo_r), cy - 4, x(hi_r) - x(lo_r), 8, fill="#d5d9df", stroke="none")
@@ -75,8 +76,8 @@ def gates_svg(gates: pd.DataFrame, *, title: str, width: int = 920, row_h: int =
         if status == "gate" and math.isfinite(g):
             tip = f"{label}: gate at {fmt_params(g)} parameters"
             if math.isfinite(lo) or math.isfinite(hi):
-                a = x(lo) if math.isfinite(lo) else box.left
-                b = x(hi) if math.isfinite(hi) else box.right
+                a = min(max(x(lo), box.left), box.right) if math.isfinite(lo) else box.left  # never past the frame
+                b = min(max(x(hi), box.left), box.right) if math.isfinite(hi) else box.right
                 c.line(a, cy, b, cy, stroke=colour, stroke_width=2.2)
                 for end, finite in ((a, math.isfinite(lo)), (b, math.isfinite(hi))):
                     if finite:  # an open end (interval beyond the tested range) has no cap
@@ -86,11 +87,22 @@ def gates_svg(gates: pd.DataFrame, *, title: str, width: int = 920, row_h: int =
             c.circle(x(g), cy, 5, tip=tip, fill=colour, stroke="#fff", stroke_width=1)
         elif status == "helps_everywhere" and math.isfinite(lo_r) and math.isfinite(hi_r):
             c.line(x(lo_r), cy, x(hi_r), cy, stroke=VERDICT_COLOURS["helps"][0], stroke_width=4)
-            c.text(x(hi_r) + 6, cy + 3.5, STATUS_WORDS[status], size=10, fill=VERDICT_COLOURS["helps"][0])
+            _pill(c, box, (x(lo_r) + x(hi_r)) / 2, cy, STATUS_WORDS[status], VERDICT_COLOURS["helps"][0])
         else:
             word = STATUS_WORDS.get(status, status)
             fill = VERDICT_COLOURS["inconclusive"][0] if status == "undetermined" else "#5a6270"
             mid = (x(lo_r) + x(hi_r)) / 2 if math.isfinite(lo_r) and math.isfinite(hi_r) else (box.left + box.right) / 2
-            c.rect(mid - 3.2 * len(word) - 6, cy - 8, 6.4 * len(word) + 12, 16, fill="#fff", stroke="#d5d9df", rx=8)
-            c.text(mid, cy + 3.5, word, size=10, anchor="middle", fill=fill)
+            _pill(c, box, mid, cy, word, fill)
     return c.to_svg()
+
+
+#: Width of one character as a fraction of the font size, generous for a sans-serif (no clipping).
+_CHAR_EM = 0.6
+
+
+def _pill(c: Canvas, box: Box, mid: float, cy: float, word: str, fill: str) -> None:
+    """A status word on a white pill centred at ``mid``, moved inside the plot when it would cross its frame."""
+    half = _CHAR_EM * 10 * len(word) / 2 + 6
+    mid = min(max(mid, box.left + half), box.right - half)
+    c.rect(mid - half, cy - 8, 2 * half, 16, fill="#fff", stroke="#d5d9df", rx=8)
+    c.text(mid, cy + 3.5, word, size=10, anchor="middle", fill=fill)

@@ -12,7 +12,7 @@ from capgate.report.labels import pair_label, rung_label, shift_order
 from capgate.report.palette import VERDICT_WORDS
 from capgate.report.units import fmt_interval_pp, fmt_params, fmt_pp, metric_label
 
-__all__ = ["verdict_counts", "verdict_maps", "headline_sentences", "gate_matrix", "seeds_words", "map_legend"]
+__all__ = ["verdict_counts", "verdict_maps", "headline_sentences", "gate_matrix", "seeds_words", "map_legend", "gate_caveat"]
 
 _VERDICT_ORDER = ("helps", "within_noise", "hurts", "inconclusive")
 
@@ -69,6 +69,33 @@ def map_legend(summary: dict[str, Any]) -> str:
                    "so a cell's interval can exclude 0 while its verdict stays inconclusive.")
 
 
+def gate_caveat(g: dict[str, Any]) -> str:
+    """Why a gate claims less than it reads, in words ('' when nothing to say): a gate or a 'helps at
+    every size' that rests on a single rung that helps (``only the largest rung decided``), or whose
+    bootstrap range spans the whole tested capacity range."""
+    if g.get("status") not in ("gate", "helps_everywhere"):
+        return ""
+    params = [float(p) for p in (g.get("rung_params") or [])]
+    verdicts = list(g.get("rung_verdicts") or [])
+    if not params or len(params) != len(verdicts):
+        return ""
+    start = float(g.get("gate_params") or min(params)) if g.get("status") == "gate" else min(params)
+    helping = [p for p, v in zip(params, verdicts) if p >= start and v == "helps"]
+    notes = []
+    if len(helping) == 1 and len(params) > 1:
+        notes.append("only the largest rung decided" if helping[0] == max(params) else "only one rung decided")
+    lo, hi = g.get("ci_low"), g.get("ci_high")
+    if g.get("status") == "gate" and len(params) > 1 and (lo is None or float(lo) <= min(params)) and (
+            hi is None or float(hi) >= max(params)):
+        notes.append("its bootstrap range spans the whole tested range")
+    return "; ".join(notes)
+
+
+def _gate_words(g: dict[str, Any], words: str) -> str:
+    caveat = gate_caveat(g)
+    return f"{words} ({caveat})" if caveat else words
+
+
 def _gate_clause(gates: list[dict[str, Any]]) -> str:
     """What the capacity gates of one (task, init) say, in the analysis' own statuses: a gate names
     its rung, ``helps_everywhere`` says so, anything else is never worded as a benefit."""
@@ -76,9 +103,10 @@ def _gate_clause(gates: list[dict[str, Any]]) -> str:
         return "no capacity gate estimated"
     gated = [g for g in gates if g.get("status") == "gate"]
     every = [g for g in gates if g.get("status") == "helps_everywhere"]
-    parts = [f"{g['family']} {g['shift']}: helps from {g.get('rung_from')} ({fmt_params(g.get('gate_params'))} params) upward"
+    parts = [_gate_words(g, f"{g['family']} {g['shift']}: helps from {g.get('rung_from')} "
+                            f"({fmt_params(g.get('gate_params'))} params) upward")
              for g in sorted(gated, key=lambda g: (g["family"], shift_order(g["shift"])))]
-    parts += [f"{g['family']} {g['shift']}: helps at every tested size"
+    parts += [_gate_words(g, f"{g['family']} {g['shift']}: helps at every tested size")
               for g in sorted(every, key=lambda g: (g["family"], shift_order(g["shift"])))]
     none = sum(g.get("status") == "no_gate_in_range" for g in gates)
     undetermined = len(gates) - len(gated) - len(every) - none
@@ -147,9 +175,9 @@ def _gate_short(g: dict[str, Any]) -> tuple[str, str]:
         ci = (f"gate between {g.get('rung_below')} ({fmt_params(g.get('below_params'))}) and {g.get('rung_from')}; "
               f"bootstrap range {fmt_params(lo) if lo is not None else 'below range'} – "
               f"{fmt_params(hi) if hi is not None else 'above range'}")
-        return f"helps from {g.get('rung_from')} ({fmt_params(g.get('gate_params'))} params) upward", ci
+        return _gate_words(g, f"helps from {g.get('rung_from')} ({fmt_params(g.get('gate_params'))} params) upward"), ci
     if status == "helps_everywhere":
-        return "helps at every tested size", ""
+        return _gate_words(g, "helps at every tested size"), ""
     if status == "no_gate_in_range":
         return "no rung range where every cell helps", ""
     return "undetermined", ""
@@ -221,9 +249,11 @@ def verdict_maps(summary: dict[str, Any]) -> list[dict[str, Any]]:
                     need = v.get("seeds_needed")
                     if need:
                         tip += f"; {seeds_words(need, plan, prose=True)} per arm would resolve it{_beyond_design(need, plan)}"
+                    if v.get("floor_flag"):
+                        tip += f"; note: {v['floor_flag']}"
                     cells.append({"verdict": v["verdict"], "word": word, "gain": fmt_pp(v.get("gain")),
                                   "ci": fmt_interval_pp(v.get("ci_low"), v.get("ci_high")), "tip": tip,
-                                  "seeds_needed": need, "seeds": seeds_words(need, plan)})
+                                  "seeds_needed": need, "seeds": seeds_words(need, plan), "flag": v.get("floor_flag")})
                 rung = rung_label(backbone)
                 body.append({"backbone": backbone, "rung": rung if rung != backbone else "", "params": fmt_params(params),
                              "cells": cells})

@@ -26,8 +26,12 @@ from capgate.analysis.result import Analysis
 from capgate.analysis.summary import build_summary
 from capgate.errors import CapgateError, InputError
 from capgate.report.context import build_context
+from capgate.report.exports import write_exports
+from capgate.report.paper import verdict_tally
+from capgate.report.pretraining import flag_summary, study_folder
 
-__all__ = ["render_report", "render_html", "templates_dir", "load_tables", "resolve_plan_arg", "ResultsInput"]
+__all__ = ["render_report", "render_html", "templates_dir", "load_tables", "resolve_plan_arg", "ResultsInput",
+           "report_tally"]
 
 log = logging.getLogger(__name__)
 
@@ -131,11 +135,20 @@ def resolve_plan_arg(plan: str | os.PathLike | dict[str, Any] | None) -> dict[st
     return load_plan(plan)
 
 
+def report_tally(outdir: str | os.PathLike) -> str:
+    """The verdict counts of the report written to ``outdir`` in one line (``capgate report`` prints it),
+    e.g. ``39 of 60 contrasts decided: 20 helps, 15 within_noise, 4 hurts; 21 inconclusive``."""
+    import json
+
+    return verdict_tally(json.loads((Path(outdir) / "summary.json").read_text()))
+
+
 def render_report(results: ResultsInput, outdir: str | os.PathLike, plan: str | os.PathLike | dict[str, Any] | None = None,
                   *, title: str | None = None) -> Path:
     """Load ``results`` (a path, several paths or a DataFrame), analyze under ``plan``, write
-    ``summary.json``, ``gains.csv``, ``model.json``, ``model_frame.csv`` and ``index.html`` into
-    ``outdir``; return the path of ``index.html``. Several tables give one combined report.
+    ``summary.json``, ``gains.csv``, ``model.json``, ``model_frame.csv``, ``index.html`` and its
+    paper-ready exports (:func:`capgate.report.exports.write_exports`) into ``outdir``; return the path
+    of ``index.html``. Several tables give one combined report.
 
     A table without any successful run still renders (its headline says so), then raises
     :class:`~capgate.errors.CapgateError` (exit 1): there is nothing to conclude."""
@@ -148,7 +161,10 @@ def render_report(results: ResultsInput, outdir: str | os.PathLike, plan: str | 
     summary = build_summary(analysis)
     write_outputs(analysis, out, summary)
     index = out / "index.html"
-    atomic_write_text(index, render_html(analysis, summary, inputs=inputs, title=title))
+    page = render_html(analysis, summary, inputs=inputs, title=title)
+    atomic_write_text(index, page)
+    # figures/*.svg, tables/*.md|.tex, sentences.md (with the page's floor/chance notes)
+    write_exports(out, page, flag_summary(summary, study_folder(inputs)))
     log.debug("report written to %s", index)  # the CLI prints the one user-facing line
     if summary.get("n_ok_runs", 0) == 0:
         raise CapgateError(f"{index}: the results hold no successful run (every run failed or diverged); the report "
