@@ -268,9 +268,11 @@ def _status(t: pd.DataFrame, notes: list[str], source: str) -> pd.DataFrame:
                            f"ok/failed/diverged) and {list(DROPPED_STATES)} (rows dropped); map another column "
                            "with --map status=COLUMN")
     if dropped.any():
-        counts = raw[dropped].value_counts()
-        notes.append(f"dropped {int(dropped.sum())} rows of runs without a final result ("
-                     + ", ".join(f"{k}: {v}" for k, v in counts.items()) + ")")
+        gone = pd.DataFrame({"state": raw[dropped], "run": t.loc[dropped, "run_id"] if "run_id" in t.columns
+                             else np.arange(int(dropped.sum()))}).drop_duplicates()
+        counts = gone["state"].value_counts()
+        notes.append(f"dropped {len(gone)} runs without a final result ("
+                     + ", ".join(f"{k}: {v}" for k, v in counts.items()) + f"; {int(dropped.sum())} rows)")
     t = t[~dropped].copy()
     mapped = raw[~dropped].map(STATUS_MAP)
     if (mapped != t["status"]).any():

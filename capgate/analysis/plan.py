@@ -43,8 +43,8 @@ DEFAULT_PLAN: dict[str, Any] = {
     "n_boot": 500,
     "sequential": None,
     "expectations": [],
-    "columns": None,
-    "shift_labels": None,
+    "columns": {},
+    "shift_labels": [],
 }
 
 CORRECTIONS = ("holm", "bh", "none")

@@ -103,8 +103,7 @@ def read_mlflow_runs(uri: str, experiment: str, *, timeout: float = 30.0) -> pd.
     wide row each (see the module docstring), in the server's order (newest first)."""
     if urllib.parse.urlsplit(uri).scheme not in ("http", "https"):
         raise ResultsError(f"{uri}: pass an MLflow tracking server's http(s) address, e.g. http://127.0.0.1:5000 "
-                           "(a local mlruns folder or sqlite:// store is read through a server started on it: "
-                           "mlflow server --backend-store-uri sqlite:///mlflow.db)")
+                           "(a local mlruns folder or sqlite:// store is read through an mlflow server started on it)")
     exp_id = _experiment_id(uri, experiment, timeout)
     rows: list[dict[str, Any]] = []
     token = None
