@@ -98,7 +98,7 @@ def test_mlflow_server_runs_give_the_direct_tables_verdicts(direct: pd.DataFrame
         assert "no MLflow experiment named 'nope'; experiments there: ['Default', 'sim']" in capsys.readouterr().err
     n_runs = direct["run_id"].nunique()
     assert f"{len(direct)} rows ({n_runs} runs x 2 eval sets" in captured.out
-    assert "dropped 2 runs without a final result (running: 1, killed: 1" in captured.err
+    assert "dropped 2 runs without a final result (killed: 1, running: 1; 4 rows)" in captured.err
     assert "metrics left out (not a metric of an eval set): train/loss" in captured.err
     imported = load_results(out)
     assert set(imported["study"]) == {"sim"} and imported["run_id"].nunique() == n_runs

@@ -131,7 +131,7 @@ def test_wide_metrics_become_one_row_per_eval_set_and_tracker_states_are_mapped(
     assert dict(t.groupby("eval_set")["shift"].first()) == {"x": "in_domain", "y": "cross_dataset"}
     assert t["seed"].tolist()[:4] == [0, 0, 0, 0] and t["params"].dtype == np.int64
     notes = "\n".join(mapped.notes)
-    assert "dropped 2 runs without a final result (running: 1, killed: 1; 4 rows)" in notes
+    assert "dropped 2 runs without a final result (killed: 1, running: 1; 4 rows)" in notes
     assert "metrics left out (not a metric of an eval set): train_loss" in notes
     assert "FINISHED -> ok" in notes and "FAILED -> failed" in notes
     with pytest.raises(ResultsError, match=r"unknown run status \['paused'\]"):

@@ -270,7 +270,7 @@ def _status(t: pd.DataFrame, notes: list[str], source: str) -> pd.DataFrame:
     if dropped.any():
         gone = pd.DataFrame({"state": raw[dropped], "run": t.loc[dropped, "run_id"] if "run_id" in t.columns
                              else np.arange(int(dropped.sum()))}).drop_duplicates()
-        counts = gone["state"].value_counts()
+        counts = gone["state"].value_counts().sort_index()
         notes.append(f"dropped {len(gone)} runs without a final result ("
                      + ", ".join(f"{k}: {v}" for k, v in counts.items()) + f"; {int(dropped.sum())} rows)")
     t = t[~dropped].copy()
