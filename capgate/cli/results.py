@@ -71,9 +71,8 @@ def load_inputs(results: Sequence[str], *, all_runs: bool = False, mapping: Sequ
     """Read, map and validate every RESULTS argument and concatenate them (see the module docstring).
 
     ``plan`` is the ``--plan`` path (its ``columns:`` and ``shift_labels:`` apply under the flags)."""
-    from capgate.analysis.columns import check_shift_labels, merge_mappings, parse_mapping
+    from capgate.analysis.columns import check_shift_labels, map_columns, merge_mappings, parse_mapping
     from capgate.analysis.load import read_table, study_selection, table_name, validate
-    from capgate.analysis.columns import map_columns
     from capgate.errors import InputError
 
     if not results:
