@@ -63,7 +63,7 @@ def read_table(path: str | Path, all_runs: bool = False) -> pd.DataFrame:
                            f"study store folder (check the bucket, prefix and AWS_ENDPOINT_URL)")
     path = Path(path)
     if not path.exists():
-        raise ResultsError(f"{path}: results not found; pass a results table (parquet or CSV) or a study folder")
+        raise ResultsError(f"{path}: no such file or folder; pass a results .parquet/.csv file or a study store folder")
     if path.is_dir():
         return _read_store(location(path), str(path), all_runs)
     return _read_file(path, str(path), path.suffix.lower())

@@ -74,6 +74,7 @@ def load_inputs(results: Sequence[str], *, all_runs: bool = False, mapping: Sequ
     from capgate.analysis.columns import check_shift_labels, map_columns, merge_mappings, parse_mapping
     from capgate.analysis.load import read_table, study_selection, table_name, validate
     from capgate.errors import InputError
+    from capgate.store.location import is_remote
 
     if not results:
         raise InputError("no results given; pass one or more results tables (parquet or CSV) or study folders")
@@ -86,6 +87,8 @@ def load_inputs(results: Sequence[str], *, all_runs: bool = False, mapping: Sequ
     labels = (*planned.get("shift_labels", ()), *check_shift_labels(shift_labels))
     tables, inputs = [], []
     for arg in results:
+        if not is_remote(arg) and not Path(arg).exists():
+            raise InputError(f"{arg}: results not found; pass a results table (parquet or CSV) or a study folder")
         line = study_selection(arg, all_runs)
         if line:
             click.echo(f"reading {line}", err=True)
