@@ -179,6 +179,7 @@ ALLOWED = {
     "capgate.analysis": ("capgate.store",),
     "capgate.report": ("capgate.analysis", "capgate.store"),
     "capgate.check": ("capgate.analysis", "capgate.store"),
+    "capgate.importers": ("capgate.analysis", "capgate.store"),
     "capgate.grid": ("capgate.spec", "capgate.train", "capgate.models", "capgate.data", "capgate.store",
                      "capgate.analysis", "capgate.report"),
     "capgate.cli": ("capgate",),

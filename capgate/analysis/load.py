@@ -33,15 +33,15 @@ from capgate.schema import (
 )
 from capgate.errors import ResultsError
 
-__all__ = ["load_results", "validate", "metrics_for", "study_selection"]
+__all__ = ["load_results", "read_table", "table_name", "validate", "metrics_for", "study_selection"]
 
 log = logging.getLogger(__name__)
 
 _MAX_LISTED = 5
 
 
-def load_results(path: str | Path, all_runs: bool = False) -> pd.DataFrame:
-    """Read a results table from parquet, CSV or a study store folder, and validate it.
+def read_table(path: str | Path, all_runs: bool = False) -> pd.DataFrame:
+    """The rows of a results file or study store, as stored (not mapped, not validated).
 
     ``path`` is a local path or an object-store URI (``s3://bucket/prefix/study``, ``gs://...``;
     see :mod:`capgate.store.location`). A folder is read as a study store: ``<path>/runs/*.json``, or
@@ -49,29 +49,43 @@ def load_results(path: str | Path, all_runs: bool = False) -> pd.DataFrame:
     for a storage root holding several studies. A study folder holds the records of every spec
     ever run into it; by default only the runs of the spec ``run-grid`` last ran are read (the
     run ids it lists in ``current_runs.json``, the same rows as its ``results.parquet``), and
-    ``all_runs=True`` reads every record (:func:`study_selection` says which). Returns the
-    validated table (see :func:`validate`).
+    ``all_runs=True`` reads every record (:func:`study_selection` says which).
     """
     from capgate.store.location import is_remote, location
 
     if is_remote(path):
         loc = location(path)
         if loc.is_file():
-            table = _read_file(io.BytesIO(loc.read_bytes()), str(path), posixpath.splitext(loc.path)[1].lower())
-        elif loc.is_dir():
-            table = _read_store(loc, str(path), all_runs)
-        else:
-            raise ResultsError(f"{path}: no such object or folder; pass a results .parquet/.csv file or a "
-                               f"study store folder (check the bucket, prefix and AWS_ENDPOINT_URL)")
-        return validate(table, source=str(path))
+            return _read_file(io.BytesIO(loc.read_bytes()), str(path), posixpath.splitext(loc.path)[1].lower())
+        if loc.is_dir():
+            return _read_store(loc, str(path), all_runs)
+        raise ResultsError(f"{path}: no such object or folder; pass a results .parquet/.csv file or a "
+                           f"study store folder (check the bucket, prefix and AWS_ENDPOINT_URL)")
     path = Path(path)
     if not path.exists():
         raise ResultsError(f"{path}: no such file or folder; pass a results .parquet/.csv file or a study store folder")
     if path.is_dir():
-        table = _read_store(location(path), str(path), all_runs)
-    else:
-        table = _read_file(path, str(path), path.suffix.lower())
-    return validate(table, source=str(path))
+        return _read_store(location(path), str(path), all_runs)
+    return _read_file(path, str(path), path.suffix.lower())
+
+
+def table_name(path: str | Path) -> str:
+    """The study name a table file gives when it has no ``study`` column: its file name, less the suffix."""
+    name = posixpath.basename(str(path).rstrip("/").split("?", 1)[0])
+    return name.rsplit(".", 1)[0] if "." in name else name
+
+
+def load_results(path: str | Path, all_runs: bool = False, *, columns: dict[str, str] | None = None,
+                 shift_labels: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Read a results table (:func:`read_table`), map a foreign table's columns onto the contract
+    (``columns``: ``{COLUMN: SOURCE}``, see :mod:`capgate.analysis.columns`; each change is logged at
+    INFO), and validate it (:func:`validate`, ``shift_labels`` the user's own shifts)."""
+    from capgate.analysis.columns import map_columns
+
+    mapped = map_columns(read_table(path, all_runs), columns, source=str(path), default_study=table_name(path))
+    for note in mapped.notes:
+        log.info("%s: %s", path, note)
+    return validate(mapped.table, source=str(path), shift_labels=shift_labels)
 
 
 def _read_file(src: Path | io.BytesIO, name: str, suffix: str) -> pd.DataFrame:
@@ -229,13 +243,14 @@ def _coerce(table: pd.DataFrame, col: str, kind: str, *, required: bool | pd.Ser
         table[col] = num.astype("float64")
 
 
-def validate(table: pd.DataFrame, *, source: str = "results table") -> pd.DataFrame:
+def validate(table: pd.DataFrame, *, source: str = "results table", shift_labels: tuple[str, ...] = ()) -> pd.DataFrame:
     """Check a results table against the contract and return a clean, typed copy.
 
     Raises :class:`~capgate.errors.ResultsError` naming the column, the first offending rows and
     the fix for: a missing column, a wrong type, a duplicated ``(run_id, eval_set)``, a metric out
     of [0, 1], an ``ok`` row without its task's primary metric, an unknown task/status/shift, or a
     run whose design columns disagree between its records. ``failed``/``diverged`` rows are kept.
+    ``shift_labels``: shift labels the user declared beside :data:`capgate.schema.SHIFTS` (e.g. ``corruption``).
     """
     if not isinstance(table, pd.DataFrame):
         raise ResultsError(f"{source}: expected a pandas DataFrame, got {type(table).__name__}")
@@ -258,12 +273,14 @@ def validate(table: pd.DataFrame, *, source: str = "results table") -> pd.DataFr
             _coerce(t, col, kind, required=False, source=source)
         else:  # unknown, shown as unknown: never invented
             t[col] = pd.Series([None] * len(t), dtype=object) if kind == "str" else np.nan
-    for col, allowed in (("task", TASKS), ("status", STATUSES), ("shift", SHIFTS)):
+    shifts = tuple(dict.fromkeys([*SHIFTS, *shift_labels]))
+    for col, allowed in (("task", TASKS), ("status", STATUSES), ("shift", shifts)):
         bad = ~t[col].isin(allowed)
         if bad.any():
-            raise ResultsError(
-                f"{source}: unknown {col} {sorted(set(t.loc[bad, col]))} at {_rows(t, bad)}; valid: {list(allowed)}"
-            )
+            found = sorted(set(t.loc[bad, col]))
+            own = (f"; a shift label of your own is declared with --shift-labels {','.join(map(str, found))} "
+                   "(or `shift_labels:` in the analysis plan)") if col == "shift" else ""
+            raise ResultsError(f"{source}: unknown {col} {found} at {_rows(t, bad)}; valid: {list(allowed)}{own}")
     metrics = [c for c in METRIC_COLUMNS if c in t.columns]
     for col in metrics:
         num = pd.to_numeric(t[col], errors="coerce")

@@ -3,8 +3,10 @@
 A plan fixes, before looking at results: the metric per task, the baseline initialization, the
 contrasts, the margin (a fixed, pre-registered gain in metric units: 1 pp by default), the pairing of
 seeds, alpha, the multiple-comparison correction, the interval method, an optional group-sequential
-design (``sequential``: looks after rounds of new seeds, see :func:`sequential_looks`) and the
-expectations ``capgate check`` verifies. ``None`` for a key means "use the default".
+design (``sequential``: looks after rounds of new seeds, see :func:`sequential_looks`), the
+expectations ``capgate check`` verifies, and how a foreign table's columns map onto the results table
+(``columns: {COLUMN: SOURCE}``, :mod:`capgate.analysis.columns`) with the user's own shift labels
+(``shift_labels: [corruption]``). ``None`` for a key means "use the default".
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import yaml
 
 from capgate.schema import CLASSIFICATION_METRICS, DETECTION_METRICS, SHIFTS, TASKS
 from capgate.analysis.result import VERDICTS
-from capgate.errors import SpecError
+from capgate.errors import ResultsError, SpecError
 
 __all__ = ["DEFAULT_PLAN", "DEFAULT_MARGIN", "PAIRINGS", "load_plan", "resolve_plan", "expectation_text",
            "margin_rule", "sequential_looks", "default_schedule"]
@@ -41,6 +43,8 @@ DEFAULT_PLAN: dict[str, Any] = {
     "n_boot": 500,
     "sequential": None,
     "expectations": [],
+    "columns": {},
+    "shift_labels": [],
 }
 
 CORRECTIONS = ("holm", "bh", "none")
@@ -135,7 +139,15 @@ def resolve_plan(plan: dict[str, Any] | None, *, source: str = "plan") -> dict[s
     out["sequential"] = _sequential(out["sequential"], source)
     if not isinstance(out["expectations"], list):
         raise _err(source, "expectations", out["expectations"], "a list of mappings")
-    out["expectations"] = [_expectation(e, i, source) for i, e in enumerate(out["expectations"])]
+    from capgate.analysis.columns import check_columns_block, check_shift_labels
+
+    try:
+        out["columns"] = check_columns_block(out["columns"], source=source)
+        out["shift_labels"] = list(check_shift_labels(out["shift_labels"], what=f"{source}: plan key 'shift_labels'"))
+    except ResultsError as exc:
+        raise SpecError(str(exc)) from None
+    shifts = (*SHIFTS, *out["shift_labels"])
+    out["expectations"] = [_expectation(e, i, source, shifts) for i, e in enumerate(out["expectations"])]
     return out
 
 
@@ -217,7 +229,7 @@ def margin_rule(plan: dict[str, Any], task: str) -> Any:
     return m
 
 
-def _expectation(e: Any, i: int, source: str) -> dict[str, Any]:
+def _expectation(e: Any, i: int, source: str, shifts: tuple[str, ...] = SHIFTS) -> dict[str, Any]:
     key = f"expectations[{i}]"
     if not isinstance(e, dict):
         raise _err(source, key, e, "a mapping like {init: imagenet_coco, shift: cross_dataset, verdict: helps}")
@@ -235,8 +247,8 @@ def _expectation(e: Any, i: int, source: str) -> dict[str, Any]:
             raise SpecError(
                 f"{source}: {key}.verdict lists 'inconclusive'; an expectation is met only by decided verdicts "
                 f"({', '.join(DECIDED)}): remove 'inconclusive' (cells left inconclusive are reported as untested)")
-    if "shift" in e and e["shift"] not in SHIFTS:
-        raise _err(source, f"{key}.shift", e["shift"], str(list(SHIFTS)))
+    if "shift" in e and e["shift"] not in shifts:
+        raise _err(source, f"{key}.shift", e["shift"], f"{list(shifts)} (declare your own in shift_labels)")
     if "task" in e and e["task"] not in TASKS:
         raise _err(source, f"{key}.task", e["task"], str(list(TASKS)))
     for k in ("min_params", "max_params"):

@@ -38,16 +38,19 @@ def _paths(results: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Pat
     return paths
 
 
-def current_summary(results: str | os.PathLike | Sequence[str | os.PathLike],
+def current_summary(results: str | os.PathLike | Sequence[str | os.PathLike] | Any,
                     plan: str | os.PathLike | dict | None = None) -> dict[str, Any]:
     """The summary to check: read directly when given one ``*.json`` summary (expectations of
-    ``plan`` re-evaluated on its verdicts), else load the results tables and analyze them."""
+    ``plan`` re-evaluated on its verdicts), else load the results tables (or take the DataFrame
+    given) and analyze them."""
     import pandas as pd
 
     from capgate.analysis import analyze, build_summary, evaluate_expectations, load_plan, load_results, resolve_plan
 
-    paths = _paths(results)
     resolved = None if plan is None else (resolve_plan(plan) if isinstance(plan, dict) else load_plan(plan))
+    if isinstance(results, pd.DataFrame):  # a table the caller loaded (the CLI's one results loader)
+        return build_summary(analyze(results, resolved))
+    paths = _paths(results)
     if len(paths) == 1 and paths[0].suffix == ".json":
         summary = read_summary(paths[0])
         if resolved is not None and resolved.get("expectations"):
@@ -67,7 +70,7 @@ def current_summary(results: str | os.PathLike | Sequence[str | os.PathLike],
     return build_summary(analyze(table, resolved))
 
 
-def _read_baseline(bpath: Path, results: list[Path], plan: Any) -> dict[str, Any]:
+def _read_baseline(bpath: Path, results: list[Any], plan: Any) -> dict[str, Any]:
     """The baseline; its errors name the exact command that regenerates it."""
     cmd = " ".join(["capgate", "check", *(shlex.quote(str(p)) for p in results), "--baseline",
                     shlex.quote(str(bpath))] + (["--plan", shlex.quote(str(plan))] if isinstance(plan, (str, os.PathLike)) else [])
@@ -78,16 +81,21 @@ def _read_baseline(bpath: Path, results: list[Path], plan: Any) -> dict[str, Any
 def run_check(results: str | os.PathLike | Sequence[str | os.PathLike], baseline_path: str | os.PathLike,
               plan: str | os.PathLike | dict | None = None, *, abs_tol: float = 0.0, z: float | None = None,
               se_mode: str = "cell", junit: str | os.PathLike | None = None, update_baseline: bool = False,
-              strict: bool = False, expectations: str = "hold") -> CheckResult:
+              strict: bool = False, expectations: str = "hold", command_args: Sequence[str] | None = None) -> CheckResult:
     """Check ``results`` against the baseline at ``baseline_path``; optionally write JUnit XML.
 
     ``update_baseline``: write the current summary as the new baseline (after comparing with the
     old one when it exists; the returned result then always passes, its notes say what was done).
     ``strict``: expectations left untested by inconclusive cells fail. ``expectations``: ``hold``
     (each plan expectation must hold) or ``baseline`` (each keeps the status the baseline recorded).
+    ``results`` may be a DataFrame the caller loaded; ``command_args`` then name its inputs (and
+    mapping flags) in the command that regenerates a missing baseline.
     """
-    paths = _paths(results)
-    current = current_summary(paths, plan)
+    import pandas as pd
+
+    loaded = isinstance(results, pd.DataFrame)
+    paths: list[Any] = list(command_args or ["RESULTS"]) if loaded else _paths(results)
+    current = current_summary(results if loaded else paths, plan)
     bpath = Path(baseline_path)
     notes: list[str] = []
     if update_baseline:

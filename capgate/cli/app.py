@@ -11,21 +11,15 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
-from typing import Any
 
 import click
 
 from capgate import __version__
 from capgate.errors import CapgateError
-from capgate.cli.support import _dry_run, _results_inputs, _selection
+from capgate.cli.support import CONTEXT_SETTINGS, EXIT_CODES_HELP, INTERRUPT_HELP, _dry_run
 from capgate.data.registry import format_names
 from capgate.models.ladder import family_names
 from capgate.cli.models import models_cmd
-
-EXIT_CODES_HELP = "Exit codes: 0 success, 1 failure, 2 unusable input."
-INTERRUPT_HELP = " Ctrl-C exits 130; the same command resumes."
-CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def _configure_logging(verbosity: int) -> None:
@@ -232,97 +226,12 @@ def run_grid_cmd(spec: str, dry_run: bool, as_json: bool, overrides: tuple[str, 
                       retries=retries)
     click.echo(result.summary())
 
-# --- report and check -------------------------------------------------------------------
-@cli.command("next-seeds", epilog=EXIT_CODES_HELP)
-@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=str))
-@click.option("--plan", type=click.Path(path_type=str), help="Analysis plan YAML (default: built-in defaults).")
-@click.option("--max-seeds", type=click.IntRange(2), default=None,
-              help="Never grow a run group past N seeds [default: the plan's sequential.max_seeds, else 10].")
-@click.option("--max-runs", type=click.IntRange(2), default=None,
-              help="A budget of new runs for this round, spent where the expected decided verdicts per run are "
-                   "highest; the other open contrasts are listed as deferred [default: no limit].")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print JSON: {done, add: [...], undecidable: [...], deferred: [...]}.")
-def next_seeds_cmd(results: tuple[str, ...], plan: str | None, max_seeds: int | None, max_runs: int | None,
-                   as_json: bool) -> None:
-    """Say which run groups of RESULTS need how many more seeds to decide their open verdicts, and why."""
-    import json
+# --- report and check: capgate/cli/reporting.py; import: capgate/cli/importing.py ----------
+from capgate.cli.importing import import_group  # noqa: E402
+from capgate.cli.reporting import check_cmd, next_seeds_cmd, report_cmd  # noqa: E402
 
-    from capgate.analysis.next_seeds import next_seeds
-    from capgate.report.render import load_tables, resolve_plan_arg
-
-    table, _ = load_tables(list(results))
-    advice = next_seeds(table, resolve_plan_arg(plan), max_seeds=max_seeds, max_runs=max_runs)
-    click.echo(json.dumps(advice.to_dict(), indent=1, default=float) if as_json else "\n".join(advice.lines()))
-
-
-@cli.command("report", epilog=EXIT_CODES_HELP)
-@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=str))
-@click.option("--plan", type=click.Path(path_type=str), help="Analysis plan YAML (default: built-in defaults).")
-@click.option("-o", "--out", "outdir", required=True, type=click.Path(file_okay=False, path_type=str),
-              help="Output folder, e.g. reports/demo/.")
-@click.option("--title", help="Report title (default: from the study names).")
-@click.option("--all-runs", is_flag=True,
-              help="Read every record of a study folder, older specs' runs included (default: the runs of the "
-                   "spec run-grid last ran, the same rows as its results.parquet).")
-def report_cmd(results: tuple[str, ...], plan: str | None, outdir: str, title: str | None, all_runs: bool) -> None:
-    """Analyze RESULTS (results tables or study folders; several give one combined report) and
-    write index.html, summary.json, gains.csv, model.json and model_frame.csv into --out.
-
-    RESULTS may be local paths or object-store URIs (s3://bucket/prefix/study, gs://bucket/study)."""
-    from capgate.report import render_report, report_tally
-
-    inputs = _results_inputs(results, all_runs)
-    index = render_report(inputs, outdir, plan=plan, title=title)
-    click.echo(f"report written to {index}")
-    click.echo(report_tally(outdir))
-
-
-@cli.command("check", epilog=EXIT_CODES_HELP + " Exit 1 means a regression against the baseline.")
-@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=str))
-@click.option("--baseline", required=True, type=click.Path(dir_okay=False, path_type=str),
-              help="Baseline summary JSON, e.g. reports/baselines/demo.json.")
-@click.option("--plan", type=click.Path(path_type=str), help="Analysis plan YAML whose expectations must hold.")
-@click.option("--junit", type=click.Path(dir_okay=False, path_type=str), help="Write JUnit XML here.")
-@click.option("--abs-tol", type=float, default=0.0, show_default=True,
-              help="Absolute floor of the mean tolerance, on the metric's 0..1 scale.")
-@click.option("--z", "z", type=float, default=None,
-              help="Tolerance multiplier of sqrt(se_base^2 + se_current^2) "
-                   "[default: Bonferroni z for 1% family-wise false alarms over the baseline's cells].")
-@click.option("--se", "se_mode", type=click.Choice(["cell", "pooled"]), default="cell", show_default=True,
-              help="Each cell's SE: its own stabilised (moderated) SE, or the task's pooled SD / sqrt(seeds).")
-@click.option("--strict", is_flag=True, help="Fail expectations left untested by inconclusive cells (default: warn).")
-@click.option("--expectations", "expectations", type=click.Choice(["hold", "baseline"]), default="hold",
-              show_default=True, help="Plan expectations must hold, or keep the status the baseline recorded "
-                                      "(a claim the study does not reproduce stays reported; a change is drift).")
-@click.option("--update-baseline", is_flag=True, help="Write the current summary as the new baseline.")
-@click.option("--only-problems", is_flag=True, help="Print only warnings and failures.")
-def check_cmd(results: tuple[str, ...], baseline: str, plan: str | None, junit: str | None, abs_tol: float,
-              z: float | None, se_mode: str, strict: bool, expectations: str, update_baseline: bool,
-              only_problems: bool) -> int:
-    """Compare RESULTS (results tables, or one summary.json) with a baseline summary: cells present
-    and means within noise, verdicts and capacity gates unchanged, plan expectations hold."""
-    import tempfile
-
-    from capgate.store.location import is_remote
-    from capgate.analysis import load_results
-    from capgate.check.run import format_table, run_check
-
-    with tempfile.TemporaryDirectory(prefix="capgate-check-") as tmp:
-        paths = []
-        for i, r in enumerate(results):  # object-store inputs are read here, checked as local tables
-            if is_remote(r):
-                line = _selection(r, False)
-                if line:
-                    click.echo(line, err=True)
-                paths.append(str(Path(tmp) / f"input{i}.parquet"))
-                load_results(r).to_parquet(paths[-1], index=False)
-            else:
-                paths.append(r)
-        result = run_check(paths, baseline, plan, abs_tol=abs_tol, z=z, se_mode=se_mode, junit=junit,
-                           update_baseline=update_baseline, strict=strict, expectations=expectations)
-    click.echo(format_table(result, only_problems=only_problems))
-    return result.exit_code
+for _command in (next_seeds_cmd, report_cmd, check_cmd, import_group):
+    cli.add_command(_command)
 
 
 # --- demo -------------------------------------------------------------------------------

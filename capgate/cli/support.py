@@ -1,14 +1,16 @@
 """Helpers of the command line that are more than parsing: the grid's dry-run listing and the
-inputs ``report`` renders (kept out of :mod:`capgate.cli` so each command stays a thin wrapper)."""
+texts every command module shares (kept out of :mod:`capgate.cli.app` so each command stays a thin
+wrapper). The results loader of report, check and next-seeds is :mod:`capgate.cli.results`."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import click
 
-__all__ = ["_dry_run", "_selection", "_results_inputs"]
+__all__ = ["_dry_run", "EXIT_CODES_HELP", "INTERRUPT_HELP", "CONTEXT_SETTINGS"]
+
+EXIT_CODES_HELP = "Exit codes: 0 success, 1 failure, 2 unusable input."
+INTERRUPT_HELP = " Ctrl-C exits 130; the same command resumes."
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def _dry_run(spec: str, overrides: tuple[str, ...], storage: str | None, as_json: bool,
@@ -37,29 +39,3 @@ def _dry_run(spec: str, overrides: tuple[str, ...], storage: str | None, as_json
             click.echo(f"not checked: {line}")
     if problems:
         raise SpecError(f"{spec}: the grid cannot start:\n" + "\n".join(f"  {p}" for p in problems))
-
-
-def _selection(path: str, all_runs: bool) -> str | None:
-    from capgate.analysis.load import study_selection
-
-    line = study_selection(path, all_runs)
-    return f"reading {line}" if line else None
-
-
-def _results_inputs(results: tuple[str, ...], all_runs: bool) -> Any:
-    """What ``report`` renders: the paths as given, or one in-memory table when an input is an
-    object-store URI or ``--all-runs`` widens a study folder (the report reads those here).
-    Says on stderr which runs each study folder contributes."""
-    import pandas as pd
-
-    from capgate.store.location import is_remote
-    from capgate.analysis import load_results
-
-    for r in results:
-        line = _selection(r, all_runs)
-        if line:
-            click.echo(line, err=True)
-    if not any(is_remote(r) or (all_runs and Path(r).is_dir()) for r in results):
-        return list(results)
-    tables = [load_results(r, all_runs=all_runs) for r in results]
-    return tables[0] if len(tables) == 1 else pd.concat(tables, ignore_index=True, sort=False)

@@ -144,17 +144,19 @@ def report_tally(outdir: str | os.PathLike) -> str:
 
 
 def render_report(results: ResultsInput, outdir: str | os.PathLike, plan: str | os.PathLike | dict[str, Any] | None = None,
-                  *, title: str | None = None) -> Path:
+                  *, title: str | None = None, inputs: list[dict[str, Any]] | None = None) -> Path:
     """Load ``results`` (a path, several paths or a DataFrame), analyze under ``plan``, write
     ``summary.json``, ``gains.csv``, ``model.json``, ``model_frame.csv``, ``index.html`` and its
     paper-ready exports (:func:`capgate.report.exports.write_exports`) into ``outdir``; return the path
     of ``index.html``. Several tables give one combined report.
 
+    ``inputs``: the provenance records of a table loaded by the caller (``path``, ``rows``, ``sha256``).
     A table without any successful run still renders (its headline says so), then raises
     :class:`~capgate.errors.CapgateError` (exit 1): there is nothing to conclude."""
     from capgate.analysis import analyze, write_outputs
 
-    table, inputs = load_tables(results)
+    table, loaded = load_tables(results)
+    inputs = loaded if inputs is None else inputs
     analysis = analyze(table, resolve_plan_arg(plan))
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
