@@ -167,7 +167,7 @@ def run_grid(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (),
     collected like the others. Raises :class:`GridError` (after writing the table) when runs
     failed, unless ``raise_on_failure`` is False.
     """
-    from capgate.grid.preflight import preflight
+    from capgate.grid.preflight import preflight, raise_on_unusable_data
 
     t_start = time.monotonic()
     plan = plan_grid(spec_path, overrides)
@@ -237,6 +237,7 @@ def run_grid(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (),
     log.info("[grid] %s finished in %.1fs: %s", study.study, result.wall_seconds,
              ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     if failed and raise_on_failure:
+        raise_on_unusable_data(failed, len(ids), path)  # exit 2 and the fix: a retry cannot help
         raise GridError(f"{len(failed)} of {len(ids)} runs failed (recorded in {path}; rerun the same "
                         f"command to retry them):\n" + "\n".join(
                             f"  {rid}: {err.strip().splitlines()[0][:300] if err else '?'}" for rid, err in failed))
