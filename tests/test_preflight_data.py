@@ -118,3 +118,22 @@ def test_runs_failed_on_unusable_data_end_the_grid_with_exit_2_and_their_errors(
                               "rerunning cannot help: fix what each error names, then run the same command again:\n"
                               "  r1: DataError: /d/Annotations/1.xml: malformed XML; fix: restore it")
     raise_on_unusable_data(failed[1:], 4, "/s/results.parquet")  # other failures: the caller's retry hint
+
+
+def test_a_report_of_an_all_failed_study_shows_the_runs_errors(tmp_path: Path) -> None:
+    import numpy as np
+
+    from capgate.analysis import simulate_results
+    from capgate.errors import CapgateError
+    from capgate.report import render_report
+    from test_report_data import detection_truth
+
+    t = simulate_results(detection_truth(seeds=2, run_sd=0.004, noise_sd=0.002, seed_sd=0.004), seed=5)
+    t["status"], t["map"] = "failed", np.nan
+    runs = sorted(t["run_id"].unique())
+    t["error"] = ["DataError: /d/llvip/visible/train: folder is missing\nTraceback" if r == runs[0]
+                  else "RuntimeError: out of memory" for r in t["run_id"]]
+    with pytest.raises(CapgateError) as exc:
+        render_report(t, tmp_path / "r", plan={"n_boot": 0})
+    assert str(exc.value).endswith(f"; the runs' errors:\n  {len(runs) - 1} runs: RuntimeError: out of memory\n"
+                                   "  1 run: DataError: /d/llvip/visible/train: folder is missing")
