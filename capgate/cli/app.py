@@ -320,9 +320,11 @@ def report_cmd(results: tuple[str, ...], plan: str | None, outdir: str, title: s
                                       "(a claim the study does not reproduce stays reported; a change is drift).")
 @click.option("--update-baseline", is_flag=True, help="Write the current summary as the new baseline.")
 @click.option("--only-problems", is_flag=True, help="Print only warnings and failures.")
-def check_cmd(results: tuple[str, ...], baseline: str, plan: str | None, junit: str | None, abs_tol: float,
-              z: float | None, se_mode: str, strict: bool, expectations: str, update_baseline: bool,
-              only_problems: bool) -> int:
+@click.option("--explain", is_flag=True, help="Also print the rule that computes each tolerance (also with -v).")
+@click.pass_context
+def check_cmd(ctx: click.Context, results: tuple[str, ...], baseline: str, plan: str | None, junit: str | None,
+              abs_tol: float, z: float | None, se_mode: str, strict: bool, expectations: str, update_baseline: bool,
+              only_problems: bool, explain: bool) -> int:
     """Compare RESULTS (results tables, or one summary.json) with a baseline summary: cells present
     and means within noise, verdicts and capacity gates unchanged, plan expectations hold."""
     import tempfile
@@ -344,8 +346,9 @@ def check_cmd(results: tuple[str, ...], baseline: str, plan: str | None, junit: 
                 paths.append(r)
         result = run_check(paths, baseline, plan, abs_tol=abs_tol, z=z, se_mode=se_mode, junit=junit,
                            update_baseline=update_baseline, strict=strict, expectations=expectations)
-    click.echo(format_table(result, only_problems=only_problems))
-    return result.exit_code
+    explain = explain or ctx.find_root().meta.get("capgate.verbosity", 0) > 0
+    click.echo(format_table(result, only_problems=only_problems, explain=explain))
+    return 0 if update_baseline else result.exit_code  # the baseline was written: that is the success
 
 
 # --- demo -------------------------------------------------------------------------------
