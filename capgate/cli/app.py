@@ -185,7 +185,8 @@ def models_cmd(family: str | None, resolution: int, task: str, num_classes: int 
 
 
 @cli.command("run-grid", context_settings=CONTEXT_SETTINGS,
-             epilog=EXIT_CODES_HELP + " Exit 1 also when runs failed (they are recorded and listed)." + INTERRUPT_HELP)
+             epilog=EXIT_CODES_HELP + " Exit 1 also when runs failed (they are recorded and listed), 2 when they failed on unusable data."
+                    + INTERRUPT_HELP)
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--dry-run", is_flag=True,
               help="Print the resolved spec, every stage and run, and how many runs are stored; start nothing.")
