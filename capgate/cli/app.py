@@ -178,8 +178,20 @@ def models_cmd(family: str | None, resolution: int, task: str, num_classes: int 
 
     from capgate.models.table import format_ladder_table, ladder_table
 
+    _say_models_start(family, task, resolution, latency)
     rows = ladder_table(family, task=task, resolution=resolution, num_classes=num_classes, latency=latency)
     click.echo(json.dumps(rows, indent=2) if as_json else format_ladder_table(rows))
+
+
+def _say_models_start(family: str | None, task: str, resolution: int, latency: bool) -> None:
+    """One line (stderr, via the log: -q quiets it) before ``models`` builds and measures every rung."""
+    from capgate.models.ladder import ladder
+
+    logging.getLogger("capgate.cli").info(
+        "measuring %d rungs (%s, %d px): building each %s, counting parameters and MACs%s; this takes a while",
+        len(ladder(family)), family or "every family", resolution,
+        "FCOS detector" if task == "detection" else "classifier",
+        ", timing CPU latency (median of 10 after 3 warm-ups)" if latency else "")
 
 # --- grid -------------------------------------------------------------------------------
 

@@ -267,6 +267,7 @@ def _run_stages(plan: GridPlan, todo: list[RunSpec], root: Location, retries: in
     """Train the missing pretraining stages the ``todo`` runs need, as Ray tasks."""
     import ray
 
+    from capgate.grid.progress import stage_watch
     from capgate.grid.trial import train_stage
     from capgate.train.pretrain import CHECKPOINT_NAME
 
@@ -294,9 +295,14 @@ def _run_stages(plan: GridPlan, todo: list[RunSpec], root: Location, retries: in
                                        *parents)
     pending = dict((ref, sid) for sid, ref in refs.items())
     errors = []
+    watch = stage_watch(missing, root / plan.study.study / "pretrain")  # a line per epoch of each stage
     while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1)
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=max(watch.interval, 0.1))
+        if not ready:
+            watch.poll()
+            continue
         sid = pending.pop(ready[0])
+        watch.final(sid)
         try:
             out = ray.get(ready[0])
             log.info("[grid] stage %s ready (%s, %.1fs) | %d stages left", sid,
@@ -380,7 +386,8 @@ def _run_trials(plan: GridPlan, todo: list[RunSpec], root: Location, max_concurr
     if max_concurrent:
         slots = min(slots, max_concurrent)
     slots = max(1, min(slots, len(todo)))
-    progress = GridProgress(len(todo), slots, skipped=len(plan.runs) - len(todo))
+    progress = GridProgress(len(todo), slots, skipped=len(plan.runs) - len(todo), runs=todo,
+                            store=Store(root, plan.study.study))  # names each trial.log, logs its epochs
     stages = {s.stage_id: s.to_dict() for s in plan.stages}
     tune_dir = root / plan.study.study / "tune"
     if root.local is not None:
