@@ -62,9 +62,10 @@ def test_the_readme_commands_are_found() -> None:
 def _resolve(argv: list[str]) -> tuple[click.Command, click.Context]:
     """The command ``argv`` names and its parsed context (values unchecked: they may be placeholders)."""
     cmd: click.Command = cli
-    ctx, args = None, list(argv)
+    ctx, args, name = None, list(argv), "capgate"
     while isinstance(cmd, click.Group):
-        ctx = click.Context(cmd, info_name=args[0] if ctx else "capgate", parent=ctx)
+        # the group's own settings (help option names): click caches a command's help option per context
+        ctx = click.Context(cmd, info_name=name, parent=ctx, **cmd.context_settings)
         sub = cmd.get_command(ctx, args[0])
         if sub is None:
             raise click.UsageError(f"no such command {args[0]!r}")
