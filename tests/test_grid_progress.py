@@ -141,3 +141,45 @@ def test_the_demo_summary_repeats_no_line_the_demo_logged_as_it_ran(tmp_path: Pa
     assert not any(ln.startswith("[adaptive] round") for ln in lines)  # logged live by the loop (echo=log.info)
     assert lines[-2].startswith("adaptive study demo: stopped (max_rounds 2 reached) after 2 rounds, 58 runs")
     assert lines[-1] == "demo finished in 10.0 min" and len(lines) == len(set(lines))
+
+
+class _Tty:
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, s: str) -> None:
+        self.text += s
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_epochs_are_one_live_status_line_under_the_log(tmp_path: Path) -> None:
+    from capgate.grid.live import LiveStatusHandler, bar, use_live_status
+
+    assert bar("run abc", 0.25, "2/8 ETA 9s") == "run abc [##........] 2/8 ETA 9s"  # 2.5 cells: 2 done
+    tty = _Tty()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    root.handlers = [logging.StreamHandler(tty)]
+    root.setLevel(logging.INFO)
+    try:
+        live = use_live_status(tty)
+        assert isinstance(live, LiveStatusHandler) and root.handlers == [live]
+        live.columns = 200
+        (tmp_path / "trial.log").write_text(LOG)
+        watch = EpochWatch(interval=0.0)
+        watch.watch("abc", "run abc (mobilenetv3/S-6 scratch seed 0)", tmp_path / "trial.log")
+        watch.poll()
+        assert tty.text == "run abc [##........] 2/8 ETA 9s"  # a bar, not the plain line
+        logging.getLogger("capgate.grid").info("[grid] done 1/3")
+        assert tty.text.endswith("\r\x1b[K[grid] done 1/3\nrun abc [##........] 2/8 ETA 9s")  # printed above it
+        watch.forget("abc")
+        assert tty.text.endswith("\r\x1b[K") and live.status == {}  # the trial ended: its bar is gone
+    finally:
+        root.handlers = saved[0]
+        root.setLevel(saved[1])
+    assert use_live_status(open(tmp_path / "plain.log", "w")) is None  # a file: plain lines

@@ -18,7 +18,7 @@ import click
 
 from capgate import __version__
 from capgate.errors import CapgateError
-from capgate.cli.support import _dry_run, _results_inputs, _selection
+from capgate.cli.support import _dry_run, _results_inputs, _say_models_start, _selection
 from capgate.models.ladder import family_names
 
 EXIT_CODES_HELP = "Exit codes: 0 success, 1 failure, 2 unusable input."
@@ -29,6 +29,10 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 def _configure_logging(verbosity: int) -> None:
     level = {-1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}[max(-1, min(1, verbosity))]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+    if sys.stderr.isatty():  # progress of stages and trials as one live status line (plain lines elsewhere)
+        from capgate.grid.live import use_live_status
+
+        use_live_status(sys.stderr)
 
 
 def _add_verbosity(ctx: click.Context, param: click.Parameter, value: int) -> None:
@@ -182,16 +186,6 @@ def models_cmd(family: str | None, resolution: int, task: str, num_classes: int 
     rows = ladder_table(family, task=task, resolution=resolution, num_classes=num_classes, latency=latency)
     click.echo(json.dumps(rows, indent=2) if as_json else format_ladder_table(rows))
 
-
-def _say_models_start(family: str | None, task: str, resolution: int, latency: bool) -> None:
-    """One line (stderr, via the log: -q quiets it) before ``models`` builds and measures every rung."""
-    from capgate.models.ladder import ladder
-
-    logging.getLogger("capgate.cli").info(
-        "measuring %d rungs (%s, %d px): building each %s, counting parameters and MACs%s; this takes a while",
-        len(ladder(family)), family or "every family", resolution,
-        "FCOS detector" if task == "detection" else "classifier",
-        ", timing CPU latency (median of 10 after 3 warm-ups)" if latency else "")
 
 # --- grid -------------------------------------------------------------------------------
 

@@ -3,12 +3,13 @@ inputs ``report`` renders (kept out of :mod:`capgate.cli` so each command stays 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import click
 
-__all__ = ["_dry_run", "_selection", "_results_inputs"]
+__all__ = ["_dry_run", "_selection", "_results_inputs", "_say_models_start"]
 
 
 def _dry_run(spec: str, overrides: tuple[str, ...], storage: str | None, as_json: bool,
@@ -63,3 +64,14 @@ def _results_inputs(results: tuple[str, ...], all_runs: bool) -> Any:
         return list(results)
     tables = [load_results(r, all_runs=all_runs) for r in results]
     return tables[0] if len(tables) == 1 else pd.concat(tables, ignore_index=True, sort=False)
+
+
+def _say_models_start(family: str | None, task: str, resolution: int, latency: bool) -> None:
+    """One line (stderr, via the log: -q quiets it) before ``models`` builds and measures every rung."""
+    from capgate.models.ladder import ladder
+
+    logging.getLogger("capgate.cli").info(
+        "measuring %d rungs (%s, %d px): building each %s, counting parameters and MACs%s; this takes a while",
+        len(ladder(family)), family or "every family", resolution,
+        "FCOS detector" if task == "detection" else "classifier",
+        ", timing CPU latency (median of 10 after 3 warm-ups)" if latency else "")

@@ -4,7 +4,8 @@ Per epoch: a stage or trial logs ``epoch k: loss L (s steps, d of T, Ns)`` (``tr
 log in the store (``<study>/runs/<run_id>/trial.log``, ``<study>/pretrain/<stage_id>/stage.log``).
 The driver reads the newest such line of each one in flight every :data:`POLL_SECONDS`
 (:class:`EpochWatch`) and logs one line when it advanced, so hours-long stages and trials show a
-heartbeat; ``-q`` (warnings only) quiets it like every other progress line. The grid's ETA counts
+heartbeat; ``-q`` (warnings only) quiets it like every other progress line. On a terminal the
+CLI shows these as one live status line of bars instead (:mod:`capgate.grid.live`). The grid's ETA counts
 each running trial's remaining epochs at its own pace, so it never reads 0s while a run trains.
 """
 
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ray.tune import Callback
+
+from capgate.grid.live import bar, finished, live_extra
 
 __all__ = ["GridProgress", "format_eta", "EpochProgress", "parse_epoch", "format_epoch", "EpochWatch",
            "POLL_SECONDS", "stage_watch", "STAGE_LOG"]
@@ -95,7 +98,7 @@ class EpochWatch:
     def __init__(self, interval: float | None = None, echo: Callable[[str], None] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.interval = POLL_SECONDS if interval is None else interval
-        self.echo, self.clock = echo or log.info, clock
+        self.echo, self.clock = echo, clock  # None: the log (a live bar on a terminal)
         self.watched: dict[str, tuple[str, Any]] = {}
         self.latest: dict[str, EpochProgress] = {}
         self.last_poll = -math.inf
@@ -106,6 +109,7 @@ class EpochWatch:
     def forget(self, key: str) -> None:
         self.watched.pop(key, None)
         self.latest.pop(key, None)
+        finished(key)
 
     def _read(self, key: str) -> str | None:
         what, target = self.watched[key]
@@ -117,7 +121,12 @@ class EpochWatch:
             return None
         self.latest[key] = p
         line = format_epoch(what, p, str(target))
-        self.echo(line)
+        if self.echo is None:  # on a terminal (grid.live) a bar on the status line, else this line
+            short = bar(what.split(" (")[0], min(p.done, p.total) / max(1, p.total),
+                        f"{p.epoch}/{p.epochs} ETA {format_eta(p.remaining_seconds)}")
+            log.info(line, extra=live_extra(key, short))
+        else:
+            self.echo(line)
         return line
 
     def poll(self) -> list[str]:
