@@ -51,7 +51,13 @@ def test_identical_results_pass(study: dict[str, Path], capsys: pytest.CaptureFi
     assert run_main(["check", str(study["det"]), "--baseline", str(study["base"]), "--plan", str(study["plan"])]) == 0
     out = capsys.readouterr().out
     assert "check PASS: 26 passed, 0 warnings, 0 failures" in out  # 16 cells, 8 verdicts, 2 gates
-    assert "rule: cell mean passes when" in out
+    assert "rule: cell mean passes when" not in out  # the rule once, on request; a pointer otherwise
+    assert out.rstrip().splitlines()[-1] == ("rule: how each tolerance is computed: rerun with --explain (also in "
+                                            "the JUnit XML's 'rule' property)")
+    for flag in ("--explain", "-v"):
+        args = ["check", str(study["det"]), "--baseline", str(study["base"]), "--plan", str(study["plan"]), flag]
+        assert run_main(args) == 0
+        assert "rule: cell mean passes when" in capsys.readouterr().out
 
 
 def test_fresh_seeds_of_the_same_study_pass(study: dict[str, Path]) -> None:
@@ -88,6 +94,11 @@ def test_plan_expectations_must_hold(study: dict[str, Path], capsys: pytest.Capt
                      "--baseline", str(study["base"]), "--plan", str(plan), "--only-problems", "--strict"]) == 1
     out = capsys.readouterr().out
     assert "FAIL    expectation  imagenet hurts on in_domain" in out
+    fresh = study["dir"] / "fresh.json"  # writing a baseline succeeds (exit 0) even where the plan fails
+    assert run_main(["check", str(study["det"]), "--baseline", str(fresh), "--plan", str(plan), "--strict",
+                     "--update-baseline"]) == 0
+    assert json.loads(fresh.read_text())["schema"] == "capgate-summary/2"
+    assert f"note: baseline written to {fresh}" in capsys.readouterr().out
 
 
 def test_unusable_inputs_exit_2_with_the_file_and_the_fix(study: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:

@@ -169,7 +169,9 @@ def test_table_lists_failures_first_and_states_the_rule() -> None:
     assert lines[0].split() == ["status", "check", "key", "baseline", "current", "tolerance", "note"]
     assert lines[2].startswith("FAIL") and s["cells"][3]["key"] in lines[2]
     assert lines[-2] == "check FAIL: 8 passed, 0 warnings, 1 failures"
-    assert lines[-1].startswith("rule: cell mean passes when |current - baseline| <= max(z * sqrt(")
+    assert lines[-1].startswith("rule: how each tolerance is computed: rerun with --explain")
+    explained = format_table(r, explain=True).splitlines()
+    assert explained[-1].startswith("rule: cell mean passes when |current - baseline| <= max(z * sqrt(")
     short = format_table(r, only_problems=True).splitlines()
     assert len(short) == 2 + 1 + 3 and short[3] == "(8 passing comparisons not shown)"
 
@@ -186,3 +188,20 @@ def test_expectations_can_be_held_to_the_baseline_status():
     kept = {r.key: r.status for r in _compare_expectations(base, cur, strict=False, mode="baseline")}
     assert kept == {"a": "pass", "b": "fail", "c": "warn"}  # kept / drifted / to-from untested
     assert {r.key: r.status for r in _compare_expectations(base, cur, strict=True, mode="baseline")}["c"] == "fail"
+
+
+def test_long_keys_are_wrapped_whole_so_two_rows_never_print_the_same_key() -> None:
+    from capgate.check.output import wrap_key
+    from capgate.check.rules import CheckResult, CheckRow
+
+    stem = "det|efficientnet|efficientnet_b0@w0.35|llvip/rgb|flir/rgb|cross_dataset|"
+    assert wrap_key("a|bb|ccc", 5) == ["a|bb|", "ccc"]
+    assert wrap_key("abcdefgh", 3) == ["abc", "def", "gh"]  # no separator: cut at the width
+    rows = tuple(CheckRow("verdict", stem + init, "helps", "within_noise", "", "warn", "verdict moved")
+                 for init in ("imagenet", "imagenet_coco"))
+    lines = format_table(CheckResult(rows=rows, rule="r"), max_key=40).splitlines()
+    assert [ln.split()[-1] if ln.startswith(" ") else ln.split()[2] for ln in lines[2:8]] == [
+        "det|efficientnet|efficientnet_b0@w0.35|", "llvip/rgb|flir/rgb|cross_dataset|", "imagenet",
+        "det|efficientnet|efficientnet_b0@w0.35|", "llvip/rgb|flir/rgb|cross_dataset|", "imagenet_coco"]
+    assert "".join(ln.split()[-1] if ln.startswith(" ") else ln.split()[2] for ln in lines[5:8]) == \
+        stem + "imagenet_coco"

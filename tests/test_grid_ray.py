@@ -137,15 +137,29 @@ def test_diverged_and_failed_runs_are_recorded_and_exit_codes(tmp_path: Path) ->
     res = runner.invoke(cli, ["run-grid", str(missing), "--storage", str(storage)])
     assert res.exception.exit_code == 2 and not (storage / "missing").exists()  # refused before anything starts
     assert f"dataset root {tmp_path / 'absent-llvip'} (llvip" in str(res.exception)
-    (tmp_path / "no-such-llvip").mkdir()  # exists, but holds no LLVIP layout: the runs fail
+    (tmp_path / "no-such-llvip").mkdir()  # exists, but holds no LLVIP layout: refused before anything starts
+    empty = tiny_spec(tmp_path, name="empty", rungs={"mobilenetv3": ["S-6"]}, seeds=[0], inits=("scratch",),
+                      llvip_root=str(tmp_path / "no-such-llvip"))
+    res = runner.invoke(cli, ["run-grid", str(empty), "--storage", str(storage)])
+    assert res.exception.exit_code == 2 and not (storage / "empty").exists()
+    assert f"{tmp_path / 'no-such-llvip' / 'Annotations'} is missing" in str(res.exception)
+    # a layout the preflight accepts whose files are unusable: every trial fails on a DataError, and the
+    # grid ends with exit 2 and their errors (no "rerun the same command to retry them": it cannot help)
+    broken = tmp_path / "broken-llvip"
+    for d in ("visible/train", "visible/test", "infrared/test"):
+        (broken / d).mkdir(parents=True)
+        (broken / d / "000001.jpg").write_bytes(b"not a jpeg")
+    (broken / "Annotations").mkdir()
+    (broken / "Annotations" / "000001.xml").write_text("<annotation><object>")
     bad = tiny_spec(tmp_path, name="bad", rungs={"mobilenetv3": ["S-6"]}, seeds=[0, 1], inits=("scratch",),
-                    llvip_root=str(tmp_path / "no-such-llvip"))
+                    llvip_root=str(broken))
     res = runner.invoke(cli, ["run-grid", str(bad), "--storage", str(storage)])
-    assert res.exit_code == 1
-    assert "2 of 2 runs failed" in str(res.exception) or "2 of 2 runs failed" in res.output
+    assert res.exception.exit_code == 2, res.output
+    assert "2 of 2 runs failed on unusable data or weights" in str(res.exception)
+    assert "retry them" not in str(res.exception) and "DataError: " in str(res.exception)
     docs = records(storage, "bad")
     assert len(docs) == 2
-    assert all(r["status"] == "failed" and "no-such-llvip" in r["error"] for d in docs.values() for r in d["records"])
+    assert all(r["status"] == "failed" and "broken-llvip" in r["error"] for d in docs.values() for r in d["records"])
     # each trial's log is in the store, and a failed record carries its last lines
     assert all("--- last lines of" in r["error"] and "failed" in r["error"].split("--- last lines of")[1]
                for d in docs.values() for r in d["records"])

@@ -42,7 +42,10 @@ def test_json_lists_every_rung_with_exact_counts(capsys):
 
 def test_one_new_family_as_json(capsys):
     assert run_main(["models", "--family", "shufflenetv2", "--json", "--no-latency", "--resolution", "64"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    out = capsys.readouterr()
+    rows = json.loads(out.out)  # stdout holds only the JSON; the line before the measuring is on stderr
+    assert out.err == ("INFO capgate.cli: measuring 4 rungs (shufflenetv2, 64 px): building each FCOS detector, "
+                       "counting parameters and MACs; this takes a while\n")
     assert [r["rung"] for r in rows] == ["SH-1", "SH-2", "SH-3", "SH-4"]
     assert [r["params"] for r in rows] == [621_322, 280_090, 90_504, 22_028]
     assert rows[1]["builder"] == "torchvision.models.ShuffleNetV2(stages_repeats=[2, 4, 2], " \
@@ -79,7 +82,8 @@ def test_bad_options_exit_2(capsys):
     assert run_main(["models", "--resolution", "8"]) == 2
     assert "Invalid value for '--resolution'" in capsys.readouterr().err
     assert run_main(["models", "--task", "classification", "--num-classes", "1", "--no-latency"]) == 2
-    assert capsys.readouterr().err == "Error: num_classes 1 is invalid; a classifier needs an integer >= 2\n"
+    err = capsys.readouterr().err.splitlines()  # the line saying what is measured, then the error
+    assert err[-1] == "Error: num_classes 1 is invalid; a classifier needs an integer >= 2" and len(err) == 2
 
 
 def test_help(capsys):

@@ -9,17 +9,37 @@ from pathlib import Path
 from capgate.store.atomic import atomic_write_bytes
 from capgate.check.rules import CheckResult
 
-__all__ = ["format_table", "write_junit"]
+__all__ = ["format_table", "write_junit", "wrap_key", "RULE_POINTER"]
 
 
-def format_table(result: CheckResult, *, only_problems: bool = False, max_key: int = 72) -> str:
-    """The readable diff: one line per comparison (failures first), then a one-line verdict."""
+#: The one line printed instead of the rule unless asked for it (the rule is also in the JUnit XML).
+RULE_POINTER = "rule: how each tolerance is computed: rerun with --explain (also in the JUnit XML's 'rule' property)"
+
+
+def wrap_key(key: str, width: int) -> list[str]:
+    """``key`` in pieces of at most ``width`` characters, broken after a separator (``|``, ``/``,
+    ``,``, ``=``, ``@``, space) where one falls in the piece; nothing of the key is dropped."""
+    pieces, rest = [], key
+    while len(rest) > width:
+        cut = max(rest.rfind(sep, 0, width) for sep in "|/,=@ ") + 1
+        cut = cut if cut > 0 else width
+        pieces.append(rest[:cut])
+        rest = rest[cut:]
+    return [*pieces, rest]
+
+
+def format_table(result: CheckResult, *, only_problems: bool = False, max_key: int = 72,
+                 explain: bool = False) -> str:
+    """The readable diff: one line per comparison (failures first; a key longer than ``max_key``
+    continues on the next lines, whole), a one-line verdict, then the rule when ``explain`` is set
+    (else a one-line pointer to ``--explain``) and the notes."""
     rows = [r for r in result.rows if not (only_problems and r.status == "pass")]
     head = ("status", "check", "key", "baseline", "current", "tolerance", "note")
     body = []
     for r in rows:
-        key = r.key if len(r.key) <= max_key else r.key[: max_key - 1] + "…"
-        body.append((r.status.upper(), r.check, key, r.baseline, r.current, r.tolerance, r.message))
+        first, *more = wrap_key(r.key, max_key)
+        body.append((r.status.upper(), r.check, first, r.baseline, r.current, r.tolerance, r.message))
+        body += [("", "", piece, "", "", "", "") for piece in more]
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
     widths[-1] = 0  # the note is last and left ragged
     fmt = lambda cols: "  ".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip()  # noqa: E731
@@ -29,7 +49,7 @@ def format_table(result: CheckResult, *, only_problems: bool = False, max_key: i
         lines.append(f"({n_pass} passing comparisons not shown)")
     verdict = "PASS" if result.passed else "FAIL"
     lines.append(f"check {verdict}: {n_pass} passed, {len(result.warnings)} warnings, {len(result.failures)} failures")
-    lines.append(f"rule: {result.rule}")
+    lines.append(f"rule: {result.rule}" if explain else RULE_POINTER)
     lines.extend(f"note: {n}" for n in result.notes)
     return "\n".join(lines)
 

@@ -25,6 +25,10 @@ from capgate.cli.models import models_cmd
 def _configure_logging(verbosity: int) -> None:
     level = {-1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}[max(-1, min(1, verbosity))]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+    if sys.stderr.isatty():  # progress of stages and trials as one live status line (plain lines elsewhere)
+        from capgate.grid.live import use_live_status
+
+        use_live_status(sys.stderr)
 
 
 def _add_verbosity(ctx: click.Context, param: click.Parameter, value: int) -> None:
@@ -151,11 +155,13 @@ def data_export(path: str, fmt: str, outdir: str, class_map: str | None, drop_in
 
 cli.add_command(models_cmd)  # capgate models [--standard], capgate models check-weights
 
+
 # --- grid -------------------------------------------------------------------------------
 
 
 @cli.command("run-grid", context_settings=CONTEXT_SETTINGS,
-             epilog=EXIT_CODES_HELP + " Exit 1 also when runs failed (they are recorded and listed)." + INTERRUPT_HELP)
+             epilog=EXIT_CODES_HELP + " Exit 1 also when runs failed (they are recorded and listed), 2 when they failed on unusable data."
+                    + INTERRUPT_HELP)
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--dry-run", is_flag=True,
               help="Print the resolved spec, every stage and run, and how many runs are stored; start nothing.")

@@ -45,6 +45,7 @@ def models_cmd(ctx: click.Context, standard: bool, family: str | None, resolutio
     """
     if ctx.invoked_subcommand is not None:
         return
+    from capgate.cli.support import _say_models_start
     from capgate.models.table import format_ladder_table, ladder_table, standard_table
 
     if standard:
@@ -52,6 +53,7 @@ def models_cmd(ctx: click.Context, standard: bool, family: str | None, resolutio
             raise click.UsageError("--standard lists classifiers with their own heads; drop --family and --task")
         rows = standard_table(resolution=resolution or 224, num_classes=num_classes or 1000, latency=latency)
     else:
+        _say_models_start(family, task, resolution or 128, latency)
         rows = ladder_table(family, task=task, resolution=resolution or 128, num_classes=num_classes,
                             latency=latency)
     click.echo(json.dumps(rows, indent=2) if as_json else format_ladder_table(rows))

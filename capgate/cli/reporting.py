@@ -87,10 +87,13 @@ def report_cmd(results: tuple[str, ...], plan: str | None, outdir: str, title: s
 @click.option("--update-baseline", is_flag=True, help="Write the current summary as the new baseline.")
 @click.option("--only-problems", is_flag=True, help="Print only warnings and failures.")
 @click.option("--all-runs", is_flag=True, help=ALL_RUNS_HELP)
+@click.option("--explain", is_flag=True, help="Also print the rule that computes each tolerance (also with -v).")
 @mapping_options
-def check_cmd(results: tuple[str, ...], baseline: str, plan: str | None, junit: str | None, abs_tol: float,
-              z: float | None, se_mode: str, strict: bool, expectations: str, update_baseline: bool,
-              only_problems: bool, all_runs: bool, mapping: tuple[str, ...], shift_labels: tuple[str, ...]) -> int:
+@click.pass_context
+def check_cmd(ctx: click.Context, results: tuple[str, ...], baseline: str, plan: str | None, junit: str | None,
+              abs_tol: float, z: float | None, se_mode: str, strict: bool, expectations: str, update_baseline: bool,
+              only_problems: bool, all_runs: bool, explain: bool, mapping: tuple[str, ...],
+              shift_labels: tuple[str, ...]) -> int:
     """Compare RESULTS (results tables, or one summary.json) with a baseline summary: cells present
     and means within noise, verdicts and capacity gates unchanged, plan expectations hold."""
     from capgate.check.run import format_table, run_check
@@ -104,5 +107,6 @@ def check_cmd(results: tuple[str, ...], baseline: str, plan: str | None, junit: 
         result = run_check(loaded.table, baseline, plan, **options,
                            command_args=[*results, *mapping_args(mapping, shift_labels)]
                            + (["--all-runs"] if all_runs else []))
-    click.echo(format_table(result, only_problems=only_problems))
-    return result.exit_code
+    explain = explain or ctx.find_root().meta.get("capgate.verbosity", 0) > 0
+    click.echo(format_table(result, only_problems=only_problems, explain=explain))
+    return 0 if update_baseline else result.exit_code  # the baseline was written: that is the success

@@ -4,9 +4,11 @@ wrapper). The results loader of report, check and next-seeds is :mod:`capgate.cl
 
 from __future__ import annotations
 
+import logging
+
 import click
 
-__all__ = ["_dry_run", "EXIT_CODES_HELP", "INTERRUPT_HELP", "CONTEXT_SETTINGS"]
+__all__ = ["_dry_run", "_say_models_start", "EXIT_CODES_HELP", "INTERRUPT_HELP", "CONTEXT_SETTINGS"]
 
 EXIT_CODES_HELP = "Exit codes: 0 success, 1 failure, 2 unusable input."
 INTERRUPT_HELP = " Ctrl-C exits 130; the same command resumes."
@@ -39,3 +41,14 @@ def _dry_run(spec: str, overrides: tuple[str, ...], storage: str | None, as_json
             click.echo(f"not checked: {line}")
     if problems:
         raise SpecError(f"{spec}: the grid cannot start:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def _say_models_start(family: str | None, task: str, resolution: int, latency: bool) -> None:
+    """One line (stderr, via the log: -q quiets it) before ``models`` builds and measures every rung."""
+    from capgate.models.ladder import ladder
+
+    logging.getLogger("capgate.cli").info(
+        "measuring %d rungs (%s, %d px): building each %s, counting parameters and MACs%s; this takes a while",
+        len(ladder(family)), family or "every family", resolution,
+        "FCOS detector" if task == "detection" else "classifier",
+        ", timing CPU latency (median of 10 after 3 warm-ups)" if latency else "")

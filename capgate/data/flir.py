@@ -40,11 +40,13 @@ from capgate.data.types import DetectionDataset
 from capgate.errors import DataError
 
 __all__ = ["read_flir", "flir_video_pairs", "detect_flir_version", "FLIR_SPLITS", "FLIR_VERSIONS", "flir_v2_folder",
+           "FLIR_MODALITIES",
            "V1_SPLIT_FOLDERS", "VIDEO_MAP", "CLASS_NOTES", "find_video_map"]
 
 FLIR_SPLITS = ("train", "val", "video_test")
 FLIR_VERSIONS = ("v2", "v1")
 _V2_MODALITY = {"rgb": "rgb", "ir": "thermal"}
+FLIR_MODALITIES = tuple(_V2_MODALITY)
 V1_SPLIT_FOLDERS = {"train": "train", "val": "val", "video_test": "video"}
 VIDEO_MAP = "rgb_to_thermal_vid_map.json"
 #: What a source class means, per version, where it differs from its name's COCO meaning.

@@ -80,7 +80,7 @@ class DemoResult:
 
     def summary(self) -> str:
         lines = [g.summary() for g in self.grids]
-        lines += [line for a in self.adaptive for line in a.loop_lines()]
+        lines += [a.loop_lines()[-1] for a in self.adaptive]  # each round's line was logged as it ran
         if self.report is not None:
             lines.append(f"report: {self.report}")
         lines.append(f"demo finished in {self.wall_seconds / 60:.1f} min")
@@ -131,8 +131,7 @@ def run_demo(storage: str | Path | None = None, outdir: str | Path = "reports/de
 
                 inputs = pd.concat([load_results(t) for t in inputs], ignore_index=True, sort=False)
             out.report = Path(render_report(inputs, str(outdir), plan=str(plan) if plan else None))
-    out.wall_seconds = time.monotonic() - t0
-    log.info("[demo] finished in %.1f min", out.wall_seconds / 60)
+    out.wall_seconds = time.monotonic() - t0  # the summary says it ("demo finished in"), once
     if failures:
         from capgate.errors import GridError
 

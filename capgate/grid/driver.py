@@ -167,7 +167,7 @@ def run_grid(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (),
     collected like the others. Raises :class:`GridError` (after writing the table) when runs
     failed, unless ``raise_on_failure`` is False.
     """
-    from capgate.grid.preflight import preflight
+    from capgate.grid.preflight import preflight, raise_on_unusable_data
 
     t_start = time.monotonic()
     plan = plan_grid(spec_path, overrides)
@@ -237,6 +237,7 @@ def run_grid(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (),
     log.info("[grid] %s finished in %.1fs: %s", study.study, result.wall_seconds,
              ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     if failed and raise_on_failure:
+        raise_on_unusable_data(failed, len(ids), path)  # exit 2 and the fix: a retry cannot help
         raise GridError(f"{len(failed)} of {len(ids)} runs failed (recorded in {path}; rerun the same "
                         f"command to retry them):\n" + "\n".join(
                             f"  {rid}: {err.strip().splitlines()[0][:300] if err else '?'}" for rid, err in failed))
@@ -266,6 +267,7 @@ def _run_stages(plan: GridPlan, todo: list[RunSpec], root: Location, retries: in
     """Train the missing pretraining stages the ``todo`` runs need, as Ray tasks."""
     import ray
 
+    from capgate.grid.progress import stage_watch
     from capgate.grid.trial import train_stage
     from capgate.train.pretrain import CHECKPOINT_NAME
 
@@ -293,9 +295,14 @@ def _run_stages(plan: GridPlan, todo: list[RunSpec], root: Location, retries: in
                                        *parents)
     pending = dict((ref, sid) for sid, ref in refs.items())
     errors = []
+    watch = stage_watch(missing, root / plan.study.study / "pretrain")  # a line per epoch of each stage
     while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1)
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=max(watch.interval, 0.1))
+        if not ready:
+            watch.poll()
+            continue
         sid = pending.pop(ready[0])
+        watch.final(sid)
         try:
             out = ray.get(ready[0])
             log.info("[grid] stage %s ready (%s, %.1fs) | %d stages left", sid,
@@ -379,7 +386,8 @@ def _run_trials(plan: GridPlan, todo: list[RunSpec], root: Location, max_concurr
     if max_concurrent:
         slots = min(slots, max_concurrent)
     slots = max(1, min(slots, len(todo)))
-    progress = GridProgress(len(todo), slots, skipped=len(plan.runs) - len(todo))
+    progress = GridProgress(len(todo), slots, skipped=len(plan.runs) - len(todo), runs=todo,
+                            store=Store(root, plan.study.study))  # names each trial.log, logs its epochs
     stages = {s.stage_id: s.to_dict() for s in plan.stages}
     tune_dir = root / plan.study.study / "tune"
     if root.local is not None:

@@ -1,14 +1,36 @@
-"""Progress a person can follow: done / running / failed / remaining and an ETA, via logging."""
+"""Progress a person can follow: done / running / failed / remaining and an ETA, via logging.
+
+Per epoch: a stage or trial logs ``epoch k: loss L (s steps, d of T, Ns)`` (``train.fit``) into its
+log in the store (``<study>/runs/<run_id>/trial.log``, ``<study>/pretrain/<stage_id>/stage.log``).
+The driver reads the newest such line of each one in flight every :data:`POLL_SECONDS`
+(:class:`EpochWatch`) and logs one line when it advanced, so hours-long stages and trials show a
+heartbeat; ``-q`` (warnings only) quiets it like every other progress line. On a terminal the
+CLI shows these as one live status line of bars instead (:mod:`capgate.grid.live`). The grid's ETA counts
+each running trial's remaining epochs at its own pace, so it never reads 0s while a run trains.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
+import re
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ray.tune import Callback
 
-__all__ = ["GridProgress", "format_eta"]
+from capgate.grid.live import bar, finished, live_extra
+
+__all__ = ["GridProgress", "format_eta", "EpochProgress", "parse_epoch", "format_epoch", "EpochWatch",
+           "POLL_SECONDS", "stage_watch", "STAGE_LOG"]
+
+#: A pretraining stage's log, in its folder ``<study>/pretrain/<stage_id>/`` of the store.
+STAGE_LOG = "stage.log"
+#: How often the driver reads the logs of the stages and trials in flight.
+POLL_SECONDS = 10.0
+_EPOCH = re.compile(r"epoch (\d+): loss (\S+) \((\d+) steps, (\d+) of (\d+), ([\d.]+)s\)")
 
 log = logging.getLogger("capgate.grid")
 
@@ -25,18 +47,132 @@ def format_eta(seconds: float | None) -> str:
     return f"{s}s"
 
 
+@dataclass(frozen=True)
+class EpochProgress:
+    """The newest epoch line of a log: epoch number, its mean loss, optimizer steps done of the
+    total, and the epoch's seconds."""
+
+    epoch: int
+    loss: float
+    done: int
+    total: int
+    seconds: float
+
+    @property
+    def epochs(self) -> int:
+        """Epochs of the whole fit (steps per epoch from the epochs so far)."""
+        return max(self.epoch, math.ceil(self.total * self.epoch / self.done)) if self.done else self.epoch
+
+    @property
+    def remaining_seconds(self) -> float:
+        """Seconds left at the last epoch's pace."""
+        per_step = self.seconds / max(1, self.done / self.epoch)
+        return max(0, self.total - self.done) * per_step
+
+
+def parse_epoch(text: str) -> EpochProgress | None:
+    """The last ``epoch k: loss ...`` line of a log (``train.fit``'s format), or None."""
+    found = None
+    for m in _EPOCH.finditer(text):
+        found = m
+    if found is None:
+        return None
+    e, loss, _, done, total, secs = found.groups()
+    return EpochProgress(int(e), float(loss), int(done), int(total), float(secs))
+
+
+def format_epoch(what: str, p: EpochProgress, where: str | None = None) -> str:
+    """``[grid] stage imagenet (efficientnet/B-3): epoch 3/8 (38%), loss 1.2345, 12.0s/epoch, ETA 1m00s | log P``."""
+    line = (f"[grid] {what}: epoch {p.epoch}/{p.epochs} ({100 * min(p.done, p.total) // max(1, p.total)}%), "
+            f"loss {p.loss:.4g}, {p.seconds:.1f}s/epoch, ETA {format_eta(p.remaining_seconds)}")
+    return line + (f" | log {where}" if where else "")
+
+
+class EpochWatch:
+    """Logs a line each time a watched log (a stage's or a trial's, in the store) shows a new epoch.
+
+    ``read(target)`` returns the log's text (``Location.read_text``; a missing file is no
+    progress yet). :meth:`poll` reads at most every ``interval`` seconds (``clock`` is
+    ``time.monotonic`` unless a test passes its own)."""
+
+    def __init__(self, interval: float | None = None, echo: Callable[[str], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = POLL_SECONDS if interval is None else interval
+        self.echo, self.clock = echo, clock  # None: the log (a live bar on a terminal)
+        self.watched: dict[str, tuple[str, Any]] = {}
+        self.latest: dict[str, EpochProgress] = {}
+        self.last_poll = -math.inf
+
+    def watch(self, key: str, what: str, target: Any) -> None:
+        self.watched[key] = (what, target)
+
+    def forget(self, key: str) -> None:
+        self.watched.pop(key, None)
+        self.latest.pop(key, None)
+        finished(key)
+
+    def _read(self, key: str) -> str | None:
+        what, target = self.watched[key]
+        try:
+            p = parse_epoch(target.read_text())
+        except (OSError, UnicodeDecodeError):  # not written yet, or mid-upload: no progress to show
+            return None
+        if p is None or (key in self.latest and p.epoch <= self.latest[key].epoch):
+            return None
+        self.latest[key] = p
+        line = format_epoch(what, p, str(target))
+        if self.echo is None:  # on a terminal (grid.live) a bar on the status line, else this line
+            short = bar(what.split(" (")[0], min(p.done, p.total) / max(1, p.total),
+                        f"{p.epoch}/{p.epochs} ETA {format_eta(p.remaining_seconds)}")
+            log.info(line, extra=live_extra(key, short))
+        else:
+            self.echo(line)
+        return line
+
+    def poll(self) -> list[str]:
+        """Read every watched log (when ``interval`` has passed) and log the ones that advanced."""
+        now = self.clock()
+        if now - self.last_poll < self.interval:
+            return []
+        self.last_poll = now
+        return [line for key in list(self.watched) if (line := self._read(key)) is not None]
+
+    def final(self, key: str) -> str | None:
+        """Read one log a last time (its last epoch, if not shown yet), then stop watching it."""
+        line = self._read(key) if key in self.watched else None
+        self.forget(key)
+        return line
+
+
+def stage_watch(stages: list[Any], pretrain: Any) -> EpochWatch:
+    """An :class:`EpochWatch` of the ``stages`` (PretrainSpecs) about to train, whose logs are
+    ``pretrain / <stage_id> / stage.log``; logs where each log is."""
+    watch = EpochWatch()
+    for s in stages:
+        target = pretrain / s.stage_id / STAGE_LOG
+        watch.watch(s.stage_id, f"stage {s.name} {s.stage_id} ({s.family}/{s.rung})", target)
+        log.info("[grid] stage %s %s (%s/%s) | log %s", s.name, s.stage_id, s.family, s.rung, target)
+    return watch
+
+
 class GridProgress(Callback):
     """A Tune callback counting trials by state and logging a line on every start and finish.
 
     ``total`` counts the trials of this invocation (runs already stored are reported once at
     the start and not counted again). ``slots`` is the number of trials that can run at once,
-    for the ETA (remaining x mean trial seconds / slots).
+    for the ETA. With ``runs`` (the RunSpecs of the trials) and ``store``, a trial's start names
+    its ``trial.log`` in the store and an :class:`EpochWatch` logs its epochs.
     """
 
-    def __init__(self, total: int, slots: int, skipped: int = 0) -> None:
+    def __init__(self, total: int, slots: int, skipped: int = 0, runs: list[Any] | None = None,
+                 store: Any = None, watch: EpochWatch | None = None) -> None:
         self.total, self.slots, self.skipped = total, max(1, slots), skipped
         self.t0 = time.monotonic()
         self.running: dict[str, float] = {}
+        self.run_of: dict[str, str] = {}  # trial id -> run id
+        self.labels = {r.run_id: f"{r.family}/{r.rung} {r.init} seed {r.seed}" for r in runs or ()}
+        self.store = store
+        self.watch = watch or EpochWatch()
         self.durations: list[float] = []
         self.statuses: dict[str, int] = {"ok": 0, "diverged": 0, "failed": 0}
         self.errored = 0  # trials Ray itself lost (worker or node died) after all retries
@@ -45,13 +181,31 @@ class GridProgress(Callback):
     def done(self) -> int:
         return sum(self.statuses.values()) + self.errored
 
+    def _left(self, trial_id: str, started: float, mean: float | None, now: float) -> float | None:
+        """A running trial's seconds left: its epochs left at its own pace, else the mean's rest
+        (None, unknown, once it has run longer than the mean without an epoch line)."""
+        p = self.watch.latest.get(self.run_of.get(trial_id, ""))
+        if p is not None:
+            return p.remaining_seconds
+        rest = None if mean is None else mean - (now - started)
+        return rest if rest is not None and rest > 0 else None
+
     def eta(self) -> float | None:
-        if not self.durations:
+        """The slowest running trial's time left, or all the work left spread over the slots if
+        longer. None (``?``) before anything has a pace, and rather than 0s while a trial of
+        unknown pace still trains."""
+        now = time.monotonic()
+        mean = sum(self.durations) / len(self.durations) if self.durations else None
+        left = {t: self._left(t, s, mean, now) for t, s in self.running.items()}
+        known = [x for x in left.values() if x is not None]
+        if mean is None:  # no trial finished: a run's whole duration from the epochs seen so far
+            paces = [now - self.running[t] + x for t, x in left.items() if x is not None]
+            mean = sum(paces) / len(paces) if paces else None
+        if mean is None:
             return None
-        remaining = self.total - self.done
-        mean = sum(self.durations) / len(self.durations)
-        in_flight = sum(min(mean, time.monotonic() - t) for t in self.running.values())
-        return max(0.0, (remaining * mean - in_flight) / self.slots)
+        queued = max(0, self.total - self.done - len(self.running))
+        eta = max(max(known, default=0.0), (queued * mean + sum(known)) / self.slots)
+        return None if eta < 1 and len(known) < len(left) else eta
 
     def line(self) -> str:
         failed = self.statuses["failed"] + self.errored
@@ -60,17 +214,34 @@ class GridProgress(Callback):
                 f"remaining {self.total - self.done} | elapsed {format_eta(time.monotonic() - self.t0)} | "
                 f"ETA {format_eta(self.eta())}")
 
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def _started(self, trial: Any) -> None:
         self.running[trial.trial_id] = time.monotonic()
+        rid = (getattr(trial, "config", None) or {}).get("run")
+        if rid is None or self.store is None:
+            return
+        self.run_of[trial.trial_id] = rid
+        path = self.store.runs / rid / "trial.log"
+        self.watch.watch(rid, f"run {rid} ({self.labels.get(rid, '?')})", path)
+        log.info("[grid] run %s (%s) started | log %s", rid, self.labels.get(rid, "?"), path)
+
+    def _ended(self, trial: Any) -> float | None:
+        self.watch.forget(self.run_of.pop(trial.trial_id, ""))
+        return self.running.pop(trial.trial_id, None)
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._started(trial)
 
     def on_trial_restore(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.running[trial.trial_id] = time.monotonic()
+        self._started(trial)
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        self.watch.poll()
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         status = result.get("status")
         if status in self.statuses:
             self.statuses[status] += 1
-            start = self.running.pop(trial.trial_id, None)
+            start = self._ended(trial)
             self.durations.append(float(result.get("busy_seconds") or
                                         (time.monotonic() - start if start else 0.0)))
             log.info("%s | %s %s seed %s -> %s%s", self.line(), result.get("backbone", "?"),
@@ -78,7 +249,7 @@ class GridProgress(Callback):
                      "" if result.get("skipped") is not True else " (already stored)")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.running.pop(trial.trial_id, None)
+        self._ended(trial)
         self.errored += 1
         log.warning("%s | trial %s lost after its retries: %s", self.line(), trial.trial_id,
                     (getattr(trial, "error_msg", None) or "see the Tune error file").splitlines()[0][:300])

@@ -198,13 +198,16 @@ def train_stage(stage: dict[str, Any], storage: str, study: str, stages: dict[st
                 cpus: float, roots: dict[str, str] | None = None, *parents: Any) -> dict[str, Any]:
     """A Ray task: make sure one pretraining stage is trained (``parents`` are the parent
     stages' task results, passed only so Ray runs this after them)."""
-    from capgate.train.pretrain import ensure_stage
+    from capgate.grid.progress import STAGE_LOG
+    from capgate.train.pretrain import ensure_stage, stage_dir
 
     _threads(cpus)
     local, remote = _local(location(storage))
     all_stages = {k: PretrainSpec.from_dict(v) for k, v in stages.items()}
-    res = ensure_stage(PretrainSpec.from_dict(stage), local, study, all_stages, device=trial_device(),
-                       remote=remote, roots=roots)
+    spec = PretrainSpec.from_dict(stage)
+    shared = remote / study / "pretrain" / spec.stage_id / STAGE_LOG if remote is not None else None
+    with _trial_log(stage_dir(local, study, spec.stage_id) / STAGE_LOG, shared):  # the driver reads its epochs
+        res = ensure_stage(spec, local, study, all_stages, device=trial_device(), remote=remote, roots=roots)
     return {"stage_id": res.stage_id, "trained": res.trained, "seconds": res.seconds}
 
 

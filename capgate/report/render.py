@@ -170,5 +170,20 @@ def render_report(results: ResultsInput, outdir: str | os.PathLike, plan: str | 
     log.debug("report written to %s", index)  # the CLI prints the one user-facing line
     if summary.get("n_ok_runs", 0) == 0:
         raise CapgateError(f"{index}: the results hold no successful run (every run failed or diverged); the report "
-                           "says so, but nothing can be concluded: fix the failing runs and rerun the grid")
+                           "says so, but nothing can be concluded: fix the failing runs and rerun the grid"
+                           + _run_errors(table))
     return index
+
+
+def _run_errors(table: Any, most: int = 5) -> str:
+    """The distinct first lines of the runs' ``error`` column, most frequent first, with their counts."""
+    if "error" not in getattr(table, "columns", ()):
+        return ""
+    runs = table.drop_duplicates("run_id") if "run_id" in table.columns else table
+    first = runs["error"].dropna().astype(str).str.strip().str.split("\n").str[0]
+    counts = first[first != ""].value_counts()
+    if counts.empty:
+        return ""
+    lines = [f"  {n} run{'s' if n > 1 else ''}: {err[:300]}" for err, n in counts.head(most).items()]
+    more = f"\n  ... and {len(counts) - most} other errors" if len(counts) > most else ""
+    return "; the runs' errors:\n" + "\n".join(lines) + more
