@@ -64,6 +64,8 @@ def _resolve(argv: list[str]) -> tuple[click.Command, click.Context]:
     cmd: click.Command = cli
     ctx, args, name = None, list(argv), "capgate"
     while isinstance(cmd, click.Group):
+        if cmd.invoke_without_command and (not args or args[0].startswith("-")):
+            break  # a group that runs itself (capgate models [--family ...]): its options are parsed below
         # the group's own settings (help option names): click caches a command's help option per context
         ctx = click.Context(cmd, info_name=name, parent=ctx, **cmd.context_settings)
         sub = cmd.get_command(ctx, args[0])
