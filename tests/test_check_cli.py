@@ -13,7 +13,7 @@ from capgate.analysis import analyze, load_results
 from capgate.analysis import build_summary
 from capgate.check import run_check
 from capgate.cli import main
-from test_report_data import FAST_PLAN, detection_truth, save_json, write_table
+from helpers import FAST_PLAN, detection_truth, save_json, write_table
 
 
 def run_main(args: list[str]) -> int:

@@ -23,7 +23,7 @@ from capgate.report.fig_gains import forest_labels, forest_svg, gains_vs_capacit
 from capgate.report.fig_metric import cell_interval, metric_figures
 from capgate.report.headline import headline_sentences, map_legend, seeds_words, verdict_maps
 from capgate.report.render import render_html
-from test_report_data import FAST_PLAN, classification_truth, detection_truth, hand_summary, write_table
+from helpers import FAST_PLAN, classification_truth, detection_truth, hand_summary, write_table
 
 SVG = ""  # the inline SVG carries no namespace
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from capgate.analysis.cells import OUTLIER_RUN_SDS, cell_table, metric_frame, outlier_runs
-from capgate.analysis.gains import VERDICT_RULE, gains_of_table
+from capgate.analysis.gains import gains_of_table
 from capgate.analysis.gate import capacity_gates
 from capgate.analysis.load import validate
 from capgate.analysis.mixed import DF_METHOD, OPTIMIZER, fit_mixed
@@ -19,6 +19,7 @@ from capgate.analysis.pareto import pareto_table
 from capgate.analysis.plan import load_plan, margin_rule, resolve_plan
 from capgate.analysis.ranking import ranking_stability, rankings
 from capgate.analysis.result import Analysis
+from capgate.analysis.verdicts import VERDICT_RULE
 from capgate.errors import SpecError
 
 __all__ = ["analyze", "analyze_contrasts", "evaluate_expectations"]

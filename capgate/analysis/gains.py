@@ -19,7 +19,7 @@ Per site (study, task, family, backbone, train_set, eval_set, shift) and init ``
   (study, task), every pretrained init against the baseline in every cell. A study's verdicts never
   change because another study or task is in the same report.
 
-Verdict rule (:data:`VERDICT_RULE`): ``helps`` when the adjusted p < alpha (the gain is significantly
+Verdict rule (:data:`capgate.analysis.verdicts.VERDICT_RULE`): ``helps`` when the adjusted p < alpha (the gain is significantly
 different from 0 after correction) and the estimate exceeds ``+m``; ``hurts`` the mirror image;
 ``within_noise`` when the adjusted TOST p < alpha (the gain is shown to lie inside ``(-m, +m)``);
 otherwise ``inconclusive``. The margin is fixed before looking at results (default 1 pp).
@@ -52,66 +52,11 @@ from capgate.analysis.noise import noise_strata, squeeze_var
 from capgate.analysis.plan import margin_rule, sequential_looks
 from capgate.analysis.result import GAINS_COLUMNS
 from capgate.analysis.sequential import boundaries, repeated_p_value, z_from_t
+from capgate.analysis.verdicts import adjust_by_family, decide
 
-__all__ = ["compute_gains", "adjust_pvalues", "adjust_by_family", "decide", "seeds_needed", "power_helps",
-           "power_within", "VERDICT_RULE", "sequential_tests",
-           "gains_of_table"]
+__all__ = ["compute_gains", "seeds_needed", "power_helps", "power_within", "sequential_tests", "gains_of_table"]
 
-VERDICT_RULE = (
-    "helps: the Holm-adjusted p (family: every contrast of the study and task) is below alpha and the "
-    "estimated gain exceeds +margin; hurts: adjusted p below alpha and the estimate below -margin; "
-    "within_noise: the adjusted TOST p is below alpha, i.e. the gain is shown to lie inside (-margin, +margin); "
-    "inconclusive: anything else"
-)
 _QUANTILES = (np.arange(256) + 0.5) / 256
-
-
-def adjust_pvalues(p: np.ndarray, method: str) -> np.ndarray:
-    """Holm (step-down FWER) or Benjamini-Hochberg (FDR) adjusted p-values; NaN entries stay NaN
-    and do not count as tests. ``method='none'`` returns ``p`` unchanged."""
-    p = np.asarray(p, dtype=float)
-    out = np.full_like(p, np.nan)
-    ok = np.isfinite(p)
-    m = int(ok.sum())
-    if m == 0:
-        return out
-    pv = p[ok]
-    order = np.argsort(pv, kind="mergesort")
-    ranked = pv[order]
-    if method == "holm":
-        adj = np.maximum.accumulate((m - np.arange(m)) * ranked)
-    elif method == "bh":
-        adj = np.minimum.accumulate((m / np.arange(m, 0, -1) * ranked[::-1]))[::-1]
-    elif method == "none":
-        adj = ranked
-    else:
-        raise ValueError(f"unknown correction {method!r}; valid: holm, bh, none")
-    res = np.empty(m)
-    res[order] = np.minimum(adj, 1.0)
-    out[ok] = res
-    return out
-
-
-def adjust_by_family(p: np.ndarray, family: np.ndarray, method: str) -> np.ndarray:
-    """``adjust_pvalues`` within each family label (one label per p-value)."""
-    p = np.asarray(p, dtype=float)
-    out = np.full_like(p, np.nan)
-    family = np.asarray(family)
-    for lab in pd.unique(family):
-        m = family == lab
-        out[m] = adjust_pvalues(p[m], method)
-    return out
-
-
-def decide(gain: float, p_adj: float, p_tost_adj: float, margin: float, alpha: float) -> str:
-    """The verdict of one contrast (see :data:`VERDICT_RULE`)."""
-    if np.isfinite(p_adj) and p_adj < alpha and gain > margin:
-        return "helps"
-    if np.isfinite(p_adj) and p_adj < alpha and gain < -margin:
-        return "hurts"
-    if np.isfinite(p_tost_adj) and p_tost_adj < alpha:
-        return "within_noise"
-    return "inconclusive"
 
 
 @lru_cache(maxsize=512)
@@ -219,7 +164,7 @@ def sequential_tests(gain: np.ndarray, se: np.ndarray, df: np.ndarray, margin: n
             continue
         idx = np.flatnonzero([lk == fr for lk in looks])
         g, s, d, mg = gain[idx], se[idx], df[idx], margin[idx]
-        zf = np.vectorize(z_from_t)
+        zf = z_from_t
         p[idx] = repeated_p_value(zf(g / s, d), list(fr), seq["spending"])
         ok_m = np.isfinite(mg) & (mg > 0)
         lower = _one_sided_repeated(zf((g + mg) / s, d), list(fr), seq["spending"])   # H0: gain <= -m

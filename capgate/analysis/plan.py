@@ -17,13 +17,11 @@ import numpy as np
 import yaml
 
 from capgate.schema import CLASSIFICATION_METRICS, DETECTION_METRICS, SHIFTS, TASKS
-from capgate.analysis.result import VERDICTS
+from capgate.analysis.verdicts import CORRECTIONS, DECIDED, VERDICTS
 from capgate.errors import SpecError
 
 __all__ = ["DEFAULT_PLAN", "DEFAULT_MARGIN", "PAIRINGS", "load_plan", "resolve_plan", "expectation_text",
            "margin_rule", "sequential_looks", "default_schedule"]
-
-DECIDED = ("helps", "within_noise", "hurts")
 
 DEFAULT_PLAN: dict[str, Any] = {
     "name": "default",
@@ -43,7 +41,6 @@ DEFAULT_PLAN: dict[str, Any] = {
     "expectations": [],
 }
 
-CORRECTIONS = ("holm", "bh", "none")
 PAIRINGS = ("auto", "paired", "unpaired")
 #: The fixed margin when a plan sets none: 1 percentage point of the metric.
 DEFAULT_MARGIN = 0.01

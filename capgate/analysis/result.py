@@ -11,9 +11,9 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["Analysis", "GAINS_COLUMNS", "VERDICTS", "EXPECTATION_STATUSES"]
+from capgate.analysis.verdicts import VERDICTS
 
-VERDICTS = ("helps", "within_noise", "hurts", "inconclusive")
+__all__ = ["Analysis", "GAINS_COLUMNS", "VERDICTS", "EXPECTATION_STATUSES"]
 
 #: Columns of ``gains.csv``: one row per cell x pretrained init vs the baseline.
 #: ``sd_raw``/``sd_mod``: the contrast's own run-to-run SD (of the paired differences when paired, else

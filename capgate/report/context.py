@@ -13,6 +13,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from capgate.analysis.result import Analysis
+from capgate.analysis.verdicts import VERDICT_MEANINGS, VERDICT_WORDS, VERDICTS, verdict_css
 from capgate.report.compare import pareto_groups, ranking_groups
 from capgate.report.fig_gains import forest_svg, gains_vs_capacity_svg
 from capgate.report.fig_gates import STATUS_WORDS, gates_svg
@@ -165,4 +166,6 @@ def build_context(analysis: Analysis, summary: dict[str, Any], *, inputs: list[d
         "methods_facts": methods_facts(analysis.methods or {}, analysis.plan or {}),
         "provenance": provenance_rows(analysis.provenance or {}, inputs or [], environment or {}),
         "fmt_params": fmt_params,
+        "verdict_css": Markup(verdict_css()),
+        "verdict_legend": [(v, VERDICT_WORDS[v], VERDICT_MEANINGS[v]) for v in VERDICTS],
     }

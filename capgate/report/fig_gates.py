@@ -11,7 +11,8 @@ import math
 import pandas as pd
 
 from capgate.report._svg import Box, Canvas, LogScale, draw_axes, legend
-from capgate.report.palette import TASK_COLOURS, VERDICT_COLOURS, series_colour
+from capgate.analysis.verdicts import VERDICT_COLOURS
+from capgate.report.palette import TASK_COLOURS, series_colour
 from capgate.report.units import fmt_params, is_missing
 
 __all__ = ["gates_svg", "STATUS_WORDS"]
@@ -89,7 +90,7 @@ def gates_svg(gates: pd.DataFrame, *, title: str, width: int = 920, row_h: int =
             c.text(x(hi_r) + 6, cy + 3.5, STATUS_WORDS[status], size=10, fill=VERDICT_COLOURS["helps"][0])
         else:
             word = STATUS_WORDS.get(status, status)
-            fill = VERDICT_COLOURS["inconclusive"][0] if status == "undetermined" else "#5a6270"
+            fill = VERDICT_COLOURS["inconclusive"][0] if status == "undetermined" else VERDICT_COLOURS["within_noise"][0]
             mid = (x(lo_r) + x(hi_r)) / 2 if math.isfinite(lo_r) and math.isfinite(hi_r) else (box.left + box.right) / 2
             c.rect(mid - 3.2 * len(word) - 6, cy - 8, 6.4 * len(word) + 12, 16, fill="#fff", stroke="#d5d9df", rx=8)
             c.text(mid, cy + 3.5, word, size=10, anchor="middle", fill=fill)

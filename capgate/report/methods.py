@@ -12,6 +12,7 @@ import json
 import math
 from typing import Any
 
+from capgate.analysis.verdicts import VERDICT_RULE
 from capgate.report.units import fmt_float, fmt_p, fmt_pp, is_missing
 
 __all__ = ["methods_paragraphs", "design_text", "methods_facts", "model_cards", "provenance_rows", "plain"]
@@ -112,9 +113,7 @@ def methods_paragraphs(methods: dict[str, Any], models: list[dict[str, Any]], pl
         f"{gain}, with {conf} intervals — {interval}.{noise} Equivalence margin: {_margin_text(methods, plan)}. "
         f"Multiple comparisons: {corr}, at alpha = {plain(alpha)}."
     )
-    rule = methods.get("verdict_rule") or (
-        "helps: the adjusted test is significant and the gain exceeds the margin; hurts: the mirror image; "
-        "within_noise: equivalence shown by two one-sided tests; inconclusive: anything else")
+    rule = methods.get("verdict_rule") or VERDICT_RULE
     extra = f" Equivalence test: {methods['equivalence']}." if methods.get("equivalence") else ""
     seeds = methods.get("seeds_needed") or f"a power analysis at power {plain(plan.get('power'))}"
     paras.append(f"Verdicts. {rule}.{extra} Seeds needed for an inconclusive contrast: {seeds}.")
