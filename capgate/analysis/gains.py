@@ -49,7 +49,7 @@ from scipy import stats
 
 from capgate.analysis.cells import FAMILY, RUN_GROUP, SITE_COLUMNS, cell_table, metric_frame, pooled_noise
 from capgate.analysis.noise import noise_strata, squeeze_var
-from capgate.analysis.plan import margin_rule, sequential_looks
+from capgate.analysis.plan import Plan, margin_rule, sequential_looks
 from capgate.analysis.result import GAINS_COLUMNS
 from capgate.analysis.sequential import boundaries, repeated_p_value, z_from_t
 from capgate.analysis.verdicts import adjust_by_family, decide
@@ -165,12 +165,12 @@ def sequential_tests(gain: np.ndarray, se: np.ndarray, df: np.ndarray, margin: n
         idx = np.flatnonzero([lk == fr for lk in looks])
         g, s, d, mg = gain[idx], se[idx], df[idx], margin[idx]
         zf = z_from_t
-        p[idx] = repeated_p_value(zf(g / s, d), list(fr), seq["spending"])
+        p[idx] = repeated_p_value(zf(g / s, d), list(fr), seq.spending)
         ok_m = np.isfinite(mg) & (mg > 0)
-        lower = _one_sided_repeated(zf((g + mg) / s, d), list(fr), seq["spending"])   # H0: gain <= -m
-        upper = _one_sided_repeated(-zf((g - mg) / s, d), list(fr), seq["spending"])  # H0: gain >= +m
+        lower = _one_sided_repeated(zf((g + mg) / s, d), list(fr), seq.spending)   # H0: gain <= -m
+        upper = _one_sided_repeated(-zf((g - mg) / s, d), list(fr), seq.spending)  # H0: gain >= +m
         p_tost[idx] = np.where(ok_m, np.maximum(lower, upper), np.nan)
-        c = boundaries(list(fr), alpha, seq["spending"])[-1]
+        c = boundaries(list(fr), alpha, seq.spending)[-1]
         a_k = 2 * stats.norm.sf(c)
         tc = stats.t.ppf(1 - a_k / 2, d) if a_k > 0 else np.inf
         lo[idx], hi[idx] = g - tc * s, g + tc * s
@@ -189,20 +189,20 @@ def _paired_stats(y: pd.DataFrame, baseline: str) -> pd.DataFrame:
     return g.agg(n_pairs="count", d_mean="mean", d_var="var").reset_index()
 
 
-def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: Plan) -> tuple[pd.DataFrame, pd.DataFrame]:
     """All contrasts of the plan. ``y``: ok rows from :func:`metric_frame`; ``cells``: :func:`cell_table`.
 
     Returns (gains with :data:`GAINS_COLUMNS` plus ``key``, noise table per (study, task): sd_pooled, df,
     margin, d0 of the paired-difference prior).
     """
-    alpha, baseline, method = plan["alpha"], plan["baseline"], plan["correction"]
+    alpha, baseline, method = plan.alpha, plan.baseline, plan.correction
     noise = pooled_noise(y)
     noise["margin"] = [r.sd_pooled if margin_rule(plan, r.task) == "pooled_sd" else float(margin_rule(plan, r.task))
                        for r in noise.itertuples(index=False)]
     site = list(SITE_COLUMNS)
     arm = cells[cells["init"] != baseline]
-    if plan["contrasts"] != "all":
-        arm = arm[arm["init"].isin(plan["contrasts"])]
+    if plan.contrasts != "all":
+        arm = arm[arm["init"].isin(plan.contrasts)]
     base = cells[cells["init"] == baseline][[*site, "mean", "sd", "sd_mod", "df_mod", "n_ok", "outlier"]]
     m = arm.merge(base, on=site, how="left", suffixes=("", "_b"))
     m = m.merge(_paired_stats(y, baseline), on=[*site, "init"], how="left")
@@ -211,7 +211,7 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: dict[str, Any]) ->
     n_a = m["n_ok"].to_numpy(dtype=float)
     n_b = m["n_ok_b"].fillna(0).to_numpy(dtype=float)
     n_p = m["n_pairs"].to_numpy(dtype=float)
-    pairing = plan.get("pairing", "auto")
+    pairing = plan.pairing
     paired = (n_p >= 2) if pairing == "auto" else (n_p >= 1) if pairing == "paired" else np.zeros(len(m), bool)
     fam = (m["study"] + "|" + m["task"]).to_numpy()
 
@@ -255,9 +255,9 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: dict[str, Any]) ->
         p_tost = np.where(valid & np.isfinite(margin) & (margin > 0),
                           np.maximum(stats.t.sf((gain + margin) / sev, dfv), stats.t.cdf((gain - margin) / sev, dfv)),
                           np.nan)
-        if plan.get("sequential"):
+        if plan.sequential:
             n_arm = np.where(paired, n_p, np.minimum(n_a, n_b))
-            p, p_tost, ci_low, ci_high = sequential_tests(gain, sev, dfv, margin, n_arm, valid, plan["sequential"],
+            p, p_tost, ci_low, ci_high = sequential_tests(gain, sev, dfv, margin, n_arm, valid, plan.sequential,
                                                           alpha)
         sd_raw = np.where(paired, np.sqrt(m["d_var"].to_numpy(dtype=float)),
                           np.sqrt((m["sd"].to_numpy(dtype=float) ** 2 + m["sd_b"].to_numpy(dtype=float) ** 2) / 2))
@@ -290,7 +290,7 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: dict[str, Any]) ->
         d0 = plan_d0.get(fam[i], 0.0) if r.pairing == "paired" else 0.0
         a_adj = alpha / max(int(m_family[i]), 1)
         ne, nd = seeds_needed(r.sd_mod, r.margin, alpha=a_adj, d0=d0, paired=r.pairing == "paired",
-                              power=plan["power"], cap=plan["max_seeds"])
+                              power=plan.power, cap=plan.max_seeds)
         need_eq.append(ne)
         need_det.append(nd)
     gains["seeds_needed_within"] = pd.array(need_eq, dtype="Int64")
@@ -304,7 +304,7 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: dict[str, Any]) ->
     return gains[["key", *GAINS_COLUMNS]], noise
 
 
-def gains_of_table(table: pd.DataFrame, plan: dict[str, Any], y: pd.DataFrame | None = None,
+def gains_of_table(table: pd.DataFrame, plan: Plan, y: pd.DataFrame | None = None,
                    cells: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`compute_gains` of a validated results table, with a sequential design's stopping rule.
 
@@ -316,13 +316,13 @@ def gains_of_table(table: pd.DataFrame, plan: dict[str, Any], y: pd.DataFrame | 
     y = metric_frame(table, plan) if y is None else y
     cells = cell_table(table, plan, y) if cells is None else cells
     gains, noise = compute_gains(y, cells, plan)
-    seq = plan.get("sequential")
+    seq = plan.sequential
     if not seq or not len(table):
         return gains, noise
     rank = table.groupby(list(RUN_GROUP))["seed"].rank(method="dense")
     n_max = int(rank.max())
     stopped: dict[str, pd.Series] = {}
-    for look in (p for p in seq["schedule"] if p < n_max):
+    for look in (p for p in seq.schedule if p < n_max):
         sub = table[rank <= look]
         sub.attrs["capgate_validated"] = True
         at, _ = compute_gains(metric_frame(sub, plan), cell_table(sub, plan), plan)

@@ -18,8 +18,10 @@ The headline and the verdict map read the same verdicts and cannot disagree.
 Stability: a bootstrap with the same rule. Runs are resampled within each run group (study, task,
 backbone, train_set), the same seeds for every init and eval set (so pairs stay pairs and a run keeps
 its scores on every eval set together); each replicate recomputes the gains, their p-values with the
-stabilised standard error held fixed, the Holm adjustment within the family and the verdicts, then the
-gate. ``p_status`` is the share of replicates with the same gate rung; ``ci_low``/``ci_high`` the
+stabilised standard error held fixed (exactly the verdicts' p-values: the fixed-design t test, or under a
+sequential plan the repeated p-value at the contrast's look), the plan's adjustment within the family
+(:func:`capgate.analysis.verdicts.adjust_rows`: a replicate without a value is not a test) and the
+verdicts, then the gate. ``p_status`` is the share of replicates with the same gate rung; ``ci_low``/``ci_high`` the
 params bounding the central ``1 - alpha`` range of the replicates' gate (null: outside the tested range).
 """
 
@@ -27,13 +29,13 @@ from __future__ import annotations
 
 import re
 import warnings
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from capgate.analysis.gains import sequential_tests
+from capgate.analysis.plan import Plan
 from capgate.analysis.verdicts import adjust_rows
 from capgate.schema import format_params as _fmt
 
@@ -59,13 +61,13 @@ def gate_index(helps: np.ndarray) -> np.ndarray:
     return last_bad + 1
 
 
-def _boot_helps(y: pd.DataFrame, gains: pd.DataFrame, plan: dict[str, Any],
+def _boot_helps(y: pd.DataFrame, gains: pd.DataFrame, plan: Plan,
                 rng: np.random.Generator) -> np.ndarray | None:
     """(n_boot, n_contrasts) bool: helps in each bootstrap replicate under the verdict rule."""
-    n_boot = int(plan["n_boot"])
+    n_boot = int(plan.n_boot)
     if n_boot <= 0 or not len(gains):
         return None
-    alpha, baseline = plan["alpha"], plan["baseline"]
+    alpha, baseline = plan.alpha, plan.baseline
     per_seed = y.groupby(["study", "task", "backbone", "train_set", "eval_set", "init", "seed"])["y"].mean()
     gains_b = np.full((n_boot, len(gains)), np.nan)
     for (study, task, bb, train), idx in gains.groupby(["study", "task", "backbone", "train_set"]).groups.items():
@@ -94,11 +96,11 @@ def _boot_helps(y: pd.DataFrame, gains: pd.DataFrame, plan: dict[str, Any],
     for lab in pd.unique(fam):
         cols = np.flatnonzero((fam == lab) & np.isfinite(gains["se"].to_numpy(dtype=float)))
         if len(cols):
-            p_adj[:, cols] = adjust_rows(p[:, cols], plan["correction"])
+            p_adj[:, cols] = adjust_rows(p[:, cols], plan.correction)
     return (p_adj < alpha) & (gains_b > gains["margin"].to_numpy(dtype=float))
 
 
-def _rule_p(gains_b: np.ndarray, gains: pd.DataFrame, plan: dict[str, Any]) -> np.ndarray:
+def _rule_p(gains_b: np.ndarray, gains: pd.DataFrame, plan: Plan) -> np.ndarray:
     """The two-sided p-values the verdicts use (:func:`capgate.analysis.gains.compute_gains`), of each
     replicate's gains (n_boot, n_contrasts) with each contrast's standard error and df held fixed: the
     fixed-design t test, or under a sequential plan the repeated p-value at the contrast's look."""
@@ -108,7 +110,7 @@ def _rule_p(gains_b: np.ndarray, gains: pd.DataFrame, plan: dict[str, Any]) -> n
     valid = np.isfinite(gains_b) & np.isfinite(se) & (se > 0) & np.isfinite(df) & (df > 0)
     dfv = np.where(valid, np.minimum(df, 1e6), 1.0)
     sev = np.where(valid, se, 1.0)
-    seq = plan["sequential"]
+    seq = plan.sequential
     if not seq:
         with np.errstate(invalid="ignore"):
             return np.where(valid, 2 * stats.t.sf(np.abs(gains_b) / sev, dfv), np.nan)
@@ -116,7 +118,7 @@ def _rule_p(gains_b: np.ndarray, gains: pd.DataFrame, plan: dict[str, Any]) -> n
     n_arm = np.where(paired, gains["n_pairs"], np.minimum(gains["n_init"], gains["n_baseline"])).astype(float)
     margin = np.broadcast_to(gains["margin"].to_numpy(dtype=float), gains_b.shape)
     p = sequential_tests(gains_b.ravel(), sev.ravel(), dfv.ravel(), margin.ravel(), np.tile(n_arm, n_boot),
-                         valid.ravel(), seq, plan["alpha"])[0]
+                         valid.ravel(), seq, plan.alpha)[0]
     return p.reshape(gains_b.shape)
 
 
@@ -125,13 +127,13 @@ def _rung_word(verdicts: list[str]) -> str:
     return verdicts[0] if len(vs) == 1 else "mixed"
 
 
-def capacity_gates(y: pd.DataFrame, gains: pd.DataFrame, plan: dict[str, Any],
+def capacity_gates(y: pd.DataFrame, gains: pd.DataFrame, plan: Plan,
                    rng: np.random.Generator) -> pd.DataFrame:
     """One row per (study, task, family, shift, init): key, status, rung_from, gate_params, rung_below,
     below_params, ci_low, ci_high, p_status, margin, n_rungs, rung_params, rung_names, rung_verdicts, text."""
     gains = gains.reset_index(drop=True)
     boot = _boot_helps(y, gains, plan, rng)
-    level = 1 - plan["alpha"]
+    level = 1 - plan.alpha
     rows = []
     for (study, task, family, shift, init), g in gains.groupby(_GROUP, sort=True):
         baseline = g["baseline"].iloc[0]

@@ -13,7 +13,7 @@ import logging
 import os
 import platform
 from collections.abc import Sequence
-from importlib import metadata, resources
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import pandas as pd
 
 import capgate
 from capgate.store.atomic import atomic_write_text
+from capgate.analysis.plan import as_plan as resolve_plan_arg  # the CLI resolves --plan here
 from capgate.analysis.result import Analysis
 from capgate.analysis.summary import build_summary
 from capgate.errors import CapgateError, InputError
@@ -118,17 +119,6 @@ def load_tables(results: ResultsInput) -> tuple[pd.DataFrame, list[dict[str, Any
         inputs.append({"path": str(p), "rows": len(t), "sha256": _sha256(p) if p.is_file() else "(folder)"})
     table = tables[0] if len(tables) == 1 else pd.concat(tables, ignore_index=True, sort=False)
     return table, inputs
-
-
-def resolve_plan_arg(plan: str | os.PathLike | dict[str, Any] | None) -> dict[str, Any] | None:
-    """A plan given as a YAML path, a dict, or None (the default plan) -> a resolved plan dict."""
-    from capgate.analysis import load_plan, resolve_plan
-
-    if plan is None:
-        return resolve_plan(None)
-    if isinstance(plan, dict):
-        return resolve_plan(plan)
-    return load_plan(plan)
 
 
 def render_report(results: ResultsInput, outdir: str | os.PathLike, plan: str | os.PathLike | dict[str, Any] | None = None,
