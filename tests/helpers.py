@@ -258,3 +258,14 @@ def wait_for(predicate, timeout: float, what: str) -> None:  # noqa: ANN001
         if time.monotonic() - t0 > timeout:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.2)
+
+
+def run_main(args: list[str]) -> int:
+    """The exit code of ``capgate ARGS`` run in-process through the entry point."""
+    import pytest
+
+    from capgate.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    return exc.value.code
