@@ -206,6 +206,22 @@ ALLOWED = {
 ROOT_PRIVATE = {"capgate", "capgate.__main__", *SHARED}
 
 
+def allowed_block() -> str:
+    """The import table of docs/architecture.md, written from :data:`ALLOWED`."""
+    width = max(len(p) for p in ALLOWED)
+    lines = [f"every package may import: {', '.join(SHARED)}"]
+    lines += [f"{p:<{width}} -> {', '.join(ALLOWED[p]) or '(nothing else)'}" for p in sorted(ALLOWED)]
+    return "```\n" + "\n".join(lines) + "\n```"
+
+
+def test_the_architecture_doc_states_the_import_rules() -> None:
+    doc = (REPO / "docs" / "architecture.md").read_text()
+    begin, end = "<!-- imports:begin -->\n", "\n<!-- imports:end -->"
+    assert begin in doc and end in doc, f"docs/architecture.md lacks the {begin.strip()} ... {end.strip()} block"
+    stated = doc.split(begin, 1)[1].split(end, 1)[0]
+    assert stated == allowed_block(), f"replace the block in docs/architecture.md with:\n{allowed_block()}"
+
+
 def _package(mod: str) -> str:
     return ".".join(mod.split(".")[:2])
 
