@@ -13,13 +13,12 @@ were open does not make its siblings, stopped at 3, incomplete).
 
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from capgate.analysis.noise import noise_strata, squeeze_var
-from capgate.analysis.plan import Plan
+from capgate.analysis.plan import Plan, Sequential
 
 __all__ = ["CELL_COLUMNS", "SITE_COLUMNS", "FAMILY", "RUN_GROUP", "metric_frame", "cell_table", "pooled_noise",
            "cell_key", "outlier_runs", "OUTLIER_RUN_SDS"]
@@ -61,7 +60,7 @@ def _expected_seeds(table: pd.DataFrame, plan: Plan) -> pd.Series:
     return table.groupby(["study", "task"])["seed"].nunique()
 
 
-def _expected_by_look(table: pd.DataFrame, seq: dict[str, Any]) -> pd.Series:
+def _expected_by_look(table: pd.DataFrame, seq: Sequential) -> pd.Series:
     """Seeds expected per run group under a group-sequential design: the first look of the schedule at
     or above the seeds seen in the group (any status; at least the first look, which every group starts
     with), or those seeds past the last look. A group that stopped at a look is complete there; one seen

@@ -19,7 +19,7 @@ Per site (study, task, family, backbone, train_set, eval_set, shift) and init ``
   (study, task), every pretrained init against the baseline in every cell. A study's verdicts never
   change because another study or task is in the same report.
 
-Verdict rule (:data:`capgate.analysis.verdicts.VERDICT_RULE`): ``helps`` when the adjusted p < alpha (the gain is significantly
+Verdict rule (``verdicts.VERDICT_RULE``): ``helps`` when the adjusted p < alpha (the gain is significantly
 different from 0 after correction) and the estimate exceeds ``+m``; ``hurts`` the mirror image;
 ``within_noise`` when the adjusted TOST p < alpha (the gain is shown to lie inside ``(-m, +m)``);
 otherwise ``inconclusive``. The margin is fixed before looking at results (default 1 pp).
@@ -41,7 +41,6 @@ the noise prior refitted on more data say. Without the key every number is the f
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -49,7 +48,7 @@ from scipy import stats
 
 from capgate.analysis.cells import FAMILY, RUN_GROUP, SITE_COLUMNS, cell_table, metric_frame, pooled_noise
 from capgate.analysis.noise import noise_strata, squeeze_var
-from capgate.analysis.plan import Plan, margin_rule, sequential_looks
+from capgate.analysis.plan import Plan, Sequential, margin_rule, sequential_looks
 from capgate.analysis.result import GAINS_COLUMNS
 from capgate.analysis.sequential import boundaries, repeated_p_value, z_from_t
 from capgate.analysis.verdicts import adjust_by_family, decide
@@ -142,7 +141,7 @@ def _one_sided_repeated(z: np.ndarray, fractions: list[float], kind: str) -> np.
 
 
 def sequential_tests(gain: np.ndarray, se: np.ndarray, df: np.ndarray, margin: np.ndarray, n_arm: np.ndarray,
-                     valid: np.ndarray, seq: dict[str, Any], alpha: float
+                     valid: np.ndarray, seq: Sequential, alpha: float
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(p, p_tost, ci_low, ci_high) of a group-sequential design: repeated p-values and repeated
     confidence intervals at each contrast's current look.

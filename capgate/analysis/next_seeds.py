@@ -37,7 +37,7 @@ import pandas as pd
 from capgate.analysis.cells import cell_table
 from capgate.analysis.gains import gains_of_table, power_helps, power_within
 from capgate.analysis.load import validate
-from capgate.analysis.plan import Plan, resolve_plan, sequential_looks
+from capgate.analysis.plan import Plan, Sequential, resolve_plan, sequential_looks
 from capgate.analysis.sequential import nominal_levels
 from capgate.errors import ResultsError
 
@@ -110,7 +110,7 @@ def _fmt(x: float) -> str:
     return "?" if not np.isfinite(x) else f"{x:+.4f}"
 
 
-def _p_decided(r: Any, n: int, target: int, alpha_adj: float, seq: dict[str, Any] | None) -> float:
+def _p_decided(r: Any, n: int, target: int, alpha_adj: float, seq: Sequential | None) -> float:
     """Chance the contrast is decided at ``target`` seeds per arm, the current estimate as the truth: at
     the cell's own prior df (its moderated df less the residual df of its ``n`` seeds; 0 for a cell whose
     variance the robust prior set apart), and under a sequential design at the nominal level of the
