@@ -64,7 +64,7 @@ def cost(studies: int, sd: float, spending: str, max_seeds: int) -> dict:
            "wrong_fixed": 0, "rounds": [], "contrasts": 0}
     for s in range(studies):
         full = simulate_results(truth(max_seeds, sd, GATE), seed=10_000 + s)
-        out, rounds = replay_adaptive(full, seq, first=seq["sequential"]["schedule"][0])
+        out, rounds = replay_adaptive(full, seq, first=seq.sequential.schedule[0])
         ga, gf = gains_of(out, seq), gains_of(full, fixed)
         tot["runs_adaptive"] += out["run_id"].nunique()
         tot["runs_fixed"] += full["run_id"].nunique()

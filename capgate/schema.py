@@ -23,6 +23,7 @@ from typing import Any
 
 __all__ = [
     "CURRENT_RUNS",
+    "format_params",
     "TASKS",
     "SHIFTS",
     "STATUSES",
@@ -181,3 +182,18 @@ def build_records(
 #: ``run-grid`` last ran (``{"study", "run_ids", "written_at"}``): the runs the study holds by
 #: default, for ``run-grid``'s table and ``capgate report <study folder>`` alike.
 CURRENT_RUNS = "current_runs.json"
+
+
+def format_params(v: Any) -> str:
+    """THE way a parameter (or MAC) count is printed, with an SI suffix: ``812345`` -> ``812k``,
+    ``1250000`` -> ``1.25M``; a missing count (None, NaN, not a number) is ``—``."""
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return "—"
+    if not math.isfinite(x):
+        return "—"
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            return f"{x / div:.3g}{suffix}"
+    return f"{x:.0f}"

@@ -10,7 +10,8 @@ from capgate.analysis import analyze, resolve_plan, validate
 from scipy import stats
 
 from capgate.analysis.cells import cell_table, metric_frame
-from capgate.analysis.gains import adjust_pvalues, compute_gains, decide, power_helps, power_within, seeds_needed
+from capgate.analysis.gains import compute_gains, power_helps, power_within, seeds_needed
+from capgate.analysis.verdicts import adjust_pvalues, decide
 
 
 def tiny_table(values: dict[str, list[float]], *, status: dict[tuple[str, int], str] | None = None,

@@ -6,13 +6,11 @@ import json
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from capgate.analysis import analyze, build_summary, simulate_results
 from capgate.analysis.analyze import analyze_contrasts
-from capgate.analysis.gains import adjust_pvalues
-from capgate.analysis.gate import gate_index, holm_rows, rung_name
-from test_report_data import detection_truth
+from capgate.analysis.gate import gate_index, rung_name
+from helpers import detection_truth
 
 
 def test_gate_index_by_hand():
@@ -21,12 +19,6 @@ def test_gate_index_by_hand():
     assert gate_index(np.array([[True, False, True, True]])).tolist() == [2]  # a helping rung below a gap
     assert gate_index(np.array([[True, True]])).tolist() == [0]  # helps everywhere
     assert gate_index(np.array([[True, False]])).tolist() == [2]  # the largest rung does not help: no gate
-
-
-def test_holm_rows_matches_holm():
-    rng = np.random.default_rng(0)
-    p = rng.uniform(size=(5, 7))
-    assert np.allclose(holm_rows(p), np.vstack([adjust_pvalues(r, "holm") for r in p]))
 
 
 def test_rung_names():
@@ -77,18 +69,3 @@ def test_one_rung_is_undetermined():
     a = analyze(t, {"n_boot": 0})
     assert set(a.gates["status"]) == {"undetermined"}
     assert pd.isna(a.gates["p_status"]).all()
-
-
-def test_adjust_rows_is_adjust_pvalues_row_by_row():
-    """The vectorised replicate adjustment gives exactly the per-row adjustment (NaN rows included)."""
-    from capgate.analysis.gains import adjust_pvalues
-    from capgate.analysis.gate import adjust_rows
-
-    rng = np.random.default_rng(0)
-    p = rng.uniform(0, 1, size=(50, 7)) ** 3
-    p[3, 2] = np.nan
-    p[10] = 0.5  # ties
-    for method in ("bh", "holm", "none"):
-        want = np.vstack([adjust_pvalues(row, method) for row in p])
-        np.testing.assert_array_equal(adjust_rows(p, method), want)
-    assert adjust_rows(np.array([[0.01, 0.04, 0.03]]), "bh").tolist() == [[0.03, 0.04, 0.04]]

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from capgate.analysis import analyze, simulate_results, write_outputs
-from test_report_data import detection_truth
+from helpers import detection_truth
 
 
 def _have_lme4() -> bool:

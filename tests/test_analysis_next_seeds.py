@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from capgate.analysis.gains import gains_of_table
 from capgate.analysis.load import validate
 from capgate.analysis.next_seeds import next_seeds, replay_adaptive
-from capgate.analysis.plan import default_schedule, resolve_plan, sequential_looks
+from capgate.analysis.plan import Sequential, default_schedule, resolve_plan, sequential_looks
 from capgate.analysis.simulate import Truth, simulate_results
 from capgate.cli import cli
 from capgate.errors import ResultsError, SpecError
@@ -39,12 +39,13 @@ def gains_of(table: pd.DataFrame, plan: dict) -> pd.DataFrame:
 # --- plan keys --------------------------------------------------------------------------------------------
 
 def test_sequential_plan_key_defaults_and_errors() -> None:
-    assert resolve_plan({})["sequential"] is None
+    assert resolve_plan({}).sequential is None
     assert default_schedule(10) == [3, 5, 7, 10]
-    seq = resolve_plan({"sequential": {"max_seeds": 10}})["sequential"]
-    assert seq == {"max_seeds": 10, "schedule": [3, 5, 7, 10], "spending": "obrien_fleming"}
+    seq = resolve_plan({"sequential": {"max_seeds": 10}}).sequential
+    assert seq == Sequential(max_seeds=10, schedule=(3, 5, 7, 10), spending="obrien_fleming")
+    assert seq.to_dict() == {"max_seeds": 10, "schedule": [3, 5, 7, 10], "spending": "obrien_fleming"}
     # a schedule that stops short of max_seeds gets the last look appended
-    assert resolve_plan({"sequential": {"max_seeds": 8, "schedule": [3, 5]}})["sequential"]["schedule"] == [3, 5, 8]
+    assert resolve_plan({"sequential": {"max_seeds": 8, "schedule": [3, 5]}}).sequential.schedule == (3, 5, 8)
     for bad, word in (({"max_seeds": 1}, "max_seeds"), ({"max_seeds": 10, "schedule": [5, 3]}, "schedule"),
                       ({"max_seeds": 10, "schedule": [3, 12]}, "schedule"),
                       ({"max_seeds": 10, "spending": "haybittle"}, "spending"), ({"max_seeds": 10, "looks": 3}, "looks")):
@@ -53,7 +54,7 @@ def test_sequential_plan_key_defaults_and_errors() -> None:
 
 
 def test_sequential_looks_by_hand() -> None:
-    seq = {"max_seeds": 10, "schedule": [3, 5, 7, 10]}
+    seq = Sequential(max_seeds=10, schedule=(3, 5, 7, 10))
     assert sequential_looks(1, seq) == []
     assert sequential_looks(3, seq) == [0.3]
     assert sequential_looks(5, seq) == [0.3, 0.5]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from capgate.analysis import DEFAULT_PLAN, analyze, demo_truth, load_plan, resolve_plan, simulate_results
+from capgate.analysis import DEFAULT_PLAN, analyze, as_plan, demo_truth, load_plan, resolve_plan, simulate_results
 from capgate.errors import SpecError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -14,15 +15,25 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_shipped_plan_loads():
     plan = load_plan(REPO / "analysis" / "capacity_gate.yaml")
-    assert plan["baseline"] == "scratch" and plan["correction"] == "holm" and plan["margin"] == 0.01 and plan["pairing"] == "auto"
-    assert plan["metric"] == {"detection": "map", "classification": "top1"}
-    texts = [e["text"] for e in plan["expectations"]]
+    assert plan.baseline == "scratch" and plan.correction == "holm" and plan.margin == 0.01 and plan.pairing == "auto"
+    assert plan.metric == {"detection": "map", "classification": "top1"}
+    texts = [e["text"] for e in plan.expectations]
     assert "imagenet_coco helps in detection on cross_dataset for rungs with >= 500,000 params" in texts
 
 
 def test_defaults():
     plan = resolve_plan(None)
-    assert plan == {**DEFAULT_PLAN, "expectations": []}
+    assert plan.to_dict() == {**DEFAULT_PLAN, "expectations": []}
+
+
+def test_a_plan_is_frozen_resolved_once_and_round_trips():
+    plan = resolve_plan({"alpha": 0.01, "contrasts": ["imagenet"], "sequential": {"max_seeds": 6}})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.alpha = 0.05  # type: ignore[misc]
+    assert resolve_plan(plan) is plan  # a resolved plan passes through
+    assert plan.contrasts == ("imagenet",) and plan.sequential.schedule == (3, 5, 6)
+    assert resolve_plan(plan.to_dict()) == plan
+    assert as_plan(REPO / "analysis" / "capacity_gate.yaml").source == str(REPO / "analysis" / "capacity_gate.yaml")
 
 
 @pytest.mark.parametrize("raw, needle", [
@@ -58,7 +69,7 @@ def test_yaml_errors(tmp_path):
 
 def test_margin_per_task_and_number():
     plan = resolve_plan({"margin": {"detection": 0.02}})
-    assert plan["margin"] == {"detection": 0.02}
+    assert plan.margin == {"detection": 0.02}
     t = simulate_results(demo_truth(seeds=2), seed=0)
     a = analyze(t, {"margin": 0.02, "n_boot": 0})
     assert (a.gains["margin"] == 0.02).all()

@@ -9,7 +9,7 @@ import pandas as pd
 from capgate.analysis import resolve_plan, simulate_results
 from capgate.analysis.cells import cell_table
 from capgate.analysis.ranking import kendall_tau_rows, ranking_stability, rankings
-from test_report_data import detection_truth
+from helpers import detection_truth
 
 PLAN = resolve_plan({"n_boot": 200})
 FAMS = {"net": [(f"net@w{i}", 50_000 * (i + 1)) for i in range(6)]}

@@ -16,7 +16,7 @@ from capgate.cli import main
 from capgate.errors import CapgateError, InputError
 from capgate.report import render_report
 from capgate.schema import REQUIRED_COLUMNS
-from test_report_data import detection_truth
+from helpers import detection_truth
 
 
 def _table(**kw) -> pd.DataFrame:

@@ -12,14 +12,7 @@ import pytest
 from capgate.analysis import analyze, load_results
 from capgate.analysis import build_summary
 from capgate.check import run_check
-from capgate.cli import main
-from test_report_data import FAST_PLAN, detection_truth, save_json, write_table
-
-
-def run_main(args: list[str]) -> int:
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    return exc.value.code
+from helpers import FAST_PLAN, detection_truth, run_main, save_json, write_table
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +115,7 @@ def test_unusable_inputs_exit_2_with_the_file_and_the_fix(study: dict[str, Path]
 
 
 def test_combined_detection_and_classification_results(study: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    from test_report_data import classification_truth
+    from helpers import classification_truth
 
     cls = write_table(study["dir"] / "cls.parquet", classification_truth(), seed=0)
     base = study["dir"] / "both.json"

@@ -11,7 +11,7 @@ import pytest
 
 from capgate.check import auto_z, compare, format_table, pooled_sd, read_summary, write_junit
 from capgate.errors import InputError
-from test_report_data import hand_summary, save_json, variant
+from helpers import hand_summary, save_json, variant
 
 
 def statuses(result) -> dict[tuple[str, str], str]:

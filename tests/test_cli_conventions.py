@@ -150,7 +150,7 @@ def test_top_level_help_summaries_are_whole_sentences() -> None:
 
 
 def test_one_report_written_line(tmp_path: Path) -> None:
-    from test_report_data import detection_truth, write_table
+    from helpers import detection_truth, write_table
 
     table = write_table(tmp_path / "det.parquet", detection_truth(), seed=0)
     (tmp_path / "plan.yaml").write_text("n_boot: 20\n")
@@ -176,7 +176,7 @@ def test_ctrl_c_exits_130_with_the_resume_hint(monkeypatch: pytest.MonkeyPatch, 
 
 @pytest.mark.slow
 def test_sigint_during_run_grid_records_nothing_in_flight_and_the_same_command_resumes(tmp_path: Path) -> None:
-    from test_grid_ray import TINY_WORLD, tiny_spec
+    from helpers import TINY_WORLD, tiny_spec
 
     spec = tiny_spec(tmp_path, name="sig", rungs={"mobilenetv3": ["S-6"]}, seeds=[0, 1, 2, 3], inits=("scratch",),
                      steps=40)

@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from test_report_data import FAST_PLAN, detection_truth, write_table
+from helpers import FAST_PLAN, detection_truth, write_table
 
 from capgate.check import run_check
 from capgate.report import render_report

@@ -18,7 +18,7 @@ from capgate.errors import SpecError
 from capgate.grid.adaptive import STATE_NAME, run_until_resolved, seeded_runs
 from capgate.grid.driver import GridResult
 from capgate.grid.plan import plan_grid
-from test_grid_classification_e2e import tiny_classification_spec
+from helpers import tiny_classification_spec
 
 PLAN = {"sequential": {"max_seeds": 7, "schedule": [2, 3, 5, 7], "spending": "pocock"}}
 

@@ -7,40 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 from click.testing import CliRunner
+from helpers import tiny_classification_spec
 
 from capgate.cli import cli
-
-TINY_WORLD = {"llvip_train": 2, "llvip_test": 1, "flir_train": 2, "flir_val": 1, "flir_video": 2,
-              "imagenet_classes": 3, "imagenet_train": 4, "imagenet_val": 1, "coco_train": 2, "coco_val": 1,
-              "domainnet_classes": 3, "domainnet_train": 4, "domainnet_test": 2,
-              "domainnet_domains": ["real", "sketch"]}
-
-
-def tiny_classification_spec(tmp_path: Path, study: str = "tinycls", seeds: int = 2) -> Path:
-    """A tiny two-rung DomainNet-like study (also used by the adaptive-loop tests)."""
-    spec = {
-        "study": study, "task": "classification", "classes": ["bicycle", "car", "dog"],
-        "world": {"seed": 0, "config": TINY_WORLD},
-        "datasets": {"domainnet": {"format": "domainnet", "root": "synthetic"},
-                     "imagenet": {"format": "imagenet", "root": "synthetic"}},
-        "train_sets": [{"dataset": "domainnet", "split": "train", "domain": "real", "name": "domainnet/real",
-                        "eval": [{"dataset": "domainnet", "split": "test", "domain": "real",
-                                  "name": "domainnet/real", "shift": "in_domain"},
-                                 {"dataset": "domainnet", "split": "test", "domain": "sketch",
-                                  "name": "domainnet/sketch", "shift": "cross_domain"}]}],
-        "rungs": {"efficientnet": ["B-7"], "mobilenetv3": ["S-6"]},
-        "inits": {"scratch": {}, "imagenet": {"stages": ["imagenet"]}},
-        "pretraining": {"imagenet": {"kind": "classification", "dataset": "imagenet",
-                                     "recipe": {"steps": 2, "batch_size": 4, "resolution": 32}}},
-        "seeds": list(range(seeds)),
-        "recipe": {"steps": 3, "batch_size": 4, "resolution": 32, "warmup_steps": 1},
-    }
-    path = tmp_path / f"{study}.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
-
 
 @pytest.mark.slow
 def test_classification_grid_report_and_check(tmp_path: Path) -> None:

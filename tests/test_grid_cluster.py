@@ -9,7 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from test_grid_ray import tiny_spec
+from helpers import tiny_spec
 
 from capgate.data.roots import resolve_root
 from capgate.errors import SpecError

@@ -10,22 +10,13 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_grid_ray import records, tiny_spec
+from helpers import records, tiny_spec, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _wait_for(predicate, timeout: float, what: str) -> None:  # noqa: ANN001
-    t0 = time.monotonic()
-    while not predicate():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.2)
 
 
 def _n_records(storage: Path, study: str) -> int:
@@ -68,7 +59,7 @@ def test_node_removed_mid_grid_every_run_recorded_once(tmp_path: Path) -> None:
 
     def remove_worker_after_first_record() -> None:
         try:  # both nodes busy (one trial each) after a first record: the worker's trial is lost
-            _wait_for(lambda: _n_records(storage, "nodes") >= 1 and in_flight() == 2, 300,
+            wait_for(lambda: _n_records(storage, "nodes") >= 1 and in_flight() == 2, 300,
                       "a first record with two trials in flight")
             removed.append(_n_records(storage, "nodes"))
             cluster.remove_node(worker, allow_graceful=False)
@@ -104,7 +95,7 @@ def test_driver_sigkill_then_rerun_no_duplicates_no_losses(tmp_path: Path) -> No
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
     try:
-        _wait_for(lambda: _n_records(storage, "kill") >= 2 or proc.poll() is not None, 300, "two records")
+        wait_for(lambda: _n_records(storage, "kill") >= 2 or proc.poll() is not None, 300, "two records")
         assert proc.poll() is None, f"the grid ended before it could be killed: {proc.stderr.read()[-2000:]}"
         os.kill(proc.pid, signal.SIGKILL)  # the driver only; its Ray processes are orphaned
         proc.wait(timeout=30)

@@ -9,53 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 from click.testing import CliRunner
+from helpers import records, tiny_spec
 
 from capgate.analysis.load import validate
 from capgate.schema import DETECTION_METRICS, REQUIRED_COLUMNS
 from capgate.cli import cli
-
-TINY_WORLD = {"llvip_train": 12, "llvip_test": 4, "flir_train": 2, "flir_val": 4, "flir_video": 2,
-              "imagenet_classes": 3, "imagenet_train": 4, "imagenet_val": 1, "coco_train": 6, "coco_val": 1,
-              "domainnet_classes": 2, "domainnet_train": 2, "domainnet_test": 1,
-              "domainnet_domains": ["real", "sketch"]}
-
-
-def tiny_spec(tmp_path: Path, name: str = "tiny", rungs: dict | None = None, seeds: list | None = None,
-              steps: int = 2, inits: tuple[str, ...] = ("scratch", "imagenet", "imagenet_coco"),
-              llvip_root: str = "synthetic") -> Path:
-    """Write a tiny detection study spec (64 px, a few steps per run) and return its path."""
-    all_inits = {"scratch": {}, "imagenet": {"stages": ["imagenet"]},
-                 "imagenet_coco": {"stages": ["imagenet", "coco"]}}
-    spec = {
-        "study": name, "task": "detection", "classes": ["person"], "class_map": "person",
-        "world": {"seed": 0, "config": TINY_WORLD},
-        "datasets": {"llvip": {"format": "llvip", "root": llvip_root},
-                     "flir": {"format": "flir", "root": "synthetic"},
-                     "imagenet": {"format": "imagenet", "root": "synthetic"},
-                     "coco": {"format": "coco", "root": "synthetic"}},
-        "train_sets": [{"dataset": "llvip", "split": "train", "modality": "rgb", "eval": [
-            {"dataset": "llvip", "split": "test", "modality": "rgb", "shift": "in_domain"},
-            {"dataset": "flir", "split": "val", "modality": "rgb", "shift": "cross_dataset"},
-            {"dataset": "llvip", "split": "test", "modality": "ir", "shift": "cross_modality"}]}],
-        "rungs": rungs or {"efficientnet": ["B-7"], "mobilenetv3": ["S-6"]},
-        "inits": {k: all_inits[k] for k in inits},
-        "pretraining": {"imagenet": {"kind": "classification", "dataset": "imagenet",
-                                     "recipe": {"steps": 2, "batch_size": 4, "resolution": 64}},
-                        "coco": {"kind": "detection", "dataset": "coco",
-                                 "recipe": {"steps": 2, "batch_size": 2, "resolution": 64}}},
-        "seeds": seeds or [0, 1],
-        "recipe": {"steps": steps, "batch_size": 4, "resolution": 64, "warmup_steps": 1},
-    }
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
-
-
-def records(storage: Path, study: str) -> dict[str, dict]:
-    return {p.stem: json.loads(p.read_text()) for p in (storage / study / "runs").glob("*.json")}
-
 
 @pytest.mark.slow
 def test_local_grid_table_rerun_and_stages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

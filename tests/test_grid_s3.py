@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 from s3server import make_bucket, s3_server
-from test_grid_faults import _wait_for
-from test_grid_ray import tiny_spec
+from helpers import tiny_spec, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -76,7 +75,7 @@ def test_grid_on_s3_kill_resume_report(tmp_path: Path) -> None:
         proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 start_new_session=True)
         try:
-            _wait_for(lambda: (len(store.stored_ids()) >= 1 and mid_run()) or proc.poll() is not None, 400,
+            wait_for(lambda: (len(store.stored_ids()) >= 1 and mid_run()) or proc.poll() is not None, 400,
                       "a first record and a run mid-way")
             assert proc.poll() is None, f"the grid ended before the kill: {proc.stderr.read()[-3000:]}"
             interrupted = mid_run()
@@ -179,7 +178,7 @@ def test_two_node_grid_on_s3_survives_a_node_removal(tmp_path: Path) -> None:
 
         def remove_worker() -> None:
             try:
-                _wait_for(lambda: len(store.stored_ids()) >= 1, 400, "a first record")
+                wait_for(lambda: len(store.stored_ids()) >= 1, 400, "a first record")
                 removed.append(len(store.stored_ids()))
                 cluster.remove_node(worker, allow_graceful=False)
             except AssertionError:
@@ -235,11 +234,11 @@ def test_two_node_grid_on_s3_survives_a_node_removal_and_a_driver_kill(tmp_path:
             proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                     text=True, start_new_session=True)
             try:
-                _wait_for(lambda: len(store.stored_ids()) >= 1 or proc.poll() is not None, 400, "a first record")
+                wait_for(lambda: len(store.stored_ids()) >= 1 or proc.poll() is not None, 400, "a first record")
                 assert proc.poll() is None, f"the grid ended before the faults: {proc.stderr.read()[-3000:]}"
                 cluster.remove_node(worker, allow_graceful=False)
                 at_removal = len(store.stored_ids())
-                _wait_for(lambda: len(store.stored_ids()) > at_removal or proc.poll() is not None, 400,
+                wait_for(lambda: len(store.stored_ids()) > at_removal or proc.poll() is not None, 400,
                           "a record after the node removal")
                 assert proc.poll() is None, f"the grid ended before the driver kill: {proc.stderr.read()[-3000:]}"
                 os.killpg(proc.pid, signal.SIGKILL)

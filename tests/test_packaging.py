@@ -47,7 +47,7 @@ def _copy_sources(dest: Path) -> None:
 
 @pytest.mark.slow
 def test_installed_wheel_runs_demo_dry_run_and_report_outside_the_checkout(tmp_path: Path) -> None:
-    from test_report_data import detection_truth, write_table
+    from helpers import detection_truth, write_table
 
     src = tmp_path / "src"
     _copy_sources(src)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from capgate.report import render_report
-from test_report_data import FAST_PLAN, detection_truth, write_table
+from helpers import FAST_PLAN, detection_truth, write_table
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CONSOLE = re.compile(r":CONSOLE[:(]")  # chromium's log prefix for a page's console messages and errors

@@ -15,7 +15,7 @@ from capgate.report.fig_tradeoffs import pareto_svg, ranking_svg
 from capgate.report.gates import cross_task_gates
 from capgate.report.headline import gate_matrix, verdict_counts, verdict_maps
 from capgate.report.units import fmt_count, fmt_interval_pp, fmt_metric, fmt_p, fmt_params, fmt_pp
-from test_report_data import hand_summary
+from helpers import hand_summary
 
 
 def gains_rows(verdicts: list[str], name: str = "mbv3") -> pd.DataFrame:

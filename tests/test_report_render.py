@@ -16,7 +16,7 @@ import pytest
 
 from capgate.cli import main
 from capgate.report import render_report
-from test_report_data import FAST_PLAN, classification_truth, detection_truth, write_table
+from helpers import FAST_PLAN, classification_truth, detection_truth, write_table
 
 SECTIONS = ("headline", "gains", "forest", "gates", "diagnostics", "rankings", "efficiency", "completeness",
             "methods", "provenance")

@@ -23,7 +23,7 @@ from capgate.report.fig_gains import forest_labels, forest_svg, gains_vs_capacit
 from capgate.report.fig_metric import cell_interval, metric_figures
 from capgate.report.headline import headline_sentences, map_legend, seeds_words, verdict_maps
 from capgate.report.render import render_html
-from test_report_data import FAST_PLAN, classification_truth, detection_truth, hand_summary, write_table
+from helpers import FAST_PLAN, classification_truth, detection_truth, hand_summary, write_table
 
 SVG = ""  # the inline SVG carries no namespace
 
@@ -61,7 +61,7 @@ def test_cell_interval_is_t_on_the_stabilised_df() -> None:
 
 def test_metric_figure_shows_every_seed_every_cell_and_its_interval(sim) -> None:
     table, a = sim
-    (fig,) = metric_figures(a.cells, a.model_frames, a.plan["metric"])
+    (fig,) = metric_figures(a.cells, a.model_frames, a.plan.metric)
     root = _svg(fig)
     assert root.get("role") == "img" and root.get("aria-label") == fig["title"] and root.find(f"{SVG}desc") is not None
     ok = table[(table["status"] == "ok") & np.isfinite(table["map"].astype(float))]
@@ -84,7 +84,7 @@ def test_metric_figure_shows_every_seed_every_cell_and_its_interval(sim) -> None
 
 def test_metric_figure_x_axis_is_logarithmic(sim) -> None:
     _, a = sim
-    (fig,) = metric_figures(a.cells, a.model_frames, a.plan["metric"])
+    (fig,) = metric_figures(a.cells, a.model_frames, a.plan.metric)
     g = _cls(_svg(fig), "facet")[0]
     marks = [e for e in g.iter() if e.get("class") == "cell-mean"]
     xs = sorted({round(float(e.get("cx")), 1) for e in marks})
@@ -240,7 +240,7 @@ def test_metric_figure_rings_outlier_runs() -> None:
     table.loc[(table["run_id"] == victim["run_id"]) & (table["eval_set"] == "llvip/rgb"), "map"] = 0.001  # a collapse
     a = analyze(table, FAST_PLAN)
     assert list(a.outlier_runs["run_id"]) == [victim["run_id"]]
-    (fig,) = metric_figures(a.cells, a.model_frames, a.plan["metric"], a.outlier_runs)
+    (fig,) = metric_figures(a.cells, a.model_frames, a.plan.metric, a.outlier_runs)
     rings = [e for e in _cls(_svg(fig), "seed") if e.get("data-outlier") == "1"]
     assert len(rings) == 1 and victim["run_id"] in rings[0].find("title").text
     assert "red ring marks the one seed" in fig["caption"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_spec_validation import base_spec
+from helpers import base_spec
 
 from capgate.errors import SpecError
 from capgate.models.ladder import Rung, register_rung

@@ -7,34 +7,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import base_spec
 
 from capgate.errors import SpecError
 from capgate.spec.model import RunSpec, expand
 from capgate.spec.load import load_study, parse_override, study_from_dict
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def base_spec() -> dict:
-    return {
-        "study": "t",
-        "classes": ["person"],
-        "datasets": {"llvip": {"format": "llvip", "root": "synthetic"},
-                     "flir": {"format": "flir", "root": "${FLIR_ROOT_NOT_SET_IN_TESTS}"},
-                     "imagenet": {"format": "imagenet", "root": "synthetic"},
-                     "coco": {"format": "coco", "root": "synthetic"}},
-        "train_sets": [{"dataset": "llvip", "split": "train", "modality": "rgb", "eval": [
-            {"dataset": "llvip", "split": "test", "modality": "rgb", "shift": "in_domain"},
-            {"dataset": "flir", "split": "val", "modality": "rgb", "shift": "cross_dataset"},
-            {"dataset": "llvip", "split": "test", "modality": "ir", "shift": "cross_modality"}]}],
-        "rungs": {"efficientnet": ["B-5", "B-7"], "mobilenetv3": ["S-6"]},
-        "inits": {"scratch": {}, "imagenet": {"stages": ["imagenet"]},
-                  "imagenet_coco": {"stages": ["imagenet", "coco"]}},
-        "pretraining": {"imagenet": {"kind": "classification", "dataset": "imagenet"},
-                        "coco": {"kind": "detection", "dataset": "coco"}},
-        "seeds": [0, 1, 2],
-        "recipe": {"epochs": 2, "lr": 0.01},
-    }
 
 
 def test_expand_counts_and_order() -> None:

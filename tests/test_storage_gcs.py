@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from gcsserver import gcs_server
-from test_grid_ray import tiny_spec
+from helpers import tiny_spec
 
 
 @pytest.fixture(autouse=True)

@@ -113,8 +113,8 @@ def test_training_state_round_trips_through_s3(bucket: str, tmp_path: Path) -> N
 
 
 def test_check_reads_a_results_table_from_s3(bucket: str, tmp_path: Path, capsys) -> None:  # noqa: ANN001
-    from test_check_cli import run_main
-    from test_report_data import detection_truth, write_table
+    from helpers import run_main
+    from helpers import detection_truth, write_table
 
     plan = tmp_path / "plan.yaml"
     plan.write_text("n_boot: 40\n")

@@ -99,7 +99,7 @@ class HardKill(BaseException):
 def test_a_real_run_killed_mid_way_resumes_to_the_same_weights_and_metrics(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     """train_one_run (the function every trial calls) on the tiny world: killed inside epoch 3 of
     4, run again on the same storage, it ends with exactly the records of an uninterrupted run."""
-    from test_grid_ray import tiny_spec
+    from helpers import tiny_spec
 
     import capgate.train.fit as fit_module
     from capgate.spec.model import expand

@@ -83,7 +83,7 @@ def test_scheduler_warmup_then_cosine_to_zero() -> None:
 
 @pytest.mark.slow
 def test_train_one_run_real_tiny_world_is_seeded(tmp_path: Path) -> None:
-    from test_grid_ray import tiny_spec
+    from helpers import tiny_spec
 
     from capgate.spec.model import expand
     from capgate.spec.load import load_study

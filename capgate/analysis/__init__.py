@@ -11,12 +11,12 @@ from capgate.analysis.analyze import analyze, evaluate_expectations
 from capgate.analysis.load import load_results, validate
 from capgate.analysis.outputs import write_outputs
 from capgate.analysis.summary import SUMMARY_SCHEMA, build_summary, read_summary, validate_summary
-from capgate.analysis.plan import DEFAULT_PLAN, load_plan, resolve_plan
+from capgate.analysis.plan import DEFAULT_PLAN, Plan, as_plan, load_plan, resolve_plan
 from capgate.analysis.result import GAINS_COLUMNS, VERDICTS, Analysis
 from capgate.analysis.simulate import Truth, demo_truth, simulate_results, true_gains
 
 __all__ = [
-    "Analysis", "GAINS_COLUMNS", "VERDICTS", "DEFAULT_PLAN",
+    "Analysis", "GAINS_COLUMNS", "VERDICTS", "DEFAULT_PLAN", "Plan", "as_plan",
     "analyze", "evaluate_expectations", "load_results", "validate", "load_plan", "resolve_plan",
     "build_summary", "read_summary", "validate_summary", "SUMMARY_SCHEMA", "write_outputs", "simulate_results", "Truth", "demo_truth", "true_gains",
 ]

@@ -23,13 +23,39 @@ SINGULAR_TOL = 1e-4
 GRAD_TOL = 2e-3
 
 
-def _central_grad(f, x: np.ndarray, h: float = 1e-5) -> np.ndarray:
+class _NotFinite(np.linalg.LinAlgError):
+    """The deviance is not finite at a finite-difference step: the step left the region where the
+    random-effects system is positive definite (:meth:`PLSSystem.deviance` is ``inf`` there)."""
+
+
+def _finite(f):
+    """``f`` that raises :class:`_NotFinite` instead of returning a non-finite deviance, so that a
+    difference quotient never computes ``inf - inf``."""
+    def g(x: np.ndarray) -> float:
+        v = f(x)
+        if not np.isfinite(v):
+            raise _NotFinite("the deviance is not finite at a finite-difference step next to theta")
+        return v
+    return g
+
+
+def _central_grad(f, x: np.ndarray, h: float = 1e-5, *, strict: bool = False) -> np.ndarray:
+    """Central-difference gradient. Where one side's deviance is not finite, the one-sided difference
+    on the finite side (the optimizer's gradient); ``strict``: raise :class:`_NotFinite` instead."""
     g = np.zeros_like(x)
+    f0 = None
     for i in range(len(x)):
         step = h * max(1.0, abs(x[i]))
         e = np.zeros_like(x)
         e[i] = step
-        g[i] = (f(x + e) - f(x - e)) / (2 * step)
+        up, down = f(x + e), f(x - e)
+        if np.isfinite(up) and np.isfinite(down):
+            g[i] = (up - down) / (2 * step)
+            continue
+        if strict:
+            raise _NotFinite("the deviance is not finite at a finite-difference step next to theta")
+        f0 = f(x) if f0 is None else f0
+        g[i] = (up - f0) / step if np.isfinite(up) else (f0 - down) / step if np.isfinite(down) else np.nan
     return g
 
 
@@ -93,8 +119,8 @@ def _newton_polish(f, x: np.ndarray, steps: int = 3) -> np.ndarray:
         try:
             H = _hessian(g, x[inner])
             np.linalg.cholesky(H)
-            step = np.linalg.solve(H, _central_grad(g, x[inner]))
-        except np.linalg.LinAlgError:
+            step = np.linalg.solve(H, _central_grad(g, x[inner], strict=True))
+        except np.linalg.LinAlgError:  # not positive definite, or a step left the region (_NotFinite)
             break
         xt = x.copy()
         xt[inner] = np.maximum(x[inner] - step, 0.0)
@@ -112,7 +138,9 @@ def _ftol_only(res: optimize.OptimizeResult) -> bool:
 
 
 def _hessian(f, x: np.ndarray, rel: float = 1e-3) -> np.ndarray:
-    """Richardson-extrapolated central-difference Hessian (two step sizes)."""
+    """Richardson-extrapolated central-difference Hessian (two step sizes); raises :class:`_NotFinite`
+    when the deviance is not finite at one of its steps."""
+    f = _finite(f)
     d = len(x)
     steps = rel * np.maximum(np.abs(x), 1e-2)
 
@@ -159,8 +187,14 @@ def check_convergence(system: PLSSystem, theta: np.ndarray, reml: bool, msgs: li
         x[inner] = t
         return system.deviance(x, reml)
 
-    H = _hessian(f, theta[inner])
-    g = _central_grad(f, theta[inner])
+    try:
+        H = _hessian(f, theta[inner])
+        g = _central_grad(f, theta[inner], strict=True)
+    except _NotFinite:
+        msgs.append("convergence not checked: the deviance is not finite a finite-difference step away from the "
+                    "optimum (a variance component sits at the edge of the positive-definite region); treat the "
+                    "fit as not converged")
+        return False
     try:
         scaled = np.linalg.solve(np.linalg.cholesky(H), g)
     except np.linalg.LinAlgError:
@@ -184,15 +218,24 @@ def satterthwaite(system: PLSSystem, theta: np.ndarray, sigma: float, reml: bool
         x[inner] = v[:-1]
         return x
 
-    H = _hessian(lambda v: system.varpar_deviance(at(v), v[-1], reml), vp)
     try:
+        H = _hessian(lambda v: system.varpar_deviance(at(v), v[-1], reml), vp)
         np.linalg.cholesky(H)
         A = 2 * np.linalg.inv(H)
+    except _NotFinite:
+        msgs.append("Satterthwaite df unavailable: the deviance is not finite a finite-difference step away from "
+                    "(theta, sigma); residual df n - p used")
+        return None
     except np.linalg.LinAlgError:
         msgs.append("Satterthwaite df unavailable: the deviance Hessian in (theta, sigma) is not positive "
                     "definite; residual df n - p used")
         return None
-    J = _jacobian(lambda v: v[-1] ** 2 * system.estimates(at(v))[1], vp)
+    try:
+        J = _jacobian(lambda v: v[-1] ** 2 * system.estimates(at(v))[1], vp)
+    except np.linalg.LinAlgError:  # estimates: the random-effects system is not positive definite at a step
+        msgs.append("Satterthwaite df unavailable: vcov(beta) cannot be evaluated a finite-difference step away "
+                    "from theta; residual df n - p used")
+        return None
     return A, J
 
 

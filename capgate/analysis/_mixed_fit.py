@@ -9,6 +9,7 @@ as a :class:`Fit`, so :mod:`mixed` never looks at which fitter ran.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,8 +70,11 @@ def fit_once(frame: pd.DataFrame, formula: str, structure: str, reml: bool, alph
 
 
 def ols_fit(frame: pd.DataFrame, formula: str, alpha: float = 0.05) -> Fit:
-    """OLS with standard errors clustered by rung (backbone) and t on the residual df."""
-    res = smf.ols(formula, frame).fit(cov_type="cluster", cov_kwds={"groups": pd.factorize(frame["backbone"])[0]})
+    """OLS with standard errors clustered by rung (backbone) and t on the residual df; statsmodels'
+    warnings (e.g. a rank-deficient design) are recorded in the fit, not raised."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = smf.ols(formula, frame).fit(cov_type="cluster", cov_kwds={"groups": pd.factorize(frame["backbone"])[0]})
     d = float(res.df_resid)
     q = stats.t.ppf(1 - alpha / 2, d)
     fixed = []
@@ -79,7 +83,8 @@ def ols_fit(frame: pd.DataFrame, formula: str, alpha: float = 0.05) -> Fit:
         fixed.append({"term": name, "estimate": float(b), "se": float(s) if ok else None, "df": d,
                       "t": float(b / s) if ok else None, "p": float(2 * stats.t.sf(abs(b / s), d)) if ok else None,
                       "ci_low": float(b - q * s) if ok else None, "ci_high": float(b + q * s) if ok else None})
-    return Fit("none", fixed, {"residual": float(res.scale)}, True, float(res.llf), [])
+    notes = list(dict.fromkeys(f"OLS: {w.message}" for w in caught))
+    return Fit("none", fixed, {"residual": float(res.scale)}, True, float(res.llf), notes)
 
 
 def _num(x: Any) -> float | None:

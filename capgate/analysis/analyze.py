@@ -10,16 +10,17 @@ import numpy as np
 import pandas as pd
 
 from capgate.analysis.cells import OUTLIER_RUN_SDS, cell_table, metric_frame, outlier_runs
-from capgate.analysis.gains import VERDICT_RULE, gains_of_table
+from capgate.analysis.gains import gains_of_table
 from capgate.analysis.gate import capacity_gates
 from capgate.analysis.load import validate
 from capgate.analysis.mixed import DF_METHOD, OPTIMIZER, fit_mixed
 from capgate.analysis.noise import OUTLIER_P
 from capgate.analysis.pareto import pareto_table
-from capgate.analysis.plan import load_plan, margin_rule, resolve_plan
+from capgate.analysis.plan import Plan, as_plan, margin_rule
 from capgate.analysis.planning import SEEDS_RULE
 from capgate.analysis.ranking import ranking_stability, rankings
 from capgate.analysis.result import Analysis
+from capgate.analysis.verdicts import VERDICT_RULE
 from capgate.errors import SpecError
 
 __all__ = ["analyze", "analyze_contrasts", "evaluate_expectations"]
@@ -35,17 +36,11 @@ def _rng(rng: None | int | np.random.Generator) -> np.random.Generator:
     return np.random.default_rng(0 if rng is None else int(rng))
 
 
-def _plan(plan: None | dict[str, Any] | str | Path) -> dict[str, Any]:
-    if plan is None or isinstance(plan, dict):
-        return resolve_plan(plan)
-    return load_plan(plan)
-
-
-def analyze_contrasts(table: pd.DataFrame, plan: None | dict[str, Any] = None, *,
+def analyze_contrasts(table: pd.DataFrame, plan: Plan | dict[str, Any] | None = None, *,
                       rng: None | int | np.random.Generator = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(cells, gains, gates) of a results table without models, rankings or checks of the plan's
     names: the part of :func:`analyze` that decides verdicts (simulation studies call it in loops)."""
-    plan = _plan(plan)
+    plan = as_plan(plan)
     table = table if table.attrs.get("capgate_validated") else validate(table)
     y = metric_frame(table, plan)
     cells = cell_table(table, plan, y)
@@ -53,21 +48,21 @@ def analyze_contrasts(table: pd.DataFrame, plan: None | dict[str, Any] = None, *
     return cells, gains, capacity_gates(y, gains, plan, _rng(rng))
 
 
-def analyze(table: pd.DataFrame, plan: None | dict[str, Any] | str | Path = None, *,
+def analyze(table: pd.DataFrame, plan: Plan | dict[str, Any] | str | Path | None = None, *,
             rng: None | int | np.random.Generator = None) -> Analysis:
     """Validate ``table`` once and compute everything the report and ``check`` need.
 
     ``plan``: a resolved/raw plan dict, a plan YAML path, or None for the defaults. ``rng``: the
     bootstraps' randomness (a Generator, or an int seed; None means seed 0). Same inputs, same output.
     """
-    plan = _plan(plan)
+    plan = as_plan(plan)
     gen = _rng(rng)
     table = table if table.attrs.get("capgate_validated") else validate(table)
     warnings: list[str] = []
     inits = sorted(table["init"].unique())
-    if plan["baseline"] not in inits:
+    if plan.baseline not in inits:
         raise SpecError(
-            f"plan baseline {plan['baseline']!r} is not an init of the results table (inits: {inits}); "
+            f"plan baseline {plan.baseline!r} is not an init of the results table (inits: {inits}); "
             "set the plan's 'baseline' to one of them")
     _check_plan_names(table, plan)
 
@@ -121,8 +116,8 @@ def analyze(table: pd.DataFrame, plan: None | dict[str, Any] | str | Path = None
         if len(sub) < _MIN_MODEL_ROWS:
             warnings.append(f"{task}: only {len(sub)} ok records; mixed model not fitted")
             continue
-        entry, frame = fit_mixed(sub, name=task, task=task, metric=plan["metric"][task],
-                                 baseline=plan["baseline"], alpha=plan["alpha"])
+        entry, frame = fit_mixed(sub, name=task, task=task, metric=plan.metric[task],
+                                 baseline=plan.baseline, alpha=plan.alpha)
         models.append(entry)
         frames[task] = frame
         # every warning of the fit, optimizer and Hessian ones included, is recorded (never filtered)
@@ -143,24 +138,24 @@ def analyze(table: pd.DataFrame, plan: None | dict[str, Any] | str | Path = None
     )
 
 
-def _check_plan_names(table: pd.DataFrame, plan: dict[str, Any]) -> None:
+def _check_plan_names(table: pd.DataFrame, plan: Plan) -> None:
     """A plan contrast or expectation that names nothing in the results is an error naming it."""
     inits = sorted(table["init"].unique())
-    if plan["contrasts"] != "all":
-        absent = [c for c in plan["contrasts"] if c not in inits]
+    if plan.contrasts != "all":
+        absent = [c for c in plan.contrasts if c not in inits]
         if absent:
-            raise SpecError(f"{plan.get('source', 'plan')}: contrasts {absent} name no init of the results "
+            raise SpecError(f"{plan.source or 'plan'}: contrasts {absent} name no init of the results "
                             f"(inits: {inits}); fix the plan's 'contrasts'")
-    for i, e in enumerate(plan["expectations"]):
+    for i, e in enumerate(plan.expectations):
         for col in ("init", "task", "family", "shift"):
             v = e.get(col)
             if v and v not in set(table[col]):
                 raise SpecError(
-                    f"{plan.get('source', 'plan')}: expectations[{i}] ({e['text']!r}) names {col} {v!r}, which is not in "
+                    f"{plan.source or 'plan'}: expectations[{i}] ({e['text']!r}) names {col} {v!r}, which is not in "
                     f"the results ({col}s: {sorted(set(table[col]))}); fix the plan's expectation")
 
 
-def evaluate_expectations(gains: pd.DataFrame, plan: dict[str, Any]) -> pd.DataFrame:
+def evaluate_expectations(gains: pd.DataFrame, plan: Plan) -> pd.DataFrame:
     """One row per plan expectation: text, status, holds, n_match, n_hold, n_untested, detail.
 
     Only decided verdicts meet an expectation: ``fails`` when a matching contrast has a decided verdict
@@ -168,7 +163,7 @@ def evaluate_expectations(gains: pd.DataFrame, plan: dict[str, Any]) -> pd.DataF
     inconclusive; ``holds`` when every matching contrast has an expected verdict.
     """
     rows = []
-    for e in plan["expectations"]:
+    for e in plan.expectations:
         m = gains[gains["init"] == e["init"]]
         for col in ("task", "family", "shift"):
             if e.get(col):
@@ -196,7 +191,7 @@ def evaluate_expectations(gains: pd.DataFrame, plan: dict[str, Any]) -> pd.DataF
     return pd.DataFrame(rows, columns=["text", "status", "holds", "n_match", "n_hold", "n_untested", "detail"])
 
 
-def _methods(plan: dict[str, Any], noise: pd.DataFrame, models: list[dict[str, Any]]) -> dict[str, Any]:
+def _methods(plan: Plan, noise: pd.DataFrame, models: list[dict[str, Any]]) -> dict[str, Any]:
     families = []
     for r in noise.itertuples(index=False):
         rule = margin_rule(plan, r.task)
@@ -207,11 +202,11 @@ def _methods(plan: dict[str, Any], noise: pd.DataFrame, models: list[dict[str, A
             "n_contrasts": int(r.n_contrasts), "prior_df_paired": r.d0_paired,
         })
     corr = {"holm": "Holm (family-wise error rate)", "bh": "Benjamini-Hochberg (false discovery rate)",
-            "none": "none"}[plan["correction"]]
+            "none": "none"}[plan.correction]
     return {
-        "metric": plan["metric"],
-        "baseline": plan["baseline"],
-        "alpha": plan["alpha"],
+        "metric": plan.metric,
+        "baseline": plan.baseline,
+        "alpha": plan.alpha,
         "families": families,
         "correction": (f"{corr} within each (study, task): all its contrasts (every pretrained init against the "
                        "baseline, in every cell), applied to the test p-values and to the TOST p-values alike; a "
@@ -222,7 +217,7 @@ def _methods(plan: dict[str, Any], noise: pd.DataFrame, models: list[dict[str, A
                   "where an init has fewer than three cells there), prior df by the method "
                   "of moments (capped at the data's df), degrees of freedom d0 + n - 1; a cell far above its prior "
                   f"(upper-tail p < {OUTLIER_P}) keeps its own variance"),
-        "pairing": (f"plan pairing '{plan['pairing']}': seeds shared by both arms are analysed as pairs (the same "
+        "pairing": (f"plan pairing '{plan.pairing}': seeds shared by both arms are analysed as pairs (the same "
                     "seed fixes data order and augmentation for every init); the variance of the paired "
                     "differences is moderated as above; a run without its partner drops only that pair "
                     "(n_dropped); unpaired contrasts use both arms' moderated variances with Welch-Satterthwaite df"),
@@ -233,13 +228,13 @@ def _methods(plan: dict[str, Any], noise: pd.DataFrame, models: list[dict[str, A
                    "(estimated from the same data) is allowed but cannot show equivalence with few seeds"),
         "equivalence": "TOST at alpha, adjusted in the same correction family",
         "verdict_rule": VERDICT_RULE,
-        "seeds_needed": (f"{SEEDS_RULE}; power {plan['power']}, searched up to {plan['max_seeds']} "
+        "seeds_needed": (f"{SEEDS_RULE}; power {plan.power}, searched up to {plan.max_seeds} "
                          "seeds per arm (that number means that many or more)"),
         "gate": ("a rung helps when every cell of that rung and shift helps (the verdict rule above); the gate is "
                  "the smallest rung from which every larger rung helps, reported as the rung interval it lies "
                  "in; gates inherit the family-wise error control of the verdicts; stability by a bootstrap "
                  "applying the same rule (runs resampled within run groups, the same seeds for every init and "
-                 f"eval set, standard errors held at their stabilised values), {plan['n_boot']} replicates"),
+                 f"eval set, standard errors held at their stabilised values), {plan.n_boot} replicates"),
         "ranking": ("mean metric per backbone (cell means averaged over train sets); Kendall's tau between inits "
                     "against a noise reference (tau between two parametric-bootstrap replicates of the same init): "
                     "'rankings flip with init' only when tau falls below the reference's alpha quantile; "

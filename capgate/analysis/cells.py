@@ -13,12 +13,12 @@ were open does not make its siblings, stopped at 3, incomplete).
 
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from capgate.analysis.noise import noise_strata, squeeze_var
+from capgate.analysis.plan import Plan, Sequential
 
 __all__ = ["CELL_COLUMNS", "SITE_COLUMNS", "FAMILY", "RUN_GROUP", "metric_frame", "cell_table", "pooled_noise",
            "cell_key", "outlier_runs", "OUTLIER_RUN_SDS"]
@@ -37,11 +37,11 @@ def cell_key(study: str, task: str, backbone: str, train_set: str, eval_set: str
     return f"{study}|{task}|{backbone}|{train_set}|{eval_set}|{init}"
 
 
-def metric_frame(table: pd.DataFrame, plan: dict[str, Any]) -> pd.DataFrame:
+def metric_frame(table: pd.DataFrame, plan: Plan) -> pd.DataFrame:
     """The ok rows with a finite value of their task's plan metric, as column ``y`` (plus ``metric``)."""
     parts = []
     for task, sub in table.groupby("task", sort=True):
-        metric = plan["metric"][task]
+        metric = plan.metric[task]
         if metric not in sub.columns:
             continue
         ok = sub[(sub["status"] == "ok") & np.isfinite(sub[metric].astype(float))].copy()
@@ -53,20 +53,20 @@ def metric_frame(table: pd.DataFrame, plan: dict[str, Any]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def _expected_seeds(table: pd.DataFrame, plan: dict[str, Any]) -> pd.Series:
+def _expected_seeds(table: pd.DataFrame, plan: Plan) -> pd.Series:
     """Seeds expected per (study, task): the plan's ``seeds`` or every seed seen in that study/task."""
-    if plan.get("seeds") is not None:
-        return table.groupby(["study", "task"])["seed"].nunique() * 0 + int(plan["seeds"])
+    if plan.seeds is not None:
+        return table.groupby(["study", "task"])["seed"].nunique() * 0 + int(plan.seeds)
     return table.groupby(["study", "task"])["seed"].nunique()
 
 
-def _expected_by_look(table: pd.DataFrame, seq: dict[str, Any]) -> pd.Series:
+def _expected_by_look(table: pd.DataFrame, seq: Sequential) -> pd.Series:
     """Seeds expected per run group under a group-sequential design: the first look of the schedule at
     or above the seeds seen in the group (any status; at least the first look, which every group starts
     with), or those seeds past the last look. A group that stopped at a look is complete there; one seen
     between two looks (a round cut short, or a run lost) expects the next look's seeds."""
     seen = table.groupby(list(RUN_GROUP), sort=True)["seed"].nunique()
-    looks = sorted(int(k) for k in seq["schedule"])
+    looks = sorted(int(k) for k in seq.schedule)
     return seen.map(lambda k: next((p for p in looks if p >= max(k, looks[0])), int(k))).rename("n_expected")
 
 
@@ -87,7 +87,7 @@ def _moderate(out: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def cell_table(table: pd.DataFrame, plan: dict[str, Any], y: pd.DataFrame | None = None) -> pd.DataFrame:
+def cell_table(table: pd.DataFrame, plan: Plan, y: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per cell: key, the cell columns, params, macs, metric, mean, se, sd, sd_mod, df_mod,
     outlier, n_ok, n_failed, n_diverged, n_missing, n_expected, complete.
 
@@ -109,8 +109,8 @@ def cell_table(table: pd.DataFrame, plan: dict[str, Any], y: pd.DataFrame | None
     meta = g[["params"]].median()
     meta["macs"] = g["macs"].median() if "macs" in table.columns else np.nan
     meta["seeds_seen"] = g["seed"].nunique()
-    seq = plan.get("sequential")
-    if seq and plan.get("seeds") is None:  # runs grown where verdicts were open: each group its own look
+    seq = plan.sequential
+    if seq and plan.seeds is None:  # runs grown where verdicts were open: each group its own look
         exp_cell = (table[cols].drop_duplicates().join(_expected_by_look(table, seq), on=list(RUN_GROUP))
                     .groupby(cols)["n_expected"].max())
     else:
@@ -130,7 +130,7 @@ def cell_table(table: pd.DataFrame, plan: dict[str, Any], y: pd.DataFrame | None
     out = _moderate(out)
     out["se"] = out["sd_mod"] / np.sqrt(out["n_ok"].where(out["n_ok"] > 0))
     out["complete"] = out["n_ok"] >= out["n_expected"]
-    out["metric"] = out["task"].map(plan["metric"])
+    out["metric"] = out["task"].map(plan.metric)
     out["params"] = out["params"].round()  # float: a failed-only cell may have no params
     out["macs"] = pd.to_numeric(out["macs"], errors="coerce").round()
     out["key"] = [cell_key(*k) for k in zip(out["study"], out["task"], out["backbone"], out["train_set"],

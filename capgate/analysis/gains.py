@@ -19,7 +19,7 @@ Per site (study, task, family, backbone, train_set, eval_set, shift) and init ``
   (study, task), every pretrained init against the baseline in every cell. A study's verdicts never
   change because another study or task is in the same report.
 
-Verdict rule (:data:`VERDICT_RULE`): ``helps`` when the adjusted p < alpha (the gain is significantly
+Verdict rule (``verdicts.VERDICT_RULE``): ``helps`` when the adjusted p < alpha (the gain is significantly
 different from 0 after correction) and the estimate exceeds ``+m``; ``hurts`` the mirror image;
 ``within_noise`` when the adjusted TOST p < alpha (the gain is shown to lie inside ``(-m, +m)``);
 otherwise ``inconclusive``. The margin is fixed before looking at results (default 1 pp).
@@ -41,7 +41,6 @@ the noise prior refitted on more data say. Without the key every number is the f
 
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -49,69 +48,14 @@ from scipy import stats
 
 from capgate.analysis.cells import FAMILY, RUN_GROUP, SITE_COLUMNS, cell_table, metric_frame, pooled_noise
 from capgate.analysis.noise import noise_strata, squeeze_var
-from capgate.analysis.plan import margin_rule, sequential_looks
+from capgate.analysis.plan import Plan, Sequential, margin_rule, sequential_looks
 from capgate.analysis.planning import own_prior_df, power_helps, power_within, seeds_needed, seeds_to_decide
 from capgate.analysis.result import GAINS_COLUMNS
 from capgate.analysis.sequential import boundaries, repeated_p_value, z_from_t
+from capgate.analysis.verdicts import adjust_by_family, decide
 
-__all__ = ["compute_gains", "adjust_pvalues", "adjust_by_family", "decide", "seeds_needed", "power_helps",
-           "power_within", "VERDICT_RULE", "sequential_tests",
-           "gains_of_table"]
+__all__ = ["compute_gains", "seeds_needed", "power_helps", "power_within", "sequential_tests", "gains_of_table"]
 
-VERDICT_RULE = (
-    "helps: the Holm-adjusted p (family: every contrast of the study and task) is below alpha and the "
-    "estimated gain exceeds +margin; hurts: adjusted p below alpha and the estimate below -margin; "
-    "within_noise: the adjusted TOST p is below alpha, i.e. the gain is shown to lie inside (-margin, +margin); "
-    "inconclusive: anything else"
-)
-
-
-def adjust_pvalues(p: np.ndarray, method: str) -> np.ndarray:
-    """Holm (step-down FWER) or Benjamini-Hochberg (FDR) adjusted p-values; NaN entries stay NaN
-    and do not count as tests. ``method='none'`` returns ``p`` unchanged."""
-    p = np.asarray(p, dtype=float)
-    out = np.full_like(p, np.nan)
-    ok = np.isfinite(p)
-    m = int(ok.sum())
-    if m == 0:
-        return out
-    pv = p[ok]
-    order = np.argsort(pv, kind="mergesort")
-    ranked = pv[order]
-    if method == "holm":
-        adj = np.maximum.accumulate((m - np.arange(m)) * ranked)
-    elif method == "bh":
-        adj = np.minimum.accumulate((m / np.arange(m, 0, -1) * ranked[::-1]))[::-1]
-    elif method == "none":
-        adj = ranked
-    else:
-        raise ValueError(f"unknown correction {method!r}; valid: holm, bh, none")
-    res = np.empty(m)
-    res[order] = np.minimum(adj, 1.0)
-    out[ok] = res
-    return out
-
-
-def adjust_by_family(p: np.ndarray, family: np.ndarray, method: str) -> np.ndarray:
-    """``adjust_pvalues`` within each family label (one label per p-value)."""
-    p = np.asarray(p, dtype=float)
-    out = np.full_like(p, np.nan)
-    family = np.asarray(family)
-    for lab in pd.unique(family):
-        m = family == lab
-        out[m] = adjust_pvalues(p[m], method)
-    return out
-
-
-def decide(gain: float, p_adj: float, p_tost_adj: float, margin: float, alpha: float) -> str:
-    """The verdict of one contrast (see :data:`VERDICT_RULE`)."""
-    if np.isfinite(p_adj) and p_adj < alpha and gain > margin:
-        return "helps"
-    if np.isfinite(p_adj) and p_adj < alpha and gain < -margin:
-        return "hurts"
-    if np.isfinite(p_tost_adj) and p_tost_adj < alpha:
-        return "within_noise"
-    return "inconclusive"
 
 
 def _one_sided_repeated(z: np.ndarray, fractions: list[float], kind: str) -> np.ndarray:
@@ -123,7 +67,7 @@ def _one_sided_repeated(z: np.ndarray, fractions: list[float], kind: str) -> np.
 
 
 def sequential_tests(gain: np.ndarray, se: np.ndarray, df: np.ndarray, margin: np.ndarray, n_arm: np.ndarray,
-                     valid: np.ndarray, seq: dict[str, Any], alpha: float
+                     valid: np.ndarray, seq: Sequential, alpha: float
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(p, p_tost, ci_low, ci_high) of a group-sequential design: repeated p-values and repeated
     confidence intervals at each contrast's current look.
@@ -145,13 +89,13 @@ def sequential_tests(gain: np.ndarray, se: np.ndarray, df: np.ndarray, margin: n
             continue
         idx = np.flatnonzero([lk == fr for lk in looks])
         g, s, d, mg = gain[idx], se[idx], df[idx], margin[idx]
-        zf = np.vectorize(z_from_t)
-        p[idx] = repeated_p_value(zf(g / s, d), list(fr), seq["spending"])
+        zf = z_from_t
+        p[idx] = repeated_p_value(zf(g / s, d), list(fr), seq.spending)
         ok_m = np.isfinite(mg) & (mg > 0)
-        lower = _one_sided_repeated(zf((g + mg) / s, d), list(fr), seq["spending"])   # H0: gain <= -m
-        upper = _one_sided_repeated(-zf((g - mg) / s, d), list(fr), seq["spending"])  # H0: gain >= +m
+        lower = _one_sided_repeated(zf((g + mg) / s, d), list(fr), seq.spending)   # H0: gain <= -m
+        upper = _one_sided_repeated(-zf((g - mg) / s, d), list(fr), seq.spending)  # H0: gain >= +m
         p_tost[idx] = np.where(ok_m, np.maximum(lower, upper), np.nan)
-        c = boundaries(list(fr), alpha, seq["spending"])[-1]
+        c = boundaries(list(fr), alpha, seq.spending)[-1]
         a_k = 2 * stats.norm.sf(c)
         tc = stats.t.ppf(1 - a_k / 2, d) if a_k > 0 else np.inf
         lo[idx], hi[idx] = g - tc * s, g + tc * s
@@ -170,20 +114,20 @@ def _paired_stats(y: pd.DataFrame, baseline: str) -> pd.DataFrame:
     return g.agg(n_pairs="count", d_mean="mean", d_var="var").reset_index()
 
 
-def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: Plan) -> tuple[pd.DataFrame, pd.DataFrame]:
     """All contrasts of the plan. ``y``: ok rows from :func:`metric_frame`; ``cells``: :func:`cell_table`.
 
     Returns (gains with :data:`GAINS_COLUMNS` plus ``key``, noise table per (study, task): sd_pooled, df,
     margin, d0 of the paired-difference prior).
     """
-    alpha, baseline, method = plan["alpha"], plan["baseline"], plan["correction"]
+    alpha, baseline, method = plan.alpha, plan.baseline, plan.correction
     noise = pooled_noise(y)
     noise["margin"] = [r.sd_pooled if margin_rule(plan, r.task) == "pooled_sd" else float(margin_rule(plan, r.task))
                        for r in noise.itertuples(index=False)]
     site = list(SITE_COLUMNS)
     arm = cells[cells["init"] != baseline]
-    if plan["contrasts"] != "all":
-        arm = arm[arm["init"].isin(plan["contrasts"])]
+    if plan.contrasts != "all":
+        arm = arm[arm["init"].isin(plan.contrasts)]
     base = cells[cells["init"] == baseline][[*site, "mean", "sd", "sd_mod", "df_mod", "n_ok", "outlier"]]
     m = arm.merge(base, on=site, how="left", suffixes=("", "_b"))
     m = m.merge(_paired_stats(y, baseline), on=[*site, "init"], how="left")
@@ -192,7 +136,7 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: dict[str, Any]) ->
     n_a = m["n_ok"].to_numpy(dtype=float)
     n_b = m["n_ok_b"].fillna(0).to_numpy(dtype=float)
     n_p = m["n_pairs"].to_numpy(dtype=float)
-    pairing = plan.get("pairing", "auto")
+    pairing = plan.pairing
     paired = (n_p >= 2) if pairing == "auto" else (n_p >= 1) if pairing == "paired" else np.zeros(len(m), bool)
     fam = (m["study"] + "|" + m["task"]).to_numpy()
 
@@ -236,9 +180,9 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: dict[str, Any]) ->
         p_tost = np.where(valid & np.isfinite(margin) & (margin > 0),
                           np.maximum(stats.t.sf((gain + margin) / sev, dfv), stats.t.cdf((gain - margin) / sev, dfv)),
                           np.nan)
-        if plan.get("sequential"):
+        if plan.sequential:
             n_arm = np.where(paired, n_p, np.minimum(n_a, n_b))
-            p, p_tost, ci_low, ci_high = sequential_tests(gain, sev, dfv, margin, n_arm, valid, plan["sequential"],
+            p, p_tost, ci_low, ci_high = sequential_tests(gain, sev, dfv, margin, n_arm, valid, plan.sequential,
                                                           alpha)
         sd_raw = np.where(paired, np.sqrt(m["d_var"].to_numpy(dtype=float)),
                           np.sqrt((m["sd"].to_numpy(dtype=float) ** 2 + m["sd_b"].to_numpy(dtype=float) ** 2) / 2))
@@ -273,12 +217,12 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: dict[str, Any]) ->
         d0 = plan_d0.get(fam[i], 0.0) if paired else 0.0
         a_adj = alpha / max(int(m_family[i]), 1)
         ne, nd = seeds_needed(r.sd_mod, r.margin, alpha=a_adj, d0=d0, paired=paired,
-                              power=plan["power"], cap=plan["max_seeds"])
+                              power=plan.power, cap=plan.max_seeds)
         need_eq.append(ne)
         need_det.append(nd)
         n_now = int(r.n_pairs) if paired else int(min(r.n_init, r.n_baseline))
         need.append(seeds_to_decide(r.gain, r.sd_mod, r.margin, n_now, alpha=a_adj, d0=own_prior_df(r.df, n_now, paired),
-                                    paired=paired, power=plan["power"], cap=plan["max_seeds"]))
+                                    paired=paired, power=plan.power, cap=plan.max_seeds))
     gains["seeds_needed_within"] = pd.array(need_eq, dtype="Int64")
     gains["seeds_needed_helps"] = pd.array(need_det, dtype="Int64")
     gains["seeds_needed"] = pd.array(need, dtype="Int64")  # THE rule (planning.SEEDS_RULE), next-seeds' too
@@ -289,7 +233,7 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: dict[str, Any]) ->
     return gains[["key", *GAINS_COLUMNS]], noise
 
 
-def gains_of_table(table: pd.DataFrame, plan: dict[str, Any], y: pd.DataFrame | None = None,
+def gains_of_table(table: pd.DataFrame, plan: Plan, y: pd.DataFrame | None = None,
                    cells: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`compute_gains` of a validated results table, with a sequential design's stopping rule.
 
@@ -301,13 +245,13 @@ def gains_of_table(table: pd.DataFrame, plan: dict[str, Any], y: pd.DataFrame | 
     y = metric_frame(table, plan) if y is None else y
     cells = cell_table(table, plan, y) if cells is None else cells
     gains, noise = compute_gains(y, cells, plan)
-    seq = plan.get("sequential")
+    seq = plan.sequential
     if not seq or not len(table):
         return gains, noise
     rank = table.groupby(list(RUN_GROUP))["seed"].rank(method="dense")
     n_max = int(rank.max())
     stopped: dict[str, pd.Series] = {}
-    for look in (p for p in seq["schedule"] if p < n_max):
+    for look in (p for p in seq.schedule if p < n_max):
         sub = table[rank <= look]
         sub.attrs["capgate_validated"] = True
         at, _ = compute_gains(metric_frame(sub, plan), cell_table(sub, plan), plan)

@@ -18,8 +18,10 @@ The headline and the verdict map read the same verdicts and cannot disagree.
 Stability: a bootstrap with the same rule. Runs are resampled within each run group (study, task,
 backbone, train_set), the same seeds for every init and eval set (so pairs stay pairs and a run keeps
 its scores on every eval set together); each replicate recomputes the gains, their p-values with the
-stabilised standard error held fixed, the Holm adjustment within the family and the verdicts, then the
-gate. ``p_status`` is the share of replicates with the same gate rung; ``ci_low``/``ci_high`` the
+stabilised standard error held fixed (exactly the verdicts' p-values: the fixed-design t test, or under a
+sequential plan the repeated p-value at the contrast's look), the plan's adjustment within the family
+(:func:`capgate.analysis.verdicts.adjust_rows`: a replicate without a value is not a test) and the
+verdicts, then the gate. ``p_status`` is the share of replicates with the same gate rung; ``ci_low``/``ci_high`` the
 params bounding the central ``1 - alpha`` range of the replicates' gate (null: outside the tested range).
 """
 
@@ -27,13 +29,17 @@ from __future__ import annotations
 
 import re
 import warnings
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["capacity_gates", "gate_index", "holm_rows", "adjust_rows", "rung_name", "GATE_STATUSES"]
+from capgate.analysis.gains import sequential_tests
+from capgate.analysis.plan import Plan
+from capgate.analysis.verdicts import adjust_rows
+from capgate.schema import format_params as _fmt
+
+__all__ = ["capacity_gates", "gate_index", "rung_name", "GATE_STATUSES"]
 
 GATE_STATUSES = ("gate", "helps_everywhere", "no_gate_in_range", "undetermined")
 _GROUP = ["study", "task", "family", "shift", "init"]
@@ -55,54 +61,13 @@ def gate_index(helps: np.ndarray) -> np.ndarray:
     return last_bad + 1
 
 
-def holm_rows(p: np.ndarray) -> np.ndarray:
-    """Holm-adjusted p-values along axis 1 of a (reps, m) array (NaN counts as p = 1)."""
-    p = np.where(np.isfinite(p), p, 1.0)
-    m = p.shape[1]
-    order = np.argsort(p, axis=1, kind="mergesort")
-    ranked = np.take_along_axis(p, order, axis=1)
-    adj = np.minimum(np.maximum.accumulate((m - np.arange(m)) * ranked, axis=1), 1.0)
-    out = np.empty_like(adj)
-    np.put_along_axis(out, order, adj, axis=1)
-    return out
-
-
-def adjust_rows(p: np.ndarray, method: str) -> np.ndarray:
-    """:func:`capgate.analysis.gains.adjust_pvalues` applied to every row of ``p`` (replicates x tests),
-    vectorised over the rows without a NaN (the others, whose number of tests differs, row by row)."""
-    from capgate.analysis.gains import adjust_pvalues  # noqa: PLC0415 (gains imports nothing from here)
-
-    p = np.asarray(p, dtype=float)
-    out = np.full_like(p, np.nan)
-    full = np.isfinite(p).all(axis=1)
-    if method not in ("bh", "none", "holm"):
-        raise ValueError(f"unknown correction {method!r}; valid: holm, bh, none")
-    if full.any():
-        q = p[full]
-        m = q.shape[1]
-        order = np.argsort(q, axis=1, kind="mergesort")
-        ranked = np.take_along_axis(q, order, axis=1)
-        if method == "holm":
-            adj = np.maximum.accumulate((m - np.arange(m)) * ranked, axis=1)
-        elif method == "bh":
-            adj = np.minimum.accumulate((m / np.arange(m, 0, -1) * ranked[:, ::-1]), axis=1)[:, ::-1]
-        else:
-            adj = ranked
-        res = np.empty_like(adj)
-        np.put_along_axis(res, order, np.minimum(adj, 1.0), axis=1)
-        out[full] = res
-    for r in np.flatnonzero(~full):
-        out[r] = adjust_pvalues(p[r], method)
-    return out
-
-
-def _boot_helps(y: pd.DataFrame, gains: pd.DataFrame, plan: dict[str, Any],
+def _boot_helps(y: pd.DataFrame, gains: pd.DataFrame, plan: Plan,
                 rng: np.random.Generator) -> np.ndarray | None:
     """(n_boot, n_contrasts) bool: helps in each bootstrap replicate under the verdict rule."""
-    n_boot = int(plan["n_boot"])
+    n_boot = int(plan.n_boot)
     if n_boot <= 0 or not len(gains):
         return None
-    alpha, baseline = plan["alpha"], plan["baseline"]
+    alpha, baseline = plan.alpha, plan.baseline
     per_seed = y.groupby(["study", "task", "backbone", "train_set", "eval_set", "init", "seed"])["y"].mean()
     gains_b = np.full((n_boot, len(gains)), np.nan)
     for (study, task, bb, train), idx in gains.groupby(["study", "task", "backbone", "train_set"]).groups.items():
@@ -125,21 +90,36 @@ def _boot_helps(y: pd.DataFrame, gains: pd.DataFrame, plan: dict[str, Any],
                     gains_b[:, gains.index.get_loc(i)] = np.nanmean((a - b)[draw], axis=1)
                 else:
                     gains_b[:, gains.index.get_loc(i)] = np.nanmean(a[draw], axis=1) - np.nanmean(b[draw], axis=1)
-    se = gains["se"].to_numpy(dtype=float)
-    df = np.minimum(gains["df"].to_numpy(dtype=float), 1e6)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = 2 * stats.t.sf(np.abs(gains_b) / se, np.where(np.isfinite(df), df, 1.0))
-    p = np.where(np.isfinite(se) & np.isfinite(df), p, np.nan)
+    p = _rule_p(gains_b, gains, plan)
     p_adj = np.full_like(p, np.nan)
     fam = (gains["study"] + "|" + gains["task"]).to_numpy()
     for lab in pd.unique(fam):
-        cols = np.flatnonzero((fam == lab) & np.isfinite(se))
+        cols = np.flatnonzero((fam == lab) & np.isfinite(gains["se"].to_numpy(dtype=float)))
         if len(cols):
-            if plan["correction"] == "holm":
-                p_adj[:, cols] = holm_rows(p[:, cols])
-            else:  # bh / none: the same adjustment as the point estimate, all replicates at once
-                p_adj[:, cols] = adjust_rows(p[:, cols], plan["correction"])
+            p_adj[:, cols] = adjust_rows(p[:, cols], plan.correction)
     return (p_adj < alpha) & (gains_b > gains["margin"].to_numpy(dtype=float))
+
+
+def _rule_p(gains_b: np.ndarray, gains: pd.DataFrame, plan: Plan) -> np.ndarray:
+    """The two-sided p-values the verdicts use (:func:`capgate.analysis.gains.compute_gains`), of each
+    replicate's gains (n_boot, n_contrasts) with each contrast's standard error and df held fixed: the
+    fixed-design t test, or under a sequential plan the repeated p-value at the contrast's look."""
+    n_boot = gains_b.shape[0]
+    se = np.broadcast_to(gains["se"].to_numpy(dtype=float), gains_b.shape)
+    df = np.broadcast_to(gains["df"].to_numpy(dtype=float), gains_b.shape)
+    valid = np.isfinite(gains_b) & np.isfinite(se) & (se > 0) & np.isfinite(df) & (df > 0)
+    dfv = np.where(valid, np.minimum(df, 1e6), 1.0)
+    sev = np.where(valid, se, 1.0)
+    seq = plan.sequential
+    if not seq:
+        with np.errstate(invalid="ignore"):
+            return np.where(valid, 2 * stats.t.sf(np.abs(gains_b) / sev, dfv), np.nan)
+    paired = (gains["pairing"] == "paired").to_numpy()
+    n_arm = np.where(paired, gains["n_pairs"], np.minimum(gains["n_init"], gains["n_baseline"])).astype(float)
+    margin = np.broadcast_to(gains["margin"].to_numpy(dtype=float), gains_b.shape)
+    p = sequential_tests(gains_b.ravel(), sev.ravel(), dfv.ravel(), margin.ravel(), np.tile(n_arm, n_boot),
+                         valid.ravel(), seq, plan.alpha)[0]
+    return p.reshape(gains_b.shape)
 
 
 def _rung_word(verdicts: list[str]) -> str:
@@ -147,17 +127,13 @@ def _rung_word(verdicts: list[str]) -> str:
     return verdicts[0] if len(vs) == 1 else "mixed"
 
 
-def _fmt(p: float) -> str:
-    return f"{p / 1e6:.3g}M" if p >= 1e6 else f"{p / 1e3:.3g}k" if p >= 1e3 else f"{p:.0f}"
-
-
-def capacity_gates(y: pd.DataFrame, gains: pd.DataFrame, plan: dict[str, Any],
+def capacity_gates(y: pd.DataFrame, gains: pd.DataFrame, plan: Plan,
                    rng: np.random.Generator) -> pd.DataFrame:
     """One row per (study, task, family, shift, init): key, status, rung_from, gate_params, rung_below,
     below_params, ci_low, ci_high, p_status, margin, n_rungs, rung_params, rung_names, rung_verdicts, text."""
     gains = gains.reset_index(drop=True)
     boot = _boot_helps(y, gains, plan, rng)
-    level = 1 - plan["alpha"]
+    level = 1 - plan.alpha
     rows = []
     for (study, task, family, shift, init), g in gains.groupby(_GROUP, sort=True):
         baseline = g["baseline"].iloc[0]

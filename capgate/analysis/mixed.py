@@ -206,7 +206,8 @@ def _crosscheck(frame: pd.DataFrame, metric: str, formula: str, fixed: list[dict
         rows.append({"term": name, "mixed": fe["estimate"], "ols": b_o, "ols_se": s_o, "agree": not bad})
         if bad:
             disagree.append(name)
-    return {"method": "OLS on cell means, cluster-robust by backbone", "terms": rows, "disagree": disagree}
+    return {"method": "OLS on cell means, cluster-robust by backbone", "terms": rows, "disagree": disagree,
+            "warnings": ols.warnings}
 
 
 def fit_mixed(y: pd.DataFrame, *, name: str, task: str, metric: str, baseline: str,

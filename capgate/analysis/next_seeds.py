@@ -38,7 +38,7 @@ from capgate.analysis.cells import cell_table
 from capgate.analysis.gains import gains_of_table
 from capgate.analysis.planning import own_prior_df, p_decided
 from capgate.analysis.load import validate
-from capgate.analysis.plan import resolve_plan, sequential_looks
+from capgate.analysis.plan import Plan, Sequential, resolve_plan, sequential_looks
 from capgate.analysis.sequential import nominal_levels
 from capgate.errors import ResultsError
 
@@ -111,7 +111,7 @@ def _fmt(x: float) -> str:
     return "?" if not np.isfinite(x) else f"{x:+.4f}"
 
 
-def _p_decided(r: Any, n: int, target: int, alpha_adj: float, seq: dict[str, Any] | None) -> float:
+def _p_decided(r: Any, n: int, target: int, alpha_adj: float, seq: Sequential | None) -> float:
     """Chance the contrast is decided at ``target`` seeds per arm (:func:`capgate.analysis.planning.p_decided`,
     the rule gains.csv's ``seeds_needed`` solves), under a sequential design at the nominal level of the
     target look."""
@@ -121,14 +121,14 @@ def _p_decided(r: Any, n: int, target: int, alpha_adj: float, seq: dict[str, Any
     level = alpha_adj
     if seq:
         looks = sequential_looks(float(target), seq)
-        level = float(nominal_levels(looks, alpha_adj, seq["spending"])[-1]) if looks else alpha_adj
+        level = float(nominal_levels(looks, alpha_adj, seq.spending)[-1]) if looks else alpha_adj
         if level <= 0:
             return 0.0
     return float(p_decided(r.gain, r.sd_mod, r.margin, target, alpha=level,
                            d0=own_prior_df(r.df, n, paired), paired=paired))
 
 
-def next_seeds(table: pd.DataFrame, plan: dict[str, Any] | None = None, *, max_seeds: int | None = None,
+def next_seeds(table: pd.DataFrame, plan: Plan | dict[str, Any] | None = None, *, max_seeds: int | None = None,
                max_runs: int | None = None) -> SeedAdvice:
     """The seeds to add per run group so that open contrasts can be decided (see the module doc).
 
@@ -141,18 +141,18 @@ def next_seeds(table: pd.DataFrame, plan: dict[str, Any] | None = None, *, max_s
         raise ResultsError(f"max_runs = {max_runs}: a contrast needs a new run in each arm; pass --max-runs 2 or more")
     plan = resolve_plan(plan)  # idempotent on a resolved plan
     table = table if table.attrs.get("capgate_validated") else validate(table)
-    if plan["baseline"] not in set(table["init"]):
-        raise ResultsError(f"plan baseline {plan['baseline']!r} is not an init of the results table (inits: "
+    if plan.baseline not in set(table["init"]):
+        raise ResultsError(f"plan baseline {plan.baseline!r} is not an init of the results table (inits: "
                            f"{sorted(table['init'].unique())}); set the plan's 'baseline'")
-    seq = plan.get("sequential")
-    cap = int(max_seeds) if max_seeds is not None else int(seq["max_seeds"]) if seq else DEFAULT_MAX_SEEDS
+    seq = plan.sequential
+    cap = int(max_seeds) if max_seeds is not None else int(seq.max_seeds) if seq else DEFAULT_MAX_SEEDS
     if seq:
-        cap = min(cap, int(seq["max_seeds"]))
+        cap = min(cap, int(seq.max_seeds))
     if cap < 2:
         raise ResultsError(f"max_seeds = {cap}: a contrast needs at least 2 seeds per arm; pass --max-seeds 2 or more")
     cells = cell_table(table, plan)
     gains, _ = gains_of_table(table, plan, cells=cells)
-    baseline, alpha = plan["baseline"], plan["alpha"]
+    baseline, alpha = plan.baseline, plan.alpha
     fam = gains["study"] + "|" + gains["task"]
     m_family = gains["p_value"].notna().groupby(fam).transform("sum").clip(lower=1)
 
@@ -175,7 +175,7 @@ def next_seeds(table: pd.DataFrame, plan: dict[str, Any] | None = None, *, max_s
                                 "reason": f"{interval} still inconclusive at the cap of {cap} seeds per arm"})
             continue
         if seq:
-            target = next((p for p in seq["schedule"] if p > n), cap)
+            target = next((p for p in seq.schedule if p > n), cap)
         else:
             sn = r.seeds_needed
             target = max(n + 1, int(sn) if pd.notna(sn) else 3)
@@ -204,7 +204,7 @@ def next_seeds(table: pd.DataFrame, plan: dict[str, Any] | None = None, *, max_s
         have = int(have_ok.get(key, 0))
         contrasts = sorted(set(e["contrasts"]))
         look = (f"next look at {e['target']} seeds per arm" if seq else f"{e['target']} seeds per arm for power "
-                f"{plan['power']}")
+                f"{plan.power}")
         add.append({**dict(zip(GROUP_COLUMNS, key)), "seeds": int(e["k"]), "new_seeds": list(range(start, start + e["k"])),
                     "have": have, "target": int(e["target"]), "contrasts": contrasts,
                     "expected_decided": round(e["p"], 4), "per_run": round(e["p"] / max(e["k"], 1), 4),
@@ -254,7 +254,7 @@ def _within_budget(wanted: list[dict[str, Any]], max_runs: int | None) -> tuple[
     return chosen, [w for u in left for w in u["members"]]
 
 
-def replay_adaptive(full: pd.DataFrame, plan: dict[str, Any] | None, *, first: int, max_rounds: int = 10,
+def replay_adaptive(full: pd.DataFrame, plan: Plan | dict[str, Any] | None, *, first: int, max_rounds: int = 10,
                     max_seeds: int | None = None) -> tuple[pd.DataFrame, list[SeedAdvice]]:
     """The adaptive loop on a table that already holds every seed a loop could ask for (a simulated study
     with the maximum seeds): round 1 shows seeds ``< first`` of every run group, each later round shows

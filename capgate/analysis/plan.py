@@ -7,11 +7,18 @@ design (``sequential``: looks after rounds of new seeds, see :func:`sequential_l
 expectations ``capgate check`` verifies, and how a foreign table's columns map onto the results table
 (``columns: {COLUMN: SOURCE}``, :mod:`capgate.analysis.columns`) with the user's own shift labels
 (``shift_labels: [corruption]``). ``None`` for a key means "use the default".
+
+A plan is resolved once, at the entry (:func:`load_plan` for a YAML file, :func:`resolve_plan` for a
+dict), into a frozen :class:`Plan`; every step reads its attributes. :meth:`Plan.to_dict` gives the
+plain form written into ``summary.json`` (and accepted back by :func:`resolve_plan`).
 """
 
 from __future__ import annotations
 
 import copy
+import os
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +26,11 @@ import numpy as np
 import yaml
 
 from capgate.schema import CLASSIFICATION_METRICS, DETECTION_METRICS, SHIFTS, TASKS
-from capgate.analysis.result import VERDICTS
+from capgate.analysis.verdicts import CORRECTIONS, DECIDED, VERDICTS
 from capgate.errors import ResultsError, SpecError
 
-__all__ = ["DEFAULT_PLAN", "DEFAULT_MARGIN", "PAIRINGS", "load_plan", "resolve_plan", "expectation_text",
-           "margin_rule", "sequential_looks", "default_schedule"]
-
-DECIDED = ("helps", "within_noise", "hurts")
+__all__ = ["Plan", "Sequential", "as_plan", "DEFAULT_PLAN", "DEFAULT_MARGIN", "PAIRINGS", "load_plan", "resolve_plan",
+           "expectation_text", "margin_rule", "sequential_looks", "default_schedule"]
 
 DEFAULT_PLAN: dict[str, Any] = {
     "name": "default",
@@ -47,7 +52,6 @@ DEFAULT_PLAN: dict[str, Any] = {
     "shift_labels": [],
 }
 
-CORRECTIONS = ("holm", "bh", "none")
 PAIRINGS = ("auto", "paired", "unpaired")
 #: The fixed margin when a plan sets none: 1 percentage point of the metric.
 DEFAULT_MARGIN = 0.01
@@ -56,7 +60,73 @@ _TASK_METRICS = {"detection": DETECTION_METRICS, "classification": CLASSIFICATIO
 _EXPECTATION_KEYS = {"init", "verdict", "shift", "task", "family", "min_params", "max_params", "text"}
 
 
-def load_plan(path: str | Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Sequential:
+    """A group-sequential design: looks after ``schedule`` seeds per arm (increasing, the last is
+    ``max_seeds``), Lan-DeMets alpha spending of the ``spending`` kind."""
+
+    max_seeds: int
+    schedule: tuple[int, ...]
+    spending: str = "obrien_fleming"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"max_seeds": self.max_seeds, "schedule": list(self.schedule), "spending": self.spending}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A resolved, validated analysis plan (the keys of :data:`DEFAULT_PLAN` as attributes).
+
+    ``metric``: task -> metric column; ``contrasts``: ``"all"`` or the init names compared with the
+    ``baseline``; ``margin``: a number, ``"pooled_sd"``, or task -> either (see :func:`margin_rule`);
+    ``sequential``: None for a fixed design (one look); ``expectations``: validated mappings, each with
+    its readable ``text``; ``source``: the YAML file it came from, if any.
+    """
+
+    name: str
+    metric: dict[str, str]
+    baseline: str
+    contrasts: str | tuple[str, ...]
+    margin: float | str | dict[str, float | str]
+    pairing: str
+    alpha: float
+    correction: str
+    interval: str
+    power: float
+    max_seeds: int
+    seeds: int | None
+    n_boot: int
+    sequential: Sequential | None
+    expectations: tuple[dict[str, Any], ...]
+    columns: dict[str, str] = dataclasses.field(default_factory=dict)
+    shift_labels: tuple[str, ...] = ()
+    source: str | None = None
+    description: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plain (JSON-able) form: every key of :data:`DEFAULT_PLAN`, plus source and description when set."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name in ("source", "description") and v is None:
+                continue
+            if f.name == "contrasts" and v != "all":
+                v = list(v)
+            elif f.name == "sequential" and v is not None:
+                v = v.to_dict()
+            elif f.name == "expectations":
+                v = [dict(e) for e in v]
+            elif f.name == "shift_labels":
+                v = list(v)
+            out[f.name] = copy.deepcopy(v)
+        return out
+
+    def replace(self, **changes: Any) -> "Plan":
+        """A copy with ``changes`` (plain values, validated like a plan dict)."""
+        return resolve_plan({**self.to_dict(), **changes}, source=self.source or "plan")
+
+
+def load_plan(path: str | Path) -> Plan:
     """Read a plan YAML file and return it resolved against :data:`DEFAULT_PLAN`."""
     path = Path(path)
     try:
@@ -67,17 +137,28 @@ def load_plan(path: str | Path) -> dict[str, Any]:
         raise SpecError(f"{path}: not valid YAML ({exc}); fix the syntax") from exc
     if raw is None:
         raw = {}
-    plan = resolve_plan(raw, source=str(path))
-    plan["source"] = str(path)
-    return plan
+    if isinstance(raw, dict):
+        raw = {**raw, "source": str(path)}
+    return resolve_plan(raw, source=str(path))
+
+
+def as_plan(plan: Plan | dict[str, Any] | str | os.PathLike | None) -> Plan:
+    """THE resolution of a plan argument, done once at an entry point: a :class:`Plan` as it is, a
+    dict (or None: the defaults) through :func:`resolve_plan`, a path through :func:`load_plan`."""
+    if plan is None or isinstance(plan, (Plan, dict)):
+        return resolve_plan(plan)
+    return load_plan(plan)
 
 
 def _err(source: str, key: str, value: Any, valid: str) -> SpecError:
     return SpecError(f"{source}: plan key {key!r} has invalid value {value!r}; valid: {valid}")
 
 
-def resolve_plan(plan: dict[str, Any] | None, *, source: str = "plan") -> dict[str, Any]:
-    """Validate a plan dict and fill in defaults; errors name the key, the value and the valid choices."""
+def resolve_plan(plan: Plan | dict[str, Any] | None, *, source: str = "plan") -> Plan:
+    """Validate a plan dict and fill in defaults; errors name the key, the value and the valid choices.
+    A :class:`Plan` is returned as it is (it was resolved already)."""
+    if isinstance(plan, Plan):
+        return plan
     if plan is None:
         plan = {}
     if not isinstance(plan, dict):
@@ -143,12 +224,14 @@ def resolve_plan(plan: dict[str, Any] | None, *, source: str = "plan") -> dict[s
 
     try:
         out["columns"] = check_columns_block(out["columns"], source=source)
-        out["shift_labels"] = list(check_shift_labels(out["shift_labels"], what=f"{source}: plan key 'shift_labels'"))
+        out["shift_labels"] = tuple(check_shift_labels(out["shift_labels"], what=f"{source}: plan key 'shift_labels'"))
     except ResultsError as exc:
         raise SpecError(str(exc)) from None
     shifts = (*SHIFTS, *out["shift_labels"])
-    out["expectations"] = [_expectation(e, i, source, shifts) for i, e in enumerate(out["expectations"])]
-    return out
+    out["expectations"] = tuple(_expectation(e, i, source, shifts) for i, e in enumerate(out["expectations"]))
+    if out["contrasts"] != "all":
+        out["contrasts"] = tuple(out["contrasts"])
+    return Plan(**out)
 
 
 def _margin(margin: Any, source: str) -> Any:
@@ -180,12 +263,14 @@ def default_schedule(max_seeds: int, first: int = 3) -> list[int]:
     return pts
 
 
-def _sequential(seq: Any, source: str) -> dict[str, Any] | None:
+def _sequential(seq: Any, source: str) -> Sequential | None:
     """The ``sequential`` key: None (a fixed design, one look) or the pre-declared design."""
     from capgate.analysis.sequential import SPENDING
 
     if seq is None or seq is False:
         return None
+    if isinstance(seq, Sequential):
+        seq = seq.to_dict()
     if not isinstance(seq, dict):
         raise _err(source, "sequential", seq, f"null (one look) or a mapping like {_SEQ_EXAMPLE}")
     unknown = sorted(set(seq) - _SEQ_KEYS)
@@ -207,23 +292,23 @@ def _sequential(seq: Any, source: str) -> dict[str, Any] | None:
     spending = seq.get("spending", "obrien_fleming")
     if spending not in SPENDING:
         raise _err(source, "sequential.spending", spending, str(list(SPENDING)))
-    return {"max_seeds": n_max, "schedule": list(schedule), "spending": spending}
+    return Sequential(max_seeds=n_max, schedule=tuple(schedule), spending=spending)
 
 
-def sequential_looks(n: float, seq: dict[str, Any]) -> list[float]:
+def sequential_looks(n: float, seq: Sequential) -> list[float]:
     """Information fractions of the looks a contrast with ``n`` seeds per arm has had under the design
     ``seq``: every schedule point below ``n`` (an earlier round's look), then the current look at
     ``n / max_seeds`` (capped at 1). Empty when ``n < 2`` (nothing to test)."""
     if not np.isfinite(n) or n < 2:
         return []
-    n_max = float(seq["max_seeds"])
-    pts = [p / n_max for p in seq["schedule"] if p < min(n, n_max)]
+    n_max = float(seq.max_seeds)
+    pts = [p / n_max for p in seq.schedule if p < min(n, n_max)]
     return [*pts, min(float(n) / n_max, 1.0)]
 
 
-def margin_rule(plan: dict[str, Any], task: str) -> Any:
+def margin_rule(plan: Plan, task: str) -> Any:
     """The margin rule of one task: ``'pooled_sd'`` or a number."""
-    m = plan["margin"]
+    m = plan.margin
     if isinstance(m, dict):
         return m.get(task, DEFAULT_MARGIN)
     return m

@@ -16,10 +16,11 @@ means over train sets), with standard error ``sqrt(sum se_i^2) / k`` from the ce
 
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from capgate.analysis.plan import Plan
 from scipy import stats
 
 __all__ = ["rankings", "ranking_stability", "kendall_tau_rows"]
@@ -46,13 +47,13 @@ def kendall_tau_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return s.mean(axis=1)
 
 
-def ranking_stability(y: pd.DataFrame, ranks: pd.DataFrame, plan: dict[str, Any],
+def ranking_stability(y: pd.DataFrame, ranks: pd.DataFrame, plan: Plan,
                       rng: np.random.Generator) -> dict[str, pd.DataFrame]:
     """{"tau": task, eval_set, init_a, init_b, kendall_tau, tau_ref_median, tau_ref_low, p_flip, flips,
     n_backbones; "pairs": task, eval_set, init, upper, lower, gap, p_keep}."""
     taus, pairs = [], []
-    n_boot = max(int(plan["n_boot"]), 200)
-    alpha = plan["alpha"]
+    n_boot = max(int(plan.n_boot), 200)
+    alpha = plan.alpha
     for (task, ev), r in ranks.groupby(["task", "eval_set"], sort=True):
         inits = sorted(r["init"].unique())
         by = {i: r[r["init"] == i].set_index("backbone") for i in inits}

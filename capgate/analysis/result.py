@@ -11,9 +11,10 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["Analysis", "GAINS_COLUMNS", "VERDICTS", "EXPECTATION_STATUSES"]
+from capgate.analysis.plan import Plan
+from capgate.analysis.verdicts import VERDICTS
 
-VERDICTS = ("helps", "within_noise", "hurts", "inconclusive")
+__all__ = ["Analysis", "GAINS_COLUMNS", "VERDICTS", "EXPECTATION_STATUSES"]
 
 #: Columns of ``gains.csv``: one row per cell x pretrained init vs the baseline.
 #: ``sd_raw``/``sd_mod``: the contrast's own run-to-run SD (of the paired differences when paired, else
@@ -45,7 +46,7 @@ class Analysis:
         in ``ranking_stability`` (dict of DataFrames keyed "tau" and "pairs").
     ``pareto``: per init and cost axis (params, macs, latency_ms): backbone, cost, metric, on_front.
     ``completeness``: per cell, counts of ok/failed/diverged/missing seeds.
-    ``plan``: the resolved analysis plan (dict).
+    ``plan``: the resolved analysis plan.
     ``methods``: facts for the methods text: formula, interval method, correction, margin rule...
     ``provenance``: versions, git shas, spec hashes, data fingerprints seen in the table.
     ``expectations``: one row per plan expectation: text, status, holds (bool), detail.
@@ -61,7 +62,7 @@ class Analysis:
     ranking_stability: dict[str, pd.DataFrame]
     pareto: pd.DataFrame
     completeness: pd.DataFrame
-    plan: dict[str, Any]
+    plan: Plan
     methods: dict[str, Any]
     provenance: dict[str, Any]
     expectations: pd.DataFrame

@@ -182,13 +182,16 @@ def repeated_p_value(z: float | np.ndarray, fractions: Sequence[float], kind: st
     return float(out) if np.ndim(out) == 0 else out
 
 
-def z_from_t(t_stat: float, df: float) -> float:
+def z_from_t(t_stat: float | np.ndarray, df: float | np.ndarray) -> float | np.ndarray:
     """The z value with the same two-sided p-value as a t statistic on ``df`` degrees of freedom
-    (how a small-sample t test enters a design built on the normal scale)."""
-    if not np.isfinite(t_stat):
-        return t_stat
-    p = 2.0 * stats.t.sf(abs(t_stat), df)
-    return float(np.copysign(stats.norm.isf(p / 2.0), t_stat)) if p > 0 else float(np.copysign(np.inf, t_stat))
+    (how a small-sample t test enters a design built on the normal scale); element-wise on arrays,
+    a non-finite statistic passes through."""
+    t = np.asarray(t_stat, dtype=float)
+    with np.errstate(invalid="ignore"):
+        p = 2.0 * stats.t.sf(np.abs(t), df)
+        z = np.where(p > 0, np.copysign(stats.norm.isf(p / 2.0), t), np.copysign(np.inf, t))
+    z = np.where(np.isfinite(t), z, t)
+    return float(z) if np.ndim(z) == 0 else z
 
 
 __all__ += ["repeated_p_value", "z_from_t"]

@@ -89,13 +89,12 @@ def build_summary(a: "Analysis") -> dict[str, Any]:
                          "init": r["init"].iloc[0], "order": list(r["backbone"]),
                          "means": [jsonable(v) for v in r["mean"]]})
     tau = a.ranking_stability.get("tau", pd.DataFrame())
-    plan = {k: v for k, v in a.plan.items() if k != "expectations"}
-    plan["expectations"] = [e["text"] for e in a.plan.get("expectations", [])]
+    plan = {**a.plan.to_dict(), "expectations": [e["text"] for e in a.plan.expectations]}
     return jsonable({
         "schema": SUMMARY_SCHEMA,
         "studies": a.provenance.get("studies", []),
         "tasks": tasks,
-        "metric": {t: a.plan["metric"][t] for t in tasks},
+        "metric": {t: a.plan.metric[t] for t in tasks},
         "plan": plan,
         "families": a.methods.get("families", []),
         "n_ok_runs": int(cells["n_ok"].sum()) if len(cells) else 0,

@@ -23,7 +23,9 @@ from statistics import NormalDist
 from typing import Any
 
 from capgate.analysis.summary import _num, gate_interval, param_ranges, validate_summary
+from capgate.analysis.verdicts import DECIDED
 from capgate.errors import InputError
+from capgate.schema import format_params
 
 __all__ = ["CheckRow", "CheckResult", "compare", "pooled_sd", "auto_z", "check_studies", "FAMILY_ALPHA", "SE_MODES"]
 
@@ -32,7 +34,6 @@ FAMILY_ALPHA = 0.01
 SE_MODES = ("cell", "pooled")
 #: How plan expectations are judged (see :func:`_compare_expectations`).
 EXPECTATION_MODES = ("hold", "baseline")
-_DEFINITE = ("helps", "within_noise", "hurts")
 _STATUS_ORDER = {"fail": 0, "warn": 1, "pass": 2}
 
 
@@ -85,13 +86,6 @@ def _fmt_metric(v: Any) -> str:
 
 def _fmt_pp(v: float) -> str:
     return f"±{100 * v:.2f} pp"
-
-
-def _fmt_params(v: Any) -> str:
-    if v is None:
-        return "—"
-    v = float(v)
-    return f"{v / 1e6:.3g}M" if v >= 1e6 else f"{v / 1e3:.3g}k" if v >= 1e3 else f"{v:.0f}"
 
 
 def _by_key(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -175,7 +169,7 @@ def _compare_verdicts(base: dict, cur: dict) -> list[CheckRow]:
         vb, vc = b.get("verdict"), c.get("verdict")
         if vb == vc:
             rows.append(CheckRow("verdict", key, vb, vc, "", "pass"))
-        elif vb in _DEFINITE and vc in _DEFINITE:
+        elif vb in DECIDED and vc in DECIDED:
             rows.append(CheckRow("verdict", key, vb, vc, "", "fail", f"verdict flipped {vb} -> {vc}"))
         else:
             rows.append(CheckRow("verdict", key, str(vb), str(vc), "", "warn", f"verdict moved {vb} -> {vc}"))
@@ -186,10 +180,10 @@ def _compare_verdicts(base: dict, cur: dict) -> list[CheckRow]:
 
 
 def _gate_txt(g: dict[str, Any]) -> str:
-    lo, hi = _fmt_params(_num(g.get("ci_low"))), _fmt_params(_num(g.get("ci_high")))
+    lo, hi = format_params(_num(g.get("ci_low"))), format_params(_num(g.get("ci_high")))
     if g.get("status") == "gate":
-        return (f"gate {g.get('rung_below') or _fmt_params(_num(g.get('below_params')))}"
-                f"–{g.get('rung_from') or _fmt_params(_num(g.get('gate_params')))} [{lo}, {hi}]")
+        return (f"gate {g.get('rung_below') or format_params(_num(g.get('below_params')))}"
+                f"–{g.get('rung_from') or format_params(_num(g.get('gate_params')))} [{lo}, {hi}]")
     if g.get("ci_low") is not None or g.get("ci_high") is not None:
         return f"{g.get('status')} [{lo}, {hi}]"
     return str(g.get("status"))
@@ -309,7 +303,7 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], *, abs_tol: float
                 else "se = each cell's stabilised standard error (moderated SD / sqrt(n_ok))")
     rule = (f"cell mean passes when |current - baseline| <= max(z * sqrt(se_base^2 + se_current^2), abs_tol) "
             f"with z = {z:.3g}{z_words}, {se_words}, abs_tol = {abs_tol:g}; verdict flips among "
-            "helps/within_noise/hurts fail, moves to/from inconclusive warn; a gate fails when its interval no longer "
+            f"{'/'.join(DECIDED)} fail, moves to/from inconclusive warn; a gate fails when its interval no longer "
             "overlaps the baseline's (a status change with overlapping intervals, or to/from undetermined, warns); "
             + ("plan expectations must hold" if expectations == "hold" else
                "plan expectations must keep the baseline's status (holds / does not hold)")

@@ -45,15 +45,15 @@ def current_summary(results: str | os.PathLike | Sequence[str | os.PathLike] | A
     given) and analyze them."""
     import pandas as pd
 
-    from capgate.analysis import analyze, build_summary, evaluate_expectations, load_plan, load_results, resolve_plan
+    from capgate.analysis import analyze, as_plan, build_summary, evaluate_expectations, load_results
 
-    resolved = None if plan is None else (resolve_plan(plan) if isinstance(plan, dict) else load_plan(plan))
+    resolved = None if plan is None else as_plan(plan)
     if isinstance(results, pd.DataFrame):  # a table the caller loaded (the CLI's one results loader)
         return build_summary(analyze(results, resolved))
     paths = _paths(results)
     if len(paths) == 1 and paths[0].suffix == ".json":
         summary = read_summary(paths[0])
-        if resolved is not None and resolved.get("expectations"):
+        if resolved is not None and resolved.expectations:
             exp = evaluate_expectations(pd.DataFrame(summary["verdicts"]), resolved)
             summary = {**summary, "expectations": [
                 {"text": r.text, "status": r.status, "holds": bool(r.holds), "detail": r.detail}

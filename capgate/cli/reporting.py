@@ -37,10 +37,10 @@ def next_seeds_cmd(results: tuple[str, ...], plan: str | None, max_seeds: int | 
     import json
 
     from capgate.analysis.next_seeds import next_seeds
-    from capgate.report.render import resolve_plan_arg
+    from capgate.analysis import as_plan
 
     loaded = load_inputs(results, all_runs=all_runs, mapping=mapping, shift_labels=shift_labels, plan=plan)
-    advice = next_seeds(loaded.table, resolve_plan_arg(plan), max_seeds=max_seeds, max_runs=max_runs)
+    advice = next_seeds(loaded.table, as_plan(plan), max_seeds=max_seeds, max_runs=max_runs)
     click.echo(json.dumps(advice.to_dict(), indent=1, default=float) if as_json else "\n".join(advice.lines()))
 
 

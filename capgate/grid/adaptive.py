@@ -156,12 +156,12 @@ def run_until_resolved(spec_path: str | Path, overrides: list[str] | tuple[str, 
     """
     from capgate.analysis import load_results
     from capgate.analysis.next_seeds import next_seeds
-    from capgate.analysis.plan import load_plan, resolve_plan
+    from capgate.analysis.plan import as_plan
 
     say = echo or log.info
-    aplan = resolve_plan(plan) if plan is None or isinstance(plan, dict) else load_plan(plan)
-    if not aplan.get("sequential"):
-        raise SpecError(f"{aplan.get('source', 'the default plan')}: --until-resolved looks at the verdicts after "
+    aplan = as_plan(plan)
+    if not aplan.sequential:
+        raise SpecError(f"{aplan.source or 'the default plan'}: --until-resolved looks at the verdicts after "
                         "every round and needs a pre-declared group-sequential design: pass --plan with a key "
                         "'sequential: {max_seeds: 10, schedule: [3, 5, 7, 10], spending: obrien_fleming}'")
     rounds_max = DEFAULT_MAX_ROUNDS if max_rounds is None else int(max_rounds)

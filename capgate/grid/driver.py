@@ -294,7 +294,6 @@ def _run_stages(plan: GridPlan, todo: list[RunSpec], root: Location, retries: in
         refs[s.stage_id] = task.remote(s.to_dict(), root.portable(), plan.study.study, stages_json, res.cpu, roots,
                                        *parents)
     pending = dict((ref, sid) for sid, ref in refs.items())
-    errors = []
     watch = stage_watch(missing, root / plan.study.study / "pretrain")  # a line per epoch of each stage
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1, timeout=max(watch.interval, 0.1))
@@ -308,7 +307,6 @@ def _run_stages(plan: GridPlan, todo: list[RunSpec], root: Location, retries: in
             log.info("[grid] stage %s ready (%s, %.1fs) | %d stages left", sid,
                      "trained" if out["trained"] else "found", out["seconds"], len(pending))
         except Exception as exc:  # the runs needing it will fail and be recorded as failed
-            errors.append(sid)
             log.error("[grid] pretraining stage %s failed: %s", sid, str(exc).splitlines()[-1][:300])
     return time.monotonic() - t0
 
@@ -327,8 +325,6 @@ def trial_resources(res: Any, where: str = "resources", cluster: dict[str, float
     local Ray this process started; an autoscaling cluster may add GPU nodes later), a GPU request
     on a cluster without GPUs is refused: its trials would wait forever.
     """
-    from capgate.errors import SpecError
-
     cpu, gpu = float(res.cpu), float(res.gpu)
     if gpu > 1 and not gpu.is_integer():
         raise SpecError(f"spec key '{where}.gpu' = {gpu:g}: Ray gives a trial a fraction of a GPU only below 1; "

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 from markupsafe import Markup
 
+from capgate.errors import CapgateError
 from capgate.report.fig_tradeoffs import COST_LABELS, pareto_svg, ranking_svg
 from capgate.report.methods import plain
 from capgate.report.units import fmt_float, fmt_p, metric_label
@@ -16,10 +17,21 @@ from capgate.report.units import fmt_float, fmt_p, metric_label
 __all__ = ["ranking_groups", "pareto_groups"]
 
 _COST_ORDER = ("params", "macs", "latency_ms", "size_bytes")
-_AXIS_COLS = ("axis", "cost_axis", "cost_name")
-_METRIC_COLS = ("metric_value", "value", "mean", "y")
+#: The columns :func:`capgate.analysis.pareto.pareto_table` writes, and the pair table's of
+#: :func:`capgate.analysis.ranking.ranking_stability` (shown in this order).
+PARETO_COLUMNS = ("task", "eval_set", "init", "axis", "backbone", "cost", "metric", "on_front")
+PAIR_COLUMNS = ("init", "upper", "lower", "gap", "p_keep")
 _PAIR_HEADERS = {"upper": "ranked higher", "lower": "ranked lower", "gap": "gap (pp)",
                  "p_keep": "P(order holds)"}
+
+
+def _require(df: pd.DataFrame, columns: tuple[str, ...], producer: str) -> None:
+    """A table the analysis wrote lacks none of ``columns``: a mismatch is a bug, never a silently
+    missing section."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise CapgateError(f"the {producer} table has no column(s) {missing} (it has {list(df.columns)}); the report "
+                           f"reads what {producer} writes: report this as a capgate bug")
 
 
 def _records(df: Any) -> list[dict[str, Any]]:
@@ -43,14 +55,17 @@ def ranking_groups(summary: dict[str, Any], stability: dict[str, pd.DataFrame] |
     out = []
     ranks = summary.get("rankings", [])
     taus = summary.get("ranking_stability", [])
-    pair_rows = _records((stability or {}).get("pairs"))
+    pairs = (stability or {}).get("pairs")
+    if isinstance(pairs, pd.DataFrame) and not pairs.empty:
+        _require(pairs, ("task", "eval_set", *PAIR_COLUMNS), "capgate.analysis.ranking.ranking_stability")
+    pair_rows = _records(pairs)
     metric = summary.get("metric", {})
     for task, ev in sorted({(r["task"], r["eval_set"]) for r in ranks}):
         sub = sorted((r for r in ranks if r["task"] == task and r["eval_set"] == ev),
                      key=lambda r: (r["init"] != baseline, r["init"]))
         title = f"{task}, evaluated on {ev}: backbone ranking under each initialization"
         prs = [p for p in pair_rows if p.get("task") == task and p.get("eval_set") == ev]
-        pcols = [c for c in (list(prs[0]) if prs else []) if c not in ("task", "eval_set")]
+        pcols = list(PAIR_COLUMNS) if prs else []
         out.append({
             "task": task, "eval_set": ev, "title": title, "heading": f"{task.capitalize()} · evaluated on {ev}",
             "svg": Markup(ranking_svg(sub, title=title)),
@@ -75,31 +90,26 @@ def pareto_groups(pareto: pd.DataFrame | None, summary: dict[str, Any]) -> list[
     if not isinstance(pareto, pd.DataFrame) or pareto.empty:
         return []
     df = pareto
-    axis = next((c for c in _AXIS_COLS if c in df), None)
-    mcol = next((c for c in _METRIC_COLS if c in df), None)
-    if mcol is None and "metric" in df and pd.api.types.is_numeric_dtype(df["metric"]):
-        mcol = "metric"
-    if axis is None or mcol is None or "cost" not in df:
-        return []
-    keys = [c for c in ("task", "eval_set") if c in df]
+    _require(df, PARETO_COLUMNS, "capgate.analysis.pareto.pareto_table")
+    axis, mcol = "axis", "metric"
+    keys = ["task", "eval_set"]
     metric_names = summary.get("metric", {})
     groups: dict[tuple, dict[str, Any]] = {}
-    for key, sub in (df.groupby(keys, sort=True) if keys else [((), df)]):
-        key = key if isinstance(key, tuple) else (key,)
+    for key, sub in df.groupby(keys, sort=True):
         named = dict(zip(keys, key))
-        task = named.get("task")
-        metric = metric_label(metric_names.get(task, "metric")) if task else "metric"
+        task = named["task"]
+        metric = metric_label(metric_names.get(task, "metric"))
         where = " · ".join(f"{'evaluated on ' if k == 'eval_set' else ''}{named[k]}" for k in keys)
         figs = []
         costs = sorted(sub[axis].unique(), key=lambda a: (_COST_ORDER.index(a) if a in _COST_ORDER else 99, a))
         for cost in costs:
             part = sub[sub[axis] == cost]
             pts = pd.DataFrame({"init": part["init"], "backbone": part["backbone"], "cost": part["cost"],
-                                "metric": part[mcol], "on_front": part["on_front"] if "on_front" in part else False})
+                                "metric": part[mcol], "on_front": part["on_front"]})
             label = COST_LABELS.get(cost, cost)
             title = f"Pareto front: {metric} vs {label}" + (f" ({where})" if where else "")
             figs.append({"title": title, "svg": Markup(pareto_svg(pts, title=title, cost=cost, metric=metric, width=370)),
                          "caption": f"{metric} (%) against {label}, log scale."})
-        groups[key] = {"heading": where[:1].upper() + where[1:] if where else "All results", "figures": figs,
+        groups[key] = {"heading": where[:1].upper() + where[1:], "figures": figs,
                        "metric": metric}
     return list(groups.values())

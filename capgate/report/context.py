@@ -13,6 +13,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from capgate.analysis.result import Analysis
+from capgate.analysis.verdicts import VERDICT_MEANINGS, VERDICT_WORDS, VERDICTS, verdict_css
 from capgate.report.compare import pareto_groups, ranking_groups
 from capgate.report.fig_gains import forest_svg, gains_vs_capacity_svg
 from capgate.report.fig_gates import STATUS_WORDS, gates_svg
@@ -141,7 +142,7 @@ def build_context(analysis: Analysis, summary: dict[str, Any], *, inputs: list[d
         "tasks": summary.get("tasks", []),
         "metrics": [(t, metric_label(m)) for t, m in sorted(summary.get("metric", {}).items())
                     if t in summary.get("tasks", [])],
-        "baseline": (analysis.plan or {}).get("baseline", "scratch"),
+        "baseline": analysis.plan.baseline,
         "badges": {"warnings": len(warnings) + model_warnings, "incomplete": comp["totals"]["incomplete"],
                    "failed": comp["totals"]["n_failed"], "diverged": comp["totals"]["n_diverged"],
                    "expectations_failed": sum(not e.get("holds") for e in expectations),
@@ -156,7 +157,7 @@ def build_context(analysis: Analysis, summary: dict[str, Any], *, inputs: list[d
         "maps": verdict_maps(flagged),
         "map_legend": map_legend(summary),
         # the first figure of each task: metric vs parameters, seeds and cell intervals (fig_metric)
-        "metric_figures": metric_figures(analysis.cells, analysis.model_frames, (analysis.plan or {}).get("metric", {}),
+        "metric_figures": metric_figures(analysis.cells, analysis.model_frames, analysis.plan.metric,
                                          analysis.outlier_runs),
         "gain_figures": _gain_figures(gains),
         "forest": _forest(gains),
@@ -165,12 +166,14 @@ def build_context(analysis: Analysis, summary: dict[str, Any], *, inputs: list[d
         "cross_task": _cross_task(summary, gates),
         "models": cards,
         "warnings": warnings,
-        "rankings": ranking_groups(summary, analysis.ranking_stability, baseline=(analysis.plan or {}).get("baseline", "scratch")),
+        "rankings": ranking_groups(summary, analysis.ranking_stability, baseline=analysis.plan.baseline),
         "pareto": pareto_groups(analysis.pareto, summary),
         "completeness": comp,
         "expectations": expectations,
-        "methods": methods_paragraphs(analysis.methods or {}, models, analysis.plan or {}, summary),
-        "methods_facts": methods_facts(analysis.methods or {}, analysis.plan or {}),
+        "methods": methods_paragraphs(analysis.methods or {}, models, analysis.plan, summary),
+        "methods_facts": methods_facts(analysis.methods or {}, analysis.plan),
         "provenance": provenance_rows(analysis.provenance or {}, inputs or [], environment or {}),
         "fmt_params": fmt_params,
+        "verdict_css": Markup(verdict_css()),
+        "verdict_legend": [(v, VERDICT_WORDS[v], VERDICT_MEANINGS[v]) for v in VERDICTS],
     }

@@ -12,7 +12,8 @@ import pandas as pd
 
 from capgate.report._svg import Box, Canvas, LinearScale, LogScale, draw_axes, legend, shape_mark
 from capgate.report.labels import distinct_labels, pair_label, rung_label, shift_order
-from capgate.report.palette import SHAPES, VERDICT_COLOURS, VERDICT_WORDS, series_colour
+from capgate.analysis.verdicts import VERDICT_COLOURS, VERDICT_WORDS, VERDICTS
+from capgate.report.palette import SHAPES, series_colour
 from capgate.report.units import fmt_interval_pp, fmt_params, fmt_pp, is_missing, metric_label
 
 __all__ = ["gains_vs_capacity_svg", "forest_svg", "forest_labels"]
@@ -185,7 +186,7 @@ def forest_svg(gains: pd.DataFrame, *, title: str, width: int = 920, row_h: int 
                 f"{groups[i]}, {labels[i]}: {fmt_pp(r.gain)} {fmt_interval_pp(r.ci_low, r.ci_high)} "
                 f"({VERDICT_WORDS.get(str(r.verdict), str(r.verdict))})" for i, r in enumerate(df.itertuples())))
     c = Canvas(width, height, title, desc)
-    leg = [(VERDICT_WORDS[v], VERDICT_COLOURS[v][0], "dot") for v in VERDICT_COLOURS]
+    leg = [(VERDICT_WORDS[v], VERDICT_COLOURS[v][0], "dot") for v in VERDICTS]
     leg.append(("±margin", "#e3e6ea", "band"))
     legend(c, label_w, 16, leg, max_width=width - label_w - 10)
     box = Box(label_w, top, width - 16, height - bottom)

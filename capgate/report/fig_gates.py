@@ -11,7 +11,8 @@ import math
 import pandas as pd
 
 from capgate.report._svg import Box, Canvas, LogScale, draw_axes, legend
-from capgate.report.palette import TASK_COLOURS, VERDICT_COLOURS, series_colour
+from capgate.analysis.verdicts import VERDICT_COLOURS
+from capgate.report.palette import TASK_COLOURS, series_colour
 from capgate.report.units import fmt_params, is_missing
 
 __all__ = ["gates_svg", "STATUS_WORDS"]
@@ -90,7 +91,7 @@ def gates_svg(gates: pd.DataFrame, *, title: str, width: int = 920, row_h: int =
             _pill(c, box, (x(lo_r) + x(hi_r)) / 2, cy, STATUS_WORDS[status], VERDICT_COLOURS["helps"][0])
         else:
             word = STATUS_WORDS.get(status, status)
-            fill = VERDICT_COLOURS["inconclusive"][0] if status == "undetermined" else "#5a6270"
+            fill = VERDICT_COLOURS["inconclusive"][0] if status == "undetermined" else VERDICT_COLOURS["within_noise"][0]
             mid = (x(lo_r) + x(hi_r)) / 2 if math.isfinite(lo_r) and math.isfinite(hi_r) else (box.left + box.right) / 2
             _pill(c, box, mid, cy, word, fill)
     return c.to_svg()

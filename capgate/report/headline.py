@@ -9,12 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from capgate.report.labels import pair_label, rung_label, shift_order
-from capgate.report.palette import VERDICT_WORDS
+from capgate.analysis.verdicts import VERDICT_WORDS, VERDICTS
 from capgate.report.units import fmt_interval_pp, fmt_params, fmt_pp, metric_label
 
 __all__ = ["verdict_counts", "verdict_maps", "headline_sentences", "gate_matrix", "seeds_words", "map_legend", "gate_caveat"]
-
-_VERDICT_ORDER = ("helps", "within_noise", "hurts", "inconclusive")
 
 
 def verdict_counts(verdicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -23,7 +21,7 @@ def verdict_counts(verdicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for v in verdicts:
         k = (v["task"], v["init"])
         row = out.setdefault(k, {"task": k[0], "init": k[1], "baseline": v.get("baseline"), "total": 0,
-                                 **{name: 0 for name in _VERDICT_ORDER}})
+                                 **{name: 0 for name in VERDICTS}})
         row[v["verdict"]] = row.get(v["verdict"], 0) + 1
         row["total"] += 1
     return [out[k] for k in sorted(out)]

@@ -12,6 +12,8 @@ import json
 import math
 from typing import Any
 
+from capgate.analysis.plan import Plan
+from capgate.analysis.verdicts import VERDICT_RULE
 from capgate.report.units import fmt_float, fmt_p, fmt_pp, is_missing
 
 __all__ = ["methods_paragraphs", "design_text", "methods_facts", "model_cards", "provenance_rows", "plain"]
@@ -39,8 +41,8 @@ def plain(v: Any, limit: int = 12) -> str:
     return str(v)
 
 
-def _margin_words(plan: dict[str, Any]) -> str:
-    m = plan.get("margin", "pooled_sd")
+def _margin_words(plan: Plan) -> str:
+    m = plan.margin
 
     def one(x: Any) -> str:
         return "the pooled run-to-run SD of the study and task" if x == "pooled_sd" else f"±{fmt_pp(x, sign=False)}"
@@ -50,7 +52,7 @@ def _margin_words(plan: dict[str, Any]) -> str:
     return one(m)
 
 
-def _margin_text(methods: dict[str, Any], plan: dict[str, Any]) -> str:
+def _margin_text(methods: dict[str, Any], plan: Plan) -> str:
     """The margin per (study, task) as recorded by the analysis (rule, value, family size)."""
     fams = methods.get("families")
     if not isinstance(fams, list) or not fams:
@@ -64,18 +66,18 @@ def _margin_text(methods: dict[str, Any], plan: dict[str, Any]) -> str:
     return "; ".join(parts) + (f". {methods['margin']}" if isinstance(methods.get("margin"), str) else "")
 
 
-def design_text(plan: dict[str, Any], cells: list[dict[str, Any]], alpha: Any) -> str:
+def design_text(plan: Plan, cells: list[dict[str, Any]], alpha: Any) -> str:
     """Which design the verdicts are valid for, and how many looks each cell had (from its seeds and
     the plan's ``sequential`` design)."""
     from capgate.analysis.plan import sequential_looks
 
-    seq = plan.get("sequential")
+    seq = plan.sequential
     if not seq:
         return ("Design. Fixed: one look at the seeds present; analysing again after adding seeds is a look this "
                 "design does not pay for (a plan key 'sequential' declares a group-sequential design).")
     looks = sorted({len(sequential_looks(int(c.get("n_ok") or 0), seq)) for c in cells} - {0})
     seen = (f"{looks[0]}" if len(looks) == 1 else f"{looks[0]} to {looks[-1]}") if looks else "no"
-    kind = {"obrien_fleming": "O'Brien–Fleming", "pocock": "Pocock"}.get(seq["spending"], seq["spending"])
+    kind = {"obrien_fleming": "O'Brien–Fleming", "pocock": "Pocock"}.get(seq.spending, seq.spending)
     return (f"Design. Group-sequential: Lan–DeMets alpha spending with {kind}-type boundaries, looks at "
             f"{', '.join(map(str, seq['schedule']))} seeds per arm, at most {seq['max_seeds']} (information fraction "
             f"= seeds / {seq['max_seeds']}); the cells had {seen} look(s) (from their seeds and this schedule). "
@@ -84,7 +86,7 @@ def design_text(plan: dict[str, Any], cells: list[dict[str, Any]], alpha: Any) -
             "the look a study stopped at.")
 
 
-def methods_paragraphs(methods: dict[str, Any], models: list[dict[str, Any]], plan: dict[str, Any],
+def methods_paragraphs(methods: dict[str, Any], models: list[dict[str, Any]], plan: Plan,
                        summary: dict[str, Any]) -> list[str]:
     """The methods section as paragraphs of plain text (the template escapes them)."""
     cells = summary.get("cells", [])
@@ -99,11 +101,11 @@ def methods_paragraphs(methods: dict[str, Any], models: list[dict[str, Any]], pl
         f"means, {n_failed} failed and {n_div} diverged evaluations are counted per cell (Data completeness) and "
         f"excluded from the means, never dropped silently. Metric per task — {metrics or 'as recorded'}."
     ]
-    alpha = methods.get("alpha", plan.get("alpha"))
+    alpha = methods.get("alpha", plan.alpha)
     conf = f"{100 * (1 - float(alpha)):.0f} %" if not is_missing(alpha) else "the plan's"
-    baseline = methods.get("baseline", plan.get("baseline", "scratch"))
-    interval = methods.get("interval") or _INTERVALS.get(str(plan.get("interval")), f"{plan.get('interval')} intervals")
-    corr = methods.get("correction") or _CORRECTIONS.get(str(plan.get("correction")), str(plan.get("correction")))
+    baseline = methods.get("baseline", plan.baseline)
+    interval = methods.get("interval") or _INTERVALS.get(plan.interval, f"{plan.interval} intervals")
+    corr = methods.get("correction") or _CORRECTIONS.get(plan.correction, plan.correction)
     gain = methods.get("gain") or "difference of cell means"
     noise = f" Run-to-run noise: {methods['noise']}." if methods.get("noise") else ""
     noise += f" Pairing: {methods['pairing']}." if methods.get("pairing") else ""
@@ -112,11 +114,9 @@ def methods_paragraphs(methods: dict[str, Any], models: list[dict[str, Any]], pl
         f"{gain}, with {conf} intervals — {interval}.{noise} Equivalence margin: {_margin_text(methods, plan)}. "
         f"Multiple comparisons: {corr}, at alpha = {plain(alpha)}."
     )
-    rule = methods.get("verdict_rule") or (
-        "helps: the adjusted test is significant and the gain exceeds the margin; hurts: the mirror image; "
-        "within_noise: equivalence shown by two one-sided tests; inconclusive: anything else")
+    rule = methods.get("verdict_rule") or VERDICT_RULE
     extra = f" Equivalence test: {methods['equivalence']}." if methods.get("equivalence") else ""
-    seeds = methods.get("seeds_needed") or f"a power analysis at power {plain(plan.get('power'))}"
+    seeds = methods.get("seeds_needed") or f"a power analysis at power {plain(plan.power)}"
     paras.append(f"Verdicts. {rule}.{extra} Seeds needed for an inconclusive contrast: {seeds}.")
     paras.append(design_text(plan, cells, alpha))
     if methods.get("random_effects"):
@@ -125,8 +125,8 @@ def methods_paragraphs(methods: dict[str, Any], models: list[dict[str, Any]], pl
         if methods.get(key):
             paras.append(f"{head}. {methods[key]}.")
     for m in models:
-        formula = m.get("formula") or m.get("formula_statsmodels")
-        lme4 = m.get("formula_lme4") or m.get("lme4_formula") or m.get("lme4")
+        formula = m.get("formula_statsmodels")
+        lme4 = m.get("formula_lme4")
         if not formula:
             continue
         fitter = m.get("fitter", "statsmodels MixedLM")
@@ -134,9 +134,9 @@ def methods_paragraphs(methods: dict[str, Any], models: list[dict[str, Any]], pl
         text += f", {m['method']}" if m.get("method") else ""
         text += f") with formula {formula}"
         text += f"; in lme4 syntax {lme4}" if lme4 else ""
-        groups = m.get("groups") or m.get("group")
+        groups = m.get("groups")
         text += f"; grouped by {plain(groups)}" if groups else ""
-        text += f"; {m['n_obs'] if 'n_obs' in m else m.get('n')} observations." if ("n_obs" in m or "n" in m) else "."
+        text += f"; {m['n_obs']} observations." if "n_obs" in m else "."
         if m.get("df_method"):
             text += (" Fixed effects are tested with t on Satterthwaite degrees of freedom, as lmerTest computes them."
                      if str(m["df_method"]).startswith("Satterthwaite") else f" Degrees of freedom: {m['df_method']}.")
@@ -150,11 +150,11 @@ def methods_paragraphs(methods: dict[str, Any], models: list[dict[str, Any]], pl
     return paras
 
 
-def methods_facts(methods: dict[str, Any], plan: dict[str, Any]) -> list[tuple[str, str]]:
+def methods_facts(methods: dict[str, Any], plan: Plan) -> list[tuple[str, str]]:
     """Every fact the analysis recorded in ``methods`` plus the resolved plan, as (name, value) rows."""
     rows = [(str(k), plain(v)) for k, v in sorted(methods.items()) if k not in ("text", "paragraphs", "notes")]
     shown = {k for k, _ in rows}
-    rows += [(f"plan.{k}", plain(v)) for k, v in sorted(plan.items()) if k != "expectations" and f"plan.{k}" not in shown]
+    rows += [(f"plan.{k}", plain(v)) for k, v in sorted(plan.to_dict().items()) if k != "expectations" and f"plan.{k}" not in shown]
     return rows
 
 
@@ -214,8 +214,8 @@ def model_cards(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
     variance components, warnings and every other recorded field — nothing is hidden."""
     cards = []
     for m in models:
-        fe = _table(m.get("fixed_effects", m.get("fixed", m.get("fe_params"))), "term")
-        vc = _table(m.get("variance_components", m.get("random_effects_variance", m.get("vcomp"))), "component")
+        fe = _table(m.get("fixed_effects"), "term")
+        vc = _table(m.get("variance_components"), "component")
         fe_cols = list(dict.fromkeys(k for r in fe for k in r))
         vc_cols = list(dict.fromkeys(k for r in vc for k in r))
         warns = [str(w) for w in (m.get("warnings") or [])]
@@ -233,13 +233,13 @@ def model_cards(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if m.get("status") not in (None, "ok"):
             flags.append((f"status: {m['status']}", "bad"))
         flags.append((f"{len(warns)} warning{'s' if len(warns) != 1 else ''}", "warn" if warns else "ok"))
-        skip = {"fixed_effects", "fixed", "fe_params", "variance_components", "random_effects_variance", "vcomp",
-                "warnings", "name", "formula", "formula_statsmodels", "formula_lme4", "lme4_formula", "lme4", "r_call"}
+        skip = {"fixed_effects", "variance_components", "warnings", "name", "formula_statsmodels", "formula_lme4",
+                "r_call"}
         facts, tables = _details(m, skip)
         cards.append({
             "name": str(m.get("name", f"model {len(cards) + 1}")),
-            "formula": m.get("formula") or m.get("formula_statsmodels"),
-            "formula_lme4": m.get("formula_lme4") or m.get("lme4_formula") or m.get("lme4"),
+            "formula": m.get("formula_statsmodels"),
+            "formula_lme4": m.get("formula_lme4"),
             "r_call": m.get("r_call"),
             "flags": flags,
             "warnings": warns,

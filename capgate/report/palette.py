@@ -1,28 +1,10 @@
-"""Colours shared by the figures and the HTML tables (colour-blind safe, Okabe-Ito based).
-
-Verdict colours also appear in ``templates/report.css`` as ``.v-helps`` etc.; keep them in step.
-"""
+"""Colours shared by the figures (colour-blind safe, Okabe-Ito based); the verdicts' own colours are
+:data:`capgate.analysis.verdicts.VERDICT_COLOURS`."""
 
 from __future__ import annotations
 
-__all__ = ["VERDICT_COLOURS", "VERDICT_WORDS", "SERIES", "TASK_COLOURS", "INIT_COLOURS", "series_colour",
+__all__ = ["SERIES", "TASK_COLOURS", "INIT_COLOURS", "series_colour",
            "init_colour", "SHAPES"]
-
-#: verdict -> (strong colour for marks, light background for table cells)
-VERDICT_COLOURS: dict[str, tuple[str, str]] = {
-    "helps": ("#1b7837", "#d7efd0"),
-    "hurts": ("#b2182b", "#fbd9d3"),
-    "within_noise": ("#5a6270", "#e6e9ee"),
-    "inconclusive": ("#a36b00", "#fdf0c8"),
-}
-
-#: verdict -> the words the report prints
-VERDICT_WORDS: dict[str, str] = {
-    "helps": "helps",
-    "hurts": "hurts",
-    "within_noise": "within noise",
-    "inconclusive": "inconclusive",
-}
 
 SERIES = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#7f3c8d", "#4d4d4d")
 TASK_COLOURS = {"detection": "#0072B2", "classification": "#D55E00"}

@@ -13,7 +13,7 @@ import logging
 import os
 import platform
 from collections.abc import Sequence
-from importlib import metadata, resources
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from capgate.report.exports import write_exports
 from capgate.report.paper import verdict_tally
 from capgate.report.pretraining import flag_summary, study_folder
 
-__all__ = ["render_report", "render_html", "templates_dir", "load_tables", "resolve_plan_arg", "ResultsInput",
+__all__ = ["render_report", "render_html", "templates_dir", "load_tables", "ResultsInput",
            "report_tally"]
 
 log = logging.getLogger(__name__)
@@ -124,17 +124,6 @@ def load_tables(results: ResultsInput) -> tuple[pd.DataFrame, list[dict[str, Any
     return table, inputs
 
 
-def resolve_plan_arg(plan: str | os.PathLike | dict[str, Any] | None) -> dict[str, Any] | None:
-    """A plan given as a YAML path, a dict, or None (the default plan) -> a resolved plan dict."""
-    from capgate.analysis import load_plan, resolve_plan
-
-    if plan is None:
-        return resolve_plan(None)
-    if isinstance(plan, dict):
-        return resolve_plan(plan)
-    return load_plan(plan)
-
-
 def report_tally(outdir: str | os.PathLike) -> str:
     """The verdict counts of the report written to ``outdir`` in one line (``capgate report`` prints it),
     e.g. ``39 of 60 contrasts decided: 20 helps, 15 within_noise, 4 hurts; 21 inconclusive``."""
@@ -153,11 +142,11 @@ def render_report(results: ResultsInput, outdir: str | os.PathLike, plan: str | 
     ``inputs``: the provenance records of a table loaded by the caller (``path``, ``rows``, ``sha256``).
     A table without any successful run still renders (its headline says so), then raises
     :class:`~capgate.errors.CapgateError` (exit 1): there is nothing to conclude."""
-    from capgate.analysis import analyze, write_outputs
+    from capgate.analysis import analyze, as_plan, write_outputs
 
     table, loaded = load_tables(results)
     inputs = loaded if inputs is None else inputs
-    analysis = analyze(table, resolve_plan_arg(plan))
+    analysis = analyze(table, as_plan(plan))
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     summary = build_summary(analysis)

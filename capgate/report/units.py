@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from capgate.schema import format_params as fmt_params  # the one formatter of parameter counts
+
 __all__ = [
     "MISSING",
     "is_missing",
@@ -63,18 +65,6 @@ def fmt_interval_pp(lo: Any, hi: Any, digits: int = 1) -> str:
     if is_missing(lo) or is_missing(hi):
         return MISSING
     return f"[{100 * float(lo):+.{digits}f}, {100 * float(hi):+.{digits}f}] pp"
-
-
-def fmt_params(v: Any) -> str:
-    """A parameter (or MAC) count with an SI suffix: ``812345`` -> ``812k``, ``1250000`` -> ``1.25M``."""
-    if is_missing(v):
-        return MISSING
-    x = float(v)
-    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= div:
-            y = x / div
-            return f"{y:.3g}{suffix}"
-    return f"{x:.0f}"
 
 
 def fmt_count(v: Any, unit: str) -> str:
