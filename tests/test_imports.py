@@ -43,7 +43,6 @@ LONG_FUNCTIONS = {
     ("capgate.analysis.next_seeds", "next_seeds"),     # 88 lines
     ("capgate.data.coco", "parse_coco"),               # data readers: 116 lines
     ("capgate.grid.driver", "run_grid"),               # 84 lines
-    ("capgate.models.init", "initialize"),             # standard models: 82 lines
 }
 
 HEAVY = ("torch", "torchvision", "timm", "ray")
