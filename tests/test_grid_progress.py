@@ -85,7 +85,7 @@ def test_a_tiny_grid_logs_its_stage_and_trial_epochs_and_names_each_log(
     import yaml
 
     from capgate.grid import run_grid
-    from test_grid_ray import tiny_spec
+    from helpers import tiny_spec
 
     monkeypatch.setattr(progress, "POLL_SECONDS", 0.2)
     spec = tiny_spec(tmp_path, name="prog", rungs={"mobilenetv3": ["S-6"]}, seeds=[0], inits=("imagenet",))

@@ -126,7 +126,7 @@ def test_a_report_of_an_all_failed_study_shows_the_runs_errors(tmp_path: Path) -
     from capgate.analysis import simulate_results
     from capgate.errors import CapgateError
     from capgate.report import render_report
-    from test_report_data import detection_truth
+    from helpers import detection_truth
 
     t = simulate_results(detection_truth(seeds=2, run_sd=0.004, noise_sd=0.002, seed_sd=0.004), seed=5)
     t["status"], t["map"] = "failed", np.nan

@@ -19,7 +19,7 @@ from capgate.analysis import simulate_results
 from capgate.cli import cli
 from capgate.report.paper import reporting_sentences, to_latex, to_markdown, verdict_tally
 from svgcheck import figures
-from test_report_data import detection_truth
+from helpers import detection_truth
 
 
 def _verdict(verdict: str, **kw) -> dict:

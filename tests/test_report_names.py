@@ -16,7 +16,7 @@ import pytest
 from capgate.analysis import simulate_results
 from capgate.analysis.mixed import safe_name
 from capgate.report.render import render_report
-from test_report_data import detection_truth
+from helpers import detection_truth
 
 #: Each column's plain name -> an awkward one (every character class that broke a formula).
 RENAMES = {

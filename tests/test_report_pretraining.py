@@ -12,7 +12,7 @@ import pytest
 from capgate.analysis import simulate_results
 from capgate.report.pretraining import pretraining_section, read_chance, read_stages, study_folder
 from capgate.report.render import render_report
-from test_report_data import classification_truth
+from helpers import classification_truth
 
 
 def _stage(folder: Path, stage_id: str, name: str, value: float | None, chance: float | None, seconds: float,
