@@ -47,13 +47,13 @@ def test_next_seeds_adds_what_the_report_says_is_needed():
     open_ = gains[gains["verdict"] == "inconclusive"]
     assert len(open_) >= 3 and open_["seeds_needed"].notna().all()
     assert open_["seeds_needed"].nunique() > 1  # the estimate matters: not one design number for all
-    advice = next_seeds(t, plan, max_seeds=plan["max_seeds"])
+    advice = next_seeds(t, plan, max_seeds=plan.max_seeds)
     assert advice.add
     for g in advice.add:
         mask = np.ones(len(open_), dtype=bool)
         for c in ("study", "task", "family", "backbone", "train_set"):
             mask &= (open_[c] == g[c]).to_numpy()
-        if g["init"] != plan["baseline"]:
+        if g["init"] != plan.baseline:
             mask &= (open_["init"] == g["init"]).to_numpy()
         assert g["target"] == int(open_.loc[mask, "seeds_needed"].max()), {c: g[c] for c in GROUP_COLUMNS}
         assert g["seeds"] == g["target"] - g["have"]

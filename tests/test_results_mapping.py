@@ -162,7 +162,7 @@ def test_user_shift_labels_are_declared_never_silent(tmp_path: Path) -> None:
     from capgate.analysis import load_plan
 
     resolved = load_plan(plan)
-    assert resolved["columns"] == {"backbone": "model", "top1": "accuracy"} and resolved["shift_labels"] == ["corruption"]
+    assert resolved.columns == {"backbone": "model", "top1": "accuracy"} and resolved.shift_labels == ("corruption",)
     plan.write_text(yaml.safe_dump({"columns": {"backbnoe": "model"}}))
     with pytest.raises(SpecError, match="did you mean 'backbone'"):
         load_plan(plan)

@@ -15,10 +15,12 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported when a table is read, so the CLI starts without it
+    import pandas as pd
 
 __all__ = ["LoadedResults", "load_inputs", "mapping_options", "mapping_args"]
 
@@ -78,13 +80,15 @@ def load_inputs(results: Sequence[str], *, all_runs: bool = False, mapping: Sequ
 
     if not results:
         raise InputError("no results given; pass one or more results tables (parquet or CSV) or study folders")
-    planned: dict[str, Any] = {}
+    planned_columns: dict[str, str] = {}
+    planned_labels: tuple[str, ...] = ()
     if plan is not None:
         from capgate.analysis import load_plan
 
-        planned = load_plan(plan)
-    columns = merge_mappings(planned.get("columns"), parse_mapping(mapping))
-    labels = (*planned.get("shift_labels", ()), *check_shift_labels(shift_labels))
+        resolved = load_plan(plan)
+        planned_columns, planned_labels = resolved.columns, resolved.shift_labels
+    columns = merge_mappings(planned_columns, parse_mapping(mapping))
+    labels = (*planned_labels, *check_shift_labels(shift_labels))
     tables, inputs = [], []
     for arg in results:
         if not is_remote(arg) and not Path(arg).exists():
@@ -98,5 +102,7 @@ def load_inputs(results: Sequence[str], *, all_runs: bool = False, mapping: Sequ
         table = validate(mapped.table, source=arg, shift_labels=labels)
         tables.append(table)
         inputs.append(_record(arg, len(table)))
+    import pandas as pd
+
     table = tables[0] if len(tables) == 1 else pd.concat(tables, ignore_index=True, sort=False)
     return LoadedResults(table, inputs)
