@@ -15,7 +15,10 @@ def environment_notes(baseline: dict[str, Any], current: dict[str, Any]) -> list
     """Both summaries' ``environment`` when they differ (numbers made elsewhere differ in the last digits,
     and retrained stages move pretrained cells); a baseline without one is named."""
     b, c = baseline.get("environment"), current.get("environment")
-    words = lambda e: ", ".join(f"{k} {e.get(k) if e.get(k) is not None else '?'}" for k in ENVIRONMENT_FIELDS)  # noqa: E731
+
+    def words(e: dict) -> str:
+        return ", ".join(f"{k} {e.get(k) if e.get(k) is not None else '?'}" for k in ENVIRONMENT_FIELDS)
+
     if not isinstance(b, dict):
         return ["the baseline records no environment (made before capgate wrote one); current: " + words(c)] \
             if isinstance(c, dict) else []

@@ -74,8 +74,8 @@ class GridPlan:
             "stages": [{"stage_id": s.stage_id, **s.to_dict()} for s in self.stages],
             "stage_seeds": list(self.study.stage_seeds),
             "runs": [{"run_id": r.run_id, "family": r.family, "rung": r.rung, "init": r.init, "seed": r.seed,
-                      "init_stage": r.init_stage, "stage_seed": r.stage_seed, "train_set": r.train_set.name, "evals": [e.name for e in r.train_set.evals],
-                      "stored": r.run_id in done} for r in self.runs],
+                      "init_stage": r.init_stage, "stage_seed": r.stage_seed, "train_set": r.train_set.name,
+                      "evals": [e.name for e in r.train_set.evals], "stored": r.run_id in done} for r in self.runs],
         }
 
 

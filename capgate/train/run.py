@@ -99,7 +99,8 @@ def run_base(spec: RunSpec, imported: bool = False, stages: dict[str, PretrainSp
         "width": float(rung.width), "depth": float(rung.depth), "resolution": spec.recipe.resolution,
         "backbone": rung.backbone_name, "rung": rung.name, "params": None, "macs": None,
         "init": spec.init, "init_source": spec.init_stage or "none", "train_set": spec.train_set.name,
-        "seed": spec.seed, "stage_seed": _stage_seed(spec, stages), "spec_hash": spec.spec_hash, "data_fingerprint": None,
+        "seed": spec.seed, "stage_seed": _stage_seed(spec, stages), "spec_hash": spec.spec_hash,
+        "data_fingerprint": None,
         "class_map": str(spec.class_map or ""), "epochs": spec.recipe.epochs, **provenance_versions(imported),
     }
 
