@@ -23,7 +23,8 @@ test: setup
 
 # CI's regression check: train the demo study afresh into a temporary store and compare it with the
 # committed baseline (cells within noise, verdicts and gates unchanged, the plan's expectations hold).
-# --budget-min 60: the adaptive round always runs, as it did for the baseline, however slow the machine.
+# The demo is one fixed protocol (the adaptive round included); --budget-min 60 only keeps a slow machine
+# from stopping it (a demo past its budget stops, resumable, before its next grid or round).
 # The temporary store is removed when the check passes and kept (its path printed) when it fails.
 demo-check: setup
 	d=$$(mktemp -d /tmp/capgate-check.XXXXXX) && \

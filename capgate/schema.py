@@ -96,6 +96,8 @@ OPTIONAL_COLUMNS: dict[str, str] = {
     "resolution": "int",
     "macs": "int",
     "init_source": "str",
+    # the pretraining replicate (stage seed) the run started from; None for scratch and external checkpoints
+    "stage_seed": "int",
     "backbone_params": "int",
     "latency_ms": "float",
     "size_bytes": "int",

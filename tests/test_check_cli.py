@@ -43,7 +43,7 @@ def test_update_baseline_writes_the_current_summary(study: dict[str, Path]) -> N
 def test_identical_results_pass(study: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     assert run_main(["check", str(study["det"]), "--baseline", str(study["base"]), "--plan", str(study["plan"])]) == 0
     out = capsys.readouterr().out
-    assert "check PASS: 26 passed, 0 warnings, 0 failures" in out  # 16 cells, 8 verdicts, 2 gates
+    assert "check PASS: 28 passed, 0 warnings, 0 failures" in out  # 16 cells, 2 inits (systematic), 8 verdicts, 2 gates
     assert "rule: cell mean passes when" not in out  # the rule once, on request; a pointer otherwise
     assert out.rstrip().splitlines()[-1] == ("rule: how each tolerance is computed: rerun with --explain (also in "
                                             "the JUnit XML's 'rule' property)")
@@ -124,7 +124,7 @@ def test_combined_detection_and_classification_results(study: dict[str, Path], c
     assert json.loads(base.read_text())["tasks"] == ["classification", "detection"]
     capsys.readouterr()
     assert run_main(args) == 0
-    assert "check PASS: 52 passed, 0 warnings, 0 failures" in capsys.readouterr().out  # 2 x (16 + 8 + 2)
+    assert "check PASS: 56 passed, 0 warnings, 0 failures" in capsys.readouterr().out  # 2 x (16 + 2 + 8 + 2)
     capsys.readouterr()
     assert run_main(["check", str(study["det"]), "--baseline", str(base), "--plan", str(study["plan"])]) == 2
     assert "but the results lack cls" in capsys.readouterr().err

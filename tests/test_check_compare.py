@@ -22,7 +22,7 @@ def test_identical_summaries_pass_with_one_row_per_item() -> None:
     s = hand_summary()
     r = compare(s, s)
     assert r.passed and r.exit_code == 0 and not r.warnings
-    assert len(r.rows) == 4 + 2 + 2 + 1  # cells + verdicts + gates + expectations
+    assert len(r.rows) == 4 + 2 + 2 + 2 + 1  # cells + systematic (one per init) + verdicts + gates + expectations
     assert {row.status for row in r.rows} == {"pass"}
 
 
@@ -46,7 +46,8 @@ def test_abs_tol_is_a_floor_not_an_addition() -> None:
     shifted = variant(s, cells__0__mean=0.35)  # +5 pp
     assert not compare(s, shifted, z=2.0, abs_tol=0.049).passed
     assert compare(s, shifted, z=2.0, abs_tol=0.05).passed
-    assert compare(s, shifted, z=2.0, abs_tol=0.05).rows[0].tolerance == "±5.00 pp"
+    rows = {r.key: r for r in compare(s, shifted, z=2.0, abs_tol=0.05).rows if r.check == "cell"}
+    assert rows[s["cells"][0]["key"]].tolerance == "±5.00 pp"
 
 
 def test_cell_se_mode_uses_each_cells_own_se() -> None:
@@ -74,12 +75,13 @@ def test_dropped_cell_and_dropped_verdict_fail() -> None:
     assert r.failures[0].message in {"cell missing from the current results", "contrast missing from the current results"}
 
 
-def test_flipped_verdict_fails_and_move_to_inconclusive_warns() -> None:
+def test_flipped_verdict_fails_when_its_gain_moved_and_move_to_inconclusive_warns() -> None:
     s = hand_summary()
     key = s["verdicts"][0]["key"]
+    # the gain had no SE in the summary: a flip fails as before
     flipped = compare(s, variant(s, verdicts__0__verdict="within_noise"))
     assert statuses(flipped)[("verdict", key)] == "fail" and not flipped.passed
-    assert flipped.failures[0].message == "verdict flipped helps -> within_noise"
+    assert flipped.failures[0].message == "verdict flipped helps -> within_noise (gain or its SE unavailable)"
     moved = compare(s, variant(s, verdicts__0__verdict="inconclusive"))
     assert statuses(moved)[("verdict", key)] == "warn"
     assert moved.passed and moved.exit_code == 0 and len(moved.warnings) == 1
@@ -153,11 +155,11 @@ def test_junit_xml_has_one_testcase_per_row_and_counts_failures(tmp_path: Path) 
     root = ET.parse(path).getroot()
     suite = root.find("testsuite")
     cases = suite.findall("testcase")
-    assert len(cases) == len(r.rows) == 9
-    assert int(suite.get("failures")) == len(r.failures) == 1
+    assert len(cases) == len(r.rows) == 11
+    assert int(suite.get("failures")) == len(r.failures) == 2  # the cell, and its init's systematic shift
     failed = [c for c in cases if c.find("failure") is not None]
-    assert [c.get("name") for c in failed] == [s["cells"][0]["key"]]
-    assert failed[0].get("classname") == "capgate.check.cell"
+    assert [c.get("name") for c in failed] == [s["cells"][0]["key"], "hand|detection|scratch (2 cells)"]
+    assert [c.get("classname") for c in failed] == ["capgate.check.cell", "capgate.check.systematic"]
     warned = [c for c in cases if c.find("system-out") is not None]
     assert len(warned) == 1 and warned[0].find("system-out").text.startswith("WARNING: verdict moved")
 
@@ -168,12 +170,12 @@ def test_table_lists_failures_first_and_states_the_rule() -> None:
     lines = format_table(r).splitlines()
     assert lines[0].split() == ["status", "check", "key", "baseline", "current", "tolerance", "note"]
     assert lines[2].startswith("FAIL") and s["cells"][3]["key"] in lines[2]
-    assert lines[-2] == "check FAIL: 8 passed, 0 warnings, 1 failures"
+    assert lines[-2] == "check FAIL: 9 passed, 0 warnings, 2 failures"
     assert lines[-1].startswith("rule: how each tolerance is computed: rerun with --explain")
     explained = format_table(r, explain=True).splitlines()
     assert explained[-1].startswith("rule: cell mean passes when |current - baseline| <= max(z * sqrt(")
     short = format_table(r, only_problems=True).splitlines()
-    assert len(short) == 2 + 1 + 3 and short[3] == "(8 passing comparisons not shown)"
+    assert len(short) == 2 + 2 + 3 and short[4] == "(9 passing comparisons not shown)"
 
 
 def test_expectations_can_be_held_to_the_baseline_status():

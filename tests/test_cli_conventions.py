@@ -85,7 +85,7 @@ def test_dry_run_json(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     doc = json.loads(res.output)
     assert doc["study"] == "demo" and doc["n_runs"] == 54 == len(doc["runs"]) and doc["n_stored"] == 0
-    assert len(doc["stages"]) == 12 and doc["problems"] == [] and doc["spec"]["seeds"] == [0, 1, 2]
+    assert len(doc["stages"]) == 12 * len(doc["stage_seeds"]) and doc["problems"] == [] and doc["spec"]["seeds"] == [0, 1, 2]
     res = CliRunner().invoke(cli, ["run-grid", DEMO, "--json"])
     assert res.exit_code == 2 and "--json needs --dry-run" in res.output
 

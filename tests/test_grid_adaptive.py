@@ -170,36 +170,3 @@ def test_a_round_budget_caps_the_new_runs_and_a_before_round_hook_can_stop_the_l
     assert seen == [free.rounds[0]["added"]] and stopped.stopped == "time budget: over"
     assert len(stopped.rounds) == 1 and len(fake.trained) == 8  # nothing beyond the spec's grid
     assert not (tmp_path / "c" / "tinyadapt" / STATE_NAME).exists()  # a skipped round is not recorded
-
-
-def test_demo_time_budget_projects_a_round_from_its_groups_run_times() -> None:
-    from capgate.analysis.next_seeds import GROUP_COLUMNS
-    from capgate.grid.demo import _time_budget
-
-    group = dict(zip(GROUP_COLUMNS, ("demo", "detection", "mobilenetv3", "S-2", "llvip/rgb", "imagenet")))
-    table = pd.DataFrame([{**group, "run_id": f"r{i}", "wall_seconds": 60.0} for i in range(3)])
-
-    class Advice:
-        n_runs = 4
-        add = [{**group, "seeds": 4}]
-
-    import time
-
-    now = time.monotonic()
-    assert _time_budget(now, 15.0, 2, report=True)(Advice, table) is None  # 4 x 60 s / 2 slots + overheads
-    why = _time_budget(now, 2.0, 2, report=True)(Advice, table)
-    assert why and "budget of 2 min" in why and "--budget-min" in why
-    assert _time_budget(now - 14 * 60, 15.0, 2, report=True)(Advice, table) is not None  # 14 min already spent
-    # 12 min spent, 2 min of runs, 25 s of report: a measured overhead of 90 s tips it over 15 min, 10 s does not
-    assert _time_budget(now - 12 * 60, 15.0, 2, report=True, overhead_s=10.0)(Advice, table) is None
-    assert _time_budget(now - 12 * 60, 15.0, 2, report=True, overhead_s=90.0)(Advice, table) is not None
-
-
-def test_demo_round_overhead_is_measured_from_grids_that_trained() -> None:
-    from capgate.grid.demo import _ROUND_OVERHEAD_S, _round_overhead
-
-    def grid(wall: float, stages: float, trials: float, trained: int) -> GridResult:
-        return GridResult("s", Path("t"), 4, trained, 4 - trained, {"ok": 4}, [], wall, 0.0, stages, trials, 2)
-
-    assert _round_overhead([grid(100.0, 30.0, 50.0, 4), grid(60.0, 1.0, 50.0, 4)]) == 9.0  # the smaller
-    assert _round_overhead([grid(0.1, 0.0, 0.0, 0)]) == _ROUND_OVERHEAD_S  # nothing trained: the default

@@ -12,7 +12,8 @@ DEMO_0_1 = ("world.config={imagenet_train: 15, coco_train: 150, domainnet_train:
             "warmup_steps: 5}",
             "pretraining.coco.recipe={optimizer: adamw, lr: 0.006, epochs: 4, batch_size: 16, resolution: 80, "
             "warmup_steps: 5}",
-            "recipe.warmup_steps=10", "recipe.brightness=0.1", "recipe.grayscale=0.0")
+            "recipe.warmup_steps=10", "recipe.brightness=0.1", "recipe.grayscale=0.0",
+            "stage_seeds=[0]")  # one pretraining replicate, as every demo had before stage_seeds
 
 
 def _ids(path: str) -> tuple[list[str], list[str]]:

@@ -9,7 +9,9 @@ metric), ``plan`` (resolved, expectations as texts), ``families`` (one per (stud
 number of contrasts, prior df), ``cells`` (keyed ``study|task|backbone|train_set|eval_set|init``: mean,
 stabilised ``se``, ``sd``, ``sd_mod``, counts), ``verdicts`` (keyed ``<cell key>|vs|<baseline>``),
 ``gates`` (keyed ``study|task|family|shift|init``), ``rankings``, ``ranking_stability``,
-``expectations`` (text, status, holds, detail), ``models`` and ``warnings``.
+``expectations`` (text, status, holds, detail), ``models``, ``warnings`` and ``environment`` (where the
+summary was made: ``cpu`` model of this machine; ``torch``, ``timm``, ``git_sha``, ``capgate`` of the runs
+from the results table's provenance, else of this process; ``capgate check`` prints both when they differ).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from capgate.analysis.result import Analysis
 
 __all__ = ["SUMMARY_SCHEMA", "CELL_FIELDS", "VERDICT_FIELDS", "GATE_FIELDS", "jsonable", "build_summary",
-           "validate_summary", "read_summary", "param_ranges", "gate_interval", "REGENERATE"]
+           "validate_summary", "read_summary", "param_ranges", "gate_interval", "REGENERATE", "environment"]
 
 SUMMARY_SCHEMA = "capgate-summary/2"
 #: How to regenerate a baseline (named by every error about an unusable baseline).
@@ -110,7 +113,40 @@ def build_summary(a: "Analysis") -> dict[str, Any]:
         "outlier_runs": _records(a.outlier_runs, ["key", "run_id", "seed", "value", "siblings_median", "drop"])
         if len(a.outlier_runs) else [],
         "warnings": list(a.warnings),
+        "environment": environment(a.provenance),
     })
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or None
+
+
+def environment(provenance: dict[str, Any]) -> dict[str, Any]:
+    """Where a summary was made: this machine's CPU model, and the versions and git sha of the runs (the
+    table's provenance, several joined by ``+``; else this process's, never importing torch)."""
+    from importlib import metadata
+
+    def of_runs(col: str, package: str | None) -> str | None:
+        seen = [v for v in provenance.get(col) or [] if v and v != "unknown"]
+        if seen:
+            return "+".join(seen)
+        if package is None:
+            return None
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {"cpu": _cpu_model(), "torch": of_runs("torch_version", "torch"), "timm": of_runs("timm_version", "timm"),
+            "git_sha": of_runs("git_sha", None), "capgate": of_runs("capgate_version", "capgate"),
+            "python": platform.python_version()}
 
 
 def validate_summary(d: Any, source: str, *, regenerate: str | None = None) -> dict[str, Any]:

@@ -7,8 +7,16 @@
   cell's own *stabilised* standard error (its moderated run-to-run SD / sqrt(n_ok), written by the
   analysis) and ``z`` is Bonferroni-adjusted so that a re-run with fresh seeds of an unchanged study
   raises a false alarm in at most 1 % of checks; ``se_mode='pooled'`` uses the task's pooled SD instead;
-- every verdict is unchanged: a flip between ``helps``, ``within_noise`` and ``hurts`` fails, a move
-  to or from ``inconclusive`` warns;
+  a pretrained cell adds the variance of its pretraining stages to each side (:mod:`capgate.check.noise`:
+  the summary's ``stage_sd``, else one replicate with the seed SD), so retrained stages do not fail it;
+- the mean shift over all cells of each init stays within its pooled SE (the systematic test of
+  :mod:`capgate.check.noise`): a small shift of every cell that no single cell shows fails;
+- every row states its minimum detectable shift (80 % power at the check's alpha);
+- every verdict is unchanged: a flip between ``helps``, ``within_noise`` and ``hurts`` fails when the gain
+  moved beyond its own tolerance (seed and stage noise of both sides, Bonferroni over the verdicts) and
+  warns when it did not; a move to or from ``inconclusive`` warns;
+- where the two summaries were made (``environment``: CPU, torch, timm, git sha, capgate) is printed
+  when it differs;
 - every capacity gate stays where it was (its rung interval, widened by its bootstrap range, overlaps
   the baseline's; a status change with overlapping intervals, or to/from ``undetermined``, warns);
 - the plan's expectations hold; an expectation left ``untested`` by inconclusive cells warns
@@ -24,10 +32,13 @@ from typing import Any
 
 from capgate.analysis.summary import _num, gate_interval, param_ranges, validate_summary
 from capgate.analysis.verdicts import DECIDED
+from capgate.check.environment import ENVIRONMENT_FIELDS, environment_notes
+from capgate.check.noise import cell_sd, mds, pretrained_inits, stage_var, systematic_shifts
 from capgate.errors import InputError
 from capgate.schema import format_params
 
-__all__ = ["CheckRow", "CheckResult", "compare", "pooled_sd", "auto_z", "check_studies", "FAMILY_ALPHA", "SE_MODES"]
+__all__ = ["CheckRow", "CheckResult", "compare", "pooled_sd", "auto_z", "check_studies", "environment_notes",
+           "FAMILY_ALPHA", "SE_MODES", "ENVIRONMENT_FIELDS"]
 
 #: Family-wise false-alarm rate of the mean checks under pure seed noise when z is not given.
 FAMILY_ALPHA = 0.01
@@ -118,10 +129,19 @@ def auto_z(n_cells: int, family_alpha: float = FAMILY_ALPHA) -> float:
     return NormalDist().inv_cdf(1 - family_alpha / (2 * max(1, n_cells)))
 
 
-def _compare_cells(base: dict, cur: dict, abs_tol: float, z: float, se_mode: str) -> list[CheckRow]:
+def _stage_vars(summary: dict) -> dict[str, tuple[float, str]]:
+    pre = pretrained_inits(summary)
+    return {c["key"]: stage_var(c, pre) for c in summary["cells"]}
+
+
+def _compare_cells(base: dict, cur: dict, abs_tol: float, z: float, se_mode: str,
+                   pairs: list | None = None) -> list[CheckRow]:
+    """The per-cell rows; ``pairs`` collects (base cell, current cell, sd_b, sd_c, staged) for the
+    systematic test."""
     rows = []
     b_cells, c_cells = _by_key(base["cells"]), _by_key(cur["cells"])
     pool_b, pool_c = pooled_sd(base), pooled_sd(cur)
+    st_b, st_c = _stage_vars(base), _stage_vars(cur)
     for key, b in b_cells.items():
         c = c_cells.get(key)
         b_txt = f"{_fmt_metric(_num(b.get('mean')))} (n={b.get('n_ok', '?')})"
@@ -139,11 +159,19 @@ def _compare_cells(base: dict, cur: dict, abs_tol: float, z: float, se_mode: str
                 rows.append(CheckRow("cell", key, b_txt, c_txt, "", "warn", "baseline had no successful runs"))
             continue
         se_b, se_c = _se(b, pool_b, se_mode), _se(c, pool_c, se_mode)
-        noise = z * math.sqrt((se_b or 0.0) ** 2 + (se_c or 0.0) ** 2)
-        tol = max(noise, abs_tol)
+        (vb, how_b), (vc, how_c) = st_b[key], st_c.get(key, (0.0, "none"))
+        sd_b, sd_c = cell_sd(se_b, vb), cell_sd(se_c, vc)
+        if pairs is not None:
+            pairs.append((b, c, sd_b, sd_c, how_b != "none" or how_c != "none"))
+        se = math.hypot(sd_b, sd_c)
+        tol = max(z * se, abs_tol)
         diff = mc - mb
         ok = abs(diff) <= tol + 1e-12
-        note = f"diff {100 * diff:+.2f} pp"
+        note = f"diff {100 * diff:+.2f} pp; detectable shift {100 * mds(tol, se):.2f} pp"
+        if "assumed" in (how_b, how_c):
+            note += "; stage noise assumed (one replicate, stage SD = seed SD)"
+        elif "summary" in (how_b, how_c) and vb + vc > 0:
+            note += "; stage noise from the summary's stage_sd"
         if se_b is None or se_c is None:
             note += "; an SE is unavailable (fewer than 2 seeds), counted as 0"
         status = "pass" if ok else "fail"
@@ -157,9 +185,33 @@ def _compare_cells(base: dict, cur: dict, abs_tol: float, z: float, se_mode: str
     return rows
 
 
-def _compare_verdicts(base: dict, cur: dict) -> list[CheckRow]:
+def _compare_systematic(pairs: list, z: float | None, abs_tol: float) -> list[CheckRow]:
+    rows = []
+    for s in systematic_shifts(pairs, z, abs_tol, auto_z):
+        note = (f"mean shift {100 * s.diff:+.2f} pp over {s.n_cells} cells in {s.n_units} independent units "
+                f"(SE {100 * s.se:.2f} pp); detectable shift {100 * s.mds:.2f} pp")
+        rows.append(CheckRow("systematic", s.key, _fmt_metric(s.base_mean), _fmt_metric(s.cur_mean), _fmt_pp(s.tol),
+                             "pass" if s.passed else "fail",
+                             note if s.passed else f"every cell of this init moved together beyond noise: {note}"))
+    return rows
+
+
+def _gain_moved(b: dict, c: dict, vb: float, vc: float, z: float) -> tuple[bool, str]:
+    """Whether a contrast's gain moved beyond its noise (gain SEs and the arm's stage variance)."""
+    gb, gc, sb, sc = _num(b.get("gain")), _num(c.get("gain")), _num(b.get("se")), _num(c.get("se"))
+    if None in (gb, gc, sb, sc):
+        return True, "gain or its SE unavailable"
+    se = math.hypot(cell_sd(sb, vb), cell_sd(sc, vc))
+    tol = z * se
+    return abs(gc - gb) > tol + 1e-12, (f"gain {100 * gb:+.2f} -> {100 * gc:+.2f} pp, tolerance {_fmt_pp(tol)}, "
+                                        f"detectable shift {100 * mds(tol, se):.2f} pp")
+
+
+def _compare_verdicts(base: dict, cur: dict, z: float | None = None) -> list[CheckRow]:
     rows = []
     b_v, c_v = _by_key(base["verdicts"]), _by_key(cur["verdicts"])
+    st_b, st_c = _stage_vars(base), _stage_vars(cur)
+    zv = auto_z(len(b_v)) if z is None else z
     for key, b in b_v.items():
         c = c_v.get(key)
         if c is None:
@@ -170,7 +222,11 @@ def _compare_verdicts(base: dict, cur: dict) -> list[CheckRow]:
         if vb == vc:
             rows.append(CheckRow("verdict", key, vb, vc, "", "pass"))
         elif vb in DECIDED and vc in DECIDED:
-            rows.append(CheckRow("verdict", key, vb, vc, "", "fail", f"verdict flipped {vb} -> {vc}"))
+            arm = key.split("|vs|")[0]
+            moved, why = _gain_moved(b, c, st_b.get(arm, (0.0, ""))[0], st_c.get(arm, (0.0, ""))[0], zv)
+            rows.append(CheckRow("verdict", key, vb, vc, "", "fail" if moved else "warn",
+                                 f"verdict flipped {vb} -> {vc}" + (f" ({why})" if moved else
+                                                                    f", but the gain moved within noise ({why})")))
         else:
             rows.append(CheckRow("verdict", key, str(vb), str(vc), "", "warn", f"verdict moved {vb} -> {vc}"))
     for key in c_v.keys() - b_v.keys():
@@ -294,16 +350,26 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], *, abs_tol: float
         raise InputError(f"z={z!r} is not a finite number >= 0; pass e.g. --z 3")
     if not (abs_tol >= 0 and math.isfinite(abs_tol)):
         raise InputError(f"abs_tol={abs_tol!r} is not a finite number >= 0 on the metric's 0..1 scale; pass e.g. --abs-tol 0.005")
-    rows = (_compare_cells(baseline, current, abs_tol, z, se_mode) + _compare_verdicts(baseline, current)
+    pairs: list = []
+    rows = (_compare_cells(baseline, current, abs_tol, z, se_mode, pairs)
+            + _compare_systematic(pairs, z if z_given else None, abs_tol)
+            + _compare_verdicts(baseline, current, z if z_given else None)
             + _compare_gates(baseline, current) + _compare_expectations(baseline, current, strict, expectations))
-    kinds = {"cell": 0, "verdict": 1, "gate": 2, "expectation": 3}
+    notes += environment_notes(baseline, current)
+    kinds = {"cell": 0, "systematic": 1, "verdict": 2, "gate": 3, "expectation": 4}
     rows.sort(key=lambda r: (_STATUS_ORDER[r.status], kinds[r.check], r.key))
     z_words = "" if z_given else f" (Bonferroni: {FAMILY_ALPHA:g} family-wise over {len(baseline['cells'])} cells)"
     se_words = ("se = the task's pooled run-to-run SD / sqrt(n_ok)" if se_mode == "pooled"
                 else "se = each cell's stabilised standard error (moderated SD / sqrt(n_ok))")
     rule = (f"cell mean passes when |current - baseline| <= max(z * sqrt(se_base^2 + se_current^2), abs_tol) "
-            f"with z = {z:.3g}{z_words}, {se_words}, abs_tol = {abs_tol:g}; verdict flips among "
-            f"{'/'.join(DECIDED)} fail, moves to/from inconclusive warn; a gate fails when its interval no longer "
+            f"with z = {z:.3g}{z_words}, {se_words}, abs_tol = {abs_tol:g}; a pretrained cell adds its stage "
+            "variance to each se^2 (stage_sd^2 / n_stages from the summary, else the seed SD^2: one stage "
+            "replicate); the mean shift over all cells of each init passes within max(z * SE, abs_tol), SE pooled "
+            "over independent (backbone, init) units, z Bonferroni over those tests; detectable shift = tolerance "
+            "+ 0.84 SE (80 % power); verdict flips among "
+            f"{'/'.join(DECIDED)} fail when the gain moved beyond "
+            "z * its SE (stage noise included, z Bonferroni over the verdicts), else warn; moves to/from "
+            "inconclusive warn; a gate fails when its interval no longer "
             "overlaps the baseline's (a status change with overlapping intervals, or to/from undetermined, warns); "
             + ("plan expectations must hold" if expectations == "hold" else
                "plan expectations must keep the baseline's status (holds / does not hold)")

@@ -254,8 +254,8 @@ for _command in (next_seeds_cmd, report_cmd, check_cmd, import_group):
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a spec value (both studies).")
 @click.option("--max-concurrent", type=click.IntRange(1), default=None, help="At most N trials at once.")
 @click.option("--budget-min", type=click.FloatRange(0), default=15.0, show_default=True,
-              help="Time budget in minutes: an adaptive round (new seeds where verdicts are open) runs only if "
-                   "it is projected to end the demo within it.")
+              help="Time budget in minutes (0: none): a demo past it stops before its next grid or adaptive "
+                   "round (exit 1); the same command resumes. It never skips a step.")
 @click.option("--dry-run", is_flag=True, help="List the stages and runs of both demo studies; start nothing.")
 def demo_cmd(storage: str | None, outdir: str, classification: bool, report: bool, overrides: tuple[str, ...],
              max_concurrent: int | None, budget_min: float, dry_run: bool) -> None:
@@ -263,7 +263,7 @@ def demo_cmd(storage: str | None, outdir: str, classification: bool, report: boo
 
     World, pretraining, the detection grid (experiments/demo.yaml), the classification slice
     (experiments/demo_classification.yaml), then the detection study's adaptive round (more seeds
-    only where verdicts are open) when the time budget allows, the results tables and the report.
+    only where verdicts are open), the results tables and the report: the same runs on every machine.
     """
     from capgate.grid import Store, resolve_storage
     from capgate.grid.demo import plan_demo, run_demo
@@ -276,7 +276,8 @@ def demo_cmd(storage: str | None, outdir: str, classification: bool, report: boo
             click.echo(plan.describe(len(stored)))
             if plan.study.adaptive is not None:
                 click.echo(describe_settings(adaptive_settings(plan.study.adaptive))
-                           + f"; a round runs if projected to end within --budget-min {budget_min:g}")
+                           + f"; the rounds are part of the demo's fixed protocol (past --budget-min {budget_min:g} "
+                             "the demo stops, resumable, and skips nothing)")
         return
     result = run_demo(storage=storage, outdir=outdir, classification=classification, report=report,
                       overrides=overrides, max_concurrent=max_concurrent, budget_min=budget_min)

@@ -31,7 +31,7 @@ from capgate._hash import short_hash
 from capgate.errors import SpecError
 from capgate.grid.driver import GridResult, resolve_storage, run_grid
 from capgate.grid.plan import plan_grid
-from capgate.spec.model import Adaptive, RunSpec
+from capgate.spec.model import Adaptive, RunSpec, StudySpec, reseed
 
 __all__ = ["AdaptiveResult", "run_until_resolved", "seeded_runs", "adaptive_settings", "STATE_NAME",
            "DEFAULT_MAX_ROUNDS"]
@@ -96,8 +96,9 @@ def _group_of(run: RunSpec) -> tuple[str, str, str, str, str, str]:
     return (run.study, run.task, run.family, run.build_rung().backbone_name, run.train_set.name, run.init)
 
 
-def seeded_runs(base: list[RunSpec], added: dict[tuple, set[int]]) -> list[RunSpec]:
-    """The runs of ``added`` (run group -> seeds), each a base run of that group with its seed replaced.
+def seeded_runs(base: list[RunSpec], added: dict[tuple, set[int]], study: StudySpec | None = None) -> list[RunSpec]:
+    """The runs of ``added`` (run group -> seeds), each a base run of that group with its seed replaced
+    and, given the ``study``, started from that seed's pretraining replicate (:func:`capgate.spec.model.reseed`).
 
     A group that names no run of the spec raises :class:`SpecError` (the spec changed under a recorded
     loop)."""
@@ -109,7 +110,8 @@ def seeded_runs(base: list[RunSpec], added: dict[tuple, set[int]]) -> list[RunSp
         if key not in template:
             raise SpecError(f"adaptive seeds recorded for run group {key} match no run of the spec; the spec changed "
                             f"since the loop started: use another --storage, or delete {STATE_NAME} to start over")
-        out += [dataclasses.replace(template[key], seed=s) for s in sorted(seeds)]
+        out += [reseed(study, template[key], s) if study is not None else dataclasses.replace(template[key], seed=s)
+                for s in sorted(seeds)]
     return out
 
 
@@ -181,7 +183,7 @@ def run_until_resolved(spec_path: str | Path, overrides: list[str] | tuple[str, 
     result = AdaptiveResult(study)
     rnd_no = len(recorded) + 1
     while True:
-        extra = seeded_runs(base, added)
+        extra = seeded_runs(base, added, gp.study)
         grid = run_grid(spec_path, overrides, storage=root, raise_on_failure=False, extra_runs=extra, **grid_kw)
         result.grid = grid
         table = load_results(str(grid.table))

@@ -8,10 +8,14 @@ package is installed. Rerunning reuses everything already stored.
 A demo spec with an ``adaptive`` section (the detection study) then gets the rounds of the
 ``--until-resolved`` loop (:mod:`capgate.grid.adaptive`): new seeds only for the run groups whose
 verdicts are still open, at most ``adaptive.max_runs`` per round, judged with the plan's
-group-sequential design. A round runs only when the time budget allows (``budget_min``, default
-:data:`DEFAULT_BUDGET_MIN`): its runs' time is projected from the same groups' measured run times, and
-a round that would end the demo past the budget is skipped (and says so). A round already recorded
-by an interrupted demo always finishes, so a rerun reaches the same table.
+group-sequential design.
+
+ONE fixed protocol: the demo trains the same runs (every stage replicate, both grids, the adaptive
+rounds up to the spec's ``max_rounds``) on every machine, fast or slow, so its answer rests on the same
+runs everywhere. The time budget (``budget_min``, default :data:`DEFAULT_BUDGET_MIN`; 0: none) never
+skips or changes a step: before each step that trains (each grid, each adaptive round) a demo already
+past its budget stops with :class:`DemoStopped` (exit 1) saying where; everything trained is stored,
+and the same command resumes where it stopped (an adaptive round is recorded before it trains).
 """
 
 from __future__ import annotations
@@ -24,29 +28,33 @@ from pathlib import Path
 from typing import Any
 
 from capgate._resources import shipped
-from capgate.errors import SpecError
+from capgate.errors import GridError, SpecError
 from capgate.grid.driver import GridResult, run_grid
 from capgate.grid.plan import GridPlan, plan_grid
 
-__all__ = ["DemoResult", "run_demo", "plan_demo", "demo_spec", "demo_plan", "DEMO_SPECS", "DEFAULT_BUDGET_MIN"]
+__all__ = ["DemoResult", "DemoStopped", "run_demo", "plan_demo", "demo_spec", "demo_plan", "DEMO_SPECS",
+           "DEFAULT_BUDGET_MIN"]
 
 log = logging.getLogger("capgate.grid")
 
 DEMO_SPECS = ("demo.yaml", "demo_classification.yaml")
-#: The demo's time budget in minutes: an adaptive round that would end the demo later is skipped.
+#: The demo's time budget in minutes: a demo past it stops (resumable) before its next step.
 DEFAULT_BUDGET_MIN = 15.0
-#: Seconds a round costs besides its runs (Ray start, the workers' imports) when no grid of this demo
-#: trained anything to measure it from, and the report's seconds (it renders after the round).
-_ROUND_OVERHEAD_S = 15.0
-_REPORT_S = 25.0
 
 
-def _round_overhead(grids: list[GridResult]) -> float:
-    """Seconds a grid invocation spent outside its stages and trials (Ray start, storage probe, world
-    check, collecting the table): the smallest measured by this demo's grids that trained runs (the
-    first one also generated the world), else :data:`_ROUND_OVERHEAD_S`."""
-    spent = [g.wall_seconds - g.stage_seconds - g.trials_wall_seconds for g in grids if g.n_trained]
-    return max(0.0, min(spent)) if spent else _ROUND_OVERHEAD_S
+class DemoStopped(GridError):
+    """The demo passed its time budget: it stopped before a step, with everything so far stored."""
+
+
+def _deadline(t0: float, budget_min: float | None) -> Callable[[str], None]:
+    """``check(step)``: raises :class:`DemoStopped` when the demo is past ``budget_min`` before ``step``."""
+    def check(step: str) -> None:
+        spent = time.monotonic() - t0
+        if budget_min and spent > budget_min * 60:
+            raise DemoStopped(f"the demo stopped after {spent / 60:.1f} min, past its time budget of {budget_min:g} "
+                              f"min, before {step}; everything trained so far is stored: rerun the same command to "
+                              "finish (nothing trains twice), or give more time with capgate demo --budget-min")
+    return check
 
 
 def demo_spec(name: str) -> Path:
@@ -89,34 +97,35 @@ class DemoResult:
 
 def run_demo(storage: str | Path | None = None, outdir: str | Path = "reports/demo",
              classification: bool = True, report: bool = True, overrides: tuple[str, ...] = (),
-             max_concurrent: int | None = None, budget_min: float = DEFAULT_BUDGET_MIN) -> DemoResult:
-    """Run the demo studies (and the adaptive rounds the time budget allows) and render their report;
-    failed runs raise after the report."""
+             max_concurrent: int | None = None, budget_min: float | None = DEFAULT_BUDGET_MIN) -> DemoResult:
+    """Run the demo's fixed protocol (both grids, then the adaptive rounds) and render its report; a demo
+    past ``budget_min`` raises :class:`DemoStopped` before its next step; failed runs raise after the report."""
     from capgate.spec.load import load_study
 
     t0 = time.monotonic()
+    check = _deadline(t0, budget_min)
     out = DemoResult()
     names = DEMO_SPECS if classification else DEMO_SPECS[:1]
     failures = []
     for name in names:  # the fixed grids first: every study has its first look before any round
+        check(f"the grid of {name}")
         res = run_grid(demo_spec(name), overrides, storage=storage, max_concurrent=max_concurrent,
                        raise_on_failure=False)
         out.grids.append(res)
         failures += res.failed
-    for i, name in enumerate(names):
+    for name in names:
         settings = load_study(demo_spec(name), overrides).adaptive
         if settings is None:
             continue
         from capgate.grid.adaptive import adaptive_settings, run_until_resolved
 
-        slots = max(out.grids[i].slots, 1)
+        check(f"the adaptive rounds of {name}")
         res_a = run_until_resolved(demo_spec(name), overrides, **adaptive_settings(settings), storage=storage,
                                    max_concurrent=max_concurrent, echo=log.info,
-                                   before_round=_time_budget(t0, budget_min, slots, report,
-                                                             _round_overhead(out.grids)))
+                                   before_round=lambda advice, table, n=name: check(f"an adaptive round of {n}"))
         out.adaptive.append(res_a)  # its table is the study's results.parquet, as out.grids[i].table says
         failures += [f for f in (res_a.grid.failed if res_a.grid is not None else []) if f not in failures]
-    if report:
+    if report:  # the report changes no run: it renders even past the budget
         try:
             from capgate.report import render_report
         except ImportError:
@@ -133,31 +142,6 @@ def run_demo(storage: str | Path | None = None, outdir: str | Path = "reports/de
             out.report = Path(render_report(inputs, str(outdir), plan=str(plan) if plan else None))
     out.wall_seconds = time.monotonic() - t0  # the summary says it ("demo finished in"), once
     if failures:
-        from capgate.errors import GridError
-
         raise GridError(f"{len(failures)} demo runs failed (recorded; rerun `capgate demo` to retry): "
                         + "; ".join(f"{rid}: {err.strip().splitlines()[0][:200]}" for rid, err in failures[:10]))
     return out
-
-
-def _time_budget(t0: float, budget_min: float, slots: int, report: bool,
-                 overhead_s: float = _ROUND_OVERHEAD_S) -> Callable[[Any, Any], str | None]:
-    """The demo's check before an adaptive round: None (train it) when the round, projected from the
-    measured run times of the same run groups, still ends the demo within ``budget_min``; else why not."""
-    from capgate.analysis.next_seeds import GROUP_COLUMNS
-
-    def check(advice: Any, table: Any) -> str | None:
-        runs = table.drop_duplicates("run_id")
-        per_group = runs.groupby(list(GROUP_COLUMNS))["wall_seconds"].mean()
-        busy = sum(a["seeds"] * float(per_group.get(tuple(a[c] for c in GROUP_COLUMNS), per_group.mean()))
-                   for a in advice.add)
-        elapsed = time.monotonic() - t0
-        end = elapsed + busy / slots + overhead_s + (_REPORT_S if report else 0.0)
-        if end <= budget_min * 60:
-            log.info("[demo] adaptive round of %d runs: projected to end the demo at %.1f min, within its budget "
-                     "of %.0f min", advice.n_runs, end / 60, budget_min)
-            return None
-        return (f"time budget: the round's {advice.n_runs} runs would end the demo at about {end / 60:.1f} min, "
-                f"over its budget of {budget_min:g} min (capgate demo --budget-min)")
-
-    return check

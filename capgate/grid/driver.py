@@ -143,7 +143,7 @@ def _ray_init(address: str | None, num_cpus: int | None) -> tuple[bool, str | No
     return True, tmp
 
 
-def _lost_records(spec: RunSpec, error: str, store: Store | None = None) -> list[dict[str, Any]]:
+def _lost_records(spec: RunSpec, error: str, store: Store | None = None, stages: list | None = None) -> list[dict]:
     """``failed`` records for a run Ray lost after all retries (no model was trained)."""
     from capgate.train.run import run_base  # light: torch is imported only when a run trains
 
@@ -153,7 +153,8 @@ def _lost_records(spec: RunSpec, error: str, store: Store | None = None) -> list
     if tail:
         error += "\n--- last lines of the trial's log ---\n" + tail
     now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
-    return build_records(run_base(spec), [(e.name, e.shift) for e in spec.train_set.evals], status="failed",
+    base = run_base(spec, stages={s.stage_id: s for s in stages or ()})
+    return build_records(base, [(e.name, e.shift) for e in spec.train_set.evals], status="failed",
                          error=error, started_at=now, ended_at=now, wall_seconds=0.0)
 
 
@@ -217,8 +218,8 @@ def run_grid(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (),
     # Trials Ray lost after all retries get failed records, so they show in the table.
     for r in todo:
         if store.read(r.run_id) is None:
-            store.write(r.run_id, r.to_dict(), _lost_records(
-                r, "the trial was lost by Ray after all retries (worker or node died); rerun the grid", store))
+            store.write(r.run_id, r.to_dict(), _lost_records(r, "the trial was lost by Ray after all retries (worker or "
+                                                             "node died); rerun the grid", store, plan.stages))
     table, path = store.collect(ids, study.task)
     from capgate.train.pretrain import write_stage_table  # no torch: stage.json files only
 

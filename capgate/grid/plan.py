@@ -39,6 +39,9 @@ class GridPlan:
         line = (f"study {s.study} ({s.task}): {len(self.runs)} runs = {len(s.train_sets)} train sets x "
                 f"{len(s.rungs)} rungs x {len(s.inits)} inits x {len(s.seeds)} seeds; {self.n_records} result "
                 f"records; {len(self.stages)} pretraining stages")
+        if len(s.stage_seeds) > 1:
+            line += (f" ({len(s.stage_seeds)} replicates per chain, stage seeds {list(s.stage_seeds)}; fine-tuning "
+                     f"seed i starts from stage seed stage_seeds[i % {len(s.stage_seeds)}])")
         if stored is not None:
             line += f"; {stored} of {len(self.runs)} runs already stored, {len(self.runs) - stored} to train"
         return line
@@ -51,12 +54,13 @@ class GridPlan:
         lines.append("pretraining stages:")
         for st in self.stages:
             src = st.checkpoint or f"{st.data.format}:{st.data.split} @ {st.data.root}"
-            lines.append(f"  {st.stage_id}  {st.kind:<14} {st.family}/{st.rung}  from {src}"
+            lines.append(f"  {st.stage_id}  {st.kind:<14} {st.family}/{st.rung}  seed={st.seed}  from {src}"
                          + (f"  after {st.parent}" if st.parent else ""))
         lines.append("runs:")
         for r in self.runs:
             evals = ", ".join(f"{e.name}[{e.shift}]" for e in r.train_set.evals)
-            lines.append(f"  {r.run_id}  {r.family}/{r.rung} init={r.init} seed={r.seed} "
+            stage = f" stage={r.init_stage} stage_seed={r.stage_seed}" if r.init_stage else ""
+            lines.append(f"  {r.run_id}  {r.family}/{r.rung} init={r.init} seed={r.seed}{stage} "
                          f"train={r.train_set.name} eval={evals}")
         return "\n".join(lines)
 
@@ -68,9 +72,10 @@ class GridPlan:
             "n_records": self.n_records, "n_stored": None if stored is None else len(done),
             "spec": study_to_dict(self.study),
             "stages": [{"stage_id": s.stage_id, **s.to_dict()} for s in self.stages],
+            "stage_seeds": list(self.study.stage_seeds),
             "runs": [{"run_id": r.run_id, "family": r.family, "rung": r.rung, "init": r.init, "seed": r.seed,
-                      "train_set": r.train_set.name, "evals": [e.name for e in r.train_set.evals],
-                      "stored": r.run_id in done} for r in self.runs],
+                      "init_stage": r.init_stage, "stage_seed": r.stage_seed, "train_set": r.train_set.name,
+                      "evals": [e.name for e in r.train_set.evals], "stored": r.run_id in done} for r in self.runs],
         }
 
 

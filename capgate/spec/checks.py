@@ -6,7 +6,7 @@ from typing import Any
 
 from capgate.errors import SpecError
 
-__all__ = ["_keys", "_choice", "_num", "_str"]
+__all__ = ["_keys", "_choice", "_num", "_str", "_seed_list"]
 
 
 def _keys(d: Any, where: str, required: tuple[str, ...], optional: tuple[str, ...]) -> dict:
@@ -40,3 +40,19 @@ def _str(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value:
         raise SpecError(f"spec key '{where}' must be a non-empty string, got {value!r}")
     return value
+
+
+
+def _seed_list(seeds: Any, key: str) -> tuple[int, ...]:
+    """``seeds`` / ``stage_seeds``: a count n (meaning 0..n-1) or a list of distinct integers >= 0."""
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise SpecError(f"spec key '{key}' = {seeds!r}: a count of seeds must be >= 1 "
+                            f"(e.g. {key}: 3 or {key}: [0, 1, 2])")
+        seeds = list(range(seeds))
+    if not isinstance(seeds, list) or not seeds or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise SpecError(f"spec key '{key}' must be a count >= 1 or a non-empty list of integers >= 0, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise SpecError(f"spec key '{key}' repeats a seed: {seeds!r}; list each seed once")
+    return tuple(seeds)

@@ -19,11 +19,12 @@ import yaml
 
 from capgate.data.world_version import GENERATOR_VERSION, IDS_WITHOUT_GENERATOR
 from capgate.data.registry import CLASSIFICATION_FORMATS, DETECTION_FORMATS
-from capgate.spec.checks import _choice, _keys, _num, _str
-from capgate.errors import CapgateError, SpecError
+from capgate.spec.adaptive import parse_adaptive
+from capgate.spec.checks import _choice, _keys, _num, _seed_list, _str
+from capgate.errors import SpecError
 from capgate.models.ladder import FAMILIES, STANDARD_FAMILY, Rung, get_rung, rung_names, standard_names
 from capgate.schema import SHIFTS, TASKS
-from capgate.spec.model import (AMP_MODES, Adaptive, DatasetRef, EvalSet, InitDef, Recipe, Resources, StageDef, StudySpec,
+from capgate.spec.model import (AMP_MODES, DatasetRef, EvalSet, InitDef, Recipe, Resources, StageDef, StudySpec,
                           TrainSet, fields_of)
 
 __all__ = ["DEFAULTS", "load_study", "study_from_dict", "parse_override", "study_to_dict", "read_yaml"]
@@ -41,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "task": "detection",
     "world": {"seed": 0, "config": {}},
     "seeds": [0, 1, 2],
+    "stage_seeds": [0],  # pretraining replicates: each (rung, init) stage chain is trained once per stage seed
     "recipe": {},
     "resources": {"cpu": 1, "gpu": 0},
     "stage_resources": {"cpu": 1, "gpu": 0},
@@ -335,61 +337,9 @@ def _inits(raw: Any, stage_names: set[str]) -> tuple[InitDef, ...]:
     return tuple(inits)
 
 
-def _seeds(seeds: Any) -> tuple[int, ...]:
-    if isinstance(seeds, int) and not isinstance(seeds, bool):
-        if seeds < 1:
-            raise SpecError(f"spec key 'seeds' = {seeds!r}: a count of seeds must be >= 1 "
-                            f"(e.g. seeds: 3 or seeds: [0, 1, 2])")
-        seeds = list(range(seeds))
-    if not isinstance(seeds, list) or not seeds or not all(
-            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-        raise SpecError(f"spec key 'seeds' must be a count >= 1 or a non-empty list of integers >= 0, got {seeds!r}")
-    if len(set(seeds)) != len(seeds):
-        raise SpecError(f"spec key 'seeds' repeats a seed: {seeds!r}; list each seed once")
-    return tuple(seeds)
-
-
 def _resources(x: Any, w: str) -> Resources:
     x = _keys(x, w, (), ("cpu", "gpu"))
     return Resources(_num(x.get("cpu", 1), f"{w}.cpu", float, 0.0), _num(x.get("gpu", 0), f"{w}.gpu", float, 0.0))
-
-
-ADAPTIVE_KEYS = fields_of(Adaptive)
-
-
-def _adaptive_plan(value: Any, base_dir: Path) -> str:
-    """``adaptive.plan``: a path (relative to the spec file) or the name of a shipped analysis plan."""
-    from capgate._resources import shipped
-
-    name = _str(value, "adaptive.plan")
-    path = Path(name).expanduser()
-    if not path.is_absolute():
-        path = base_dir / path
-    if path.is_file():
-        return str(path)
-    try:
-        folder = shipped("analysis")
-    except CapgateError:
-        folder = None
-    if folder is not None and not Path(name).is_absolute():
-        candidate = folder / (Path(name).name if Path(name).suffix in (".yaml", ".yml") else f"{name}.yaml")
-        if candidate.is_file():
-            return str(candidate)
-    known = sorted(p.stem for p in folder.glob("*.yaml")) if folder is not None else []
-    raise SpecError(f"spec key 'adaptive.plan' = {name!r}: no file {path} (a relative path is read from the spec "
-                    f"file's folder)" + (f"; or name a shipped plan: {', '.join(known)}" if known else ""))
-
-
-def _adaptive(x: Any, base_dir: Path) -> Adaptive | None:
-    if x is None:
-        return None
-    x = _keys(x, "adaptive", (), ADAPTIVE_KEYS)
-    plan = x.get("plan")
-    seeds, rounds, runs = x.get("max_seeds"), x.get("max_rounds"), x.get("max_runs")
-    return Adaptive(plan=None if plan is None else _adaptive_plan(plan, base_dir),
-                    max_seeds=None if seeds is None else _num(seeds, "adaptive.max_seeds", int, 2),
-                    max_rounds=None if rounds is None else _num(rounds, "adaptive.max_rounds", int, 1),
-                    max_runs=None if runs is None else _num(runs, "adaptive.max_runs", int, 2))
 
 
 def _build_study(d: dict[str, Any], base_dir: Path) -> StudySpec:
@@ -419,7 +369,7 @@ def _build_study(d: dict[str, Any], base_dir: Path) -> StudySpec:
     return StudySpec(
         study=study, task=task, classes=tuple(classes), class_map=class_map, world=world,
         train_sets=_train_sets(d["train_sets"], ds), rungs=rungs, inits=_inits(d["inits"], {s.name for s in stages}),
-        stages=stages, seeds=_seeds(d["seeds"]), recipe=_recipe(d["recipe"] or {}, "recipe"),
+        stages=stages, seeds=_seed_list(d["seeds"], "seeds"), recipe=_recipe(d["recipe"] or {}, "recipe"),
         resources=_resources(d["resources"], "resources"),
         stage_resources=_resources(d["stage_resources"], "stage_resources"), rung_defs=rung_defs,
-        adaptive=_adaptive(d["adaptive"], base_dir))
+        adaptive=parse_adaptive(d["adaptive"], base_dir), stage_seeds=_seed_list(d["stage_seeds"], "stage_seeds"))

@@ -7,6 +7,18 @@ per-trial resources and ONE training recipe shared by every cell. :func:`expand`
 the frozen :class:`PretrainSpec` and :class:`RunSpec` lists before Ray starts, so ``--dry-run``
 needs no data. Every spec round-trips to JSON; ``run_id`` and ``stage_id`` are hashes of it.
 
+Pretraining replicates (``stage_seeds``, default ``[0]``): a pretraining run is itself a random draw,
+so each (rung, init) stage chain is trained once per stage seed, every trained stage of replicate
+``s`` with seed ``s`` and started from replicate ``s``'s parent (``imagenet_coco``'s COCO stage of
+replicate ``s`` starts from the ImageNet stage of replicate ``s``). Fine-tuning seeds are NESTED in
+the replicates, never crossed: the run with seed ``i`` starts from replicate
+``stage_seeds[i % len(stage_seeds)]`` (:func:`stage_seed_for`), so a study costs the same number of
+runs whatever the number of replicates, consecutive seeds spread evenly over them, and the runs of
+every init still pair with scratch by seed. Its ``init_stage`` (the replicate's last stage id) is
+part of its ``run_id``. A chain whose last stage is a checkpoint file is not replicated (it is one
+fixed set of weights). With the default ``[0]`` no id changes: stage seed 0 is what every stage was
+trained with before, and a run's ``stage_seed`` enters its JSON only when it is not 0.
+
 Loading and validating YAML is :mod:`capgate.spec.load`'s job (``load_study``); hashing is
 :mod:`capgate._hash`'s; dataset roots are :mod:`capgate.data.roots`'. This module imports neither
 torch nor ray.
@@ -15,13 +27,15 @@ torch nor ray.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
 from capgate._hash import canonical_json, short_hash
 from capgate.data.roots import SYNTHETIC
 from capgate.errors import SpecError
 from capgate.models.ladder import Rung, get_rung
+from capgate.spec.sections import (AMP_MODES, Adaptive, DatasetRef, EvalSet, InitDef, Recipe, Resources,  # noqa: F401
+                                   StageDef, TrainSet, fields_of)
 
 __all__ = [
     "Recipe",
@@ -36,134 +50,16 @@ __all__ = [
     "PretrainSpec",
     "RunSpec",
     "expand",
+    "reseed",
+    "stage_seed_for",
+    "chain_of",
     "fields_of",
     "SYNTHETIC",
+    "AMP_MODES",
     # homes elsewhere, kept importable from here: capgate._hash and capgate.data.roots
     "canonical_json",
     "short_hash",
 ]
-
-#: Mixed precision of training (``recipe.amp``): ``auto`` is bf16 on a CUDA device that supports it,
-#: fp16 (with a GradScaler) on one that does not, and off on CPU; resolved in capgate.train.recipe.
-AMP_MODES = ("off", "auto", "bf16", "fp16")
-
-def fields_of(cls: type) -> tuple[str, ...]:
-    """Field names of a spec dataclass, in order (the valid keys of its YAML section)."""
-    return tuple(f.name for f in fields(cls))
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """The one training recipe of a study (or of a pretraining stage).
-
-    ``epochs`` passes over the train set, or a fixed number of ``steps`` when set (steps wins).
-    ``hflip`` is the horizontal-flip probability, ``brightness`` the +-fraction of a random
-    brightness change, ``grayscale`` the probability of replacing an image by its luminance (a
-    standard colour augmentation, which also lets an RGB-trained model see infrared-like input); ``max_train_images``/``max_eval_images`` cap the splits (small budgets).
-    ``amp`` is the mixed precision of training (one of ``AMP_MODES``) and ``channels_last`` the
-    memory format of the model and its inputs; both are off by default (plain fp32, NCHW).
-    ``memory_budget_mb`` (default ``capgate.train.recipe.DEFAULT_MEMORY_BUDGET_MB``): a split whose
-    decoded size exceeds it is streamed from disk by DataLoader workers instead of held in memory.
-    """
-
-    optimizer: str = "adamw"
-    lr: float = 0.003
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    schedule: str = "cosine"
-    warmup_steps: int = 20
-    epochs: int = 10
-    steps: int | None = None
-    batch_size: int = 16
-    resolution: int = 64
-    hflip: float = 0.5
-    brightness: float = 0.0
-    grayscale: float = 0.0
-    grad_clip: float | None = 10.0
-    max_train_images: int | None = None
-    max_eval_images: int | None = None
-    amp: str = "off"
-    channels_last: bool = False
-    memory_budget_mb: int | None = None
-
-
-@dataclass(frozen=True)
-class DatasetRef:
-    """One split of one dataset: ``root`` is ``synthetic`` (the tiny world) or a path that may
-    use ``${ENV_VAR}`` (expanded only when the data is opened, never for a dry run)."""
-
-    format: str
-    root: str
-    split: str
-    modality: str | None = None
-    domain: str | None = None
-    drop_invalid: bool = False  # detection formats: drop zero-area/out-of-image boxes, counted in the record
-
-
-@dataclass(frozen=True)
-class EvalSet:
-    """An evaluation set, named as in the results table (``flir/rgb``), with its shift tag."""
-
-    name: str
-    data: DatasetRef
-    shift: str
-
-
-@dataclass(frozen=True)
-class TrainSet:
-    """A training set and the eval sets its models are scored on."""
-
-    name: str
-    data: DatasetRef
-    evals: tuple[EvalSet, ...]
-
-    @property
-    def datasets(self) -> list[DatasetRef]:
-        """The train split and every eval split."""
-        return [self.data, *(e.data for e in self.evals)]
-
-
-@dataclass(frozen=True)
-class StageDef:
-    """A pretraining stage: classification on an ImageNet-layout corpus or detection on a
-    COCO-layout corpus, with its own recipe; or a local ``checkpoint`` file used instead."""
-
-    name: str
-    kind: str
-    data: DatasetRef | None
-    recipe: Recipe
-    checkpoint: str | None = None
-
-
-@dataclass(frozen=True)
-class InitDef:
-    """An initialization: ``scratch`` (no stages), a chain of stage names, or a checkpoint."""
-
-    name: str
-    stages: tuple[str, ...] = ()
-    checkpoint: str | None = None
-
-
-@dataclass(frozen=True)
-class Resources:
-    """Ray resources of one trial (fractional GPUs let small trials share a GPU)."""
-
-    cpu: float = 1.0
-    gpu: float = 0.0
-
-
-@dataclass(frozen=True)
-class Adaptive:
-    """The spec's ``adaptive`` section: ``run-grid SPEC`` runs the ``--until-resolved`` loop with these
-    values (command-line flags override each one). ``plan`` is the analysis plan's resolved path; a
-    field left ``None`` takes the library default (the plan's ``sequential.max_seeds``; 10 rounds; no
-    budget of runs per round)."""
-
-    plan: str | None = None
-    max_seeds: int | None = None
-    max_rounds: int | None = None
-    max_runs: int | None = None
-
 
 @dataclass(frozen=True)
 class StudySpec:
@@ -189,6 +85,7 @@ class StudySpec:
     stage_resources: Resources
     rung_defs: dict[str, dict[str, Any]] = field(default_factory=dict)
     adaptive: Adaptive | None = None
+    stage_seeds: tuple[int, ...] = (0,)  # pretraining replicates (see the module doc)
 
 
 def _rung_of(name: str, rung_def: dict[str, Any] | None) -> Rung:
@@ -207,7 +104,7 @@ _NEUTRAL_DEFAULTS: dict[str, dict[str, Any]] = {
 
 def _plain(obj: Any) -> Any:
     if is_dataclass(obj) and not isinstance(obj, type):
-        neutral = _NEUTRAL_DEFAULTS.get(type(obj).__name__, {})
+        neutral = {**_NEUTRAL_DEFAULTS.get(type(obj).__name__, {}), **getattr(obj, "_implied", dict)()}
         return {f.name: _plain(getattr(obj, f.name)) for f in fields(obj)
                 if not (f.name in neutral and getattr(obj, f.name) == neutral[f.name])}
     if isinstance(obj, (list, tuple)):
@@ -285,6 +182,19 @@ class RunSpec:
     world: dict[str, Any]
     seed: int
     rung_def: dict[str, Any] | None = None  # set for a spec's own rungs (see StudySpec.rung_defs)
+    #: The pretraining replicate (stage seed) of the chain the run starts from: an int when ``init_stage``
+    #: is set (0 when not given), None otherwise. Left out of the JSON at 0, so ids made before
+    #: replicates existed stay valid.
+    stage_seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.init_stage is not None and self.stage_seed is None:
+            object.__setattr__(self, "stage_seed", 0)
+        assert self.init_stage is not None or self.stage_seed is None, "a stage seed without a stage chain"
+
+    def _implied(self) -> dict[str, Any]:
+        """The ``stage_seed`` a spec without that key means (left out of the JSON)."""
+        return {"stage_seed": 0 if self.init_stage is not None else None}
 
     @property
     def run_id(self) -> str:
@@ -323,41 +233,81 @@ class RunSpec:
                         for e in ts["evals"]))
         d["recipe"] = Recipe(**d["recipe"])
         d["classes"] = tuple(d["classes"])
-        return cls(**d)
+        return cls(**d)  # a missing stage_seed is implied by __post_init__
 
     @classmethod
     def from_json(cls, text: str) -> RunSpec:
         return cls.from_dict(json.loads(text))
 
 
+def stage_seed_for(seed: int, stage_seeds: tuple[int, ...]) -> int:
+    """The stage seed of the replicate a fine-tuning ``seed`` starts from: ``stage_seeds[seed % k]``."""
+    return stage_seeds[seed % len(stage_seeds)]
+
+
+def _replicated(study: StudySpec, init: InitDef) -> bool:
+    """True when the init's weights come from a stage capgate trains (its last stage is no file)."""
+    stage_defs = {s.name: s for s in study.stages}
+    return bool(init.stages) and not stage_defs[init.stages[-1]].checkpoint
+
+
+def chain_of(study: StudySpec, family: str, rung: str, init: InitDef, stage_seed: int) -> list[PretrainSpec]:
+    """The stage chain of one (rung, init) for one replicate, parents first (empty for scratch or a
+    checkpoint init). Trained stages carry ``stage_seed``; a stage given as a checkpoint file keeps seed 0."""
+    stage_defs = {s.name: s for s in study.stages}
+    rung_def = study.rung_defs.get(rung)
+    chain: list[PretrainSpec] = []
+    parent: str | None = None
+    for sname in init.stages:
+        sd = stage_defs[sname]
+        world = study.world if sd.data and sd.data.root == SYNTHETIC else {}
+        ps = PretrainSpec(name=sname, kind=sd.kind, family=family, rung=rung, data=sd.data, recipe=sd.recipe,
+                          world=world, parent=parent, checkpoint=sd.checkpoint,
+                          seed=0 if sd.checkpoint else stage_seed, rung_def=rung_def)
+        chain.append(ps)
+        parent = ps.stage_id
+    return chain
+
+
+def reseed(study: StudySpec, run: RunSpec, seed: int) -> RunSpec:
+    """``run`` with another fine-tuning seed, started from that seed's replicate (:func:`stage_seed_for`);
+    the adaptive loop's new seeds are made this way."""
+    init = next(i for i in study.inits if i.name == run.init)
+    if not _replicated(study, init):
+        return replace(run, seed=seed)
+    ss = stage_seed_for(seed, study.stage_seeds)
+    chain = chain_of(study, run.family, run.rung, init, ss)
+    return replace(run, seed=seed, init_stage=chain[-1].stage_id, stage_seed=ss)
+
+
 def expand(study: StudySpec) -> tuple[list[PretrainSpec], list[RunSpec]]:
     """All pretraining stages (deduplicated, parents before children) and all runs.
 
     Runs are ordered train set > rung > init > seed; stages by chain position, so a stage's
-    parent always comes earlier in the list.
+    parent always comes earlier in the list. Each (rung, init) chain is expanded once per stage seed
+    and each seed's run starts from its replicate (see the module doc).
     """
-    stage_defs = {s.name: s for s in study.stages}
     stages: dict[str, PretrainSpec] = {}
     runs: list[RunSpec] = []
     for ts in study.train_sets:
         for fam, rung in study.rungs:
             rung_def = study.rung_defs.get(rung)
             for init in study.inits:
-                parent: str | None = None
-                for sname in init.stages:
-                    sd = stage_defs[sname]
-                    world = study.world if sd.data and sd.data.root == SYNTHETIC else {}
-                    ps = PretrainSpec(name=sname, kind=sd.kind, family=fam, rung=rung, data=sd.data,
-                                      recipe=sd.recipe, world=world, parent=parent, checkpoint=sd.checkpoint,
-                                      rung_def=rung_def)
-                    stages.setdefault(ps.stage_id, ps)
-                    parent = ps.stage_id
+                replicated = _replicated(study, init)
+                ends: dict[int, str | None] = {}
+                for ss in (study.stage_seeds if replicated else (0,)):
+                    chain = chain_of(study, fam, rung, init, ss)
+                    for ps in chain:
+                        stages.setdefault(ps.stage_id, ps)
+                    ends[ss] = chain[-1].stage_id if chain else None
                 for seed in study.seeds:
+                    ss = stage_seed_for(seed, study.stage_seeds) if replicated else 0
                     runs.append(RunSpec(
                         study=study.study, task=study.task, classes=study.classes,
                         class_map=study.class_map, family=fam,
-                        rung=rung, init=init.name, init_stage=parent, init_checkpoint=init.checkpoint,
-                        train_set=ts, recipe=study.recipe, world=study.world, seed=seed, rung_def=rung_def))
+                        rung=rung, init=init.name, init_stage=ends[ss], init_checkpoint=init.checkpoint,
+                        train_set=ts, recipe=study.recipe, world=study.world, seed=seed, rung_def=rung_def,
+                        stage_seed=ss if ends[ss] is not None else None))
     ordered = sorted(stages.values(), key=lambda s: _depth(s, stages))
     ids = [r.run_id for r in runs]
     if len(set(ids)) != len(ids):

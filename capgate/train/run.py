@@ -89,18 +89,25 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def run_base(spec: RunSpec, imported: bool = False) -> dict[str, Any]:
+def run_base(spec: RunSpec, imported: bool = False, stages: dict[str, PretrainSpec] | None = None) -> dict[str, Any]:
     """The columns a run's records share before anything is trained (model columns unknown);
-    ``imported`` as in :func:`provenance_versions`."""
+    ``imported`` as in :func:`provenance_versions`. ``stage_seed`` is the run's pretraining replicate,
+    None without a stage chain or when ``stages`` shows its last stage is a checkpoint file."""
     rung = spec.build_rung()
     return {
         "study": spec.study, "task": spec.task, "run_id": spec.run_id, "family": spec.family,
         "width": float(rung.width), "depth": float(rung.depth), "resolution": spec.recipe.resolution,
         "backbone": rung.backbone_name, "rung": rung.name, "params": None, "macs": None,
         "init": spec.init, "init_source": spec.init_stage or "none", "train_set": spec.train_set.name,
-        "seed": spec.seed, "spec_hash": spec.spec_hash, "data_fingerprint": None,
+        "seed": spec.seed, "stage_seed": _stage_seed(spec, stages), "spec_hash": spec.spec_hash,
+        "data_fingerprint": None,
         "class_map": str(spec.class_map or ""), "epochs": spec.recipe.epochs, **provenance_versions(imported),
     }
+
+
+def _stage_seed(spec: RunSpec, stages: dict[str, PretrainSpec] | None) -> int | None:
+    st = (stages or {}).get(spec.init_stage) if spec.init_stage is not None else None
+    return None if st is not None and st.checkpoint else spec.stage_seed
 
 
 def train_one_run(spec: RunSpec, storage: Path | str, stages: dict[str, PretrainSpec] | None = None,
@@ -118,7 +125,7 @@ def train_one_run(spec: RunSpec, storage: Path | str, stages: dict[str, Pretrain
     started, t0 = _now(), time.perf_counter()
     folder = run_dir(storage, spec)
     atomic_write_json(folder / "spec.json", {"run_id": spec.run_id, "spec": spec.to_dict()})
-    base = run_base(spec, imported=True)
+    base = run_base(spec, imported=True, stages=stages)
     base["init_source"] = "none"
     scores: dict[str, dict[str, float]] = {}
     status, error = "ok", ""
