@@ -11,7 +11,7 @@ import pytest
 from capgate.analysis.summary import environment
 from capgate.check import compare
 from capgate.check.noise import Z_POWER, systematic_shifts
-from test_report_data import _cell, hand_summary, variant
+from helpers import _cell, hand_summary, variant
 
 
 def rows(result, check: str = "cell") -> dict:
