@@ -9,8 +9,8 @@ Per site (study, task, family, backbone, train_set, eval_set, shift) and init ``
   ``gain = mean(d)``, ``se = sqrt(s2_mod / n_pairs)`` with ``s2_mod`` the variance of the differences
   moderated across the paired contrasts of the (study, task) (:func:`capgate.analysis.noise.squeeze_var`,
   prior located per eval set and init, :func:`capgate.analysis.noise.noise_strata`), on
-  ``df = d0 + n_pairs - 1``; a contrast with an outlier arm (a cell far noisier than the other cells of
-  its eval set and init) keeps its own variance on ``n_pairs - 1`` df;
+  ``df = d0 + n_pairs - 1`` (``d0`` the contrast's own prior df: limma's robust fit shrinks it toward 0
+  for a contrast far noisier than its eval set and init, which then keeps most of its own variance);
 - **unpaired**: ``gain = mean_a - mean_b``, ``se = sqrt(sd_mod_a^2/n_a + sd_mod_b^2/n_b)`` with each arm's
   moderated variance, Welch-Satterthwaite df from the arms' moderated df;
 - the interval ``gain +- t(1 - alpha/2, df) se`` (marginal, per cell) and the two-sided p; the TOST
@@ -48,7 +48,7 @@ import pandas as pd
 from scipy import stats
 
 from capgate.analysis.cells import FAMILY, RUN_GROUP, SITE_COLUMNS, cell_table, metric_frame, pooled_noise
-from capgate.analysis.noise import noise_strata, squeeze_var
+from capgate.analysis.noise import location_df, noise_strata, squeeze_var
 from capgate.analysis.plan import margin_rule, sequential_looks
 from capgate.analysis.result import GAINS_COLUMNS
 from capgate.analysis.sequential import boundaries, repeated_p_value, z_from_t
@@ -123,11 +123,14 @@ def _scale_draws(k: float, d0: float) -> np.ndarray:
     return (d0 + chi) / (d0 + k)
 
 
-def _prior_df(d0: float | tuple[float, int], k: np.ndarray) -> np.ndarray:
+def _prior_df(d0: float | tuple[float, float], k: np.ndarray) -> np.ndarray:
     """The prior df a study with ``k`` residual df per contrast would have: a number as given, or
-    ``(d0_fit, m)``: the fitted prior df capped at the family's data df ``m * k``."""
+    ``(d0_fit, m)``: the fitted prior df capped at the df of a location fitted on ``m`` contrasts with
+    ``k`` df each (:func:`capgate.analysis.noise.location_df`)."""
+    k = np.asarray(k, dtype=float)
     if isinstance(d0, tuple):
-        return np.minimum(float(d0[0]), d0[1] * np.asarray(k, dtype=float))
+        cap = np.array([location_df(np.full(max(int(round(d0[1])), 1), max(x, 1e-9))) for x in np.atleast_1d(k)])
+        return np.minimum(float(d0[0]), cap).reshape(np.shape(k))
     return np.full(np.shape(k), float(d0))
 
 
@@ -174,8 +177,8 @@ def seeds_needed(sigma: float, margin: float, *, alpha: float, d0: float | tuple
     """(seeds for within_noise at true gain 0, seeds for helps at true gain 2 x margin) per arm, each
     the smallest n in 2..cap reaching ``power`` (``cap`` means "cap or more"); None when sigma is unknown.
 
-    ``d0``: the prior df, or ``(d0_fit, m)`` for a family of ``m`` contrasts (the prior df then grows
-    with the seeds, up to the fitted one)."""
+    ``d0``: the prior df, or ``(d0_fit, m)`` for priors located on ``m`` contrasts (the prior df then
+    grows with the seeds, up to the fitted one)."""
     if not (np.isfinite(sigma) and sigma > 0 and margin > 0):
         return None, None
     if not isinstance(d0, tuple):
@@ -282,13 +285,7 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: dict[str, Any]) ->
         v, k = m["d_var"].to_numpy(dtype=float)[sel], (n_p[sel] - 1).clip(min=0)
         mod = squeeze_var(v, k, noise_strata(m["eval_set"].to_numpy()[sel], m["init"].to_numpy()[sel], v, k))
         d_s2[sel], d_df[sel], d0_of[lab] = mod.s2_post, mod.df_post, mod.d0
-        plan_d0[lab] = (mod.d0_fit if np.isfinite(mod.d0_fit) else 1e6, len(sel))
-        # an arm far above its eval set and init's noise (an outlier cell) makes the prior location of its contrast
-        # as uncertain as that arm: such a contrast keeps its own variance of differences and df
-        own = sel[(m["outlier"].to_numpy(dtype=bool) | m["outlier_b"].fillna(False).to_numpy(dtype=bool))[sel]
-                  & (n_p[sel] >= 2)]
-        d_s2[own] = m["d_var"].to_numpy(dtype=float)[own]
-        d_df[own] = n_p[own] - 1
+        plan_d0[lab] = (mod.d0_fit if np.isfinite(mod.d0_fit) else 1e6, max(mod.n_locate, 1.0))
     with np.errstate(divide="ignore", invalid="ignore"):
         va = m["sd_mod"].to_numpy(dtype=float) ** 2 / n_a
         vb = m["sd_mod_b"].to_numpy(dtype=float) ** 2 / n_b
