@@ -95,6 +95,7 @@ OPTIONAL_COLUMNS: dict[str, str] = {
     "resolution": "int",
     "macs": "int",
     "init_source": "str",
+    "stage_seed": "int",  # the pretraining replicate a run started from; null for scratch and external checkpoints
     "backbone_params": "int",
     "latency_ms": "float",
     "size_bytes": "int",

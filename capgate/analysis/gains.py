@@ -51,7 +51,8 @@ from capgate.analysis.cells import FAMILY, RUN_GROUP, SITE_COLUMNS, cell_table, 
 from capgate.analysis.noise import location_df, noise_strata, squeeze_var
 from capgate.analysis.plan import margin_rule, sequential_looks
 from capgate.analysis.result import GAINS_COLUMNS
-from capgate.analysis.sequential import boundaries, repeated_p_value, z_from_t
+from capgate.analysis.sequential import sequential_tests
+from capgate.analysis.stages import checkpoint_names, moderate_replicates, replicate_stats, replicate_unit, stage_columns
 
 __all__ = ["compute_gains", "adjust_pvalues", "adjust_by_family", "decide", "seeds_needed", "power_helps",
            "power_within", "VERDICT_RULE", "sequential_tests",
@@ -191,50 +192,6 @@ def seeds_needed(sigma: float, margin: float, *, alpha: float, d0: float | tuple
     return out[0], out[1]
 
 
-def _one_sided_repeated(z: np.ndarray, fractions: list[float], kind: str) -> np.ndarray:
-    """Repeated one-sided p-values for H0 "the effect is <= 0" (large ``z`` rejects): half the two-sided
-    repeated p-value on the side of ``z``, the usual one-sided use of a symmetric two-sided design at
-    level 2 alpha (its chance of crossing the other boundary first is negligible)."""
-    half = np.asarray(repeated_p_value(z, fractions, kind), dtype=float) / 2
-    return np.where(np.asarray(z) > 0, half, 1 - half)
-
-
-def sequential_tests(gain: np.ndarray, se: np.ndarray, df: np.ndarray, margin: np.ndarray, n_arm: np.ndarray,
-                     valid: np.ndarray, seq: dict[str, Any], alpha: float
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(p, p_tost, ci_low, ci_high) of a group-sequential design: repeated p-values and repeated
-    confidence intervals at each contrast's current look.
-
-    A contrast with ``n_arm`` seeds per arm has had the looks :func:`sequential_looks` gives (information
-    fraction = seeds / the design's max_seeds). Each t statistic is carried to the z scale with its df
-    (:func:`z_from_t`) and replaced by its repeated p-value (valid whatever look a study stops at, so Holm
-    on them keeps the family-wise error rate); TOST uses the two one-sided repeated p-values; the interval
-    is the repeated confidence interval ``gain +- t(1 - a_k / 2, df) se`` with ``a_k`` the nominal level of
-    the current look's boundary at ``alpha`` (it covers the true gain at every look at once with
-    probability >= 1 - alpha).
-    """
-    n = len(gain)
-    p, p_tost = np.full(n, np.nan), np.full(n, np.nan)
-    lo, hi = np.full(n, np.nan), np.full(n, np.nan)
-    looks = [tuple(sequential_looks(float(k), seq)) if valid[i] else () for i, k in enumerate(n_arm)]
-    for fr in set(looks):
-        if not fr:
-            continue
-        idx = np.flatnonzero([lk == fr for lk in looks])
-        g, s, d, mg = gain[idx], se[idx], df[idx], margin[idx]
-        zf = np.vectorize(z_from_t)
-        p[idx] = repeated_p_value(zf(g / s, d), list(fr), seq["spending"])
-        ok_m = np.isfinite(mg) & (mg > 0)
-        lower = _one_sided_repeated(zf((g + mg) / s, d), list(fr), seq["spending"])   # H0: gain <= -m
-        upper = _one_sided_repeated(-zf((g - mg) / s, d), list(fr), seq["spending"])  # H0: gain >= +m
-        p_tost[idx] = np.where(ok_m, np.maximum(lower, upper), np.nan)
-        c = boundaries(list(fr), alpha, seq["spending"])[-1]
-        a_k = 2 * stats.norm.sf(c)
-        tc = stats.t.ppf(1 - a_k / 2, d) if a_k > 0 else np.inf
-        lo[idx], hi[idx] = g - tc * s, g + tc * s
-    return p, p_tost, lo, hi
-
-
 def _paired_stats(y: pd.DataFrame, baseline: str) -> pd.DataFrame:
     """Per (site, init != baseline): n_pairs, d_mean, d_var of the seed-matched differences."""
     site = list(SITE_COLUMNS)
@@ -273,13 +230,18 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: dict[str, Any]) ->
     paired = (n_p >= 2) if pairing == "auto" else (n_p >= 1) if pairing == "paired" else np.zeros(len(m), bool)
     fam = (m["study"] + "|" + m["task"]).to_numpy()
 
+    # pretraining replicates (capgate.analysis.stages): the replicate is the unit of those contrasts, whose
+    # per-seed differences share their replicate's effect and stay out of the per-seed prior
+    reps = moderate_replicates(replicate_stats(y, baseline), m, paired)
+    per_seed = paired.copy()
+    per_seed[reps["index"].to_numpy(dtype=int)] = False
     # moderated variance of the paired differences, per family, prior located per (eval set, init)
     d_s2 = np.full(len(m), np.nan)
     d_df = np.full(len(m), np.nan)
     d0_of: dict[str, float] = {}
     plan_d0: dict[str, tuple[float, int]] = {}
     for lab in pd.unique(fam):
-        sel = np.flatnonzero((fam == lab) & paired)
+        sel = np.flatnonzero((fam == lab) & per_seed)
         if not len(sel):
             continue
         v, k = m["d_var"].to_numpy(dtype=float)[sel], (n_p[sel] - 1).clip(min=0)
@@ -296,6 +258,12 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: dict[str, Any]) ->
                         np.where(both, m["mean"].to_numpy(dtype=float) - m["mean_b"].to_numpy(dtype=float), np.nan))
         se = np.where(paired, np.sqrt(d_s2 / n_p), np.where(both, np.sqrt(va + vb), np.nan))
         df = np.where(paired, d_df, np.where(both, welch_df, np.nan))
+        sd_raw = np.where(paired, np.sqrt(m["d_var"].to_numpy(dtype=float)),
+                          np.sqrt((m["sd"].to_numpy(dtype=float) ** 2 + m["sd_b"].to_numpy(dtype=float) ** 2) / 2))
+        sd_mod = np.where(paired, np.sqrt(d_s2),
+                          np.sqrt((m["sd_mod"].to_numpy(dtype=float) ** 2 + m["sd_mod_b"].to_numpy(dtype=float) ** 2) / 2))
+        replicate_unit(reps, m["mean_b"].to_numpy(dtype=float), vb, m["df_mod_b"].to_numpy(dtype=float),
+                       {"gain": gain, "se": se, "df": df, "sd_raw": sd_raw, "sd_mod": sd_mod})
         valid = np.isfinite(gain) & np.isfinite(se) & (se > 0) & np.isfinite(df) & (df > 0)
         dfv = np.where(valid, np.minimum(df, 1e6), 1.0)
         sev = np.where(valid, se, 1.0)
@@ -309,12 +277,9 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: dict[str, Any]) ->
                           np.nan)
         if plan.get("sequential"):
             n_arm = np.where(paired, n_p, np.minimum(n_a, n_b))
-            p, p_tost, ci_low, ci_high = sequential_tests(gain, sev, dfv, margin, n_arm, valid, plan["sequential"],
-                                                          alpha)
-        sd_raw = np.where(paired, np.sqrt(m["d_var"].to_numpy(dtype=float)),
-                          np.sqrt((m["sd"].to_numpy(dtype=float) ** 2 + m["sd_b"].to_numpy(dtype=float) ** 2) / 2))
-        sd_mod = np.where(paired, np.sqrt(d_s2),
-                          np.sqrt((m["sd_mod"].to_numpy(dtype=float) ** 2 + m["sd_mod_b"].to_numpy(dtype=float) ** 2) / 2))
+            looks = [tuple(sequential_looks(float(k), plan["sequential"])) if valid[i] else ()
+                     for i, k in enumerate(n_arm)]
+            p, p_tost, ci_low, ci_high = sequential_tests(gain, sev, dfv, margin, looks, plan["sequential"], alpha)
     n_dropped = np.where(paired, n_a + n_b - 2 * n_p, 0).astype(int)
     gains = pd.DataFrame({
         "key": m["key"] + f"|vs|{baseline}", "study": m["study"], "task": m["task"], "family": m["family"],
@@ -332,6 +297,9 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: dict[str, Any]) ->
     gains["p_tost_adj"] = adjust_by_family(p_tost, fam, method)
     gains["verdict"] = [decide(g, pa, pt, mg, alpha) for g, pa, pt, mg in
                         zip(gains["gain"], gains["p_adj"], gains["p_tost_adj"], gains["margin"])]
+    st = stage_columns(len(m), reps, checkpoint_names(y, baseline), m)
+    for c in st.columns:
+        gains[c] = st[c].to_numpy()
     m_family = pd.Series(np.isfinite(p)).groupby(fam).transform("sum").to_numpy()
     need_eq, need_det = [], []
     for i, r in enumerate(gains.itertuples(index=False)):
@@ -343,6 +311,9 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: dict[str, Any]) ->
         a_adj = alpha / max(int(m_family[i]), 1)
         ne, nd = seeds_needed(r.sd_mod, r.margin, alpha=a_adj, d0=d0, paired=r.pairing == "paired",
                               power=plan["power"], cap=plan["max_seeds"])
+        if r.n_stages >= 2:  # counted in replicates of the current seeds per replicate: as seeds per arm
+            per = max(int(round(r.n_init / r.n_stages)), 1)
+            ne, nd = min(ne * per, plan["max_seeds"]), min(nd * per, plan["max_seeds"])
         need_eq.append(ne)
         need_det.append(nd)
     gains["seeds_needed_within"] = pd.array(need_eq, dtype="Int64")

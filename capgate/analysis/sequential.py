@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy import optimize, stats
@@ -191,4 +192,47 @@ def z_from_t(t_stat: float, df: float) -> float:
     return float(np.copysign(stats.norm.isf(p / 2.0), t_stat)) if p > 0 else float(np.copysign(np.inf, t_stat))
 
 
-__all__ += ["repeated_p_value", "z_from_t"]
+__all__ += ["repeated_p_value", "z_from_t", "sequential_tests"]
+
+
+def _one_sided_repeated(z: np.ndarray, fractions: list[float], kind: str) -> np.ndarray:
+    """Repeated one-sided p-values for H0 "the effect is <= 0" (large ``z`` rejects): half the two-sided
+    repeated p-value on the side of ``z``, the usual one-sided use of a symmetric two-sided design at
+    level 2 alpha (its chance of crossing the other boundary first is negligible)."""
+    half = np.asarray(repeated_p_value(z, fractions, kind), dtype=float) / 2
+    return np.where(np.asarray(z) > 0, half, 1 - half)
+
+
+def sequential_tests(gain: np.ndarray, se: np.ndarray, df: np.ndarray, margin: np.ndarray,
+                     looks: list[tuple[float, ...]], seq: dict[str, Any], alpha: float
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(p, p_tost, ci_low, ci_high) of a group-sequential design: repeated p-values and repeated
+    confidence intervals at each contrast's current look.
+
+    ``looks``: per contrast, the information fractions of the looks it has had
+    (:func:`capgate.analysis.plan.sequential_looks`: seeds / the design's max_seeds; empty: not tested).
+    Each t statistic is carried to the z scale with its df (:func:`z_from_t`) and replaced by its repeated p-value (valid whatever look a study stops at, so Holm
+    on them keeps the family-wise error rate); TOST uses the two one-sided repeated p-values; the interval
+    is the repeated confidence interval ``gain +- t(1 - a_k / 2, df) se`` with ``a_k`` the nominal level of
+    the current look's boundary at ``alpha`` (it covers the true gain at every look at once with
+    probability >= 1 - alpha).
+    """
+    n = len(gain)
+    p, p_tost = np.full(n, np.nan), np.full(n, np.nan)
+    lo, hi = np.full(n, np.nan), np.full(n, np.nan)
+    for fr in set(looks):
+        if not fr:
+            continue
+        idx = np.flatnonzero([lk == fr for lk in looks])
+        g, s, d, mg = gain[idx], se[idx], df[idx], margin[idx]
+        zf = np.vectorize(z_from_t)
+        p[idx] = repeated_p_value(zf(g / s, d), list(fr), seq["spending"])
+        ok_m = np.isfinite(mg) & (mg > 0)
+        lower = _one_sided_repeated(zf((g + mg) / s, d), list(fr), seq["spending"])   # H0: gain <= -m
+        upper = _one_sided_repeated(-zf((g - mg) / s, d), list(fr), seq["spending"])  # H0: gain >= +m
+        p_tost[idx] = np.where(ok_m, np.maximum(lower, upper), np.nan)
+        c = boundaries(list(fr), alpha, seq["spending"])[-1]
+        a_k = 2 * stats.norm.sf(c)
+        tc = stats.t.ppf(1 - a_k / 2, d) if a_k > 0 else np.inf
+        lo[idx], hi[idx] = g - tc * s, g + tc * s
+    return p, p_tost, lo, hi
