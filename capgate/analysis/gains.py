@@ -124,13 +124,18 @@ def _scale_draws(k: float, d0: float) -> np.ndarray:
     return (d0 + chi) / (d0 + k)
 
 
+@lru_cache(maxsize=4096)
+def _location_cap(m: int, k: float) -> float:
+    return location_df(np.full(max(m, 1), max(k, 1e-9)))
+
+
 def _prior_df(d0: float | tuple[float, float], k: np.ndarray) -> np.ndarray:
     """The prior df a study with ``k`` residual df per contrast would have: a number as given, or
     ``(d0_fit, m)``: the fitted prior df capped at the df of a location fitted on ``m`` contrasts with
     ``k`` df each (:func:`capgate.analysis.noise.location_df`)."""
     k = np.asarray(k, dtype=float)
     if isinstance(d0, tuple):
-        cap = np.array([location_df(np.full(max(int(round(d0[1])), 1), max(x, 1e-9))) for x in np.atleast_1d(k)])
+        cap = np.array([_location_cap(int(round(d0[1])), round(float(x), 6)) for x in np.atleast_1d(k)])
         return np.minimum(float(d0[0]), cap).reshape(np.shape(k))
     return np.full(np.shape(k), float(d0))
 
@@ -311,7 +316,7 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: dict[str, Any]) ->
         a_adj = alpha / max(int(m_family[i]), 1)
         ne, nd = seeds_needed(r.sd_mod, r.margin, alpha=a_adj, d0=d0, paired=r.pairing == "paired",
                               power=plan["power"], cap=plan["max_seeds"])
-        if r.n_stages >= 2:  # counted in replicates of the current seeds per replicate: as seeds per arm
+        if r.n_stages >= 2 and ne is not None:  # counted in replicates of the current seeds per replicate: as seeds per arm
             per = max(int(round(r.n_init / r.n_stages)), 1)
             ne, nd = min(ne * per, plan["max_seeds"]), min(nd * per, plan["max_seeds"])
         need_eq.append(ne)

@@ -104,9 +104,11 @@ def checkpoint_names(table: pd.DataFrame, baseline: str) -> pd.DataFrame:
     t = t.assign(_src=src.where(src.notna() & (src.astype(str) != "none"), None))
     stage = t["stage_seed"] if "stage_seed" in t.columns else pd.Series(np.nan, index=t.index)
     t = t.assign(_stage=stage)
-    g = t.groupby([*site, "init"], sort=False)
-    out = g["_stage"].nunique().rename("n_stages").to_frame()
-    out["checkpoint"] = g["_src"].agg(lambda s: ", ".join(sorted({str(v) for v in s.dropna()})) or None)
+    out = t.groupby([*site, "init"], sort=False)["_stage"].nunique().rename("n_stages").to_frame()
+    srcs: dict[tuple, set[str]] = {}
+    for row in t[[*site, "init", "_src"]].dropna(subset=["_src"]).drop_duplicates().itertuples(index=False):
+        srcs.setdefault(tuple(row[:-1]), set()).add(str(row[-1]))
+    out["checkpoint"] = [", ".join(sorted(srcs[k])) if k in srcs else None for k in out.index]
     return out.reset_index()
 
 
