@@ -74,7 +74,7 @@ def main() -> None:
                     help="simulated studies per scenario (default: 400 classic, 60 verdicts)")
     ap.add_argument("--seeds", type=int, default=4, help="seeds per arm (classic suite)")
     ap.add_argument("--suite", choices=("verdicts", "classic"), default="verdicts")
-    ap.add_argument("--only", default=None, help="verdicts suite: run the scenarios whose name contains this")
+    ap.add_argument("--only", default=None, help="verdicts suite: run the scenarios whose name contains one of these |-separated parts")
     args = ap.parse_args()
     if args.suite == "verdicts":
         from calibration_verdicts import run_suite

@@ -18,6 +18,7 @@ from capgate.analysis.pareto import pareto_table
 from capgate.analysis.plan import load_plan, margin_rule, resolve_plan
 from capgate.analysis.ranking import ranking_stability, rankings
 from capgate.analysis.result import Analysis
+from capgate.analysis.stages import stages_text
 from capgate.errors import SpecError
 
 __all__ = ["analyze", "analyze_contrasts", "evaluate_expectations"]
@@ -133,6 +134,8 @@ def analyze(table: pd.DataFrame, plan: None | dict[str, Any] | str | Path = None
                           "n_ok", "n_failed", "n_diverged", "n_missing", "n_expected", "complete"]].copy()
     expectations = evaluate_expectations(gains, plan)
     methods = _methods(plan, noise, models)
+    methods["stages"] = stages_text(gains)
+    methods["conditional_on"] = sorted({str(c) for c in gains["conditional_on"].dropna()})
     return Analysis(
         gains=gains, cells=cells, models=models, model_frames=frames, gates=gates, rankings=ranks,
         ranking_stability=stability, pareto=pareto, completeness=completeness, plan=plan, methods=methods,

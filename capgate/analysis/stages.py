@@ -37,7 +37,7 @@ from capgate.analysis.cells import SITE_COLUMNS
 from capgate.analysis.noise import noise_strata, squeeze_var
 
 __all__ = ["replicate_stats", "checkpoint_names", "moderate_replicates", "replicate_unit", "stage_columns", "more_of",
-           "MORE_OF"]
+           "MORE_OF", "stages_text"]
 
 #: What would decide an open contrast with replicates: more of which.
 MORE_OF = ("fine_tuning_seeds", "pretraining_replicates")
@@ -181,3 +181,22 @@ def more_of(row: Any, paired: bool) -> tuple[float, str]:
     stage = max(0.0, var - within / m)
     share = stage / (stage + within) if stage + within > 0 else np.nan
     return share, MORE_OF[1] if stage >= within / m else MORE_OF[0]
+
+
+def stages_text(gains: pd.DataFrame) -> str:
+    """The methods sentence on pretraining replicates: which contrasts had them (the replicate the unit) and
+    which verdicts are conditional on one checkpoint (named)."""
+    rep = gains[gains["n_stages"] >= 2]
+    one = sorted({str(c) for c in gains["conditional_on"].dropna()})
+    parts = []
+    if len(rep):
+        parts.append(f"{len(rep)} contrasts have {int(rep['n_stages'].min())}-{int(rep['n_stages'].max())} pretraining "
+                     "replicates (stage seeds): the replicate is the unit (mean of its seed-paired differences), so "
+                     "a contrast's noise includes the variance between pretraining runs, on replicates - 1 df "
+                     "(moderated), and stage_share in gains.csv is that variance's share of one seed's")
+    if one:
+        shown = ", ".join(one[:4]) + (f" and {len(one) - 4} more" if len(one) > 4 else "")
+        parts.append(f"{int(gains['conditional_on'].notna().sum())} verdicts rest on one pretraining run (or a fixed "
+                     f"checkpoint) and are conditional on that checkpoint ({shown}): they say what this checkpoint "
+                     "does, not what pretraining does; its variance between pretraining runs is not sampled")
+    return "; ".join(parts)
