@@ -133,3 +133,31 @@ def test_report_states_the_checkpoint_a_verdict_is_conditional_on():
     tip = verdict_maps({**summary, "verdicts": [rep]})[0]["tables"][0]["rows"][0]["cells"][0]["tip"]
     assert ("3 pretraining replicates: 75% of a seed's variance is between pretraining runs, 25% between "
             "fine-tuning seeds; more pretraining replicates would decide it") in tip
+
+
+def test_stage_term_refits_in_lme4(tmp_path):
+    # the lme4 recipe shipped in model.json, run on model_frame.csv alone, gives the same stage variance
+    # (R 4.2.2, lme4 1.1-31: 1.386921e-04 against capgate's 1.386901e-04 here)
+    import json
+    import os
+    import shutil
+    import subprocess
+
+    from capgate.analysis import write_outputs
+    have = shutil.which("Rscript") is not None and subprocess.run(
+        ["Rscript", "-e", "library(lme4)"], capture_output=True).returncode == 0
+    if not have:
+        if os.environ.get("CAPGATE_REQUIRE_R"):
+            pytest.fail("Rscript with lme4 is required (CAPGATE_REQUIRE_R=1): apt-get install r-base-core r-cran-lme4")
+        pytest.skip("Rscript with lme4 not installed (apt-get install r-base-core r-cran-lme4)")
+    a = analyze(simulate_results(small_truth(seeds=4, stage_seeds=2, stage_sd=0.03), seed=5), PLAN)
+    write_outputs(a, tmp_path)
+    script = json.loads((tmp_path / "model.json").read_text())["models"][0]["r_snippet"] + (
+        "\nvc <- as.data.frame(lme4::VarCorr(fit)); write.csv(vc[, c('grp', 'vcov')], 'r_vc.csv', row.names = FALSE)\n")
+    (tmp_path / "refit.R").write_text(script)
+    r = subprocess.run(["Rscript", "refit.R"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    vc = pd.read_csv(tmp_path / "r_vc.csv").set_index("grp")["vcov"]
+    ours = a.models[0]["variance_components"]
+    assert vc["backbone:init:stage"] == pytest.approx(ours["backbone:init:stage"], rel=1e-2)
+    assert vc["backbone:run_id"] == pytest.approx(ours["backbone:run_id"], rel=1e-2)
