@@ -73,7 +73,7 @@ SCENARIOS: list[tuple[str, Truth, dict[str, Any], str]] = [
     ("null, 5 seeds, margin 0", base(seeds=5), {"margin": 0.0}, "null"),
     ("null, 3 seeds, margin 1 pp", base(seeds=3), {"margin": 0.01}, "null"),
     ("null, 3 seeds, unpaired, margin 0", base(seeds=3), {"margin": 0.0, "pairing": "unpaired"}, "null"),
-    ("null, demo-like noise (scratch 4x, eval sets 3x apart, shared seed), 3 seeds",
+    ("null, demo-like noise (scratch 2x, eval sets ~3x apart, shared seed), 3 seeds",
      base(seeds=3, init_noise={"scratch": 2.0}, eval_noise={"flir/ir": 1.7, "llvip/ir": 1.7, "flir/rgb": 0.6},
           seed_sd=0.008), {"margin": 0.0}, "null"),
     ("null, t(3) run noise, 3 seeds", base(seeds=3, tail_df=3.0), {"margin": 0.0}, "null"),
