@@ -11,7 +11,14 @@ The simulated grid is realistic in the ways that break naive statistics: eval se
 are unbalanced), one quiet cell 10x noisier (5 pp) in the "one noisy cell" scenario, and every scratch arm
 3x noisier than the pretrained one in the last null scenario (the demo's scratch arms are about 4x).
 
-    python benchmarks/calibration.py --studies 400 --seeds 4
+    python benchmarks/calibration.py --studies 400 --seeds 4 --suite classic
+
+The default suite (``--suite verdicts``, :mod:`calibration_verdicts`) checks the verdicts on capgate's
+demo-like grid (demo_truth: 14 rungs x 6 cells, 84 contrasts in one Holm family) under the noise that
+made them fail: 2-5 seeds, margin 0 and 1 pp, paired or not, t(3) run noise, outlier runs, a pretraining
+component shared by a stage's fine-tuning runs (with replicates, and with one), and a Pocock design:
+
+    python benchmarks/calibration.py --studies 200
 """
 
 from __future__ import annotations
@@ -63,10 +70,20 @@ def run(tr: Truth, n: int, seed0: int, plan: dict = PLAN) -> tuple[pd.DataFrame,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--studies", type=int, default=400, help="simulated studies per scenario")
-    ap.add_argument("--seeds", type=int, default=4, help="seeds per arm")
+    ap.add_argument("--studies", type=int, default=None,
+                    help="simulated studies per scenario (default: 400 classic, 60 verdicts)")
+    ap.add_argument("--seeds", type=int, default=4, help="seeds per arm (classic suite)")
+    ap.add_argument("--suite", choices=("verdicts", "classic"), default="verdicts")
+    ap.add_argument("--only", default=None, help="verdicts suite: run the scenarios whose name contains one of these |-separated parts")
     args = ap.parse_args()
-    n, k = args.studies, args.seeds
+    if args.suite == "verdicts":
+        from calibration_verdicts import run_suite
+        run_suite(args.studies or 60, args.only)
+        return
+    classic(args.studies or 400, args.seeds)
+
+
+def classic(n: int, k: int) -> None:
     t0 = time.time()
     print(f"calibration: {n} studies per scenario, {k} seeds per arm, 5 rungs x 4 cells = 20 contrasts per study, "
           f"margin {PLAN['margin']}, alpha {PLAN['alpha']}, Holm per (study, task)")

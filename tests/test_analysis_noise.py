@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import special
 
-from capgate.analysis.noise import MIN_STRATUM, noise_strata, squeeze_var, trigamma_inverse
+from capgate.analysis.noise import MIN_STRATUM, location_df, noise_strata, squeeze_var, trigamma_inverse
 
 
 def test_trigamma_inverse_inverts():
@@ -14,15 +14,18 @@ def test_trigamma_inverse_inverts():
         assert trigamma_inverse(float(special.polygamma(1, y))) == pytest.approx(y, rel=1e-6)
 
 
-def test_equal_variances_pool_completely_up_to_the_data_df():
-    # Four cells with s2 = 1 on 2 df: no spread beyond chi-square noise, so d0 is capped at the data's
-    # 8 df; e = log 1 - digamma(1) + log 1 = 0.577216, s0^2 = exp(e + digamma(4) - log 4) = exp(0.447039)
-    # = 1.563675; posterior = (8 x 1.563675 + 2 x 1) / 10 = 1.450940 on 10 df.
+def test_equal_variances_pool_completely_up_to_the_locations_df():
+    # Four cells with s2 = 1 on 2 df: no spread beyond chi-square noise, so limma's prior df is infinite and
+    # its location the mean, 1 (too few cells for Winsorizing: limma's robust fit is then the plain one).
+    # The prior df is capped at the df of its location, an average of 4 log variances on 2 df:
+    # 2 trigamma^-1(trigamma(1) / 4) = 2 trigamma^-1(0.411234) = 5.796766; posterior (5.797 + 2) / 7.797 = 1.
     m = squeeze_var(np.ones(4), np.full(4, 2.0))
-    assert m.d0 == 8
-    assert m.s0_sq[0] == pytest.approx(1.563675, abs=1e-6)
-    assert m.s2_post == pytest.approx(np.full(4, 1.450940), abs=1e-6)
-    assert (m.df_post == 10).all() and not m.outlier.any()
+    assert m.d0_fit == np.inf and m.d0 == pytest.approx(5.796766, abs=1e-6)
+    assert m.s0_sq == pytest.approx(np.ones(4)) and m.s2_post == pytest.approx(np.ones(4))
+    assert m.df_post == pytest.approx(np.full(4, 7.796766), abs=1e-6) and not m.outlier.any()
+    # a mean of log variances is less precise than the pooled variance: 160 cells on 4 df locate a prior
+    # as well as 497 pooled df (of 640): 2 trigamma^-1(trigamma(2) / 160) = 2 trigamma^-1(0.0040307)
+    assert location_df(np.full(160, 4.0)) == pytest.approx(497.174, abs=1e-3)
 
 
 def test_recovers_a_known_prior_and_strata():
@@ -32,7 +35,7 @@ def test_recovers_a_known_prior_and_strata():
     s0 = np.where(strata == "quiet", 1.0, 25.0)  # eval sets 5x apart in SD
     sigma2 = s0 * d0 / rng.chisquare(d0, n)
     s2 = sigma2 * rng.chisquare(df, n) / df
-    m = squeeze_var(s2, np.full(n, df), strata, outlier_p=0.0)
+    m = squeeze_var(s2, np.full(n, df), strata, robust=False)
     assert m.d0 == pytest.approx(d0, rel=0.2)
     assert m.s0_sq[strata == "quiet"][0] == pytest.approx(1.0, rel=0.1)
     assert m.s0_sq[strata == "noisy"][0] == pytest.approx(25.0, rel=0.1)
@@ -41,11 +44,17 @@ def test_recovers_a_known_prior_and_strata():
 
 
 def test_an_outlier_cell_keeps_its_own_variance():
-    s2 = np.array([1.0, 1.2, 0.8, 0.9, 1.1, 1.05, 0.95, 60.0])
-    m = squeeze_var(s2, np.full(8, 4.0))
-    assert m.outlier.tolist() == [False] * 7 + [True]
-    assert m.s2_post[-1] == 60.0 and m.df_post[-1] == 4.0
-    assert (m.df_post[:-1] > 4).all()
+    # 40 cells of one noise on 4 df, one at 60x: limma's robust fit gives it a prior df of ~0 (it keeps its
+    # own 60) and the others the full prior (infinite, capped at the location's 125 df); the plain fit lets
+    # the outlier drag the prior df of every cell down to 9.6 and shrinks the outlier to 18
+    rng = np.random.default_rng(1)
+    s2 = rng.chisquare(4, 40) / 4
+    s2[-1] = 60.0
+    m = squeeze_var(s2, np.full(40, 4.0))
+    assert m.d0_cell[-1] < 1e-6 and m.s2_post[-1] == pytest.approx(60.0) and m.outlier[-1]
+    assert (m.d0_cell[:-1] > 100).sum() >= 38
+    plain = squeeze_var(s2, np.full(40, 4.0), robust=False)
+    assert plain.d0 == pytest.approx(9.597, abs=1e-3) and plain.s2_post[-1] < 20
 
 
 def test_cells_without_replication_take_the_prior():

@@ -1,6 +1,7 @@
 """The fitting half of :mod:`capgate.analysis.mixed`: random-effect structures and one fit
 (a structure is ``+``-joined components: ``rung`` = (1 | backbone), ``init`` = (1 | backbone:init),
-``run`` = (1 | backbone:run_id); ``none`` = OLS, cluster-robust by rung).
+``stage`` = (1 | backbone:init:stage), the pretraining replicate, ``run`` = (1 | backbone:run_id); ``none`` =
+OLS, cluster-robust by rung).
 
 A mixed structure is fitted by :func:`capgate.analysis.lmm.lmer` (lme4's profiled REML, Satterthwaite
 df, a likelihood-ratio test per variance component); ``none`` by statsmodels OLS. Both come back
@@ -22,8 +23,8 @@ from capgate.analysis.lmm import lmer
 
 __all__ = ["Fit", "fit_once", "ols_fit", "comps_of", "structure_of", "lme4_re", "COMPONENTS", "OPTIMIZER"]
 
-COMPONENTS = {"rung": "backbone", "init": "backbone:init", "run": "backbone:run_id"}
-_ORDER = ("rung", "init", "run")
+COMPONENTS = {"rung": "backbone", "init": "backbone:init", "stage": "backbone:init:stage", "run": "backbone:run_id"}
+_ORDER = ("rung", "init", "stage", "run")
 #: What fits a mixed structure (recorded in model.json).
 OPTIMIZER = ("capgate.analysis.lmm: profiled REML/ML over the relative covariance parameters (Bates et al. 2015), "
              "L-BFGS-B on theta >= 0 from theta = 1")

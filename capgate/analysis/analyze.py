@@ -14,13 +14,13 @@ from capgate.analysis.gains import gains_of_table
 from capgate.analysis.gate import capacity_gates
 from capgate.analysis.load import validate
 from capgate.analysis.mixed import DF_METHOD, OPTIMIZER, fit_mixed
-from capgate.analysis.noise import OUTLIER_P
 from capgate.analysis.pareto import pareto_table
 from capgate.analysis.plan import Plan, as_plan, margin_rule
 from capgate.analysis.planning import SEEDS_RULE
 from capgate.analysis.ranking import ranking_stability, rankings
 from capgate.analysis.result import Analysis
 from capgate.analysis.verdicts import VERDICT_RULE
+from capgate.analysis.stages import stages_text
 from capgate.errors import SpecError
 
 __all__ = ["analyze", "analyze_contrasts", "evaluate_expectations"]
@@ -103,10 +103,9 @@ def analyze(table: pd.DataFrame, plan: Plan | dict[str, Any] | str | Path | None
                         + ", ".join(f"{r.run_id} ({r.key})" for r in odd.head(3).itertuples()))
     n_out = int(cells["outlier"].sum())
     if n_out:
-        warnings.append(f"{n_out} of {len(cells)} cells have a run-to-run variance in the upper {OUTLIER_P:.0%} tail of "
-                        "the other cells of their eval set and init (expected for about that share by chance); they "
-                        "keep their own, unshrunk "
-                        "variance, e.g. " + ", ".join(cells.loc[cells["outlier"], "key"].head(3)))
+        warnings.append(f"{n_out} of {len(cells)} cells are more likely outliers of the noise prior of their eval set "
+                        "and init than not (limma's robust fit: their prior df is shrunk, so they keep most of their "
+                        "own variance), e.g. " + ", ".join(cells.loc[cells["outlier"], "key"].head(3)))
     if not (table["status"] == "ok").any():
         warnings.append("no successful run in the results table: every cell is empty and every verdict inconclusive")
 
@@ -131,6 +130,8 @@ def analyze(table: pd.DataFrame, plan: Plan | dict[str, Any] | str | Path | None
                           "n_ok", "n_failed", "n_diverged", "n_missing", "n_expected", "complete"]].copy()
     expectations = evaluate_expectations(gains, plan)
     methods = _methods(plan, noise, models)
+    methods["stages"] = stages_text(gains)
+    methods["conditional_on"] = sorted({str(c) for c in gains["conditional_on"].dropna()})
     return Analysis(
         gains=gains, cells=cells, models=models, model_frames=frames, gates=gates, rankings=ranks,
         ranking_stability=stability, pareto=pareto, completeness=completeness, plan=plan, methods=methods,
@@ -214,9 +215,10 @@ def _methods(plan: Plan, noise: pd.DataFrame, models: list[dict[str, Any]]) -> d
         "noise": ("each cell's run-to-run variance from its own runs (one value per trained model), stabilised by "
                   "empirical-Bayes shrinkage toward a prior fitted across the cells of its (study, task): the "
                   "moderated variance of Smyth (2004, limma), prior location per eval set and init (per eval set "
-                  "where an init has fewer than three cells there), prior df by the method "
-                  "of moments (capped at the data's df), degrees of freedom d0 + n - 1; a cell far above its prior "
-                  f"(upper-tail p < {OUTLIER_P}) keeps its own variance"),
+                  "where an init has fewer than three cells there), prior df fitted robustly per cell as limma's "
+                  "squeezeVar(robust = TRUE) fits it (Winsorized moments; a hypervariable cell's prior df shrinks "
+                  "toward 0, so it keeps most of its own variance, without biasing the other cells), capped at the "
+                  "df of the prior's location; degrees of freedom d0 + n - 1"),
         "pairing": (f"plan pairing '{plan.pairing}': seeds shared by both arms are analysed as pairs (the same "
                     "seed fixes data order and augmentation for every init); the variance of the paired "
                     "differences is moderated as above; a run without its partner drops only that pair "

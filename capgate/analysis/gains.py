@@ -9,8 +9,8 @@ Per site (study, task, family, backbone, train_set, eval_set, shift) and init ``
   ``gain = mean(d)``, ``se = sqrt(s2_mod / n_pairs)`` with ``s2_mod`` the variance of the differences
   moderated across the paired contrasts of the (study, task) (:func:`capgate.analysis.noise.squeeze_var`,
   prior located per eval set and init, :func:`capgate.analysis.noise.noise_strata`), on
-  ``df = d0 + n_pairs - 1``; a contrast with an outlier arm (a cell far noisier than the other cells of
-  its eval set and init) keeps its own variance on ``n_pairs - 1`` df;
+  ``df = d0 + n_pairs - 1`` (``d0`` the contrast's own prior df: limma's robust fit shrinks it toward 0
+  for a contrast far noisier than its eval set and init, which then keeps most of its own variance);
 - **unpaired**: ``gain = mean_a - mean_b``, ``se = sqrt(sd_mod_a^2/n_a + sd_mod_b^2/n_b)`` with each arm's
   moderated variance, Welch-Satterthwaite df from the arms' moderated df;
 - the interval ``gain +- t(1 - alpha/2, df) se`` (marginal, per cell) and the two-sided p; the TOST
@@ -52,6 +52,7 @@ from capgate.analysis.plan import Plan, Sequential, margin_rule, sequential_look
 from capgate.analysis.planning import own_prior_df, power_helps, power_within, seeds_needed, seeds_to_decide
 from capgate.analysis.result import GAINS_COLUMNS
 from capgate.analysis.sequential import boundaries, repeated_p_value, z_from_t
+from capgate.analysis.stages import checkpoint_names, moderate_replicates, replicate_stats, replicate_unit, stage_columns
 from capgate.analysis.verdicts import adjust_by_family, decide
 
 __all__ = ["compute_gains", "seeds_needed", "power_helps", "power_within", "sequential_tests", "gains_of_table"]
@@ -140,25 +141,24 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: Plan) -> tuple[pd.
     paired = (n_p >= 2) if pairing == "auto" else (n_p >= 1) if pairing == "paired" else np.zeros(len(m), bool)
     fam = (m["study"] + "|" + m["task"]).to_numpy()
 
+    # pretraining replicates (capgate.analysis.stages): the replicate is the unit of those contrasts, whose
+    # per-seed differences share their replicate's effect and stay out of the per-seed prior
+    reps = moderate_replicates(replicate_stats(y, baseline), m, paired)
+    per_seed = paired.copy()
+    per_seed[reps["index"].to_numpy(dtype=int)] = False
     # moderated variance of the paired differences, per family, prior located per (eval set, init)
     d_s2 = np.full(len(m), np.nan)
     d_df = np.full(len(m), np.nan)
     d0_of: dict[str, float] = {}
     plan_d0: dict[str, tuple[float, int]] = {}
     for lab in pd.unique(fam):
-        sel = np.flatnonzero((fam == lab) & paired)
+        sel = np.flatnonzero((fam == lab) & per_seed)
         if not len(sel):
             continue
         v, k = m["d_var"].to_numpy(dtype=float)[sel], (n_p[sel] - 1).clip(min=0)
         mod = squeeze_var(v, k, noise_strata(m["eval_set"].to_numpy()[sel], m["init"].to_numpy()[sel], v, k))
         d_s2[sel], d_df[sel], d0_of[lab] = mod.s2_post, mod.df_post, mod.d0
-        plan_d0[lab] = (mod.d0_fit if np.isfinite(mod.d0_fit) else 1e6, len(sel))
-        # an arm far above its eval set and init's noise (an outlier cell) makes the prior location of its contrast
-        # as uncertain as that arm: such a contrast keeps its own variance of differences and df
-        own = sel[(m["outlier"].to_numpy(dtype=bool) | m["outlier_b"].fillna(False).to_numpy(dtype=bool))[sel]
-                  & (n_p[sel] >= 2)]
-        d_s2[own] = m["d_var"].to_numpy(dtype=float)[own]
-        d_df[own] = n_p[own] - 1
+        plan_d0[lab] = (mod.d0_fit if np.isfinite(mod.d0_fit) else 1e6, max(mod.n_locate, 1.0))
     with np.errstate(divide="ignore", invalid="ignore"):
         va = m["sd_mod"].to_numpy(dtype=float) ** 2 / n_a
         vb = m["sd_mod_b"].to_numpy(dtype=float) ** 2 / n_b
@@ -169,6 +169,12 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: Plan) -> tuple[pd.
                         np.where(both, m["mean"].to_numpy(dtype=float) - m["mean_b"].to_numpy(dtype=float), np.nan))
         se = np.where(paired, np.sqrt(d_s2 / n_p), np.where(both, np.sqrt(va + vb), np.nan))
         df = np.where(paired, d_df, np.where(both, welch_df, np.nan))
+        sd_raw = np.where(paired, np.sqrt(m["d_var"].to_numpy(dtype=float)),
+                          np.sqrt((m["sd"].to_numpy(dtype=float) ** 2 + m["sd_b"].to_numpy(dtype=float) ** 2) / 2))
+        sd_mod = np.where(paired, np.sqrt(d_s2),
+                          np.sqrt((m["sd_mod"].to_numpy(dtype=float) ** 2 + m["sd_mod_b"].to_numpy(dtype=float) ** 2) / 2))
+        replicate_unit(reps, m["mean_b"].to_numpy(dtype=float), vb, m["df_mod_b"].to_numpy(dtype=float),
+                       {"gain": gain, "se": se, "df": df, "sd_raw": sd_raw, "sd_mod": sd_mod})
         valid = np.isfinite(gain) & np.isfinite(se) & (se > 0) & np.isfinite(df) & (df > 0)
         dfv = np.where(valid, np.minimum(df, 1e6), 1.0)
         sev = np.where(valid, se, 1.0)
@@ -184,10 +190,6 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: Plan) -> tuple[pd.
             n_arm = np.where(paired, n_p, np.minimum(n_a, n_b))
             p, p_tost, ci_low, ci_high = sequential_tests(gain, sev, dfv, margin, n_arm, valid, plan.sequential,
                                                           alpha)
-        sd_raw = np.where(paired, np.sqrt(m["d_var"].to_numpy(dtype=float)),
-                          np.sqrt((m["sd"].to_numpy(dtype=float) ** 2 + m["sd_b"].to_numpy(dtype=float) ** 2) / 2))
-        sd_mod = np.where(paired, np.sqrt(d_s2),
-                          np.sqrt((m["sd_mod"].to_numpy(dtype=float) ** 2 + m["sd_mod_b"].to_numpy(dtype=float) ** 2) / 2))
     n_dropped = np.where(paired, n_a + n_b - 2 * n_p, 0).astype(int)
     gains = pd.DataFrame({
         "key": m["key"] + f"|vs|{baseline}", "study": m["study"], "task": m["task"], "family": m["family"],
@@ -205,6 +207,9 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: Plan) -> tuple[pd.
     gains["p_tost_adj"] = adjust_by_family(p_tost, fam, method)
     gains["verdict"] = [decide(g, pa, pt, mg, alpha) for g, pa, pt, mg in
                         zip(gains["gain"], gains["p_adj"], gains["p_tost_adj"], gains["margin"])]
+    st = stage_columns(len(m), reps, checkpoint_names(y, baseline), m)
+    for c in st.columns:
+        gains[c] = st[c].to_numpy()
     m_family = pd.Series(np.isfinite(p)).groupby(fam).transform("sum").to_numpy()
     need_eq, need_det, need = [], [], []
     for i, r in enumerate(gains.itertuples(index=False)):
@@ -218,6 +223,9 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: Plan) -> tuple[pd.
         a_adj = alpha / max(int(m_family[i]), 1)
         ne, nd = seeds_needed(r.sd_mod, r.margin, alpha=a_adj, d0=d0, paired=paired,
                               power=plan.power, cap=plan.max_seeds)
+        if r.n_stages >= 2 and ne is not None:  # counted in replicates of the current seeds per replicate: as seeds per arm
+            per = max(int(round(r.n_init / r.n_stages)), 1)
+            ne, nd = min(ne * per, plan.max_seeds), min(nd * per, plan.max_seeds)
         need_eq.append(ne)
         need_det.append(nd)
         n_now = int(r.n_pairs) if paired else int(min(r.n_init, r.n_baseline))

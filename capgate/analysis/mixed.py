@@ -6,9 +6,11 @@ may vary by rung. The model, in lme4 syntax (and fitted the way lme4 fits it, by
 :func:`capgate.analysis.lmm.lmer`: profiled REML over the relative covariance parameters)
 
     y ~ init * shift + init * logp_c [+ family] [+ train_set] [+ eval_set]
-        + (1 | backbone) + (1 | backbone:init) + (1 | backbone:run_id)
+        + (1 | backbone) + (1 | backbone:init) [+ (1 | backbone:init:stage)] + (1 | backbone:run_id)
 
-(runs are nested in rung x init). ``(1 | backbone:init)`` lets the init effect vary by rung, which is
+(runs are nested in rung x init). With pretraining replicates (``stage_seed``; two or more per rung x
+pretrained init) the replicate is nested in rung x init as its own variance component
+``(1 | backbone:init:stage)``: the runs fine-tuned from one pretraining run share its effect. ``(1 | backbone:init)`` lets the init effect vary by rung, which is
 exactly what a capacity gate is; without it the init effect's interval is too narrow. ``train_set``
 is a fixed effect where there are several. The fixed part is also written in statsmodels syntax
 (``formula_statsmodels``; the same patsy names).
@@ -55,9 +57,13 @@ def model_frame(y: pd.DataFrame, *, metric: str, baseline: str) -> tuple[pd.Data
     """The exact frame a model is fitted to, from the ok rows ``y`` of one task.
 
     Columns: the metric (response), init, shift, family, backbone, run_id, train_set, eval_set, seed,
-    params, logp (log10 params), logp_c (centred on the mean over rungs). Returns (frame, centre).
+    stage (the pretraining replicate, ``none`` without one), params, logp (log10 params), logp_c (centred on
+    the mean over rungs). Returns (frame, centre).
     """
     f = y[["y", "init", "shift", "family", "backbone", "run_id", "train_set", "eval_set", "seed", "params"]].copy()
+    stage = y["stage_seed"] if "stage_seed" in y.columns else pd.Series(np.nan, index=y.index)
+    # the pretraining replicate; "none" for scratch and external checkpoints (one level per rung x init there)
+    f["stage"] = [str(int(s)) if pd.notna(s) else "none" for s in stage]
     f = f.rename(columns={"y": metric})
     f["logp"] = np.log10(f["params"].astype(float))
     centre = float(f.groupby("backbone")["logp"].mean().mean())
@@ -224,7 +230,7 @@ def fit_mixed(y: pd.DataFrame, *, name: str, task: str, metric: str, baseline: s
     entry: dict[str, Any] = {
         "name": name, "task": task, "metric": metric, "response": metric, "baseline": baseline,
         "formula_statsmodels": formula, "groups": "backbone",
-        "vc_formula": {"init": "0 + C(init)", "run_id": "0 + C(run_id)"},
+        "vc_formula": {"init": "0 + C(init)", "run_id": "0 + C(run_id)"},  # the lme4 formula is the reference
         "re_formula": "1", "method": "REML" if reml else "ML", "fitter": "capgate.analysis.lmm",
         "optimizer": OPTIMIZER, "df_method": DF_METHOD,
         "logp_centre": centre, "n_obs": int(len(frame)),
@@ -233,6 +239,10 @@ def fit_mixed(y: pd.DataFrame, *, name: str, task: str, metric: str, baseline: s
     }
     one_record = bool(frame.groupby("run_id").size().max() == 1)
     comps = {"rung", "init", "run"}
+    if frame[frame["stage"] != "none"].groupby("rung_init")["stage"].nunique().max() >= 2:
+        comps.add("stage")
+        notes.append("pretraining replicates: (1 | backbone:init:stage), the between-stage variance of each rung x "
+                     "pretrained init (scratch rows are one level per rung x init)")
     if frame["init"].nunique() < 2 or frame.groupby("rung_init")["run_id"].nunique().max() < 2:
         comps.discard("init")
     if entry["n_groups"]["backbone"] < 2:
@@ -333,7 +343,7 @@ def r_snippet(name: str, formula_lme4: str, baseline: str, reml: bool, mixed: bo
         "options(contrasts = c('contr.treatment', 'contr.poly'))",
         "d <- read.csv('model_frame.csv', stringsAsFactors = FALSE)",
         f"d <- d[d$model == {_r_str(name)}, ]",
-        "for (v in c('shift', 'family', 'train_set', 'eval_set', 'backbone', 'run_id')) "
+        "for (v in c('shift', 'family', 'train_set', 'eval_set', 'backbone', 'run_id', 'stage')) "
         "if (v %in% names(d)) d[[v]] <- factor(d[[v]], levels = sort(unique(d[[v]])))",
         f"d$init <- relevel(factor(d$init, levels = sort(unique(d$init))), ref = {_r_str(baseline)})",
         fit, out,

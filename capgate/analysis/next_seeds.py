@@ -19,6 +19,10 @@ contrast need the new seeds (the baseline group too), and the new seed numbers a
 group of a site (task, family, backbone, train_set), so new runs pair with each other. A group is
 grown to the largest target of its open contrasts.
 
+With pretraining replicates (``stage_seed``) an open contrast whose noise is mostly between pretraining
+runs (gains' ``more_of``) says so in its reason: more fine-tuning seeds on the same replicates would not
+decide it; new seeds spread over new stage seeds would (the grid's ``stage_seeds``).
+
 ``expected_decided`` of a group: the sum over the open contrasts it serves of the chance that the
 contrast is decided at its target, taking the current estimate and stabilised SD as the truth, at
 the strictest adjusted level alpha / (contrasts in the family) (under a sequential design, that
@@ -168,6 +172,11 @@ def next_seeds(table: pd.DataFrame, plan: Plan | dict[str, Any] | None = None, *
         n = int(r.n_pairs) if r.pairing == "paired" else int(min(r.n_init, r.n_baseline))
         name = f"{r.init} vs {baseline} {r.backbone} {r.train_set}->{r.eval_set}"
         interval = f"gain {_fmt(r.gain)} [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]"
+        if r.more_of == "pretraining_replicates":  # seeds alone shrink only the fine-tuning part of its noise
+            interval += (f" (mostly between-pretraining-run noise over {int(r.n_stages)} replicates: more pretraining "
+                         "replicates would decide it, not more seeds on these)")
+        elif isinstance(r.conditional_on, str):
+            interval += f" (conditional on the checkpoint {r.conditional_on})"
         if n >= cap:
             undecidable.append({**{c: r[c] for c in GROUP_COLUMNS}, "eval_set": r.eval_set, "baseline": baseline,
                                 "contrast": name, "seeds": n, "gain": float(r.gain), "ci_low": float(r.ci_low),

@@ -22,6 +22,8 @@ from functools import lru_cache
 import numpy as np
 from scipy import stats
 
+from capgate.analysis.noise import location_df
+
 __all__ = ["power_helps", "power_within", "seeds_needed", "p_decided", "seeds_to_decide", "own_prior_df",
            "SEEDS_RULE"]
 
@@ -44,11 +46,19 @@ def _scale_draws(k: float, d0: float) -> np.ndarray:
     return (d0 + chi) / (d0 + k)
 
 
-def _prior_df(d0: float | tuple[float, int], k: np.ndarray) -> np.ndarray:
+@lru_cache(maxsize=4096)
+def _location_cap(m: int, k: float) -> float:
+    return location_df(np.full(max(m, 1), max(k, 1e-9)))
+
+
+def _prior_df(d0: float | tuple[float, float], k: np.ndarray) -> np.ndarray:
     """The prior df a study with ``k`` residual df per contrast would have: a number as given, or
-    ``(d0_fit, m)``: the fitted prior df capped at the family's data df ``m * k``."""
+    ``(d0_fit, m)``: the fitted prior df capped at the df of a location fitted on ``m`` contrasts with
+    ``k`` df each (:func:`capgate.analysis.noise.location_df`)."""
+    k = np.asarray(k, dtype=float)
     if isinstance(d0, tuple):
-        return np.minimum(float(d0[0]), d0[1] * np.asarray(k, dtype=float))
+        cap = np.array([_location_cap(int(round(d0[1])), round(float(x), 6)) for x in np.atleast_1d(k)])
+        return np.minimum(float(d0[0]), cap).reshape(np.shape(k))
     return np.full(np.shape(k), float(d0))
 
 

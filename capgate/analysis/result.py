@@ -19,13 +19,18 @@ __all__ = ["Analysis", "GAINS_COLUMNS", "VERDICTS", "EXPECTATION_STATUSES"]
 #: Columns of ``gains.csv``: one row per cell x pretrained init vs the baseline.
 #: ``sd_raw``/``sd_mod``: the contrast's own run-to-run SD (of the paired differences when paired, else
 #: the root mean square of the two arms' SDs) and its stabilised (moderated) value on ``df`` degrees of freedom.
+#: ``n_stages``: the init arm's pretraining replicates (``stage_seed``); with two or more the replicate is the
+#: unit (``sd_raw``/``sd_mod``: of a replicate mean, ``df``: from the replicates), ``stage_share`` the share of a
+#: seed's variance between pretraining runs and ``more_of`` what would decide it (``fine_tuning_seeds`` or
+#: ``pretraining_replicates``); with fewer, ``conditional_on`` names the checkpoint the verdict is about
+#: (its ``init_source``: stage id, or checkpoint file and sha256). :mod:`capgate.analysis.stages`.
 GAINS_COLUMNS = (
     "study", "task", "family", "backbone", "params", "train_set", "eval_set", "shift",
     "init", "baseline", "metric",
     "mean_init", "mean_baseline", "gain", "se", "df", "ci_low", "ci_high",
     "pairing", "n_pairs", "n_dropped", "sd_raw", "sd_mod", "sd_pooled", "margin", "n_init", "n_baseline",
     "p_value", "p_adj", "p_tost", "p_tost_adj", "verdict", "seeds_needed", "seeds_needed_within",
-    "seeds_needed_helps",
+    "seeds_needed_helps", "n_stages", "stage_share", "more_of", "conditional_on",
 )
 #: Statuses of a plan expectation: met by decided verdicts, contradicted, or left untested by
 #: inconclusive cells (a warning in ``check``; ``--strict`` fails it).

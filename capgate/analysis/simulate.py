@@ -8,6 +8,14 @@ seed noise (a *seed* effect shared by every init trained with that seed: the sam
 order and augmentation; a *run* effect shared by all eval sets of one trained model; a per-record
 residual), noise scales per eval set and per cell (heteroscedastic grids), a random effect per rung,
 the chance that a run fails or diverges, and the chance that a run is missing (unbalanced seeds).
+Pretraining replicates: ``stage_seeds`` stage replicates per pretrained init and rung, each with a
+*stage* effect (SD ``stage_sd``) shared by every fine-tuning run started from it (on every train set and
+eval set); seed ``s`` fine-tunes from replicate ``s % stage_seeds`` (the table's ``stage_seed``). With
+one replicate the stage effect is that checkpoint's own offset: ``table.attrs["stage_effects"]`` holds
+every drawn effect and :func:`conditional_gains` the true gain of each cell given its checkpoint(s).
+Heavy tails: ``tail_df`` draws the run effect from a t distribution with that df (scaled to ``run_sd``);
+outliers: with probability ``p_outlier`` a run lands ``outlier_sds`` of its own run-to-run SDs low
+(a collapsed run marked ok).
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import pandas as pd
 from capgate.errors import SpecError
 from capgate.schema import metrics_for
 
-__all__ = ["Truth", "simulate_results", "true_gain", "true_gains", "demo_truth"]
+__all__ = ["Truth", "simulate_results", "true_gain", "true_gains", "conditional_gains", "demo_truth"]
 
 #: The default capacity ladder of capgate.models.ladder (whole-detector params, one class).
 _LADDER = {
@@ -97,6 +105,11 @@ class Truth:
     cell_noise: dict[str, float] = field(default_factory=dict)
     init_noise: dict[str, float] = field(default_factory=dict)
     p_missing: float = 0.0
+    stage_seeds: int = 1
+    stage_sd: float = 0.0
+    tail_df: float | None = None
+    p_outlier: float = 0.0
+    outlier_sds: float = 5.0
     p_failed: float = 0.0
     p_diverged: float = 0.0
     resolution: int = 64
@@ -162,6 +175,22 @@ def true_gains(truth: Truth) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def conditional_gains(truth: Truth, table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`true_gains` plus ``conditional_gain``: the gain of the checkpoints the table's runs started from
+    (the true gain plus the mean stage effect of the cell's replicates, in metric units: what a verdict
+    conditional on those checkpoints claims). Equal to ``true_gain`` without a stage component."""
+    tg = true_gains(truth)
+    eff = table.attrs.get("stage_effects", {})
+    k = max(truth.stage_seeds, 1)
+    extra = []
+    for r in tg.itertuples(index=False):
+        scale = (truth.eval_noise.get(r.eval_set, 1.0) * truth.cell_noise.get(f"{r.backbone}|{r.eval_set}", 1.0)
+                 * truth.init_noise.get(r.init, 1.0))
+        reps = [eff.get(f"{r.backbone}|{r.init}|{j}", 0.0) for j in range(min(k, truth.seeds))]
+        extra.append(scale * float(np.mean(reps)))
+    return tg.assign(conditional_gain=tg["true_gain"].to_numpy() + np.array(extra))
+
+
 def _run_id(*parts: Any) -> str:
     return hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()[:16]
 
@@ -179,6 +208,8 @@ def simulate_results(truth: Truth | dict[str, Any] | None = None, *, seed: int |
         truth = Truth.from_dict(truth)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     metrics = metrics_for(truth.task)
+    stage = _stage_effects(truth, rng)
+    run_sd_all = math.sqrt(truth.seed_sd ** 2 + truth.run_sd ** 2 + truth.noise_sd ** 2)
     rows = []
     for fam, rungs in truth.families.items():
         for r_i, (backbone, params) in enumerate(rungs):
@@ -193,7 +224,12 @@ def simulate_results(truth: Truth | dict[str, Any] | None = None, *, seed: int |
                 for init in truth.inits:
                     for s in range(truth.seeds):
                         run_id = _run_id(truth.study, truth.task, backbone, train, init, s)
-                        run_effect = rng.normal(0.0, truth.run_sd) if truth.run_sd > 0 else 0.0
+                        run_effect = _run_effect(truth, rng)
+                        if truth.p_outlier > 0 and rng.random() < truth.p_outlier:
+                            run_effect -= truth.outlier_sds * run_sd_all
+                        pretrained = init != truth.inits[0]
+                        rep = s % max(truth.stage_seeds, 1) if pretrained else None
+                        run_effect += stage.get((backbone, init, rep), 0.0)
                         u = rng.random()
                         if truth.p_missing > 0 and rng.random() < truth.p_missing:
                             continue
@@ -213,7 +249,8 @@ def simulate_results(truth: Truth | dict[str, Any] | None = None, *, seed: int |
                                 "study": truth.study, "task": truth.task, "run_id": run_id, "family": fam,
                                 "width": width, "depth": depth, "resolution": truth.resolution,
                                 "backbone": backbone, "params": int(params), "macs": macs, "init": init,
-                                "init_source": "none" if init == truth.inits[0] else f"sim:{init}",
+                                "init_source": f"sim:{init}:stage{rep}" if pretrained else "none",
+                                "stage_seed": rep,
                                 "train_set": train, "eval_set": ev, "shift": shift, "seed": s,
                                 "status": status, "rung": f"r{r_i}",
                                 "capgate_version": "sim", "torch_version": "none", "timm_version": "none",
@@ -229,4 +266,26 @@ def simulate_results(truth: Truth | dict[str, Any] | None = None, *, seed: int |
                             if truth.latency:
                                 row["latency_ms"] = latency
                             rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table["stage_seed"] = table["stage_seed"].astype("Int64")
+    table.attrs["stage_effects"] = {f"{b}|{i}|{r}": v * 1.0 for (b, i, r), v in stage.items()}
+    return table
+
+
+def _stage_effects(truth: Truth, rng: np.random.Generator) -> dict[tuple[str, str, int], float]:
+    """One effect per (rung, pretrained init, stage replicate), drawn only when ``stage_sd`` > 0 (so a truth
+    without stages draws the same numbers as before stages existed)."""
+    if truth.stage_sd <= 0:
+        return {}
+    keys = [(b, i, r) for rungs in truth.families.values() for b, _ in rungs for i in truth.inits[1:]
+            for r in range(max(truth.stage_seeds, 1))]
+    return dict(zip(keys, rng.normal(0.0, truth.stage_sd, size=len(keys))))
+
+
+def _run_effect(truth: Truth, rng: np.random.Generator) -> float:
+    if truth.run_sd <= 0:
+        return 0.0
+    if truth.tail_df is None:
+        return float(rng.normal(0.0, truth.run_sd))
+    nu = float(truth.tail_df)  # t(nu) has variance nu / (nu - 2): scaled to SD run_sd
+    return float(truth.run_sd * rng.standard_t(nu) * math.sqrt((nu - 2) / nu))

@@ -43,7 +43,8 @@ CELL_FIELDS = ["key", "study", "task", "family", "backbone", "params", "train_se
                "complete"]
 VERDICT_FIELDS = ["key", "study", "task", "family", "backbone", "params", "train_set", "eval_set", "shift", "init",
                   "baseline", "gain", "ci_low", "ci_high", "se", "df", "pairing", "n_pairs", "n_dropped", "sd_mod",
-                  "margin", "p_adj", "p_tost_adj", "verdict", "seeds_needed"]
+                  "margin", "p_adj", "p_tost_adj", "verdict", "seeds_needed", "n_stages", "stage_share", "more_of",
+                  "conditional_on"]
 GATE_FIELDS = ["key", "study", "task", "family", "shift", "init", "baseline", "status", "rung_from", "gate_params",
                "rung_below", "below_params", "ci_low", "ci_high", "p_status", "n_rungs", "rung_params",
                "rung_verdicts", "text"]

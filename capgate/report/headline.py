@@ -123,6 +123,33 @@ def _rows(n: int) -> str:
     return f"{n} family × shift row" + ("" if n == 1 else "s")
 
 
+def _conditional_clause(verdicts: list[dict[str, Any]], task: str, init: str) -> str:
+    """' Conditional on the checkpoint ...' when verdicts of (task, init) rest on one pretraining run."""
+    names = sorted({str(v["conditional_on"]) for v in verdicts
+                    if v["task"] == task and v["init"] == init and v.get("conditional_on")})
+    if not names:
+        return ""
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return (f" Conditional on the checkpoint{'s' if len(names) > 1 else ''} {shown} (one pretraining run each): "
+            "what this checkpoint does, not what pretraining does.")
+
+
+def _stage_tip(v: dict[str, Any]) -> str:
+    """The verdict map tooltip's words on pretraining replicates or on the one checkpoint."""
+    if v.get("conditional_on"):
+        return f"; conditional on the checkpoint {v['conditional_on']}"
+    if (v.get("n_stages") or 0) >= 2:
+        share = v.get("stage_share")
+        tip = f"; {int(v['n_stages'])} pretraining replicates"
+        if share is not None:
+            tip += (f": {100 * float(share):.0f}% of a seed's variance is between pretraining runs, "
+                    f"{100 - 100 * float(share):.0f}% between fine-tuning seeds")
+        if v.get("more_of") and v.get("verdict") == "inconclusive":
+            tip += f"; more {str(v['more_of']).replace('_', ' ')} would decide it"
+        return tip
+    return ""
+
+
 def headline_sentences(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """One sentence per (task, init), written only from the analysis' verdicts and gates.
 
@@ -159,7 +186,7 @@ def headline_sentences(summary: dict[str, Any]) -> list[dict[str, Any]]:
             if row["inconclusive"]:
                 text += f"; {row['inconclusive']} inconclusive"
         mine = [g for g in gates if g["task"] == row["task"] and g["init"] == row["init"]]
-        text += "; " + _gate_clause(mine) + "."
+        text += "; " + _gate_clause(mine) + "." + _conditional_clause(verdicts, row["task"], row["init"])
         out.append({"text": text, "counts": row, "decided": decided,
                     "gates": [g.get("status") for g in mine]})
     return out
@@ -249,6 +276,7 @@ def verdict_maps(summary: dict[str, Any]) -> list[dict[str, Any]]:
                         tip += f"; {seeds_words(need, plan, prose=True)} per arm would resolve it{_beyond_design(need, plan)}"
                     if v.get("floor_flag"):
                         tip += f"; note: {v['floor_flag']}"
+                    tip += _stage_tip(v)
                     cells.append({"verdict": v["verdict"], "word": word, "gain": fmt_pp(v.get("gain")),
                                   "ci": fmt_interval_pp(v.get("ci_low"), v.get("ci_high")), "tip": tip,
                                   "seeds_needed": need, "seeds": seeds_words(need, plan), "flag": v.get("floor_flag")})
