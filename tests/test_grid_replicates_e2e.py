@@ -12,7 +12,7 @@ import yaml
 from click.testing import CliRunner
 
 from capgate.cli import cli, main
-from tests.test_grid_classification_e2e import TINY_WORLD, tiny_classification_spec
+from helpers import TINY_WORLD, tiny_classification_spec
 
 
 def _spec(tmp_path: Path) -> Path:

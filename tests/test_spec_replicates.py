@@ -14,7 +14,7 @@ from capgate.spec.load import study_from_dict
 from capgate.spec.model import RunSpec, expand, reseed, stage_seed_for
 from capgate.train.run import run_base
 
-from tests.test_spec_validation import base_spec
+from helpers import base_spec
 
 
 def _plan(*overrides: str, spec: dict | None = None) -> tuple[list, list]:
