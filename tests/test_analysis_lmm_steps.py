@@ -51,4 +51,6 @@ def test_a_fit_at_the_edge_records_its_diagnostics_and_leaks_no_warning():
     (model,) = a.models
     assert model["status"] != "failed" and model["converged"] is False
     assert any("convergence not checked: the deviance is not finite" in w for w in model["warnings"])
-    assert list(a.gains["verdict"]) == ["inconclusive"] * 4
+    # every run scored exactly 1/3 (one class of 3 predicted): zero variance in every arm, so the robust
+    # prior (limma's squeezeVar(robust=TRUE)) leaves a tiny SD and TOST shows the gain of exactly 0 inside the margin
+    assert list(a.gains["verdict"]) == ["within_noise"] * 4 and list(a.gains["gain"]) == [0.0] * 4

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from capgate.errors import CapgateError
+from capgate.errors import CapgateError, SpecError
 from capgate.spec.checks import _keys, _num, _str
 from capgate.spec.sections import Adaptive, fields_of
 
