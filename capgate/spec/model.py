@@ -126,7 +126,8 @@ class TrainSet:
 @dataclass(frozen=True)
 class StageDef:
     """A pretraining stage: classification on an ImageNet-layout corpus or detection on a
-    COCO-layout corpus, with its own recipe; or a local ``checkpoint`` file used instead."""
+    COCO-layout corpus, with its own recipe; or a local ``checkpoint`` file used instead. A
+    ``{rung}`` in the checkpoint's path is replaced by each rung's name (one file per standard model)."""
 
     name: str
     kind: str
@@ -348,7 +349,8 @@ def expand(study: StudySpec) -> tuple[list[PretrainSpec], list[RunSpec]]:
                     sd = stage_defs[sname]
                     world = study.world if sd.data and sd.data.root == SYNTHETIC else {}
                     ps = PretrainSpec(name=sname, kind=sd.kind, family=fam, rung=rung, data=sd.data,
-                                      recipe=sd.recipe, world=world, parent=parent, checkpoint=sd.checkpoint,
+                                      recipe=sd.recipe, world=world, parent=parent,
+                                      checkpoint=sd.checkpoint.replace("{rung}", rung) if sd.checkpoint else None,
                                       rung_def=rung_def)
                     stages.setdefault(ps.stage_id, ps)
                     parent = ps.stage_id
