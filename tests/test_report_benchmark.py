@@ -16,7 +16,7 @@ def test_benchmark_section_states_tables_and_ranking_answers(tmp_path):
     assert "<td>a</td><td>scratch</td><td>1</td>" in sec and "<td>baseline</td>" in sec
     assert "Kendall&#39;s τ = -1.00" in sec and "3 of 3 model pairs reverse, 3 beyond seed noise: the ranking changes" in sec
     assert "Kendall&#39;s τ = 1.00" in sec and "0 of 3 model pairs reverse, 0 beyond seed noise: the ranking does not change" in sec
-    assert "MACs: multiply-accumulates" in sec
+    assert "MACs: multiply-accumulates" in sec and "flip: 5 seeds per model and initialization" in sec
 
 
 def test_no_benchmark_section_without_standard_models(tmp_path):

@@ -53,6 +53,10 @@ def _front(row: pd.Series) -> str:
     return ", ".join(axes) or "no"
 
 
+def _span(lo: int, hi: int) -> str:
+    return str(lo) if lo == hi else f"{lo}–{hi}"
+
+
 def _sentence(r: pd.Series) -> str:
     if is_missing(r["kendall_tau"]):
         return f"{r['init_a']} vs {r['init_b']}: fewer than three models in common, no ranking comparison."
@@ -84,5 +88,5 @@ def benchmark_section(table: pd.DataFrame, analysis: Any) -> dict[str, Any] | No
                 for _, r in g.iterrows()]
         sentences = [_sentence(r) for _, r in changes[changes["eval_set"] == ev].iterrows()]
         datasets.append({"heading": str(ev), "rows": rows, "sentences": sentences,
-                         "n_seeds": f"{int(g['n_seeds'].min())}–{int(g['n_seeds'].max())}"})
+                         "n_seeds": _span(int(g["n_seeds"].min()), int(g["n_seeds"].max()))})
     return {"cols": cols, "datasets": datasets, "macs_note": MACS_NOTE}
