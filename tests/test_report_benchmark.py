@@ -14,8 +14,10 @@ def test_benchmark_section_states_tables_and_ranking_answers(tmp_path):
     assert "<td>c</td><td>imagenet</td><td>1</td><td>60.0 [59.6, 60.4]</td><td>80.0 [79.6, 80.4]</td>" in sec
     assert "<td>12.00 MB</td><td>30.00 M</td><td>3.00</td><td>helps (+20.0 pp)</td>" in sec
     assert "<td>a</td><td>scratch</td><td>1</td>" in sec and "<td>baseline</td>" in sec
-    assert "Kendall&#39;s τ = -1.00" in sec and "3 of 3 model pairs reverse, 3 beyond seed noise: the ranking changes" in sec
-    assert "Kendall&#39;s τ = 1.00" in sec and "0 of 3 model pairs reverse, 0 beyond seed noise: the ranking does not change" in sec
+    assert "τ = -1.00 (same-init noise reference: median 1.00" in sec and "the ranking changes beyond seed noise" in sec
+    assert "3 of 3 model pairs reverse, 3 of them with both orders held beyond seed noise" in sec
+    assert "τ = 1.00 (same-init" in sec and "the ranking does not change beyond seed noise" in sec
+    assert "0 of 3 model pairs reverse, 0 of them" in sec
     assert "MACs: multiply-accumulates" in sec and "flip: 5 seeds per model and initialization" in sec
 
 

@@ -61,10 +61,11 @@ def _sentence(r: pd.Series) -> str:
     if is_missing(r["kendall_tau"]):
         return f"{r['init_a']} vs {r['init_b']}: fewer than three models in common, no ranking comparison."
     change = "changes beyond seed noise" if r["flips"] else "does not change beyond seed noise"
+    n_pairs = int(r["n_backbones"]) * (int(r["n_backbones"]) - 1) // 2
     return (f"{r['init_a']} vs {r['init_b']}: Kendall's τ = {r['kendall_tau']:.2f} (same-init noise reference: median "
-            f"{r['tau_ref_median']:.2f}, lower quantile {r['tau_ref_low']:.2f}); {int(r['n_reversed'])} of "
-            f"{int(r['n_backbones']) * (int(r['n_backbones']) - 1) // 2} model pairs reverse, "
-            f"{int(r['n_reversed_beyond_noise'])} beyond seed noise: the ranking {change}.")
+            f"{r['tau_ref_median']:.2f}, lower quantile {r['tau_ref_low']:.2f}): the ranking {change}. Pairwise, "
+            f"{int(r['n_reversed'])} of {n_pairs} model pairs reverse, {int(r['n_reversed_beyond_noise'])} of them with "
+            "both orders held beyond seed noise.")
 
 
 def benchmark_section(table: pd.DataFrame, analysis: Any) -> dict[str, Any] | None:
