@@ -8,7 +8,7 @@ from test_analysis_benchmark import _table
 
 def test_benchmark_section_states_tables_and_ranking_answers(tmp_path):
     html = render_report(_table(), tmp_path, {"n_boot": 200}).read_text(encoding="utf-8")
-    assert '<section id="benchmark">' in html
+    assert '<section id="benchmark">' in html and '<a href="#benchmark">Benchmark</a>' in html
     sec = html[html.index('<section id="benchmark">'):html.index('<section id="rankings">')]
     # flip, imagenet, model c: rank 1, top-1 60.0 % with the interval 60.0 +/- 0.39, 3M params, 12 MB, 30 M MACs
     assert "<td>c</td><td>imagenet</td><td>1</td><td>60.0 [59.6, 60.4]</td><td>80.0 [79.6, 80.4]</td>" in sec
@@ -25,4 +25,4 @@ def test_no_benchmark_section_without_standard_models(tmp_path):
     t = _table()
     t["family"] = "mobilenetv3"
     html = render_report(t, tmp_path, {"n_boot": 200}).read_text(encoding="utf-8")
-    assert '<section id="benchmark">' not in html
+    assert '<section id="benchmark">' not in html and '#benchmark' not in html
