@@ -44,7 +44,7 @@ def resolved_roots(plan: Any) -> dict[str, str]:
     refs += [st.data for st in plan.study.stages if st.data is not None]
     out = {ref.root: str(resolve_root(ref, None)) for ref in refs if ref.root != SYNTHETIC}
     files = [i.checkpoint for i in plan.study.inits if i.checkpoint]
-    files += [st.checkpoint for st in plan.study.stages if st.checkpoint]
+    files += [st.checkpoint for st in plan.stages if st.checkpoint]  # per rung: ``{rung}`` replaced
     for text in files:
         out[text] = str(Path(os.path.expandvars(text)).expanduser())
     return out

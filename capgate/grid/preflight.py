@@ -150,27 +150,36 @@ def _roots(plan: GridPlan, unset: list[str]) -> list[str]:
     return problems
 
 
-def _weights(plan: GridPlan) -> list[str]:
+def _weights(plan: GridPlan, unset: list[str]) -> list[str]:
     files: dict[str, str] = {}
     for init in plan.study.inits:
         if init.checkpoint:
             files.setdefault(init.checkpoint, f"inits.{init.name}.checkpoint")
-    for st in plan.study.stages:
+    rungs: dict[str, set[str] | None] = {text: None for text in files}  # None: every rung
+    for st in plan.stages:  # expanded: a ``{rung}`` in the path is that rung's own file
         if st.checkpoint:
             files.setdefault(st.checkpoint, f"pretraining.{st.name}.checkpoint")
+            rungs.setdefault(st.checkpoint, set())
+            if rungs[st.checkpoint] is not None:
+                rungs[st.checkpoint].add(st.rung)
     problems = []
     for text, key in files.items():
+        if missing := missing_variables(text):
+            unset.append(f"spec key '{key}': weights file {text!r} needs environment variable "
+                         f"{', '.join(missing)}; export {missing[0]}=/path/to/the/weights before the command")
+            continue
         path = Path(os.path.expandvars(text)).expanduser()
         if not path.is_file():
             problems.append(f"spec key '{key}': weights file {path} does not exist; fix the path or train "
                             f"the weights with a pretraining stage instead")
             continue
-        problems += _check_weights(path, key, plan)
+        problems += _check_weights(path, key, plan, rungs[text])
     return problems
 
 
-def _check_weights(path: Path, key: str, plan: GridPlan) -> list[str]:
-    """Load ``path`` safely and initialize each rung's model from it (nothing is kept)."""
+def _check_weights(path: Path, key: str, plan: GridPlan, only: set[str] | None = None) -> list[str]:
+    """Load ``path`` safely and initialize each rung's model (those in ``only`` when given) from it
+    (nothing is kept)."""
     from capgate.models import initialize
     from capgate.models.checkpoint import read_weights
     from capgate.train.task import get_task
@@ -182,7 +191,7 @@ def _check_weights(path: Path, key: str, plan: GridPlan) -> list[str]:
     task = get_task(plan.study.task)
     problems, seen = [], set()
     for run in plan.runs:
-        if run.rung in seen:
+        if run.rung in seen or (only is not None and run.rung not in only):
             continue
         seen.add(run.rung)
         model = task.build_model(run.build_rung(), len(plan.study.classes), run.recipe.resolution)
@@ -198,7 +207,7 @@ def preflight(plan: GridPlan, strict: bool = True) -> tuple[list[str], list[str]
     and the roots that could not be checked because their ``${VAR}`` is not set. ``strict`` (the
     driver about to start) counts an unset variable as a problem; a dry run only lists it."""
     unset: list[str] = []
-    problems = _roots(plan, unset) + _weights(plan)
+    problems = _roots(plan, unset) + _weights(plan, unset)
     return (problems + unset, []) if strict else (problems, unset)
 
 

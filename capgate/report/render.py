@@ -74,14 +74,16 @@ def _versions() -> dict[str, str]:
 
 def render_html(analysis: Analysis, summary: dict[str, Any] | None = None, *,
                 inputs: list[dict[str, Any]] | None = None, title: str | None = None,
-                generated_at: str | None = None) -> str:
+                generated_at: str | None = None, benchmark: dict[str, Any] | None = None) -> str:
     """The report page as one HTML string (inline CSS and SVG, no scripts, no external fetches).
 
     ``summary`` defaults to ``build_summary(analysis)``; ``inputs`` lists the results files read
-    (dicts with ``path``, ``rows``, ``sha256``) for the provenance section.
+    (dicts with ``path``, ``rows``, ``sha256``) for the provenance section; ``benchmark`` the
+    lightweight-CNN benchmark section (:func:`capgate.report.benchmark.benchmark_section`) or None.
     """
     summary = build_summary(analysis) if summary is None else summary
     ctx = build_context(analysis, summary, inputs=inputs, environment=_versions(), title=title)
+    ctx["benchmark"] = benchmark
     ctx["version"] = capgate.__version__
     ctx["generated_at"] = generated_at or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return _environment().get_template(TEMPLATE).render(**ctx)
@@ -152,7 +154,9 @@ def render_report(results: ResultsInput, outdir: str | os.PathLike, plan: str | 
     summary = build_summary(analysis)
     write_outputs(analysis, out, summary)
     index = out / "index.html"
-    page = render_html(analysis, summary, inputs=inputs, title=title)
+    from capgate.report.benchmark import benchmark_section
+
+    page = render_html(analysis, summary, inputs=inputs, title=title, benchmark=benchmark_section(table, analysis))
     atomic_write_text(index, page)
     # figures/*.svg, tables/*.md|.tex, sentences.md (with the page's floor/chance notes)
     write_exports(out, page, flag_summary(summary, study_folder(inputs)))

@@ -262,7 +262,8 @@ def chain_of(study: StudySpec, family: str, rung: str, init: InitDef, stage_seed
         sd = stage_defs[sname]
         world = study.world if sd.data and sd.data.root == SYNTHETIC else {}
         ps = PretrainSpec(name=sname, kind=sd.kind, family=family, rung=rung, data=sd.data, recipe=sd.recipe,
-                          world=world, parent=parent, checkpoint=sd.checkpoint,
+                          world=world, parent=parent,
+                          checkpoint=sd.checkpoint.replace("{rung}", rung) if sd.checkpoint else None,
                           seed=0 if sd.checkpoint else stage_seed, rung_def=rung_def)
         chain.append(ps)
         parent = ps.stage_id
