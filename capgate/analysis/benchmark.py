@@ -92,7 +92,7 @@ def rank_flips(analysis: Any, alpha: float | None = None) -> pd.DataFrame:
     init_a, init_b, better_a (the one ranked higher under init_a), better_b, p_keep_a, p_keep_b (the
     probability that each init's order holds, from the adjacent-or-not pair gap), beyond_noise (both
     at least ``1 - alpha``; ``alpha`` defaults to the plan's)."""
-    alpha = analysis.plan["alpha"] if alpha is None else alpha
+    alpha = analysis.plan.alpha if alpha is None else alpha
     r = analysis.rankings
     rows = []
     for (task, ev), grp in r.groupby(["task", "eval_set"], sort=True):

@@ -78,7 +78,7 @@ def benchmark_section(table: pd.DataFrame, analysis: Any) -> dict[str, Any] | No
         return None
     changes = ranking_changes(analysis)
     cols = ["model", "init", "rank", *(f"{metric_label(m)} % [95% CI]" for m in _METRICS if m in t.columns),
-            "params", "FP32 storage", "MACs", "latency (ms)", f"vs {analysis.plan.get('baseline', 'scratch')}",
+            "params", "FP32 storage", "MACs", "latency (ms)", f"vs {analysis.plan.baseline}",
             "on Pareto front"]
     datasets = []
     for ev, g in t.groupby("eval_set", sort=True):
