@@ -107,11 +107,11 @@ def run_suite(n: int, only: str | None = None) -> None:
             ph = float((g["verdict"] == "helps").mean())
             print(f"[{name}] P(helps) {ph:.3f}; median df {g['df'].median():.1f}  ({time.time() - t1:.0f} s)")
             continue
-        f = null_figures(g, plan["alpha"])
+        f = null_figures(g, plan.alpha)
         line = (f"[{name}] false-claim share {f['false']:.3f} (SE {np.sqrt(f['false'] * (1 - f['false']) / n):.3f}); "
                 f"Holm first-step tail {f['tail']:.2f}x; coverage {f['cover']:.3f}; median df {f['df']:.1f}")
         if kind == "conditional":
-            c = null_figures(g, plan["alpha"], "cond_gain")
+            c = null_figures(g, plan.alpha, "cond_gain")
             named = float(g["conditional_on"].notna().mean())
             line += (f"  | against the checkpoint's own gain: false-claim share {c['false']:.3f}, coverage "
                      f"{c['cover']:.3f}; verdicts named conditional: {named:.3f}")

@@ -111,3 +111,18 @@ def test_advised_seeds_deliver_the_promised_power():
     g = run(truth(seeds=advised, gains={"in_domain": top}, p_failed=0.0, p_missing=0.0), 6000, n=40)
     hit = g[(g["backbone"] == RUNGS[0][0]) & (g["cls"] == "noisy") & (g["shift"] == "in_domain")]
     assert abs((hit["verdict"] == "helps").mean() - 0.8) <= 0.10
+
+
+def test_the_calibration_benchmark_runs_its_verdicts_suite():
+    """The README's calibration command runs (two studies of two scenarios: the figures are the benchmark's)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "benchmarks/calibration.py", "--studies", "2", "--only",
+                          "null, 3 seeds, margin 0|one replicate"], capture_output=True, text=True, cwd=repo,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "[null, 3 seeds, margin 0] false-claim share" in out.stdout
+    assert "verdicts named conditional: 1.000" in out.stdout

@@ -12,7 +12,7 @@ from typing import Any
 from capgate.report.labels import pair_label, rung_label, shift_order
 from capgate.report.units import fmt_p, fmt_params, is_missing, metric_label
 
-__all__ = ["verdict_tally", "reporting_sentences", "cells_table", "verdicts_table", "to_markdown", "to_latex",
+__all__ = ["verdict_tally", "conclusions_markdown", "reporting_sentences", "cells_table", "verdicts_table", "to_markdown", "to_latex",
            "VERDICT_ORDER"]
 
 VERDICT_ORDER = ("helps", "within_noise", "hurts", "inconclusive")
@@ -163,3 +163,30 @@ def _numberlike(s: str) -> bool:
         return True
     except ValueError:
         return s == ""
+
+
+def _rung(backbone: str) -> str:
+    """The rung label of a backbone name (``efficientnet_b0@w0.1d0.25 (B-7)`` -> ``B-7``), else the name."""
+    return backbone.rsplit("(", 1)[1].rstrip(")") if backbone.endswith(")") and "(" in backbone else backbone
+
+
+def conclusions_markdown(summary: dict[str, Any]) -> str:
+    """What a summary concludes, as Markdown written from its verdicts alone (the README's demo section
+    is this text for the committed baseline; a test keeps the two equal): the tally per task, then per
+    (task, init, shift) the rungs of each decided verdict, smallest model first."""
+    verdicts = summary.get("verdicts", [])
+    lines = []
+    for task in sorted({v["task"] for v in verdicts}):
+        rows = [v for v in verdicts if v["task"] == task]
+        lines.append(f"- **{task}**: {verdict_tally({'verdicts': rows})}")
+        groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        for v in rows:
+            if v["verdict"] != "inconclusive":
+                groups.setdefault((v["init"], v["shift"], v["verdict"]), []).append(v)
+        for (init, shift, verdict), vs in sorted(groups.items()):
+            vs = sorted(vs, key=lambda v: (float(v.get("params") or 0), v["backbone"], v["eval_set"]))
+            several = len({v["eval_set"] for v in vs}) > 1  # name the eval set when the shift has several
+            cells = ", ".join(f"{_rung(v['backbone'])}{' ' + v['eval_set'] if several else ''} {_pp(v['gain'])} pp"
+                              for v in vs)
+            lines.append(f"  - `{init}` {verdict} {shift.replace('_', '-')}: {cells}")
+    return "\n".join(lines)
