@@ -83,8 +83,33 @@ def parse_coco(
         )
         return (), [], meta
 
+    id_to_name, categories, label_of = _categories(data["categories"], class_map, json_path, problems)
+    images, order, listed = _images(data["images"], image_dir, json_path, problems)
+    unmapped, crowd = _add_boxes(data["annotations"], images, listed, id_to_name, label_of, json_path, problems)
+
+    counts = BoxCheck()
+    samples: list[DetectionSample] = []
+    for iid in order:
+        rec = images[iid]
+        boxes = np.asarray(rec["boxes"], dtype=np.float32).reshape(-1, 4)
+        labels = np.asarray(rec["labels"], dtype=np.int64)
+        keep = check_boxes(boxes, rec["width"], rec["height"], json_path, problems, counts, drop_invalid)
+        samples.append(DetectionSample(rec["path"], rec["width"], rec["height"], boxes[keep], labels[keep], iid))
+    meta.update(counts.as_meta())
+    meta["unmapped_boxes"] = dict(sorted(unmapped.items()))
+    meta["crowd_boxes_skipped"] = crowd
+    meta["source_categories"] = {str(i): n for i, n in sorted(id_to_name.items())}
+    return categories, samples, meta
+
+
+
+def _categories(
+    entries: list, class_map: ClassMap | None, json_path: Path, problems: ProblemLog,
+) -> tuple[dict[int, str], tuple[str, ...], dict[int, int]]:
+    """``(category id -> name, the dataset's categories, category id -> label)`` from the file's
+    ``categories``; ids the class map does not keep have no label."""
     id_to_name: dict[int, str] = {}
-    for cat in data["categories"]:
+    for cat in entries:
         try:
             cid, cname = int(cat["id"]), str(cat["name"])
         except (KeyError, TypeError, ValueError):
@@ -95,19 +120,25 @@ def parse_coco(
         id_to_name[cid] = cname
     if class_map is None:
         categories = tuple(id_to_name[i] for i in sorted(id_to_name))
-        label_of = {cid: categories.index(name) for cid, name in id_to_name.items()}
-    else:
-        categories = class_map.targets
-        label_of = {}
-        for cid, name in id_to_name.items():
-            target = class_map.lookup(name)
-            if target is not None:
-                label_of[cid] = categories.index(target)
+        return id_to_name, categories, {cid: categories.index(name) for cid, name in id_to_name.items()}
+    categories = class_map.targets
+    label_of: dict[int, int] = {}
+    for cid, name in id_to_name.items():
+        target = class_map.lookup(name)
+        if target is not None:
+            label_of[cid] = categories.index(target)
+    return id_to_name, categories, label_of
 
+
+def _images(
+    entries: list, image_dir: Path, json_path: Path, problems: ProblemLog,
+) -> tuple[dict[int, dict[str, Any]], list[int], set[int]]:
+    """``(image id -> record with empty box lists, kept ids in file order, every listed id)``; an
+    image whose file is missing or unreadable is logged and left out (its id stays listed)."""
     images: dict[int, dict[str, Any]] = {}
     order: list[int] = []
     listed: set[int] = set()
-    for im in data["images"]:
+    for im in entries:
         try:
             iid, fname = int(im["id"]), im["file_name"]
         except (KeyError, TypeError, ValueError):
@@ -131,10 +162,18 @@ def parse_coco(
             w, h = size
         images[iid] = {"path": path, "width": w, "height": h, "boxes": [], "labels": []}
         order.append(iid)
+    return images, order, listed
 
+
+def _add_boxes(
+    entries: list, images: dict[int, dict[str, Any]], listed: set[int], id_to_name: dict[int, str],
+    label_of: dict[int, int], json_path: Path, problems: ProblemLog,
+) -> tuple[Counter[str], int]:
+    """Append each annotation's xyxy box and label to its image's record; returns ``(boxes per
+    unmapped category name, crowd boxes skipped)``."""
     unmapped: Counter[str] = Counter()
     crowd = 0
-    for ann in data["annotations"]:
+    for ann in entries:
         try:
             iid, cid = int(ann["image_id"]), int(ann["category_id"])
             x, y, w, h = (float(v) for v in ann["bbox"])
@@ -162,20 +201,7 @@ def parse_coco(
         rec = images[iid]
         rec["boxes"].append((x, y, x + w, y + h))
         rec["labels"].append(label_of[cid])
-
-    counts = BoxCheck()
-    samples: list[DetectionSample] = []
-    for iid in order:
-        rec = images[iid]
-        boxes = np.asarray(rec["boxes"], dtype=np.float32).reshape(-1, 4)
-        labels = np.asarray(rec["labels"], dtype=np.int64)
-        keep = check_boxes(boxes, rec["width"], rec["height"], json_path, problems, counts, drop_invalid)
-        samples.append(DetectionSample(rec["path"], rec["width"], rec["height"], boxes[keep], labels[keep], iid))
-    meta.update(counts.as_meta())
-    meta["unmapped_boxes"] = dict(sorted(unmapped.items()))
-    meta["crowd_boxes_skipped"] = crowd
-    meta["source_categories"] = {str(i): n for i, n in sorted(id_to_name.items())}
-    return categories, samples, meta
+    return unmapped, crowd
 
 
 def read_coco(
