@@ -37,6 +37,7 @@ from typing import Any
 from capgate.store.location import Location, location
 from capgate.errors import GridError, SpecError
 from capgate.grid.plan import GridPlan, plan_grid
+from capgate.grid.stage_scores import check_stage_scores, log_stage_ready
 from capgate.store.study import Store
 from capgate.schema import build_records
 from capgate.spec.model import SYNTHETIC, RunSpec
@@ -202,6 +203,7 @@ def run_grid(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (),
             if uses_world and root.local is not None:  # on object storage each node generates its own copy
                 _build_world(plan, root, retries)
             stage_seconds = _run_stages(plan, todo, root, retries, roots)
+            check_stage_scores(study, list(plan.stages), todo, root)  # stops below the spec's min_stage_score
             busy, trials_wall, slots = _run_trials(plan, todo, root, max_concurrent, retries, roots)
         except KeyboardInterrupt:
             # Ctrl-C: runs in flight are not recorded (the same command trains them again).
@@ -305,8 +307,7 @@ def _run_stages(plan: GridPlan, todo: list[RunSpec], root: Location, retries: in
         watch.final(sid)
         try:
             out = ray.get(ready[0])
-            log.info("[grid] stage %s ready (%s, %.1fs) | %d stages left", sid,
-                     "trained" if out["trained"] else "found", out["seconds"], len(pending))
+            log_stage_ready(root, plan.study.study, by_id[sid], out, len(pending))  # the score vs chance
         except Exception as exc:  # the runs needing it will fail and be recorded as failed
             log.error("[grid] pretraining stage %s failed: %s", sid, str(exc).splitlines()[-1][:300])
     return time.monotonic() - t0
