@@ -45,7 +45,8 @@ def test_stage_score_reads_stage_json_quality_and_detection_chance_is_zero(tmp_p
                                                                          "top1", 0.05, 1 / 30)
     d = stage_score(co, {"quality": {"split": "val", "metric": "map", "value": 0.0105, "chance": None}})
     assert (d.kind, d.metric, d.value, d.chance) == ("detection", "map", 0.0105, 0.0)
-    u = stage_score(im, {"quality": {"metric": "top1", "value": None, "chance": 0.5, "error": "FileNotFoundError: val"}})
+    u = stage_score(im, {"quality": {"metric": "top1", "value": None, "chance": 0.5,
+                                     "error": "FileNotFoundError: val"}})
     assert u.value is None and u.text() == "top1 not scored (FileNotFoundError: val)"
 
 
@@ -58,7 +59,8 @@ def test_ready_line_states_the_score_against_chance_and_warns_at_chance() -> Non
     assert msg == ("[grid] stage imagenet-S-2-abc ready (trained, 5.0s): top1 0.033 vs chance 0.0333: AT CHANCE "
                    "(within 0.02 of chance): runs fine-tuned from it test an untrained start; train it longer "
                    "(--set pretraining.imagenet.recipe.epochs=N) | 0 stages left")
-    level, msg = ready_line("coco-S-2-def", det(0.004), "found", 0.0, 1)
+    level, msg = ready_line("coco-S-2-def", det(0.004), "found", 0.0, 1, "steps=N")
+    assert msg.endswith("train it longer (--set pretraining.coco.recipe.steps=N) | 1 stages left")
     assert level == logging.WARNING and "map 0.004 vs chance 0: AT CHANCE (within 0.005 of chance)" in msg
     assert ready_line("x", None, "trained", 1.0, 0) == (logging.INFO, "[grid] stage x ready (trained, 1.0s): no "
                                                                       "stage.json, not scored | 0 stages left")

@@ -85,9 +85,10 @@ def _read(root: Location, study: str, stage: PretrainSpec) -> StageScore | None:
     return stage_score(stage, info)
 
 
-def ready_line(stage_id: str, score: StageScore | None, how: str, seconds: float, left: int) -> tuple[int, str]:
+def ready_line(stage_id: str, score: StageScore | None, how: str, seconds: float, left: int,
+               longer: str = "epochs=N") -> tuple[int, str]:
     """``(logging level, message)`` of the driver's "stage ... ready" line: the score against chance,
-    and a WARNING saying AT CHANCE (with the fix) when the stage is at chance."""
+    and a WARNING saying AT CHANCE (with the fix, ``recipe.<longer>``) when the stage is at chance."""
     head = f"[grid] stage {stage_id} ready ({how}, {seconds:.1f}s)"
     tail = f" | {left} stages left"
     if score is None:
@@ -97,12 +98,13 @@ def ready_line(stage_id: str, score: StageScore | None, how: str, seconds: float
     margin = AT_CHANCE_MARGIN[score.kind]
     return logging.WARNING, (f"{head}: {score.text()}: AT CHANCE (within {margin:g} of chance): runs fine-tuned "
                              f"from it test an untrained start; train it longer (--set pretraining.{score.name}"
-                             f".recipe.epochs=N){tail}")
+                             f".recipe.{longer}){tail}")
 
 
 def log_stage_ready(root: Location, study: str, stage: PretrainSpec, out: dict, left: int) -> None:
     """Log the :func:`ready_line` of a stage task's result ``out`` (``trained``, ``seconds``)."""
-    level, msg = ready_line(stage.stage_id, _read(root, study, stage), "trained" if out["trained"] else "found", out["seconds"], left)
+    level, msg = ready_line(stage.stage_id, _read(root, study, stage), "trained" if out["trained"] else "found",
+                            out["seconds"], left, "steps=N" if stage.recipe.steps else "epochs=N")
     log.log(level, "%s", msg)
 
 
