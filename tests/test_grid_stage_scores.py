@@ -153,3 +153,16 @@ def test_run_grid_stops_before_fine_tuning_on_a_stage_below_the_minimum(tmp_path
     assert code == 1
     assert list((tmp_path / "store" / "tinycls" / "pretrain").glob("*/stage.json"))
     assert not list((tmp_path / "store" / "tinycls" / "runs").glob("*.json"))  # no run fine-tuned
+
+
+def test_run_grid_cli_turns_the_refusal_into_exit_1_and_its_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture) -> None:
+    import capgate.grid
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise StageScoreError("1 pretraining stage(s) ended below min_stage_score; no run fine-tunes from them")
+
+    monkeypatch.setattr(capgate.grid, "run_grid", refuse)
+    assert run_main(["run-grid", str(tiny_spec(tmp_path)), "--storage", str(tmp_path / "store")]) == 1
+    assert capsys.readouterr().err.strip().endswith(
+        "Error: 1 pretraining stage(s) ended below min_stage_score; no run fine-tunes from them")
