@@ -139,7 +139,8 @@ def test_min_stage_score_is_validated() -> None:
 
 
 def test_min_stage_score_enters_no_run_or_stage_id() -> None:
-    (sa, ra), (sb, rb) = (expand(load_study("experiments/demo.yaml", o)) for o in (
+    demo = Path(__file__).resolve().parents[1] / "experiments" / "demo.yaml"
+    (sa, ra), (sb, rb) = (expand(load_study(demo, o)) for o in (
         (), ["min_stage_score={classification: 0.5, detection: 0.1}"]))
     assert [r.run_id for r in ra] == [r.run_id for r in rb] and len(ra) > 0
     assert [s.stage_id for s in sa] == [s.stage_id for s in sb] and len(sa) > 0
