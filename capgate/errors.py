@@ -18,6 +18,7 @@ __all__ = [
     "ResultsError",
     "DivergedError",
     "GridError",
+    "StageScoreError",
 ]
 
 
@@ -64,3 +65,8 @@ class DivergedError(CapgateError):
 
 class GridError(CapgateError):
     """A grid finished with failed trials (they are recorded, and listed in the message)."""
+
+
+class StageScoreError(CapgateError):
+    """A pretraining stage ended below the spec's ``min_stage_score``: the grid stops before any run
+    fine-tunes from it (the message names the stage, its score, the minimum and the fix)."""

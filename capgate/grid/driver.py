@@ -40,6 +40,7 @@ from capgate.errors import GridError, SpecError
 from capgate.grid.plan import GridPlan, plan_grid
 from capgate.grid.resources import check_resources, trial_resources
 from capgate.grid.stages import build_world, run_stages
+from capgate.grid.stage_scores import check_stage_scores
 from capgate.store.study import Store
 from capgate.schema import build_records
 from capgate.spec.model import SYNTHETIC, RunSpec
@@ -240,6 +241,7 @@ def _train_on_ray(plan: GridPlan, todo: list[RunSpec], root: Location, address: 
         if uses_world and root.local is not None:  # on object storage each node generates its own copy
             build_world(plan, root, retries)
         stage_seconds = run_stages(plan, todo, root, retries, roots)
+        check_stage_scores(plan.study, list(plan.stages), todo, root)  # stops below the spec's min_stage_score
         return (stage_seconds, *_run_trials(plan, todo, root, max_concurrent, retries, roots))
     except KeyboardInterrupt:
         # Ctrl-C: runs in flight are not recorded (the same command trains them again).

@@ -65,11 +65,13 @@ def run_stages(plan: GridPlan, todo: list[RunSpec], root: Location, retries: int
     import ray
 
     from capgate.grid.progress import stage_watch
+    from capgate.grid.stage_scores import log_stage_ready
     from capgate.grid.trial import train_stage
 
     missing = missing_stages(plan, todo, root)
     if not missing:
         return 0.0
+    by_id = {s.stage_id: s for s in plan.stages}
     t0 = time.monotonic()
     log.info("[grid] training %d pretraining stages (in parallel where their parents allow)", len(missing))
     res = plan.study.stage_resources
@@ -92,8 +94,7 @@ def run_stages(plan: GridPlan, todo: list[RunSpec], root: Location, retries: int
         watch.final(sid)
         try:
             out = ray.get(ready[0])
-            log.info("[grid] stage %s ready (%s, %.1fs) | %d stages left", sid,
-                     "trained" if out["trained"] else "found", out["seconds"], len(pending))
+            log_stage_ready(root, plan.study.study, by_id[sid], out, len(pending))  # the score vs chance
         except Exception as exc:  # the runs needing it will fail and be recorded as failed
             log.error("[grid] pretraining stage %s failed: %s", sid, str(exc).splitlines()[-1][:300])
     return time.monotonic() - t0

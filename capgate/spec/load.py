@@ -24,8 +24,8 @@ from capgate.spec.checks import _choice, _keys, _num, _seed_list, _str
 from capgate.errors import SpecError
 from capgate.models.ladder import FAMILIES, STANDARD_FAMILY, Rung, get_rung, rung_names, standard_names
 from capgate.schema import SHIFTS, TASKS
-from capgate.spec.model import (AMP_MODES, DatasetRef, EvalSet, InitDef, Recipe, Resources, StageDef, StudySpec,
-                          TrainSet, fields_of)
+from capgate.spec.model import (AMP_MODES, DatasetRef, EvalSet, InitDef, MinStageScore, Recipe, Resources, StageDef,
+                                StudySpec, TrainSet, fields_of)
 
 __all__ = ["DEFAULTS", "load_study", "study_from_dict", "parse_override", "study_to_dict", "read_yaml"]
 
@@ -50,6 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "pretraining": {},
     "class_map": None,
     "adaptive": None,  # {plan, max_seeds, max_rounds, max_runs}: run-grid runs the --until-resolved loop
+    "min_stage_score": None,  # {classification: top-1, detection: mAP}: a stage below it stops the grid
 }
 TOP_KEYS_REQUIRED = ("study", "datasets", "train_sets", "rungs", "classes")
 TOP_KEYS_OPTIONAL = tuple(DEFAULTS)
@@ -342,6 +343,15 @@ def _resources(x: Any, w: str) -> Resources:
     return Resources(_num(x.get("cpu", 1), f"{w}.cpu", float, 0.0), _num(x.get("gpu", 0), f"{w}.gpu", float, 0.0))
 
 
+def _min_stage_score(x: Any) -> MinStageScore | None:
+    """``min_stage_score: {classification: 0.1, detection: 0.02}`` (each optional, a score in [0, 1])."""
+    if x is None:
+        return None
+    x = _keys(x, "min_stage_score", (), STAGE_KINDS)
+    return MinStageScore(**{k: None if v is None else _num(v, f"min_stage_score.{k}", float, 0.0, 1.0)
+                            for k, v in x.items()})
+
+
 def _build_study(d: dict[str, Any], base_dir: Path) -> StudySpec:
     study = _str(d["study"], "study")
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", study):
@@ -372,4 +382,5 @@ def _build_study(d: dict[str, Any], base_dir: Path) -> StudySpec:
         stages=stages, seeds=_seed_list(d["seeds"], "seeds"), recipe=_recipe(d["recipe"] or {}, "recipe"),
         resources=_resources(d["resources"], "resources"),
         stage_resources=_resources(d["stage_resources"], "stage_resources"), rung_defs=rung_defs,
-        adaptive=parse_adaptive(d["adaptive"], base_dir), stage_seeds=_seed_list(d["stage_seeds"], "stage_seeds"))
+        adaptive=parse_adaptive(d["adaptive"], base_dir), stage_seeds=_seed_list(d["stage_seeds"], "stage_seeds"),
+        min_stage_score=_min_stage_score(d["min_stage_score"]))

@@ -34,8 +34,8 @@ from capgate._hash import canonical_json, short_hash
 from capgate.data.roots import SYNTHETIC
 from capgate.errors import SpecError
 from capgate.models.ladder import Rung, get_rung
-from capgate.spec.sections import (AMP_MODES, Adaptive, DatasetRef, EvalSet, InitDef, Recipe, Resources,  # noqa: F401
-                                   StageDef, TrainSet, fields_of)
+from capgate.spec.sections import (AMP_MODES, Adaptive, DatasetRef, EvalSet, InitDef, MinStageScore,  # noqa: F401
+                                   Recipe, Resources, StageDef, TrainSet, fields_of)
 
 __all__ = [
     "Recipe",
@@ -67,7 +67,8 @@ class StudySpec:
 
     ``rung_defs`` holds the definitions (``Rung.to_dict()``) of the spec's own rungs, those a
     fresh process cannot rebuild from the name alone; they travel inside every run spec.
-    ``adaptive`` (None: a fixed grid) is how run-grid grows seeds; it is in no run or stage id.
+    ``adaptive`` (None: a fixed grid) is how run-grid grows seeds; ``min_stage_score`` (None: no minimum)
+    is the score a pretraining stage must reach before runs fine-tune from it; neither is in any run or stage id.
     """
 
     study: str
@@ -86,6 +87,7 @@ class StudySpec:
     rung_defs: dict[str, dict[str, Any]] = field(default_factory=dict)
     adaptive: Adaptive | None = None
     stage_seeds: tuple[int, ...] = (0,)  # pretraining replicates (see the module doc)
+    min_stage_score: MinStageScore | None = None
 
 
 def _rung_of(name: str, rung_def: dict[str, Any] | None) -> Rung:

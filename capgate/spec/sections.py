@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 __all__ = ["AMP_MODES", "fields_of", "Recipe", "DatasetRef", "EvalSet", "TrainSet", "StageDef", "InitDef",
-           "Resources", "Adaptive"]
+           "Resources", "Adaptive",
+           "MinStageScore"]
 
 #: Mixed precision of training (``recipe.amp``): ``auto`` is bf16 on a CUDA device that supports it,
 #: fp16 (with a GradScaler) on one that does not, and off on CPU; resolved in capgate.train.recipe.
@@ -129,3 +130,13 @@ class Adaptive:
     max_seeds: int | None = None
     max_rounds: int | None = None
     max_runs: int | None = None
+
+
+@dataclass(frozen=True)
+class MinStageScore:
+    """The spec's ``min_stage_score``: the lowest held-out score a pretraining stage of each kind may end
+    with before runs fine-tune from it (classification: top-1; detection: COCO mAP; ``None``: no minimum).
+    A stage below it stops the grid before its trials (:mod:`capgate.grid.stage_scores`); in no id."""
+
+    classification: float | None = None
+    detection: float | None = None
