@@ -36,10 +36,6 @@ LONG_MODULES = {
     "capgate.grid.driver",  # grid driver (run_grid and the stage tasks): 412 lines
 }
 LONG_FUNCTIONS = {
-    ("capgate.analysis.analyze", "analyze"),           # 88 lines
-    ("capgate.analysis.gains", "compute_gains"),       # noise19: 113 lines
-    ("capgate.analysis.mixed", "fit_mixed"),           # noise19: 84 lines
-    ("capgate.analysis.next_seeds", "next_seeds"),     # 88 lines
     ("capgate.data.coco", "parse_coco"),               # data readers: 116 lines
     ("capgate.grid.driver", "run_grid"),               # 84 lines
 }
