@@ -70,6 +70,32 @@ def analyze(table: pd.DataFrame, plan: Plan | dict[str, Any] | str | Path | None
     cells = cell_table(table, plan, y)
     gains, noise = gains_of_table(table, plan, y, cells)
 
+    odd = outlier_runs(y, cells)
+    warnings.extend(_data_warnings(table, plan, cells, gains, noise, odd))
+    models, frames = _fit_models(y, plan, warnings)
+
+    gates = capacity_gates(y, gains, plan, gen)
+    ranks = rankings(cells)
+    stability = ranking_stability(y, ranks, plan, gen)
+    pareto = pareto_table(y, ranks)
+    completeness = cells[["key", "task", "family", "backbone", "train_set", "eval_set", "shift", "init",
+                          "n_ok", "n_failed", "n_diverged", "n_missing", "n_expected", "complete"]].copy()
+    expectations = evaluate_expectations(gains, plan)
+    methods = _methods(plan, noise, models)
+    methods["stages"] = stages_text(gains)
+    methods["conditional_on"] = sorted({str(c) for c in gains["conditional_on"].dropna()})
+    return Analysis(
+        gains=gains, cells=cells, models=models, model_frames=frames, gates=gates, rankings=ranks,
+        ranking_stability=stability, pareto=pareto, completeness=completeness, plan=plan, methods=methods,
+        provenance=_provenance(table), expectations=expectations, warnings=warnings, outlier_runs=odd,
+    )
+
+
+def _data_warnings(table: pd.DataFrame, plan: Plan, cells: pd.DataFrame, gains: pd.DataFrame,
+                   noise: pd.DataFrame, odd: pd.DataFrame) -> list[str]:
+    """The data warnings of an analysis, in report order: incomplete cells, failed runs, missing arms,
+    unknown noise, data-estimated margins, dropped pairs, outlier runs and cells, no ok run."""
+    warnings: list[str] = []
     incomplete = cells[~cells["complete"]]
     if len(incomplete):
         warnings.append(
@@ -96,7 +122,6 @@ def analyze(table: pd.DataFrame, plan: Plan | dict[str, Any] | str | Path | None
     if len(dropped):
         warnings.append(f"{len(dropped)} paired contrasts dropped {int(dropped['n_dropped'].sum())} runs without "
                         "a partner seed in the other arm, e.g. " + ", ".join(dropped["key"].head(2)))
-    odd = outlier_runs(y, cells)
     if len(odd):
         warnings.append(f"{len(odd)} runs lie more than {OUTLIER_RUN_SDS:g} eval-set SDs below their siblings (kept in "
                         "the statistics; listed under Data completeness), e.g. "
@@ -108,8 +133,15 @@ def analyze(table: pd.DataFrame, plan: Plan | dict[str, Any] | str | Path | None
                         "own variance), e.g. " + ", ".join(cells.loc[cells["outlier"], "key"].head(3)))
     if not (table["status"] == "ok").any():
         warnings.append("no successful run in the results table: every cell is empty and every verdict inconclusive")
+    return warnings
 
-    models, frames = [], {}
+
+def _fit_models(y: pd.DataFrame, plan: Plan, warnings: list[str]
+                ) -> tuple[list[dict[str, Any]], dict[str, pd.DataFrame]]:
+    """The mixed model of each task with enough ok records; every warning of a fit is appended to
+    ``warnings`` (never filtered)."""
+    models: list[dict[str, Any]] = []
+    frames: dict[str, pd.DataFrame] = {}
     for task in sorted(y["task"].unique()):
         sub = y[y["task"] == task]
         if len(sub) < _MIN_MODEL_ROWS:
@@ -121,22 +153,7 @@ def analyze(table: pd.DataFrame, plan: Plan | dict[str, Any] | str | Path | None
         frames[task] = frame
         # every warning of the fit, optimizer and Hessian ones included, is recorded (never filtered)
         warnings.extend(w if w.startswith("model ") else f"model {task}: {w}" for w in entry["warnings"])
-
-    gates = capacity_gates(y, gains, plan, gen)
-    ranks = rankings(cells)
-    stability = ranking_stability(y, ranks, plan, gen)
-    pareto = pareto_table(y, ranks)
-    completeness = cells[["key", "task", "family", "backbone", "train_set", "eval_set", "shift", "init",
-                          "n_ok", "n_failed", "n_diverged", "n_missing", "n_expected", "complete"]].copy()
-    expectations = evaluate_expectations(gains, plan)
-    methods = _methods(plan, noise, models)
-    methods["stages"] = stages_text(gains)
-    methods["conditional_on"] = sorted({str(c) for c in gains["conditional_on"].dropna()})
-    return Analysis(
-        gains=gains, cells=cells, models=models, model_frames=frames, gates=gates, rankings=ranks,
-        ranking_stability=stability, pareto=pareto, completeness=completeness, plan=plan, methods=methods,
-        provenance=_provenance(table), expectations=expectations, warnings=warnings, outlier_runs=odd,
-    )
+    return models, frames
 
 
 def _check_plan_names(table: pd.DataFrame, plan: Plan) -> None:

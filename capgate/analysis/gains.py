@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from capgate.analysis.cells import FAMILY, RUN_GROUP, SITE_COLUMNS, cell_table, metric_frame, pooled_noise
+from capgate.analysis.cells import RUN_GROUP, SITE_COLUMNS, cell_table, metric_frame, pooled_noise
 from capgate.analysis.noise import noise_strata, squeeze_var
 from capgate.analysis.plan import Plan, Sequential, margin_rule, sequential_looks
 from capgate.analysis.planning import own_prior_df, power_helps, power_within, seeds_needed, seeds_to_decide
@@ -125,15 +125,7 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: Plan) -> tuple[pd.
     noise = pooled_noise(y)
     noise["margin"] = [r.sd_pooled if margin_rule(plan, r.task) == "pooled_sd" else float(margin_rule(plan, r.task))
                        for r in noise.itertuples(index=False)]
-    site = list(SITE_COLUMNS)
-    arm = cells[cells["init"] != baseline]
-    if plan.contrasts != "all":
-        arm = arm[arm["init"].isin(plan.contrasts)]
-    base = cells[cells["init"] == baseline][[*site, "mean", "sd", "sd_mod", "df_mod", "n_ok", "outlier"]]
-    m = arm.merge(base, on=site, how="left", suffixes=("", "_b"))
-    m = m.merge(_paired_stats(y, baseline), on=[*site, "init"], how="left")
-    m = m.merge(noise[["study", "task", "sd_pooled", "margin"]], on=["study", "task"], how="left")
-    m["n_pairs"] = m["n_pairs"].fillna(0).astype(int)
+    m = _contrast_frame(y, cells, plan, noise)
     n_a = m["n_ok"].to_numpy(dtype=float)
     n_b = m["n_ok_b"].fillna(0).to_numpy(dtype=float)
     n_p = m["n_pairs"].to_numpy(dtype=float)
@@ -146,50 +138,12 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: Plan) -> tuple[pd.
     reps = moderate_replicates(replicate_stats(y, baseline), m, paired)
     per_seed = paired.copy()
     per_seed[reps["index"].to_numpy(dtype=int)] = False
-    # moderated variance of the paired differences, per family, prior located per (eval set, init)
-    d_s2 = np.full(len(m), np.nan)
-    d_df = np.full(len(m), np.nan)
-    d0_of: dict[str, float] = {}
-    plan_d0: dict[str, tuple[float, int]] = {}
-    for lab in pd.unique(fam):
-        sel = np.flatnonzero((fam == lab) & per_seed)
-        if not len(sel):
-            continue
-        v, k = m["d_var"].to_numpy(dtype=float)[sel], (n_p[sel] - 1).clip(min=0)
-        mod = squeeze_var(v, k, noise_strata(m["eval_set"].to_numpy()[sel], m["init"].to_numpy()[sel], v, k))
-        d_s2[sel], d_df[sel], d0_of[lab] = mod.s2_post, mod.df_post, mod.d0
-        plan_d0[lab] = (mod.d0_fit if np.isfinite(mod.d0_fit) else 1e6, max(mod.n_locate, 1.0))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        va = m["sd_mod"].to_numpy(dtype=float) ** 2 / n_a
-        vb = m["sd_mod_b"].to_numpy(dtype=float) ** 2 / n_b
-        welch_df = (va + vb) ** 2 / (va ** 2 / m["df_mod"].to_numpy(dtype=float)
-                                     + vb ** 2 / m["df_mod_b"].to_numpy(dtype=float))
-        both = (n_a > 0) & (n_b > 0)
-        gain = np.where(paired, m["d_mean"].to_numpy(dtype=float),
-                        np.where(both, m["mean"].to_numpy(dtype=float) - m["mean_b"].to_numpy(dtype=float), np.nan))
-        se = np.where(paired, np.sqrt(d_s2 / n_p), np.where(both, np.sqrt(va + vb), np.nan))
-        df = np.where(paired, d_df, np.where(both, welch_df, np.nan))
-        sd_raw = np.where(paired, np.sqrt(m["d_var"].to_numpy(dtype=float)),
-                          np.sqrt((m["sd"].to_numpy(dtype=float) ** 2 + m["sd_b"].to_numpy(dtype=float) ** 2) / 2))
-        sd_mod = np.where(paired, np.sqrt(d_s2),
-                          np.sqrt((m["sd_mod"].to_numpy(dtype=float) ** 2 + m["sd_mod_b"].to_numpy(dtype=float) ** 2) / 2))
-        replicate_unit(reps, m["mean_b"].to_numpy(dtype=float), vb, m["df_mod_b"].to_numpy(dtype=float),
-                       {"gain": gain, "se": se, "df": df, "sd_raw": sd_raw, "sd_mod": sd_mod})
-        valid = np.isfinite(gain) & np.isfinite(se) & (se > 0) & np.isfinite(df) & (df > 0)
-        dfv = np.where(valid, np.minimum(df, 1e6), 1.0)
-        sev = np.where(valid, se, 1.0)
-        margin = m["margin"].to_numpy(dtype=float)
-        tc = stats.t.ppf(1 - alpha / 2, dfv)
-        ci_low = np.where(valid, gain - tc * sev, np.nan)
-        ci_high = np.where(valid, gain + tc * sev, np.nan)
-        p = np.where(valid, 2 * stats.t.sf(np.abs(gain) / sev, dfv), np.nan)
-        p_tost = np.where(valid & np.isfinite(margin) & (margin > 0),
-                          np.maximum(stats.t.sf((gain + margin) / sev, dfv), stats.t.cdf((gain - margin) / sev, dfv)),
-                          np.nan)
-        if plan.sequential:
-            n_arm = np.where(paired, n_p, np.minimum(n_a, n_b))
-            p, p_tost, ci_low, ci_high = sequential_tests(gain, sev, dfv, margin, n_arm, valid, plan.sequential,
-                                                          alpha)
+    d_s2, d_df, d0_of, plan_d0 = _moderate_differences(m, fam, per_seed, n_p)
+    est = _estimates(m, reps, paired, n_a, n_b, n_p, d_s2, d_df)
+    gain, se, df, sd_raw, sd_mod = est["gain"], est["se"], est["df"], est["sd_raw"], est["sd_mod"]
+    margin = m["margin"].to_numpy(dtype=float)
+    valid, p, p_tost, ci_low, ci_high = _tests(gain, se, df, margin, np.where(paired, n_p, np.minimum(n_a, n_b)),
+                                               plan)
     n_dropped = np.where(paired, n_a + n_b - 2 * n_p, 0).astype(int)
     gains = pd.DataFrame({
         "key": m["key"] + f"|vs|{baseline}", "study": m["study"], "task": m["task"], "family": m["family"],
@@ -210,6 +164,100 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: Plan) -> tuple[pd.
     st = stage_columns(len(m), reps, checkpoint_names(y, baseline), m)
     for c in st.columns:
         gains[c] = st[c].to_numpy()
+    _add_seeds_needed(gains, fam, p, plan_d0, plan)
+    gains = gains.sort_values(["study", "task", "family", "params", "backbone", "train_set", "eval_set", "init"],
+                              kind="mergesort").reset_index(drop=True)
+    noise["d0_paired"] = [d0_of.get(f"{r.study}|{r.task}") for r in noise.itertuples(index=False)]
+    noise["n_contrasts"] = [int(np.isfinite(p[fam == f"{r.study}|{r.task}"]).sum()) for r in noise.itertuples(index=False)]
+    return gains[["key", *GAINS_COLUMNS]], noise
+
+
+def _contrast_frame(y: pd.DataFrame, cells: pd.DataFrame, plan: Plan, noise: pd.DataFrame) -> pd.DataFrame:
+    """One row per contrast (site, init != baseline): the init's cell, the baseline's (suffix ``_b``),
+    the paired seed statistics (``n_pairs`` 0 when none) and the family's pooled SD and margin."""
+    baseline = plan.baseline
+    site = list(SITE_COLUMNS)
+    arm = cells[cells["init"] != baseline]
+    if plan.contrasts != "all":
+        arm = arm[arm["init"].isin(plan.contrasts)]
+    base = cells[cells["init"] == baseline][[*site, "mean", "sd", "sd_mod", "df_mod", "n_ok", "outlier"]]
+    m = arm.merge(base, on=site, how="left", suffixes=("", "_b"))
+    m = m.merge(_paired_stats(y, baseline), on=[*site, "init"], how="left")
+    m = m.merge(noise[["study", "task", "sd_pooled", "margin"]], on=["study", "task"], how="left")
+    m["n_pairs"] = m["n_pairs"].fillna(0).astype(int)
+    return m
+
+
+def _moderate_differences(m: pd.DataFrame, fam: np.ndarray, per_seed: np.ndarray, n_p: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray, dict[str, float], dict[str, tuple[float, float]]]:
+    """Moderated variance and df of the paired differences of the ``per_seed`` contrasts, per family,
+    prior located per (eval set, init); returns (s2, df, d0 per family, (d0 fit, n_locate) per family
+    for the planning rule)."""
+    d_s2 = np.full(len(m), np.nan)
+    d_df = np.full(len(m), np.nan)
+    d0_of: dict[str, float] = {}
+    plan_d0: dict[str, tuple[float, float]] = {}
+    for lab in pd.unique(fam):
+        sel = np.flatnonzero((fam == lab) & per_seed)
+        if not len(sel):
+            continue
+        v, k = m["d_var"].to_numpy(dtype=float)[sel], (n_p[sel] - 1).clip(min=0)
+        mod = squeeze_var(v, k, noise_strata(m["eval_set"].to_numpy()[sel], m["init"].to_numpy()[sel], v, k))
+        d_s2[sel], d_df[sel], d0_of[lab] = mod.s2_post, mod.df_post, mod.d0
+        plan_d0[lab] = (mod.d0_fit if np.isfinite(mod.d0_fit) else 1e6, max(mod.n_locate, 1.0))
+    return d_s2, d_df, d0_of, plan_d0
+
+
+def _estimates(m: pd.DataFrame, reps: pd.DataFrame, paired: np.ndarray, n_a: np.ndarray, n_b: np.ndarray,
+               n_p: np.ndarray, d_s2: np.ndarray, d_df: np.ndarray) -> dict[str, np.ndarray]:
+    """gain, se, df, sd_raw, sd_mod of each contrast: paired from the moderated differences, unpaired from
+    both arms' moderated variances (Welch df), replicate-unit contrasts from their replicates."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        va = m["sd_mod"].to_numpy(dtype=float) ** 2 / n_a
+        vb = m["sd_mod_b"].to_numpy(dtype=float) ** 2 / n_b
+        welch_df = (va + vb) ** 2 / (va ** 2 / m["df_mod"].to_numpy(dtype=float)
+                                     + vb ** 2 / m["df_mod_b"].to_numpy(dtype=float))
+        both = (n_a > 0) & (n_b > 0)
+        gain = np.where(paired, m["d_mean"].to_numpy(dtype=float),
+                        np.where(both, m["mean"].to_numpy(dtype=float) - m["mean_b"].to_numpy(dtype=float), np.nan))
+        se = np.where(paired, np.sqrt(d_s2 / n_p), np.where(both, np.sqrt(va + vb), np.nan))
+        df = np.where(paired, d_df, np.where(both, welch_df, np.nan))
+        sd_raw = np.where(paired, np.sqrt(m["d_var"].to_numpy(dtype=float)),
+                          np.sqrt((m["sd"].to_numpy(dtype=float) ** 2 + m["sd_b"].to_numpy(dtype=float) ** 2) / 2))
+        sd_mod = np.where(paired, np.sqrt(d_s2),
+                          np.sqrt((m["sd_mod"].to_numpy(dtype=float) ** 2 + m["sd_mod_b"].to_numpy(dtype=float) ** 2) / 2))
+        est = {"gain": gain, "se": se, "df": df, "sd_raw": sd_raw, "sd_mod": sd_mod}
+        replicate_unit(reps, m["mean_b"].to_numpy(dtype=float), vb, m["df_mod_b"].to_numpy(dtype=float), est)
+    return est
+
+
+def _tests(gain: np.ndarray, se: np.ndarray, df: np.ndarray, margin: np.ndarray, n_arm: np.ndarray, plan: Plan
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(valid, p, p_tost, ci_low, ci_high): the fixed-design t tests, TOST and interval, or under the plan's
+    ``sequential`` design the repeated ones (:func:`sequential_tests`) at ``n_arm`` seeds per arm."""
+    alpha = plan.alpha
+    with np.errstate(divide="ignore", invalid="ignore"):
+        valid = np.isfinite(gain) & np.isfinite(se) & (se > 0) & np.isfinite(df) & (df > 0)
+        dfv = np.where(valid, np.minimum(df, 1e6), 1.0)
+        sev = np.where(valid, se, 1.0)
+        tc = stats.t.ppf(1 - alpha / 2, dfv)
+        ci_low = np.where(valid, gain - tc * sev, np.nan)
+        ci_high = np.where(valid, gain + tc * sev, np.nan)
+        p = np.where(valid, 2 * stats.t.sf(np.abs(gain) / sev, dfv), np.nan)
+        p_tost = np.where(valid & np.isfinite(margin) & (margin > 0),
+                          np.maximum(stats.t.sf((gain + margin) / sev, dfv), stats.t.cdf((gain - margin) / sev, dfv)),
+                          np.nan)
+        if plan.sequential:
+            p, p_tost, ci_low, ci_high = sequential_tests(gain, sev, dfv, margin, n_arm, valid, plan.sequential,
+                                                          alpha)
+    return valid, p, p_tost, ci_low, ci_high
+
+
+def _add_seeds_needed(gains: pd.DataFrame, fam: np.ndarray, p: np.ndarray,
+                      plan_d0: dict[str, tuple[float, float]], plan: Plan) -> None:
+    """Add ``seeds_needed_within``, ``seeds_needed_helps`` and ``seeds_needed`` (the one planning rule) to
+    ``gains`` (rows in contrast order, before sorting); None where the verdict is decided or the SD unknown."""
+    alpha = plan.alpha
     m_family = pd.Series(np.isfinite(p)).groupby(fam).transform("sum").to_numpy()
     need_eq, need_det, need = [], [], []
     for i, r in enumerate(gains.itertuples(index=False)):
@@ -234,11 +282,6 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: Plan) -> tuple[pd.
     gains["seeds_needed_within"] = pd.array(need_eq, dtype="Int64")
     gains["seeds_needed_helps"] = pd.array(need_det, dtype="Int64")
     gains["seeds_needed"] = pd.array(need, dtype="Int64")  # THE rule (planning.SEEDS_RULE), next-seeds' too
-    gains = gains.sort_values(["study", "task", "family", "params", "backbone", "train_set", "eval_set", "init"],
-                              kind="mergesort").reset_index(drop=True)
-    noise["d0_paired"] = [d0_of.get(f"{r.study}|{r.task}") for r in noise.itertuples(index=False)]
-    noise["n_contrasts"] = [int(np.isfinite(p[fam == f"{r.study}|{r.task}"]).sum()) for r in noise.itertuples(index=False)]
-    return gains[["key", *GAINS_COLUMNS]], noise
 
 
 def gains_of_table(table: pd.DataFrame, plan: Plan, y: pd.DataFrame | None = None,

@@ -237,6 +237,22 @@ def fit_mixed(y: pd.DataFrame, *, name: str, task: str, metric: str, baseline: s
         "n_groups": {"backbone": int(frame["backbone"].nunique()), "run_id": int(frame["run_id"].nunique())},
         "notes": notes, "warnings": [], "zeroed_effects": [], "boundary": [], "attempts": [],
     }
+    comps = _components(frame, entry, notes)
+    structure = initial_structure = structure_of(comps)
+    res, err, structure = _fit_until_stable(frame, formula, structure, reml, alpha, entry, notes)
+    entry["formula_lme4"] = f"{fixed_r} + {lme4_re(structure)}" if res is not None and structure != "none" else fixed_r
+    entry["random_effects"] = structure if res is not None else None
+    if res is None:
+        entry.update({"status": "failed", "converged": False, "fixed_effects": [], "variance_components": {},
+                      "error": err})
+        entry["warnings"].append(f"model {name}: fit failed ({err})")
+        return entry, frame
+    _record_fit(entry, res, frame, formula, structure, initial_structure, reml=reml)
+    return entry, frame
+
+
+def _components(frame: pd.DataFrame, entry: dict[str, Any], notes: list[str]) -> set[str]:
+    """The random-effect components the design supports (a note in ``notes`` for each one left out or added)."""
     one_record = bool(frame.groupby("run_id").size().max() == 1)
     comps = {"rung", "init", "run"}
     if frame[frame["stage"] != "none"].groupby("rung_init")["stage"].nunique().max() >= 2:
@@ -251,7 +267,13 @@ def fit_mixed(y: pd.DataFrame, *, name: str, task: str, metric: str, baseline: s
     if one_record:
         comps.discard("run")
         notes.append("one record per run: the run effect is confounded with the residual and left out")
-    structure = initial_structure = structure_of(comps)
+    return comps
+
+
+def _fit_until_stable(frame: pd.DataFrame, formula: str, structure: str, reml: bool, alpha: float,
+                      entry: dict[str, Any], notes: list[str]) -> tuple[Fit | None, str | None, str]:
+    """Fit ``structure``, dropping collapsed components and refitting until none collapses;
+    returns (fit or None, error, the final structure)."""
     res: Fit | None = None
     while True:
         res, err = _attempt(frame, formula, structure, reml, alpha, entry)
@@ -267,13 +289,14 @@ def fit_mixed(y: pd.DataFrame, *, name: str, task: str, metric: str, baseline: s
             notes.append(f"variance of {collapsed} collapsed to ~0 (boundary fit); refitted without it")
             continue
         break
-    entry["formula_lme4"] = f"{fixed_r} + {lme4_re(structure)}" if res is not None and structure != "none" else fixed_r
-    entry["random_effects"] = structure if res is not None else None
-    if res is None:
-        entry.update({"status": "failed", "converged": False, "fixed_effects": [], "variance_components": {},
-                      "error": err})
-        entry["warnings"].append(f"model {name}: fit failed ({err})")
-        return entry, frame
+    return res, err, structure
+
+
+def _record_fit(entry: dict[str, Any], res: Fit, frame: pd.DataFrame, formula: str, structure: str,
+                initial_structure: str, *, reml: bool) -> None:
+    """Write a successful fit into ``entry``: fixed effects, variances, boundary tests, the R recipe,
+    the OLS cross-check and a warning for each diagnostic that failed."""
+    name, metric, baseline = entry["name"], entry["metric"], entry["baseline"]
     fixed = [{"term": f["term"], "term_lme4": lme4_term(f["term"]), **{k: v for k, v in f.items() if k != "term"}}
              for f in res.fixed]
     entry["fixed_effects"] = fixed
@@ -303,7 +326,6 @@ def fit_mixed(y: pd.DataFrame, *, name: str, task: str, metric: str, baseline: s
         entry["warnings"].append(
             f"model {name}: capacity effects {entry['crosscheck']['disagree']} disagree with the OLS cross-check "
             f"by more than {_CROSSCHECK_SE} SE")
-    return entry, frame
 
 
 def _attempt(frame: pd.DataFrame, formula: str, structure: str, reml: bool, alpha: float,

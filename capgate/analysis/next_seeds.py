@@ -165,9 +165,27 @@ def next_seeds(table: pd.DataFrame, plan: Plan | dict[str, Any] | None = None, *
     ok_runs = table[table["status"] == "ok"].drop_duplicates("run_id")
     have_ok = ok_runs.groupby(list(GROUP_COLUMNS))["seed"].nunique()
 
+    open_ = gains[gains["verdict"] == "inconclusive"]
+    undecidable, wanted = _open_contrasts(open_, baseline, cap, seq, alpha, m_family)
+    chosen, deferred = _within_budget(wanted, max_runs)
+    add = _groups_to_add(chosen, attempted, have_ok, plan)
+    warnings = []
+    if add and not seq:
+        warnings.append("the plan has no 'sequential' design: judging the verdicts again after these seeds is a "
+                        "second look a fixed design does not pay for (false claims above alpha); add a plan key "
+                        "'sequential: {max_seeds: 10, schedule: [3, 5, 7, 10]}' before looping")
+    n_open = int(len(open_))
+    return SeedAdvice(add=add, undecidable=undecidable, n_open=n_open, n_decided=int(len(gains) - n_open),
+                      max_seeds=cap, design="sequential" if seq else "fixed", warnings=warnings,
+                      deferred=[w["name"] for w in deferred], max_runs=max_runs)
+
+
+def _open_contrasts(open_: pd.DataFrame, baseline: str, cap: int, seq: Sequential | None, alpha: float,
+                    m_family: pd.Series) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(undecidable, wanted) of the open contrasts: those at the cap, and for each one below it the two
+    groups to grow, the seeds to add, the target and the chance it is decided there."""
     undecidable: list[dict[str, Any]] = []
     wanted: list[dict[str, Any]] = []  # one per open contrast below the cap
-    open_ = gains[gains["verdict"] == "inconclusive"]
     for i, r in open_.iterrows():
         n = int(r.n_pairs) if r.pairing == "paired" else int(min(r.n_init, r.n_baseline))
         name = f"{r.init} vs {baseline} {r.backbone} {r.train_set}->{r.eval_set}"
@@ -195,7 +213,14 @@ def next_seeds(table: pd.DataFrame, plan: Plan | dict[str, Any] | None = None, *
         wanted.append({"keys": (site + (r.init,), site + (baseline,)), "k": target - n, "target": target,
                        "p": _p_decided(r, n, target, alpha / float(m_family.loc[i]), seq), "name": name,
                        "interval": interval})
-    chosen, deferred = _within_budget(wanted, max_runs)
+    return undecidable, wanted
+
+
+def _groups_to_add(chosen: list[dict[str, Any]], attempted: pd.Series, have_ok: pd.Series,
+                   plan: Plan) -> list[dict[str, Any]]:
+    """One dict per run group the chosen contrasts grow (see :class:`SeedAdvice`), grown to the largest
+    target of its contrasts, its new seed numbers after the last one attempted at its site."""
+    seq = plan.sequential
     need: dict[tuple, dict[str, Any]] = {}
     for w in chosen:
         for j, key in enumerate(w["keys"]):
@@ -218,15 +243,7 @@ def next_seeds(table: pd.DataFrame, plan: Plan | dict[str, Any] | None = None, *
                     "have": have, "target": int(e["target"]), "contrasts": contrasts,
                     "expected_decided": round(e["p"], 4), "per_run": round(e["p"] / max(e["k"], 1), 4),
                     "reason": f"{len(contrasts)} open contrast(s), e.g. {contrasts[0]}: {e['intervals'][0]}; {look}"})
-    warnings = []
-    if add and not seq:
-        warnings.append("the plan has no 'sequential' design: judging the verdicts again after these seeds is a "
-                        "second look a fixed design does not pay for (false claims above alpha); add a plan key "
-                        "'sequential: {max_seeds: 10, schedule: [3, 5, 7, 10]}' before looping")
-    n_open = int(len(open_))
-    return SeedAdvice(add=add, undecidable=undecidable, n_open=n_open, n_decided=int(len(gains) - n_open),
-                      max_seeds=cap, design="sequential" if seq else "fixed", warnings=warnings,
-                      deferred=[w["name"] for w in deferred], max_runs=max_runs)
+    return add
 
 
 def _within_budget(wanted: list[dict[str, Any]], max_runs: int | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
