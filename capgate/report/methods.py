@@ -79,8 +79,8 @@ def design_text(plan: Plan, cells: list[dict[str, Any]], alpha: Any) -> str:
     seen = (f"{looks[0]}" if len(looks) == 1 else f"{looks[0]} to {looks[-1]}") if looks else "no"
     kind = {"obrien_fleming": "O'Brien–Fleming", "pocock": "Pocock"}.get(seq.spending, seq.spending)
     return (f"Design. Group-sequential: Lan–DeMets alpha spending with {kind}-type boundaries, looks at "
-            f"{', '.join(map(str, seq['schedule']))} seeds per arm, at most {seq['max_seeds']} (information fraction "
-            f"= seeds / {seq['max_seeds']}); the cells had {seen} look(s) (from their seeds and this schedule). "
+            f"{', '.join(map(str, seq.schedule))} seeds per arm, at most {seq.max_seeds} (information fraction "
+            f"= seeds / {seq.max_seeds}); the cells had {seen} look(s) (from their seeds and this schedule). "
             "Each contrast's test and TOST p-values are repeated p-values at its current look, adjusted as above, "
             f"and its interval is the repeated {100 * (1 - float(alpha)):.0f} % confidence interval, valid whatever "
             "the look a study stopped at.")
