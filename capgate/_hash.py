@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
-__all__ = ["canonical_json", "short_hash"]
+__all__ = ["canonical_json", "short_hash", "file_sha256"]
 
 
 def canonical_json(obj: Any) -> str:
@@ -22,3 +23,12 @@ def canonical_json(obj: Any) -> str:
 def short_hash(obj: Any, n: int = 12) -> str:
     """First ``n`` hex digits of the sha256 of ``canonical_json(obj)``."""
     return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:n]
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes (checkpoints, results tables: what a report or a load names)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

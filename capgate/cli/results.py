@@ -11,13 +11,14 @@ made are said on stderr, one line each.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+
+from capgate._hash import file_sha256
 
 if TYPE_CHECKING:  # pandas is imported when a table is read, so the CLI starts without it
     import pandas as pd
@@ -51,21 +52,13 @@ def mapping_args(mapping: Sequence[str], shift_labels: Sequence[str]) -> list[st
     return [a for m in mapping for a in ("--map", m)] + [a for s in shift_labels for a in ("--shift-labels", s)]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _record(arg: str, rows: int) -> dict[str, Any]:
     from capgate.store.location import is_remote
 
     if is_remote(arg):
         return {"path": arg, "rows": rows, "sha256": "(object store)"}
     p = Path(arg)
-    return {"path": str(p), "rows": rows, "sha256": _sha256(p) if p.is_file() else "(folder)"}
+    return {"path": str(p), "rows": rows, "sha256": file_sha256(p) if p.is_file() else "(folder)"}
 
 
 def load_inputs(results: Sequence[str], *, all_runs: bool = False, mapping: Sequence[str] = (),

@@ -27,7 +27,7 @@ import math
 from dataclasses import dataclass
 
 from capgate.errors import StageScoreError
-from capgate.spec.model import PretrainSpec, RunSpec, StudySpec
+from capgate.spec.model import PretrainSpec, RunSpec, StudySpec, stages_needed_by
 from capgate.store.location import Location
 
 __all__ = ["AT_CHANCE_MARGIN", "StageScore", "stage_score", "ready_line", "log_stage_ready", "weak_stages",
@@ -134,22 +134,10 @@ def refusal_message(weak: list[tuple[StageScore, float]], stages: dict[str, Pret
     return "\n".join(lines)
 
 
-def _needed(stages: list[PretrainSpec], todo: list[RunSpec]) -> list[PretrainSpec]:
-    """The stages (parents first) the ``todo`` runs start from, their parents included."""
-    by_id = {s.stage_id: s for s in stages}
-    needed: set[str] = set()
-    for r in todo:
-        sid = r.init_stage
-        while sid is not None:
-            needed.add(sid)
-            sid = by_id[sid].parent
-    return [s for s in stages if s.stage_id in needed]
-
-
 def check_stage_scores(study: StudySpec, stages: list[PretrainSpec], todo: list[RunSpec], root: Location) -> None:
     """Before the trials: warn once about every stage the ``todo`` runs start from that is AT CHANCE,
     and raise :class:`StageScoreError` when one is below the spec's ``min_stage_score``."""
-    scores = [s for s in (_read(root, study.study, st) for st in _needed(stages, todo)) if s is not None]
+    scores = [s for s in (_read(root, study.study, st) for st in stages_needed_by(stages, todo)) if s is not None]
     low = [s for s in scores if s.at_chance]
     if low:
         log.warning("[grid] %d of %d pretraining stages the runs start from are AT CHANCE: %s", len(low),

@@ -16,7 +16,7 @@ from typing import Any
 from capgate.errors import GridError
 from capgate.grid.plan import GridPlan
 from capgate.grid.resources import trial_resources
-from capgate.spec.model import RunSpec
+from capgate.spec.model import RunSpec, stages_needed_by
 from capgate.store.location import Location
 
 __all__ = ["build_world", "missing_stages", "run_stages"]
@@ -48,14 +48,7 @@ def missing_stages(plan: GridPlan, todo: list[RunSpec], root: Location) -> list:
     have no checkpoint yet."""
     from capgate.train.pretrain import CHECKPOINT_NAME  # no torch: a file name
 
-    by_id = {s.stage_id: s for s in plan.stages}
-    needed: set[str] = set()
-    for r in todo:
-        sid = r.init_stage
-        while sid is not None:
-            needed.add(sid)
-            sid = by_id[sid].parent
-    return [s for s in plan.stages if s.stage_id in needed and not s.checkpoint
+    return [s for s in stages_needed_by(list(plan.stages), todo) if not s.checkpoint
             and not (root / plan.study.study / "pretrain" / s.stage_id / CHECKPOINT_NAME).is_file()]
 
 

@@ -18,7 +18,6 @@ backbone's keys (``conv_stem.weight``, ``blocks.0.0...``), a ``detector`` one th
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import re
 import zipfile
@@ -29,6 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from capgate._hash import file_sha256  # noqa: F401  (re-exported: capgate.models.checkpoint.file_sha256)
 from capgate.store.atomic import atomic_write
 from capgate.errors import CheckpointError, SpecError
 from capgate.models.ladder import Rung
@@ -66,15 +66,6 @@ class Checkpoint:
     state_dict: dict[str, Tensor] = field(repr=False)
     meta: dict[str, Any] = field(default_factory=dict)
     sha256: str = ""
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 _FLATTENED = re.compile(r"^([A-Za-z_]\w*)\.(\d+)\.")

@@ -8,7 +8,6 @@ tables, analyze them under a plan, write the analysis outputs (``summary.json``,
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import logging
 import os
 import platform
@@ -21,6 +20,7 @@ import jinja2
 import pandas as pd
 
 import capgate
+from capgate._hash import file_sha256
 from capgate.store.atomic import atomic_write_text
 from capgate.analysis.result import Analysis
 from capgate.analysis.summary import build_summary
@@ -89,14 +89,6 @@ def render_html(analysis: Analysis, summary: dict[str, Any] | None = None, *,
     return _environment().get_template(TEMPLATE).render(**ctx)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _as_paths(results: ResultsInput) -> list[Path] | None:
     if isinstance(results, pd.DataFrame):
         return None
@@ -121,7 +113,7 @@ def load_tables(results: ResultsInput) -> tuple[pd.DataFrame, list[dict[str, Any
             raise InputError(f"{p}: results not found; pass a results table (parquet or CSV) or a study folder")
         t = load_results(p)
         tables.append(t)
-        inputs.append({"path": str(p), "rows": len(t), "sha256": _sha256(p) if p.is_file() else "(folder)"})
+        inputs.append({"path": str(p), "rows": len(t), "sha256": file_sha256(p) if p.is_file() else "(folder)"})
     table = tables[0] if len(tables) == 1 else pd.concat(tables, ignore_index=True, sort=False)
     return table, inputs
 

@@ -50,6 +50,7 @@ __all__ = [
     "PretrainSpec",
     "RunSpec",
     "expand",
+    "stages_needed_by",
     "reseed",
     "stage_seed_for",
     "chain_of",
@@ -321,3 +322,15 @@ def expand(study: StudySpec) -> tuple[list[PretrainSpec], list[RunSpec]]:
 
 def _depth(stage: PretrainSpec, stages: dict[str, PretrainSpec]) -> int:
     return 0 if stage.parent is None else 1 + _depth(stages[stage.parent], stages)
+
+
+def stages_needed_by(stages: list[PretrainSpec], runs: list[RunSpec]) -> list[PretrainSpec]:
+    """The stages (in ``stages`` order: parents first) that ``runs`` start from, their parents included."""
+    by_id = {s.stage_id: s for s in stages}
+    needed: set[str] = set()
+    for r in runs:
+        sid = r.init_stage
+        while sid is not None:
+            needed.add(sid)
+            sid = by_id[sid].parent
+    return [s for s in stages if s.stage_id in needed]
