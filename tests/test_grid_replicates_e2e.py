@@ -12,13 +12,13 @@ import yaml
 from click.testing import CliRunner
 
 from capgate.cli import cli, main
-from helpers import TINY_WORLD, tiny_classification_spec
+from helpers import TINY_CLS_WORLD, tiny_classification_spec
 
 
 def _spec(tmp_path: Path) -> Path:
     path = tiny_classification_spec(tmp_path, study="tinyrep", seeds=3)
     spec = yaml.safe_load(path.read_text())
-    spec["world"]["config"] = {**TINY_WORLD, "domainnet_train": 12, "domainnet_test": 30}  # 90 test images a domain
+    spec["world"]["config"] = {**TINY_CLS_WORLD, "domainnet_train": 12, "domainnet_test": 30}  # 90 test images a domain
     spec["rungs"] = {"mobilenetv3": ["S-6"]}
     spec["pretraining"]["imagenet"]["recipe"] = {"steps": 6, "batch_size": 8, "resolution": 32}
     spec["recipe"] = {"steps": 12, "batch_size": 8, "resolution": 32, "warmup_steps": 2, "lr": 0.003}

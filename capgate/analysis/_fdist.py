@@ -219,7 +219,10 @@ def fit_f_dist_robustly(x: np.ndarray, df1: np.ndarray, strata: np.ndarray,
     if low >= 0:
         df2 = nonrobust.df2
     else:
-        df2 = linkinv(optimize.brentq(fun, rbx, 1.0, xtol=1e-10))
+        try:
+            df2 = linkinv(optimize.brentq(fun, rbx, 1.0, xtol=1e-10))
+        except ValueError:  # the Winsorised variance is not finite somewhere in the bracket (a degenerate
+            return nonrobust  # family, e.g. a few near-identical variances): the moment fit, as without robustness
     corrected = ztrend + zwmean - _winsorized_moments(d1, df2, tail)[0]
     fstat = np.exp(z - corrected)
     log_tail = stats.f.logsf(fstat, d1, df2)
