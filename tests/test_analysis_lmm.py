@@ -319,7 +319,8 @@ def test_rank_deficient_columns_are_dropped_and_named():
     assert res.names == ["Intercept", "x"]
     assert any("rank deficient" in w and "x2" in w for w in res.warnings)
     ref = lmer("y ~ x + (1 | g)", single_frame())
-    assert res.fixed[1].estimate == pytest.approx(ref.fixed[1].estimate, rel=1e-10)
+    # two REML optimisations (with and without the dropped column): equal to the optimizer's tolerance
+    assert res.fixed[1].estimate == pytest.approx(ref.fixed[1].estimate, rel=1e-6)
 
 
 def test_missing_rows_are_dropped_and_counted():
@@ -392,7 +393,8 @@ def test_without_random_effects_it_is_ols_with_residual_df():
 
     frame = single_frame()
     res, ols = lmer("y ~ x", frame), smf.ols("y ~ x", frame).fit()
-    assert [f.estimate for f in res.fixed] == pytest.approx(list(ols.params), rel=1e-10)
+    # closed-form least squares on both sides: rounding differs by BLAS, far below 1e-8
+    assert [f.estimate for f in res.fixed] == pytest.approx(list(ols.params), rel=1e-8)
     assert [f.se for f in res.fixed] == pytest.approx(list(ols.bse), rel=1e-8)
     assert [f.df for f in res.fixed] == pytest.approx([94.0, 94.0], rel=1e-5)  # n - p, from the asymptotics
     assert res.variance_components == () and res.residual_variance == pytest.approx(ols.scale, rel=1e-10)
