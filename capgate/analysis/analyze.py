@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from capgate.analysis.cells import OUTLIER_RUN_SDS, cell_table, metric_frame, outlier_runs
+from capgate.analysis.cells import ISOLATE_RUN_SDS, OUTLIER_RUN_SDS, analysis_frame
 from capgate.analysis.gains import gains_of_table
 from capgate.analysis.gate import capacity_gates
 from capgate.analysis.load import validate
@@ -42,8 +42,7 @@ def analyze_contrasts(table: pd.DataFrame, plan: Plan | dict[str, Any] | None = 
     names: the part of :func:`analyze` that decides verdicts (simulation studies call it in loops)."""
     plan = as_plan(plan)
     table = table if table.attrs.get("capgate_validated") else validate(table)
-    y = metric_frame(table, plan)
-    cells = cell_table(table, plan, y)
+    y, cells, _ = analysis_frame(table, plan)
     gains, _ = gains_of_table(table, plan, y, cells)
     return cells, gains, capacity_gates(y, gains, plan, _rng(rng))
 
@@ -66,11 +65,9 @@ def analyze(table: pd.DataFrame, plan: Plan | dict[str, Any] | str | Path | None
             "set the plan's 'baseline' to one of them")
     _check_plan_names(table, plan)
 
-    y = metric_frame(table, plan)
-    cells = cell_table(table, plan, y)
+    y, cells, odd = analysis_frame(table, plan)
     gains, noise = gains_of_table(table, plan, y, cells)
 
-    odd = outlier_runs(y, cells)
     warnings.extend(_data_warnings(table, plan, cells, gains, noise, odd))
     models, frames = _fit_models(y, plan, warnings)
 
@@ -123,8 +120,10 @@ def _data_warnings(table: pd.DataFrame, plan: Plan, cells: pd.DataFrame, gains: 
         warnings.append(f"{len(dropped)} paired contrasts dropped {int(dropped['n_dropped'].sum())} runs without "
                         "a partner seed in the other arm, e.g. " + ", ".join(dropped["key"].head(2)))
     if len(odd):
-        warnings.append(f"{len(odd)} runs lie more than {OUTLIER_RUN_SDS:g} eval-set SDs below their siblings (kept in "
-                        "the statistics; listed under Data completeness), e.g. "
+        kept = ("kept in the statistics" if plan.outlier_runs == "keep" else
+                f"kept out of the verdicts with any run more than {ISOLATE_RUN_SDS:g} SDs below, plan outlier_runs: isolate")
+        warnings.append(f"{len(odd)} runs lie more than {OUTLIER_RUN_SDS:g} eval-set SDs below their siblings ({kept}; "
+                        "listed under Data completeness), e.g. "
                         + ", ".join(f"{r.run_id} ({r.key})" for r in odd.head(3).itertuples()))
     n_out = int(cells["outlier"].sum())
     if n_out:

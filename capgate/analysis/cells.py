@@ -21,7 +21,8 @@ from capgate.analysis.noise import noise_strata, squeeze_var
 from capgate.analysis.plan import Plan, Sequential
 
 __all__ = ["CELL_COLUMNS", "SITE_COLUMNS", "FAMILY", "RUN_GROUP", "metric_frame", "cell_table", "pooled_noise",
-           "cell_key", "outlier_runs", "OUTLIER_RUN_SDS"]
+           "cell_key", "outlier_runs", "OUTLIER_RUN_SDS", "ISOLATE_RUN_SDS", "ISOLATE_MIN_RUNS", "ISOLATE_PASSES",
+           "analysis_frame"]
 
 CELL_COLUMNS = ("study", "task", "family", "backbone", "train_set", "eval_set", "shift", "init")
 #: A contrast's site: a cell without its init (both arms of a contrast share it).
@@ -51,6 +52,28 @@ def metric_frame(table: pd.DataFrame, plan: Plan) -> pd.DataFrame:
     if not parts:
         return table.iloc[0:0].assign(y=pd.Series(dtype=float), metric=pd.Series(dtype=object))
     return pd.concat(parts, ignore_index=True)
+
+
+def analysis_frame(table: pd.DataFrame, plan: Plan) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``(y, cells, outliers)``: the rows the verdicts rest on, their :func:`cell_table`, and the runs
+    :func:`outlier_runs` flags among the ok rows of :func:`metric_frame` (listed by the report).
+
+    Under the plan's ``outlier_runs: keep`` (the default) every ok row counts. Under ``isolate`` a run
+    more than :data:`ISOLATE_RUN_SDS` eval-set SDs below the median of its siblings on any eval set,
+    in a cell of :data:`ISOLATE_MIN_RUNS` or more ok runs (so the siblings' median survives a second
+    collapsed run), is kept out of ``y`` and ``cells`` on every eval set, like a diverged run (its
+    cell's ``n_ok`` counts it out); the cells are then rebuilt and judged again, up to
+    :data:`ISOLATE_PASSES` times. The trade-off is measured by ``benchmarks/calibration.py`` (README)."""
+    y = metric_frame(table, plan)
+    cells = cell_table(table, plan, y)
+    odd = outlier_runs(y, cells)
+    for _ in range(ISOLATE_PASSES if plan.outlier_runs == "isolate" else 0):
+        judged = outlier_runs(y, cells, ISOLATE_RUN_SDS, ISOLATE_MIN_RUNS)
+        if not len(judged):
+            break
+        y = y[~y["run_id"].isin(set(judged["run_id"]))].reset_index(drop=True)
+        cells = cell_table(table, plan, y)
+    return y, cells, odd
 
 
 def _expected_seeds(table: pd.DataFrame, plan: Plan) -> pd.Series:
@@ -161,13 +184,19 @@ def pooled_noise(y: pd.DataFrame) -> pd.DataFrame:
 
 #: A run this many eval-set SDs below the median of its siblings is flagged as an outlier run.
 OUTLIER_RUN_SDS = 6.0
+#: Under ``outlier_runs: isolate``: a run this many eval-set SDs below its siblings' median, in a cell of
+#: at least ISOLATE_MIN_RUNS ok runs, is kept out of the verdicts; judged again up to ISOLATE_PASSES times.
+ISOLATE_RUN_SDS = 4.0
+ISOLATE_MIN_RUNS = 4
+ISOLATE_PASSES = 3
 
 
-def outlier_runs(y: pd.DataFrame, cells: pd.DataFrame, k: float = OUTLIER_RUN_SDS) -> pd.DataFrame:
+def outlier_runs(y: pd.DataFrame, cells: pd.DataFrame, k: float = OUTLIER_RUN_SDS, min_runs: int = 3) -> pd.DataFrame:
     """Runs far below their siblings (a collapsed training run marked ok): ``y < median(other seeds) -
     k * scale`` where ``scale`` is the median stabilised SD of the cells of that (study, task, eval set),
-    robust to the run itself. Only cells with three or more ok runs are judged. They stay in the
-    statistics (never dropped silently) and are listed by the report's completeness section.
+    robust to the run itself. Only cells with ``min_runs`` or more ok runs are judged. They stay in the
+    statistics unless the plan isolates them (:func:`analysis_frame`) and are listed by the report's
+    completeness section.
 
     Returns key, run_id, seed, value, siblings_median, scale, drop (value - siblings median).
     """
@@ -198,7 +227,7 @@ def outlier_runs(y: pd.DataFrame, cells: pd.DataFrame, k: float = OUTLIER_RUN_SD
     med = np.empty(len(vals))
     med[order] = np.where(r1 == r2, lo, (lo + hi) / 2)
     sc = keyed["scale"].to_numpy(dtype=float)
-    judged = (size[code] >= 3) & np.isfinite(sc) & (sc > 0)
+    judged = (size[code] >= min_runs) & np.isfinite(sc) & (sc > 0)
     with np.errstate(invalid="ignore"):
         hit = judged & (vals < med - k * sc)
     if not hit.any():

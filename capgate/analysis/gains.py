@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from capgate.analysis.cells import RUN_GROUP, SITE_COLUMNS, cell_table, metric_frame, pooled_noise
+from capgate.analysis.cells import RUN_GROUP, SITE_COLUMNS, analysis_frame, cell_table, pooled_noise
 from capgate.analysis.noise import noise_strata, squeeze_var
 from capgate.analysis.plan import Plan, Sequential, margin_rule, sequential_looks
 from capgate.analysis.planning import own_prior_df, power_helps, power_within, seeds_needed, seeds_to_decide
@@ -292,8 +292,9 @@ def gains_of_table(table: pd.DataFrame, plan: Plan, y: pd.DataFrame | None = Non
     is an earlier look: the table as it stood then (each group's first ``p`` seeds, in seed order, the
     order the adaptive loop adds them) is analysed at that look, and a contrast decided there keeps
     that look's row (first crossing, which the alpha spending pays for). ``y``/``cells``: the current
-    :func:`metric_frame`/:func:`cell_table` when the caller has them."""
-    y = metric_frame(table, plan) if y is None else y
+    :func:`analysis_frame`'s rows and cells when the caller has them (outlier runs kept out)."""
+    if y is None:
+        y, cells, _ = analysis_frame(table, plan)
     cells = cell_table(table, plan, y) if cells is None else cells
     gains, noise = compute_gains(y, cells, plan)
     seq = plan.sequential
@@ -305,7 +306,8 @@ def gains_of_table(table: pd.DataFrame, plan: Plan, y: pd.DataFrame | None = Non
     for look in (p for p in seq.schedule if p < n_max):
         sub = table[rank <= look]
         sub.attrs["capgate_validated"] = True
-        at, _ = compute_gains(metric_frame(sub, plan), cell_table(sub, plan), plan)
+        y_at, cells_at, _ = analysis_frame(sub, plan)
+        at, _ = compute_gains(y_at, cells_at, plan)
         for row in at[at["verdict"] != "inconclusive"].itertuples(index=False):
             stopped.setdefault(row.key, pd.Series(row._asdict()))
     if not stopped:

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from capgate.analysis.cells import cell_table
+from capgate.analysis.cells import analysis_frame
 from capgate.analysis.gains import gains_of_table
 from capgate.analysis.planning import own_prior_df, p_decided
 from capgate.analysis.load import validate
@@ -154,8 +154,8 @@ def next_seeds(table: pd.DataFrame, plan: Plan | dict[str, Any] | None = None, *
         cap = min(cap, int(seq.max_seeds))
     if cap < 2:
         raise ResultsError(f"max_seeds = {cap}: a contrast needs at least 2 seeds per arm; pass --max-seeds 2 or more")
-    cells = cell_table(table, plan)
-    gains, _ = gains_of_table(table, plan, cells=cells)
+    y, cells, _ = analysis_frame(table, plan)
+    gains, _ = gains_of_table(table, plan, y, cells)
     baseline, alpha = plan.baseline, plan.alpha
     fam = gains["study"] + "|" + gains["task"]
     m_family = gains["p_value"].notna().groupby(fam).transform("sum").clip(lower=1)

@@ -29,7 +29,7 @@ from capgate.schema import CLASSIFICATION_METRICS, DETECTION_METRICS, SHIFTS, TA
 from capgate.analysis.verdicts import CORRECTIONS, DECIDED, VERDICTS
 from capgate.errors import ResultsError, SpecError
 
-__all__ = ["Plan", "Sequential", "as_plan", "DEFAULT_PLAN", "DEFAULT_MARGIN", "PAIRINGS", "load_plan", "resolve_plan",
+__all__ = ["Plan", "Sequential", "as_plan", "DEFAULT_PLAN", "DEFAULT_MARGIN", "PAIRINGS", "OUTLIER_POLICIES", "load_plan", "resolve_plan",
            "expectation_text", "margin_rule", "sequential_looks", "default_schedule"]
 
 DEFAULT_PLAN: dict[str, Any] = {
@@ -50,9 +50,12 @@ DEFAULT_PLAN: dict[str, Any] = {
     "expectations": [],
     "columns": {},
     "shift_labels": [],
+    "outlier_runs": "keep",
 }
 
 PAIRINGS = ("auto", "paired", "unpaired")
+#: What the verdicts do with a run far below its siblings (capgate.analysis.cells.analysis_frame).
+OUTLIER_POLICIES = ("keep", "isolate")
 #: The fixed margin when a plan sets none: 1 percentage point of the metric.
 DEFAULT_MARGIN = 0.01
 INTERVALS = ("t",)
@@ -100,6 +103,7 @@ class Plan:
     expectations: tuple[dict[str, Any], ...]
     columns: dict[str, str] = dataclasses.field(default_factory=dict)
     shift_labels: tuple[str, ...] = ()
+    outlier_runs: str = "keep"
     source: str | None = None
     description: str | None = None
 
@@ -200,6 +204,9 @@ def resolve_plan(plan: Plan | dict[str, Any] | None, *, source: str = "plan") ->
     out["margin"] = _margin(out["margin"], source)
     if out["pairing"] not in PAIRINGS:
         raise _err(source, "pairing", out["pairing"], f"{list(PAIRINGS)} (auto = paired when both arms share seeds)")
+    if out["outlier_runs"] not in OUTLIER_POLICIES:
+        raise _err(source, "outlier_runs", out["outlier_runs"],
+                   f"{list(OUTLIER_POLICIES)} (isolate = keep runs far below their siblings out of the verdicts)")
     alpha = out["alpha"]
     if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0 < alpha < 0.5:
         raise _err(source, "alpha", alpha, "a number in (0, 0.5), e.g. 0.05")

@@ -1,0 +1,79 @@
+"""Plan key ``outlier_runs``: ``keep`` (default) counts every ok run; ``isolate`` keeps a collapsed run
+(far below its siblings, in a cell of 4+ ok runs) out of the verdicts on every eval set, as if it had
+diverged. Calibration of the trade-off: ``benchmarks/calibration.py`` (README, "Calibration")."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from capgate.analysis import resolve_plan, simulate_results
+from capgate.analysis.analyze import analyze, analyze_contrasts
+from capgate.analysis.cells import analysis_frame
+from capgate.analysis.simulate import demo_truth
+from capgate.errors import SpecError
+
+COLS = ["key", "gain", "se", "df", "n_pairs", "verdict"]
+
+
+def _table(seeds: int) -> pd.DataFrame:
+    tr = dataclasses.replace(demo_truth(), inits=("scratch", "imagenet"), gains={"imagenet": 0.03}, seeds=seeds,
+                             p_failed=0.0, p_diverged=0.0, p_missing=0.0)
+    return simulate_results(tr, seed=7)
+
+
+def _collapse(t: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The table with one pretrained run of the largest rung collapsed by 20 pp on every eval set."""
+    ok = t[(t["init"] == "imagenet") & (t["status"] == "ok")]
+    run = ok.sort_values(["params", "seed"], ascending=[False, True])["run_id"].iloc[1]
+    out = t.copy()
+    hit = out["run_id"] == run
+    out.loc[hit, "map"] = out.loc[hit, "map"] - 0.20
+    return out, run
+
+
+def _gains(t: pd.DataFrame, **plan) -> pd.DataFrame:
+    _, g, _ = analyze_contrasts(t, resolve_plan({"n_boot": 0, "contrasts": ["imagenet"], **plan}))
+    return g.set_index("key")
+
+
+def test_isolate_keeps_a_collapsed_run_out_of_the_verdicts_as_if_it_had_diverged():
+    t, run = _collapse(_table(seeds=5))
+    iso = _gains(t, outlier_runs="isolate")
+    as_diverged = t.copy()
+    as_diverged.loc[as_diverged["run_id"] == run, "status"] = "diverged"
+    as_diverged.loc[as_diverged["run_id"] == run, "map"] = np.nan
+    ref = _gains(as_diverged)
+    r = t[t["run_id"] == run].iloc[0]
+    hit = [k for k in iso.index if f"|{r['backbone']}|{r['train_set']}|" in k]
+    assert len(hit) == 3 and (iso.loc[hit, "n_pairs"] == 4).all()  # its three eval sets' contrasts lost that pair
+    pd.testing.assert_frame_equal(iso[COLS[1:]], ref.loc[iso.index, COLS[1:]])
+    kept = _gains(t)  # default: keep; the collapsed run drags its contrasts down
+    assert (kept.loc[hit, "n_pairs"] == 5).all()
+    assert (kept.loc[hit, "gain"] < iso.loc[hit, "gain"] - 0.02).all()
+
+
+def test_isolate_judges_only_cells_of_four_or_more_runs():
+    t, _ = _collapse(_table(seeds=3))
+    pd.testing.assert_frame_equal(_gains(t, outlier_runs="isolate")[COLS[1:]], _gains(t)[COLS[1:]])
+
+
+def test_analysis_frame_lists_the_flagged_runs_under_either_policy_and_the_report_says_which():
+    t, run = _collapse(_table(seeds=5))
+    for policy in ("keep", "isolate"):
+        plan = resolve_plan({"n_boot": 0, "contrasts": ["imagenet"], "outlier_runs": policy})
+        y, _, odd = analysis_frame(t, plan)
+        assert set(odd["run_id"]) == {run} and len(odd) == 3  # flagged on each of its three eval sets
+        assert (run in set(y["run_id"])) == (policy == "keep")
+        a = analyze(t, plan)
+        text = next(w for w in a.warnings if "below their siblings" in w)
+        assert ("kept in the statistics" in text) == (policy == "keep")
+        assert a.plan.to_dict()["outlier_runs"] == policy
+
+
+def test_an_unknown_policy_is_refused_naming_the_key_and_the_choices():
+    with pytest.raises(SpecError, match=r"outlier_runs.*\['keep', 'isolate'\]"):
+        resolve_plan({"outlier_runs": "drop"})
