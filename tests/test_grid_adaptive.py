@@ -171,6 +171,8 @@ def test_until_resolved_on_a_real_tiny_grid_through_ray(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
     assert "[adaptive] round 1/2: 8 runs so far (8 trained this round)" in res.output
+    rounds = [ln for ln in res.output.splitlines() if "[adaptive] round " in ln]
+    assert len(rounds) == len(set(rounds)) and len(rounds) <= 2  # each once, through Ray's logging too
     table = pd.read_parquet(storage / "tinyadapt" / "results.parquet")
     n = table["run_id"].nunique()
     assert n >= 8 and set(table["status"]) <= {"ok", "diverged", "failed"}
