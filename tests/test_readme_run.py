@@ -5,9 +5,9 @@ entry point in a workspace folder: ``experiments/`` and ``analysis/`` of the che
 ``reports/baselines/``, the tiny synthetic world for every ``${VAR}`` dataset root (its COCO splits
 also under the real 2017 names; DomainNet's infograph holds its painting images, a style the world
 lacks), CIFAR stand-ins in their real layouts and the benchmark's weights files (upstream state
-dicts), study stores of simulated results (``capgate.analysis.simulate``, each with its spec's or the demo
-baseline's design) where a command reads ``.capgate/<study>`` or ``/shared/capgate/<study>``, a per-seed CSV from another trainer and a W&B
-runs export. :data:`CASES` says, for each command, how it runs and the exit code the README
+dicts), study stores of simulated results (``capgate.analysis.simulate``, each with its spec's or
+the demo baseline's design) where a command reads ``.capgate/<study>`` or
+``/shared/capgate/<study>``, a per-seed CSV from another trainer and a W&B runs export. :data:`CASES` says, for each command, how it runs and the exit code the README
 documents; a README command missing from it (or a stale entry) fails the first test, so a new
 command cannot go untested. Commands that train for minutes to hours (``run-grid``, ``demo``) run
 with ``--dry-run`` appended: they must print their plan and exit 0. The object-store commands run
