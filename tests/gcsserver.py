@@ -15,10 +15,10 @@ from localserver import free_port, local_server
 
 
 @contextmanager
-def gcs_server() -> Iterator[tuple[dict[str, str], str]]:
-    """Start the emulator with a fresh default bucket; yields ``(environment, bucket)``."""
+def gcs_server(bucket: str | None = None) -> Iterator[tuple[dict[str, str], str]]:
+    """Start the emulator with a default bucket (``bucket``, else a fresh name); yields ``(environment, bucket)``."""
     pytest.importorskip("gcp_storage_emulator", reason="gcp-storage-emulator is in the dev extra: pip install -e '.[dev]'")
-    port, bucket = free_port(), f"cg-{uuid.uuid4().hex[:10]}"
+    port, bucket = free_port(), bucket or f"cg-{uuid.uuid4().hex[:10]}"
     argv = [sys.executable, "-m", "gcp_storage_emulator", "start", "-H", "127.0.0.1", "--port", str(port),
             "--in-memory", "--default-bucket", bucket, "-q"]
     with local_server(argv, port, "gcp-storage-emulator"):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -269,3 +271,35 @@ def run_main(args: list[str]) -> int:
     with pytest.raises(SystemExit) as exc:
         main(args)
     return exc.value.code
+
+
+_ENV = re.compile(r"^[A-Z_][A-Z0-9_]*=")
+
+
+def readme_commands(readme: Path | None = None) -> list[tuple[int, list[str], set[str]]]:
+    """``(line, argv after 'capgate', environment variables set for it)`` of every ``capgate`` command in
+    the README's bash blocks (continuation lines joined, comments and ``[ ]`` of optional parts removed;
+    the shell-completion lines are left out: tests/test_cli_conventions.py runs them)."""
+    readme = readme or Path(__file__).resolve().parents[1] / "README.md"
+    out, in_bash, exported, pending, start = [], False, set(), "", 0
+    for n, line in enumerate(readme.read_text().splitlines(), start=1):
+        if line.startswith("```"):
+            in_bash, exported = line.startswith("```bash"), set()
+            continue
+        if not in_bash:
+            continue
+        start = start or n
+        text = pending + re.sub(r"\s+#.*$", "", line).strip()
+        if text.endswith("\\"):
+            pending = text[:-1] + " "
+            continue
+        pending = ""
+        words = shlex.split(text.replace("[", " ").replace("]", " "), comments=True)
+        if words[:1] == ["export"]:
+            exported |= {w.split("=")[0] for w in words[1:] if _ENV.match(w)}
+        env = {w.split("=")[0] for w in words if _ENV.match(w)}
+        rest = [w for w in words if not _ENV.match(w)]
+        if rest[:1] == ["capgate"] and "_CAPGATE_COMPLETE" not in env:
+            out.append((start, rest[1:], env | exported))
+        start = 0
+    return out

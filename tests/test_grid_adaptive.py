@@ -15,10 +15,11 @@ from click.testing import CliRunner
 import capgate.grid.adaptive as adaptive
 from capgate.cli import cli
 from capgate.errors import SpecError
+from capgate.schema import PRIMARY_METRIC
 from capgate.grid.adaptive import STATE_NAME, run_until_resolved, seeded_runs
 from capgate.grid.driver import GridResult
 from capgate.grid.plan import plan_grid
-from helpers import tiny_classification_spec
+from helpers import run_main, tiny_classification_spec
 
 PLAN = {"sequential": {"max_seeds": 7, "schedule": [2, 3, 5, 7], "spending": "pocock"}}
 
@@ -66,7 +67,7 @@ class FakeGrid:
             out.append({"study": r.study, "task": r.task, "run_id": r.run_id, "family": r.family, "backbone": backbone,
                         "params": 50_000 if r.family == "efficientnet" else 40_000, "init": r.init,
                         "train_set": r.train_set.name, "eval_set": e.name, "shift": e.shift, "seed": r.seed,
-                        "status": "ok", "top1": 0.5 + gain + seed_effect + rng.normal(0, 0.004)})
+                        "status": "ok", PRIMARY_METRIC[r.task]: 0.5 + gain + seed_effect + rng.normal(0, 0.004)})
         return out
 
 
@@ -125,6 +126,40 @@ def test_loop_refuses_a_plan_without_a_sequential_design(tmp_path: Path) -> None
     assert res.exit_code == 2 and "--until-resolved" in res.output
 
 
+def _said(capsys: pytest.CaptureFixture) -> list[str]:
+    """Every non-empty line the command printed, stdout and stderr (the log) together."""
+    out = capsys.readouterr()
+    return [ln for ln in (out.out + out.err).splitlines() if ln.strip()]
+
+
+def test_the_cli_says_each_round_line_once(tmp_path: Path, monkeypatch, capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setattr(adaptive, "run_grid", FakeGrid())
+    plan = tmp_path / "seq.yaml"
+    plan.write_text(yaml.safe_dump(PLAN))
+    code = run_main(["run-grid", str(tiny_spec(tmp_path)), "--storage", str(tmp_path / "s"), "--until-resolved",
+                     "--plan", str(plan), "--max-rounds", "3"])
+    lines = _said(capsys)
+    assert code == 0, lines
+    rounds = [ln for ln in lines if "[adaptive] round " in ln]
+    assert [ln.split("[adaptive] ")[1][:10] for ln in rounds] == ["round 1/3:", "round 2/3:", "round 3/3:"]
+    assert len(lines) == len(set(lines)), lines  # no line twice: the summary adds only the stop line and the grid's
+    assert lines[-3].startswith("adaptive study tinyadapt: stopped (") and lines[-2].startswith("study tinyadapt: ")
+
+
+def test_the_demo_logs_each_round_line_once(tmp_path: Path, monkeypatch, capsys: pytest.CaptureFixture) -> None:
+    import capgate.grid.demo as demo
+
+    fake = FakeGrid()
+    monkeypatch.setattr(adaptive, "run_grid", fake)
+    monkeypatch.setattr(demo, "run_grid", fake)
+    code = run_main(["demo", "--storage", str(tmp_path / "s"), "--no-report", "--budget-min", "0"])
+    lines = _said(capsys)
+    assert code == 0, lines
+    rounds = [ln for ln in lines if "[adaptive] round " in ln]
+    assert rounds and len(rounds) == len(set(rounds)) == int(rounds[-1].split("round ")[1].split("/")[0])
+    assert len(lines) == len(set(lines)), lines
+
+
 @pytest.mark.slow
 def test_until_resolved_on_a_real_tiny_grid_through_ray(tmp_path: Path) -> None:
     spec = tiny_spec(tmp_path)
@@ -136,6 +171,8 @@ def test_until_resolved_on_a_real_tiny_grid_through_ray(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
     assert "[adaptive] round 1/2: 8 runs so far (8 trained this round)" in res.output
+    rounds = [ln for ln in res.output.splitlines() if "[adaptive] round " in ln]
+    assert len(rounds) == len(set(rounds)) and len(rounds) <= 2  # each once, through Ray's logging too
     table = pd.read_parquet(storage / "tinyadapt" / "results.parquet")
     n = table["run_id"].nunique()
     assert n >= 8 and set(table["status"]) <= {"ok", "diverged", "failed"}

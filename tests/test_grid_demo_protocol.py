@@ -35,7 +35,7 @@ def calls(monkeypatch) -> list[str]:
         for _ in range(kw["max_rounds"] - 1):  # every round asks the hook; None means train it
             assert kw["before_round"](object(), object()) is None
             seen.append("round")
-        return type("A", (), {"grid": None, "loop_lines": lambda self: []})()
+        return type("A", (), {"grid": None, "stop_line": lambda self: "stopped"})()
 
     monkeypatch.setattr(demo, "run_grid", fake_grid)
     monkeypatch.setattr("capgate.grid.adaptive.run_until_resolved", fake_loop)

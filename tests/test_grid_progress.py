@@ -4,13 +4,13 @@ once, a grid ETA that never reads 0s while a run trains, and (slow) the lines of
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from capgate.grid import progress
+from capgate.grid.live import LiveStatusHandler
 from capgate.grid.progress import EpochProgress, EpochWatch, GridProgress, format_epoch, parse_epoch
 
 LOG = ("2026-01-01 00:00:00,000 INFO capgate.grid.trial: trial of run abc starts on cpu\n"
@@ -55,28 +55,104 @@ def test_the_watch_logs_each_new_epoch_once_at_its_interval(tmp_path: Path) -> N
     assert said == [line, said[1]] and watch.watched == {} and watch.latest == {}
 
 
+DONE = LOG + "2026-01-01 00:00:12,000 INFO capgate.train.fit: epoch 8: loss 0.5000 (3 steps, 24 of 24, 1.5s)\n"
+
+
+def test_after_its_last_epoch_a_line_and_bar_say_evaluating_not_eta_0s(tmp_path: Path) -> None:
+    p = parse_epoch(DONE)
+    assert p.fitted and p.remaining_seconds == 0 and p.eta_words() == "evaluating"
+    assert format_epoch("run abc", p) == "[grid] run abc: epoch 8/8 (100%), loss 0.5, 1.5s/epoch, evaluating"
+    assert parse_epoch(LOG).eta_words() == "ETA 9s"
+    (tmp_path / "trial.log").write_text(DONE)
+    tty = _Tty()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    root.handlers, live = [], LiveStatusHandler(tty, columns=200)
+    root.addHandler(live)
+    root.setLevel(logging.INFO)
+    try:
+        watch = EpochWatch(interval=0.0)
+        watch.watch("abc", "run abc (x)", tmp_path / "trial.log")
+        watch.poll()
+    finally:
+        root.handlers = saved[0]
+        root.setLevel(saved[1])
+    assert tty.text == "run abc [##########] 8/8 evaluating"
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def _trial(tid: str, run: str) -> SimpleNamespace:
     return SimpleNamespace(trial_id=tid, config={"run": run})
 
 
-def test_the_eta_counts_a_running_trials_epochs_and_is_never_0s_while_it_trains(tmp_path: Path) -> None:
-    store = SimpleNamespace(runs=tmp_path)
-    runs = [SimpleNamespace(run_id=r, family="efficientnet", rung="B-7", init="scratch", seed=i)
-            for i, r in enumerate(("r1", "r2", "r3"))]
-    g = GridProgress(3, slots=1, runs=runs, store=store, watch=EpochWatch(interval=0.0, echo=lambda s: None))
-    assert g.eta() is None
+def _grid(tmp_path: Path, total: int) -> tuple[GridProgress, _Clock]:
+    runs = [SimpleNamespace(run_id=f"r{i}", family="efficientnet", rung="B-7", init="scratch", seed=i)
+            for i in range(1, total + 1)]
+    clock = _Clock()
+    watch = EpochWatch(interval=0.0, echo=lambda s: None, clock=clock)
+    return GridProgress(total, slots=1, runs=runs, store=SimpleNamespace(runs=tmp_path), watch=watch,
+                        clock=clock), clock
+
+
+def _write(tmp_path: Path, run: str, text: str) -> None:
+    (tmp_path / run).mkdir(exist_ok=True)
+    (tmp_path / run / "trial.log").write_text(text)
+
+
+def test_the_eta_counts_each_trials_epochs_left_and_its_evaluation(tmp_path: Path) -> None:
+    g, clock = _grid(tmp_path, 3)
+    assert g.eta() is None and g.eta_text() == "?"
     g.on_trial_start(0, [], _trial("t1", "r1"))
-    assert g.eta() is None  # nothing has a pace yet: '?'
-    (tmp_path / "r1").mkdir()
-    (tmp_path / "r1" / "trial.log").write_text(LOG)
+    assert g.eta() is None and "ETA ?" in g.line()  # nothing has a pace yet
+    _write(tmp_path, "r1", LOG)
     g.watch.poll()
-    # r1: 9 s left at its pace, so a run takes ~9 s + its elapsed (~0 s); 2 runs queued on 1 slot
-    assert g.eta() == pytest.approx(9.0 + 2 * 9.0, abs=0.5)
+    # r1 at epoch 2/8: 18 steps x 0.5 s = 9 s to train, then its evaluation: no trial finished, so one
+    # epoch (1.5 s) as a floor -> 10.5 s left, a run takes 10.5 s; 2 runs queued on 1 slot
+    assert g.eval_guess() == 1.5 and g.eta() == 10.5 + 2 * 10.5
+    clock.now = 12.0
+    _write(tmp_path, "r1", DONE)
+    g.watch.poll()  # its last epoch: 1.5 s of evaluation left; a run takes 12 + 1.5 s
+    assert g.eta() == 1.5 + 2 * 13.5 and g.eta_text() == "28s"
+    clock.now = 14.0  # evaluating longer than the guess: its rest is unknown, a run takes at least 14 s
+    assert g.eta() == 2 * 14.0
+    clock.now = 15.0
+    g.on_trial_result(0, [], _trial("t1", "r1"), {"status": "ok", "busy_seconds": 15.0})
+    assert g.eval_seconds == [3.0]  # measured: 12 s (last epoch seen) -> 15 s (its end)
+    g.on_trial_start(0, [], _trial("t2", "r2"))  # no epoch yet: the mean run (15 s); 1 run queued
+    assert g.eta() == 15.0 + 15.0
+    clock.now = 25.0
+    _write(tmp_path, "r2", DONE)
+    g.watch.poll()  # its last epoch: the measured 3 s of evaluation left
+    assert g.eta() == 3.0 + 15.0
+
+
+def test_the_eta_is_never_0s_while_a_trial_evaluates_it_reads_finishing(tmp_path: Path) -> None:
+    g, clock = _grid(tmp_path, 1)
+    g.on_trial_start(0, [], _trial("t1", "r1"))
+    clock.now = 12.0
+    _write(tmp_path, "r1", DONE)  # its last epoch at once: only its evaluation is left
+    g.watch.poll()
+    assert g.eta() == 1.5 and g.eta_text() == "2s"  # one epoch as the floor (format_eta rounds)
+    clock.now = 13.2
+    assert g.eta() is None and g.eta_text() == "finishing"  # 0.3 s estimated: not "0s"
+    clock.now = 20.0
+    assert g.eta() is None and "| ETA finishing" in g.line()  # past the guess: unknown, still running
     g.on_trial_result(0, [], _trial("t1", "r1"), {"status": "ok", "busy_seconds": 20.0})
-    g.on_trial_start(0, [], _trial("t2", "r2"))
-    g.running["t2"] = time.monotonic() - 30.0  # longer than the mean (20 s), no epoch seen: unknown, not 0s
-    g.total = 2
-    assert g.eta() is None and "ETA ?" in g.line()
+    assert g.eta() == 0.0 and g.line().endswith("ETA 0s")  # nothing runs: now 0s is true
+    g2, clock2 = _grid(tmp_path, 2)
+    g2.on_trial_start(0, [], _trial("t1", "r1"))
+    clock2.now = 20.0
+    g2.on_trial_result(0, [], _trial("t1", "r1"), {"status": "ok", "busy_seconds": 20.0})
+    g2.on_trial_start(0, [], _trial("t2", "r9"))
+    clock2.now = 50.0  # longer than the mean (20 s) and no epoch seen: unknown, not 0s
+    assert g2.eta() is None and g2.eta_text() == "finishing"
 
 
 @pytest.mark.slow

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 from pathlib import Path
 
 import click
@@ -19,36 +18,9 @@ import pytest
 
 from capgate.cli import cli
 from capgate.grid import plan_grid
+from helpers import readme_commands
 
 REPO = Path(__file__).resolve().parents[1]
-_ENV = re.compile(r"^[A-Z_][A-Z0-9_]*=")
-
-
-def readme_commands() -> list[tuple[int, list[str], set[str]]]:
-    """``(line, argv after 'capgate', environment variables set for it)`` of every README command
-    (continuation lines joined, comments and ``[ ]`` of optional parts removed)."""
-    out, in_bash, exported, pending, start = [], False, set(), "", 0
-    for n, line in enumerate((REPO / "README.md").read_text().splitlines(), start=1):
-        if line.startswith("```"):
-            in_bash, exported = line.startswith("```bash"), set()
-            continue
-        if not in_bash:
-            continue
-        start = start or n
-        text = pending + re.sub(r"\s+#.*$", "", line).strip()
-        if text.endswith("\\"):
-            pending = text[:-1] + " "
-            continue
-        pending = ""
-        words = shlex.split(text.replace("[", " ").replace("]", " "), comments=True)
-        if words[:1] == ["export"]:
-            exported |= {w.split("=")[0] for w in words[1:] if _ENV.match(w)}
-        env = {w.split("=")[0] for w in words if _ENV.match(w)}
-        rest = [w for w in words if not _ENV.match(w)]
-        if rest[:1] == ["capgate"] and "_CAPGATE_COMPLETE" not in env:  # completion: test_cli_conventions
-            out.append((start, rest[1:], env | exported))
-        start = 0
-    return out
 
 
 COMMANDS = readme_commands()

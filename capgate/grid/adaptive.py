@@ -54,17 +54,17 @@ class AdaptiveResult:
     stopped: str = ""
     undecidable: int = 0
 
-    def loop_lines(self) -> list[str]:
-        """One line per round, then why the loop stopped."""
-        lines = [f"[adaptive] {r['line']}" for r in self.rounds]
+    def stop_line(self) -> str:
+        """Why the loop stopped, after how many rounds and runs, with the last round's counts."""
         last = self.rounds[-1] if self.rounds else {}
-        lines.append(f"adaptive study {self.study}: stopped ({self.stopped}) after {len(self.rounds)} rounds, "
-                     f"{last.get('runs', 0)} runs; {last.get('decided', 0)} contrasts decided, "
-                     f"{last.get('open', 0)} open ({self.undecidable} undecidable within the seed cap)")
-        return lines
+        return (f"adaptive study {self.study}: stopped ({self.stopped}) after {len(self.rounds)} rounds, "
+                f"{last.get('runs', 0)} runs; {last.get('decided', 0)} contrasts decided, "
+                f"{last.get('open', 0)} open ({self.undecidable} undecidable within the seed cap)")
 
     def summary(self) -> str:
-        lines = self.loop_lines()
+        """What is left to say after the loop: the stop line and the last grid's summary. The round
+        lines are not repeated: the loop said each as it ran (``echo``)."""
+        lines = [self.stop_line()]
         if self.grid is not None:
             lines.append(self.grid.summary())
         return "\n".join(lines)

@@ -88,7 +88,7 @@ class DemoResult:
 
     def summary(self) -> str:
         lines = [g.summary() for g in self.grids]
-        lines += [a.loop_lines()[-1] for a in self.adaptive]  # each round's line was logged as it ran
+        lines += [a.stop_line() for a in self.adaptive]  # each round's line was logged as it ran
         if self.report is not None:
             lines.append(f"report: {self.report}")
         lines.append(f"demo finished in {self.wall_seconds / 60:.1f} min")

@@ -5,8 +5,14 @@ log in the store (``<study>/runs/<run_id>/trial.log``, ``<study>/pretrain/<stage
 The driver reads the newest such line of each one in flight every :data:`POLL_SECONDS`
 (:class:`EpochWatch`) and logs one line when it advanced, so hours-long stages and trials show a
 heartbeat; ``-q`` (warnings only) quiets it like every other progress line. On a terminal the
-CLI shows these as one live status line of bars instead (:mod:`capgate.grid.live`). The grid's ETA counts
-each running trial's remaining epochs at its own pace, so it never reads 0s while a run trains.
+CLI shows these as one live status line of bars instead (:mod:`capgate.grid.live`).
+
+The grid's ETA counts each running trial's remaining epochs at its own pace plus its evaluation after
+the last epoch (eval sets, COCO eval): the mean measured on finished trials (from the poll that saw
+their last epoch to their end, so short by up to one poll), else one epoch of the running trials'
+mean pace as a floor. It never reads 0s while anything runs: a trial evaluating longer than expected
+has an unknown remainder, and when only such trials are left the ETA reads ``finishing``. A stage's
+or trial's own line reads ``evaluating`` instead of ``ETA 0s`` after its last epoch.
 """
 
 from __future__ import annotations
@@ -23,13 +29,17 @@ from ray.tune import Callback
 
 from capgate.grid.live import bar, finished, live_extra
 
-__all__ = ["GridProgress", "format_eta", "EpochProgress", "parse_epoch", "format_epoch", "EpochWatch",
+__all__ = ["GridProgress", "format_eta", "FINISHING", "EVALUATING", "EpochProgress", "parse_epoch", "format_epoch", "EpochWatch",
            "POLL_SECONDS", "stage_watch", "STAGE_LOG"]
 
 #: A pretraining stage's log, in its folder ``<study>/pretrain/<stage_id>/`` of the store.
 STAGE_LOG = "stage.log"
 #: How often the driver reads the logs of the stages and trials in flight.
 POLL_SECONDS = 10.0
+#: The grid's ETA when only trials past their expected end are left (their remainder is unknown).
+FINISHING = "finishing"
+#: A stage's or trial's ETA after its last epoch: it evaluates (held-out score, eval sets).
+EVALUATING = "evaluating"
 _EPOCH = re.compile(r"epoch (\d+): loss (\S+) \((\d+) steps, (\d+) of (\d+), ([\d.]+)s\)")
 
 log = logging.getLogger("capgate.grid")
@@ -69,6 +79,15 @@ class EpochProgress:
         per_step = self.seconds / max(1, self.done / self.epoch)
         return max(0, self.total - self.done) * per_step
 
+    @property
+    def fitted(self) -> bool:
+        """The fit's last step is done: what is left is evaluation."""
+        return self.done >= self.total
+
+    def eta_words(self) -> str:
+        """``ETA 1m00s`` while it trains, :data:`EVALUATING` after its last epoch (never ``ETA 0s``)."""
+        return EVALUATING if self.fitted else f"ETA {format_eta(self.remaining_seconds)}"
+
 
 def parse_epoch(text: str) -> EpochProgress | None:
     """The last ``epoch k: loss ...`` line of a log (``train.fit``'s format), or None."""
@@ -84,7 +103,7 @@ def parse_epoch(text: str) -> EpochProgress | None:
 def format_epoch(what: str, p: EpochProgress, where: str | None = None) -> str:
     """``[grid] stage imagenet (efficientnet/B-3): epoch 3/8 (38%), loss 1.2345, 12.0s/epoch, ETA 1m00s | log P``."""
     line = (f"[grid] {what}: epoch {p.epoch}/{p.epochs} ({100 * min(p.done, p.total) // max(1, p.total)}%), "
-            f"loss {p.loss:.4g}, {p.seconds:.1f}s/epoch, ETA {format_eta(p.remaining_seconds)}")
+            f"loss {p.loss:.4g}, {p.seconds:.1f}s/epoch, {p.eta_words()}")
     return line + (f" | log {where}" if where else "")
 
 
@@ -93,7 +112,7 @@ class EpochWatch:
 
     ``read(target)`` returns the log's text (``Location.read_text``; a missing file is no
     progress yet). :meth:`poll` reads at most every ``interval`` seconds (``clock`` is
-    ``time.monotonic`` unless a test passes its own)."""
+    ``time.monotonic`` unless a test passes its own); ``seen[key]`` is when its newest epoch was first read."""
 
     def __init__(self, interval: float | None = None, echo: Callable[[str], None] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -101,6 +120,7 @@ class EpochWatch:
         self.echo, self.clock = echo, clock  # None: the log (a live bar on a terminal)
         self.watched: dict[str, tuple[str, Any]] = {}
         self.latest: dict[str, EpochProgress] = {}
+        self.seen: dict[str, float] = {}
         self.last_poll = -math.inf
 
     def watch(self, key: str, what: str, target: Any) -> None:
@@ -109,6 +129,7 @@ class EpochWatch:
     def forget(self, key: str) -> None:
         self.watched.pop(key, None)
         self.latest.pop(key, None)
+        self.seen.pop(key, None)
         finished(key)
 
     def _read(self, key: str) -> str | None:
@@ -120,10 +141,11 @@ class EpochWatch:
         if p is None or (key in self.latest and p.epoch <= self.latest[key].epoch):
             return None
         self.latest[key] = p
+        self.seen[key] = self.clock()
         line = format_epoch(what, p, str(target))
         if self.echo is None:  # on a terminal (grid.live) a bar on the status line, else this line
             short = bar(what.split(" (")[0], min(p.done, p.total) / max(1, p.total),
-                        f"{p.epoch}/{p.epochs} ETA {format_eta(p.remaining_seconds)}")
+                        f"{p.epoch}/{p.epochs} {p.eta_words()}")
             log.info(line, extra=live_extra(key, short))
         else:
             self.echo(line)
@@ -165,15 +187,18 @@ class GridProgress(Callback):
     """
 
     def __init__(self, total: int, slots: int, skipped: int = 0, runs: list[Any] | None = None,
-                 store: Any = None, watch: EpochWatch | None = None) -> None:
+                 store: Any = None, watch: EpochWatch | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.total, self.slots, self.skipped = total, max(1, slots), skipped
-        self.t0 = time.monotonic()
+        self.clock = clock  # the watch's clock too: its ``seen`` times are compared with it
+        self.t0 = clock()
         self.running: dict[str, float] = {}
         self.run_of: dict[str, str] = {}  # trial id -> run id
         self.labels = {r.run_id: f"{r.family}/{r.rung} {r.init} seed {r.seed}" for r in runs or ()}
         self.store = store
-        self.watch = watch or EpochWatch()
+        self.watch = watch or EpochWatch(clock=clock)
         self.durations: list[float] = []
+        self.eval_seconds: list[float] = []  # finished trials: from their last epoch seen to their end
         self.statuses: dict[str, int] = {"ok": 0, "diverged": 0, "failed": 0}
         self.errored = 0  # trials Ray itself lost (worker or node died) after all retries
 
@@ -181,41 +206,70 @@ class GridProgress(Callback):
     def done(self) -> int:
         return sum(self.statuses.values()) + self.errored
 
+    def _progress(self, trial_id: str) -> EpochProgress | None:
+        return self.watch.latest.get(self.run_of.get(trial_id, ""))
+
+    def eval_guess(self) -> float | None:
+        """Seconds a trial evaluates after its last epoch: the mean measured on finished trials, else
+        one epoch at the running trials' mean pace (a floor), else None."""
+        if self.eval_seconds:
+            return sum(self.eval_seconds) / len(self.eval_seconds)
+        paces = [p.seconds for t in self.running if (p := self._progress(t)) is not None]
+        return sum(paces) / len(paces) if paces else None
+
     def _left(self, trial_id: str, started: float, mean: float | None, now: float) -> float | None:
-        """A running trial's seconds left: its epochs left at its own pace, else the mean's rest
-        (None, unknown, once it has run longer than the mean without an epoch line)."""
-        p = self.watch.latest.get(self.run_of.get(trial_id, ""))
-        if p is not None:
-            return p.remaining_seconds
-        rest = None if mean is None else mean - (now - started)
+        """A running trial's seconds left: its epochs left at its own pace plus its evaluation, else
+        the mean's rest. None (unknown) once it has run longer than expected: past the mean without
+        an epoch line, or evaluating longer than :meth:`eval_guess`."""
+        p = self._progress(trial_id)
+        if p is None:
+            rest = None if mean is None else mean - (now - started)
+        else:
+            evaluation = self.eval_guess() or 0.0
+            if not p.fitted:
+                return p.remaining_seconds + evaluation
+            rest = evaluation - (now - self.watch.seen.get(self.run_of[trial_id], now))
         return rest if rest is not None and rest > 0 else None
 
-    def eta(self) -> float | None:
-        """The slowest running trial's time left, or all the work left spread over the slots if
-        longer. None (``?``) before anything has a pace, and rather than 0s while a trial of
-        unknown pace still trains."""
-        now = time.monotonic()
+    def _estimate(self) -> tuple[float | None, bool]:
+        """``(seconds left, whether any pace is known)``: the slowest running trial's time left, or
+        all the work left spread over the slots if longer."""
+        now = self.clock()
         mean = sum(self.durations) / len(self.durations) if self.durations else None
         left = {t: self._left(t, s, mean, now) for t, s in self.running.items()}
         known = [x for x in left.values() if x is not None]
-        if mean is None:  # no trial finished: a run's whole duration from the epochs seen so far
-            paces = [now - self.running[t] + x for t, x in left.items() if x is not None]
+        if mean is None:  # no trial finished: a run's whole duration from the epochs seen so far (at
+            # least its time so far where its remainder is unknown)
+            paces = [now - self.running[t] + (x or 0.0) for t, x in left.items()
+                     if x is not None or self._progress(t) is not None]
             mean = sum(paces) / len(paces) if paces else None
         if mean is None:
-            return None
+            return None, False
         queued = max(0, self.total - self.done - len(self.running))
-        eta = max(max(known, default=0.0), (queued * mean + sum(known)) / self.slots)
-        return None if eta < 1 and len(known) < len(left) else eta
+        return max(max(known, default=0.0), (queued * mean + sum(known)) / self.slots), True
+
+    def eta(self) -> float | None:
+        """Seconds left; None before anything has a pace (``?``) and while anything runs with under
+        a second estimated (:data:`FINISHING`): never 0 while a trial trains or evaluates."""
+        eta, _ = self._estimate()
+        return None if eta is None or (eta < 1 and self.running) else eta
+
+    def eta_text(self) -> str:
+        """``1m05s``, :data:`FINISHING` (only trials past their expected end are left) or ``?``."""
+        eta, paced = self._estimate()
+        if eta is not None and (eta >= 1 or not self.running):
+            return format_eta(eta)
+        return FINISHING if paced else "?"
 
     def line(self) -> str:
         failed = self.statuses["failed"] + self.errored
         return (f"[grid] done {self.done}/{self.total} (ok {self.statuses['ok']}, diverged "
                 f"{self.statuses['diverged']}, failed {failed}) | running {len(self.running)} | "
-                f"remaining {self.total - self.done} | elapsed {format_eta(time.monotonic() - self.t0)} | "
-                f"ETA {format_eta(self.eta())}")
+                f"remaining {self.total - self.done} | elapsed {format_eta(self.clock() - self.t0)} | "
+                f"ETA {self.eta_text()}")
 
     def _started(self, trial: Any) -> None:
-        self.running[trial.trial_id] = time.monotonic()
+        self.running[trial.trial_id] = self.clock()
         rid = (getattr(trial, "config", None) or {}).get("run")
         if rid is None or self.store is None:
             return
@@ -224,8 +278,14 @@ class GridProgress(Callback):
         self.watch.watch(rid, f"run {rid} ({self.labels.get(rid, '?')})", path)
         log.info("[grid] run %s (%s) started | log %s", rid, self.labels.get(rid, "?"), path)
 
-    def _ended(self, trial: Any) -> float | None:
-        self.watch.forget(self.run_of.pop(trial.trial_id, ""))
+    def _ended(self, trial: Any, measure: bool = False) -> float | None:
+        """Stop following a trial; ``measure``: it finished, so the time since its last epoch (when
+        that was seen) is a measured evaluation. Returns when it started."""
+        rid = self.run_of.pop(trial.trial_id, "")
+        p, seen = self.watch.latest.get(rid), self.watch.seen.get(rid)
+        if measure and p is not None and p.fitted and seen is not None:
+            self.eval_seconds.append(self.clock() - seen)
+        self.watch.forget(rid)
         return self.running.pop(trial.trial_id, None)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -241,9 +301,9 @@ class GridProgress(Callback):
         status = result.get("status")
         if status in self.statuses:
             self.statuses[status] += 1
-            start = self._ended(trial)
+            start = self._ended(trial, measure=True)
             self.durations.append(float(result.get("busy_seconds") or
-                                        (time.monotonic() - start if start else 0.0)))
+                                        (self.clock() - start if start else 0.0)))
             log.info("%s | %s %s seed %s -> %s%s", self.line(), result.get("backbone", "?"),
                      result.get("init", "?"), result.get("seed", "?"), status,
                      "" if result.get("skipped") is not True else " (already stored)")
