@@ -73,9 +73,19 @@ def main() -> None:
     ap.add_argument("--studies", type=int, default=None,
                     help="simulated studies per scenario (default: 400 classic, 60 verdicts)")
     ap.add_argument("--seeds", type=int, default=4, help="seeds per arm (classic suite)")
-    ap.add_argument("--suite", choices=("verdicts", "classic"), default="verdicts")
+    ap.add_argument("--suite", choices=("verdicts", "classic", "residuals"), default="verdicts")
+    ap.add_argument("--results", nargs="+", default=None,
+                    help="residuals suite: results tables or study folders whose residuals the null studies resample")
+    ap.add_argument("--plan", default=None, help="residuals suite: the analysis plan (e.g. analysis/demo.yaml)")
+    ap.add_argument("--look", type=int, default=3, help="residuals suite: each run group's first N seeds")
     ap.add_argument("--only", default=None, help="verdicts suite: run the scenarios whose name contains one of these |-separated parts")
     args = ap.parse_args()
+    if args.suite == "residuals":
+        from calibration_residuals import run_residuals
+        if not args.results:
+            ap.error("--suite residuals needs --results")
+        run_residuals(args.results, args.plan, args.studies or 100, args.look)
+        return
     if args.suite == "verdicts":
         from calibration_verdicts import run_suite
         run_suite(args.studies or 60, args.only)
