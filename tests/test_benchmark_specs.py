@@ -60,6 +60,9 @@ def test_synthetic_root_of_a_benchmark_format_is_the_benchmark_world(tmp_path):
     root = resolve_root(ref, tmp_path / "world")
     assert root == tmp_path / "world-benchmark" / "cifar100" and (root / "cifar-100-python" / "train").is_file()
     assert resolve_root(ref, tmp_path / "world") == root  # the second call reuses it
+    tiny = plan_grid(EXP / "lightweight_benchmark_demo_tinyimagenet.yaml").study
+    wnids = (tmp_path / "world-benchmark" / "tinyimagenet" / "tiny-imagenet-200" / "wnids.txt").read_text().split()
+    assert list(tiny.classes) == wnids  # the demo lists the stand-in's classes in wnids.txt order
 
 
 def test_tinyimagenet_spec_takes_its_classes_from_wnids_txt_and_dry_runs(monkeypatch, tmp_path, capsys):
