@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from helpers import run_main
+from test_data_tinyimagenet import WNIDS, write_tiny_imagenet
+
 from capgate.data.roots import resolve_root
+from capgate.errors import SpecError
 from capgate.grid.plan import plan_grid
 from capgate.grid.preflight import preflight
 
@@ -41,7 +45,8 @@ def test_dry_run_lists_unset_variables_and_missing_weights(monkeypatch, tmp_path
 
 
 def test_demo_specs_expand_to_three_models_two_inits_three_seeds():
-    for name, ds in (("lightweight_benchmark_demo", "cifar10"), ("lightweight_benchmark_demo_cifar100", "cifar100")):
+    for name, ds in (("lightweight_benchmark_demo", "cifar10"), ("lightweight_benchmark_demo_cifar100", "cifar100"),
+                     ("lightweight_benchmark_demo_tinyimagenet", "tinyimagenet")):
         plan = plan_grid(EXP / f"{name}.yaml")
         assert len(plan.runs) == 18 and len(plan.stages) == 3
         assert plan.study.train_sets[0].data.format == ds and plan.study.train_sets[0].data.root == "synthetic"
@@ -55,3 +60,41 @@ def test_synthetic_root_of_a_benchmark_format_is_the_benchmark_world(tmp_path):
     root = resolve_root(ref, tmp_path / "world")
     assert root == tmp_path / "world-benchmark" / "cifar100" and (root / "cifar-100-python" / "train").is_file()
     assert resolve_root(ref, tmp_path / "world") == root  # the second call reuses it
+    tiny = plan_grid(EXP / "lightweight_benchmark_demo_tinyimagenet.yaml").study
+    wnids = (tmp_path / "world-benchmark" / "tinyimagenet" / "tiny-imagenet-200" / "wnids.txt").read_text().split()
+    assert list(tiny.classes) == wnids  # the demo lists the stand-in's classes in wnids.txt order
+
+
+def test_tinyimagenet_spec_takes_its_classes_from_wnids_txt_and_dry_runs(monkeypatch, tmp_path, capsys):
+    write_tiny_imagenet(tmp_path / "data")  # the real layout: data/tiny-imagenet-200/wnids.txt, train/, val/
+    monkeypatch.setenv("TINYIMAGENET_ROOT", str(tmp_path / "data"))
+    monkeypatch.delenv("IMAGENET_WEIGHTS", raising=False)
+    spec = EXP / "lightweight_benchmark_tinyimagenet.yaml"
+    plan = plan_grid(spec)
+    assert plan.study.classes == tuple(WNIDS)  # wnids.txt's order (unsorted), the labels' index
+    assert len(plan.runs) == 5 * 2 * 5 and {r.recipe for r in plan.runs} == {plan.study.recipe}
+    assert plan.study.recipe == plan_grid(EXP / "lightweight_benchmark.yaml").study.recipe  # the CIFAR protocol
+    assert [e.data.split for e in plan.study.train_sets[0].evals] == ["val"]  # test/ has no labels
+    assert run_main(["run-grid", str(spec), "--dry-run", "--storage", str(tmp_path / "store")]) == 0
+    out = capsys.readouterr().out
+    assert "50 runs = 1 train sets x 5 rungs x 2 inits x 5 seeds" in out
+    assert out.count(" train=tinyimagenet eval=tinyimagenet[in_domain]") == 50
+    assert f"classes: [{', '.join(WNIDS)}]" in out
+
+
+def test_tinyimagenet_spec_without_its_root_names_the_variable_and_the_file(monkeypatch, tmp_path, capsys):
+    spec = EXP / "lightweight_benchmark_tinyimagenet.yaml"
+    monkeypatch.delenv("TINYIMAGENET_ROOT", raising=False)
+    with pytest.raises(SpecError, match=r"'classes' = from_data: .*TINYIMAGENET_ROOT.*export TINYIMAGENET_ROOT="):
+        plan_grid(spec)
+    monkeypatch.setenv("TINYIMAGENET_ROOT", str(tmp_path))
+    assert run_main(["run-grid", str(spec), "--dry-run", "--storage", str(tmp_path / "store")]) == 2
+    err = capsys.readouterr().err
+    assert "'classes' = from_data" in err and "no wnids.txt here nor in tiny-imagenet-200/" in err
+
+
+def test_classes_from_data_is_refused_for_a_synthetic_root_or_a_format_without_a_class_index(tmp_path):
+    with pytest.raises(SpecError, match=r"root is 'synthetic' .*fix: list the class names"):
+        plan_grid(EXP / "lightweight_benchmark_demo_tinyimagenet.yaml", ["classes=from_data"])
+    with pytest.raises(SpecError, match=r"format 'cifar10' has no class index .*formats that have one: tinyimagenet"):
+        plan_grid(EXP / "lightweight_benchmark.yaml", ["classes=from_data", f"datasets.cifar10.root={tmp_path}"])

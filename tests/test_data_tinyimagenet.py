@@ -31,7 +31,7 @@ def _jpeg(path: Path, value: int, grey: bool = False) -> None:
     Image.new(mode, (64, 64), value if grey else (value, 255 - value, 40)).save(path, quality=95)
 
 
-def _tiny(root: Path) -> Path:
+def write_tiny_imagenet(root: Path) -> Path:
     d = root / "tiny-imagenet-200"
     d.mkdir(parents=True)
     (d / "wnids.txt").write_text("\n".join(WNIDS) + "\n")
@@ -52,7 +52,7 @@ def _tiny(root: Path) -> Path:
 
 
 def test_train_and_val_share_the_wnids_txt_index_and_carry_words_names(tmp_path: Path) -> None:
-    d = _tiny(tmp_path)
+    d = write_tiny_imagenet(tmp_path)
     train = read_tinyimagenet(tmp_path, "train")  # the folder holding tiny-imagenet-200
     val = open_classification("tinyimagenet", d, "val")
     assert train.classes == val.classes == tuple(WNIDS)
@@ -63,7 +63,7 @@ def test_train_and_val_share_the_wnids_txt_index_and_carry_words_names(tmp_path:
 
 
 def test_greyscale_jpegs_come_back_as_three_equal_channels(tmp_path: Path) -> None:
-    _tiny(tmp_path)
+    write_tiny_imagenet(tmp_path)
     train = read_tinyimagenet(tmp_path, "train")
     grey = train.image(7)  # n09246464_1.JPEG, written as an L-mode JPEG
     assert Image.open(train.samples[7][0]).mode == "L"
@@ -74,13 +74,13 @@ def test_greyscale_jpegs_come_back_as_three_equal_channels(tmp_path: Path) -> No
 
 
 def test_test_split_is_refused_as_unlabeled(tmp_path: Path) -> None:
-    _tiny(tmp_path)
+    write_tiny_imagenet(tmp_path)
     with pytest.raises(DataError, match=r"test/ images carry no labels .*; fix: evaluate on split 'val'"):
         open_classification("tinyimagenet", tmp_path, "test")
 
 
 def test_verify_summarises_and_lists_every_problem_with_exit_2(tmp_path: Path) -> None:
-    d = _tiny(tmp_path)
+    d = write_tiny_imagenet(tmp_path)
     r = CliRunner().invoke(cli, ["data", "verify", str(tmp_path), "--format", "tinyimagenet"])
     assert r.exit_code == 0, r.output
     assert "train: 9 images, 3 classes" in r.output and "size 64x64 (all)" in r.output
@@ -105,7 +105,7 @@ def test_verify_summarises_and_lists_every_problem_with_exit_2(tmp_path: Path) -
 
 
 def test_wnids_and_folders_must_agree(tmp_path: Path) -> None:
-    d = _tiny(tmp_path)
+    d = write_tiny_imagenet(tmp_path)
     (d / "train" / "n99999999" / "images").mkdir(parents=True)
     (d / "words.txt").write_text("n02124075\tEgyptian cat\n")
     with pytest.raises(DataError) as exc:

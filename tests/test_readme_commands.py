@@ -18,6 +18,7 @@ import pytest
 
 from capgate.cli import cli
 from capgate.grid import plan_grid
+from capgate.spec.load import read_yaml
 from helpers import readme_commands
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,7 +61,9 @@ RUN_GRIDS = [c for c in COMMANDS if c[1][0] == "run-grid"]
 
 @pytest.mark.parametrize(("line", "argv", "env"), RUN_GRIDS, ids=[f"README:{c[0]}" for c in RUN_GRIDS])
 def test_each_run_grid_sets_the_variables_its_spec_needs(line: int, argv: list[str], env: set[str]) -> None:
-    study = plan_grid(REPO / argv[1]).study
+    # `classes: from_data` reads the data at load; any class list plans the same roots without it
+    from_data = read_yaml(REPO / argv[1]).get("classes") == "from_data"
+    study = plan_grid(REPO / argv[1], ["classes=[any]"] if from_data else []).study
     refs = [d for ts in study.train_sets for d in ts.datasets] + [s.data for s in study.stages if s.data]
     needed = {v for ref in refs for v in re.findall(r"\$\{(\w+)\}", ref.root)}
     assert needed <= env, f"README.md:{line}: capgate {' '.join(argv)} also needs {sorted(needed - env)}"

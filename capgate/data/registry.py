@@ -22,7 +22,7 @@ from typing import Any
 from capgate.errors import DataError
 
 __all__ = ["DataFormat", "FORMATS", "get_format", "format_names", "open_detection", "open_classification",
-           "verify_dataset", "export_coco", "DETECTION_FORMATS", "CLASSIFICATION_FORMATS", "VERIFY_FORMATS",
+           "verify_dataset", "export_coco", "dataset_classes", "DETECTION_FORMATS", "CLASSIFICATION_FORMATS", "VERIFY_FORMATS",
            "EXPORT_FORMATS"]
 
 
@@ -42,6 +42,7 @@ class DataFormat:
     export: Callable[..., list] | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     about: str = ""
+    classes: Callable[[Path], tuple[str, ...]] | None = None  # the class list from the class index file alone
 
 
 # --- detection --------------------------------------------------------------------------------
@@ -119,6 +120,12 @@ def _open_tinyimagenet(root: Path, split: str, domain: str | None, classes: Any)
     return select_classes(read_tinyimagenet(root, split), classes)
 
 
+def _tinyimagenet_classes(root: Path) -> tuple[str, ...]:
+    from capgate.data.tinyimagenet import tinyimagenet_classes
+
+    return tinyimagenet_classes(root)
+
+
 def _verify_benchmark(name: str) -> Callable[..., None]:
     def _verify(root: Path, report: Any, problems: Any, k: int | None, drop_invalid: bool) -> None:
         from capgate.data import verify_classify
@@ -147,7 +154,8 @@ FORMATS: dict[str, DataFormat] = {f.name: f for f in (
     DataFormat("cifar100_coarse", "classification", ("train", "test"), _cifar_opener("cifar100"),
                options={"labels": "coarse"}, about="CIFAR-100 read with its 20 coarse superclasses"),
     DataFormat("tinyimagenet", "classification", ("train", "val"), _open_tinyimagenet,
-               _verify_benchmark("verify_tinyimagenet"), about="Tiny ImageNet (tiny-imagenet-200)"),
+               _verify_benchmark("verify_tinyimagenet"), about="Tiny ImageNet (tiny-imagenet-200)",
+               classes=_tinyimagenet_classes),
 )}
 
 
@@ -190,6 +198,17 @@ def open_classification(format: str, root: Path | str, split: str, domain: str |
     ``options`` go to the reader (CIFAR: ``labels="coarse"``, ``version="binary"``)."""
     f = get_format(format, "classification")
     return f.open(Path(root), split, domain, classes, **{**f.options, **options})
+
+
+def dataset_classes(format: str, root: Path | str) -> tuple[str, ...]:
+    """A dataset's class list in label order, read from its class index file alone (Tiny ImageNet:
+    ``wnids.txt``), without scanning its images: what a spec's ``classes: from_data`` resolves to."""
+    f = FORMATS.get(format)
+    if f is None or f.classes is None:
+        able = ", ".join(n for n, g in FORMATS.items() if g.classes is not None)
+        raise DataError(f"format {format!r} has no class index to read the classes from; formats that have one: "
+                        f"{able}; fix: list the class names under 'classes'")
+    return f.classes(Path(root))
 
 
 def verify_dataset(path: Path | str, format: str, max_image_checks: int | None = 2000,

@@ -6,7 +6,8 @@ sub-folder per format) or a path that may use ``${ENV_VAR}``. A synthetic root o
 :mod:`capgate.data.synth_benchmark` instead (default config, the tiny world's seed 0), generated on
 first use beside the tiny world (``<world root>-benchmark``), so the tiny world's bytes and ids
 stay as they were. Only this module reads the
-environment for dataset paths; it is called when data is opened, never for a plain dry run.
+environment for dataset paths; it is called when data is opened, never for a plain dry run (a
+spec's ``classes: from_data`` opens the class index when the spec is loaded).
 On a cluster the driver resolves every root once and the mapping travels with each trial
 (``roots``), so a worker never reads its own environment for them.
 """

@@ -26,7 +26,7 @@ from capgate.data.problems import ProblemLog
 from capgate.data.types import ClassificationDataset
 from capgate.errors import DataError
 
-__all__ = ["read_tinyimagenet", "scan_tinyimagenet", "find_tinyimagenet", "check_boxes_files",
+__all__ = ["read_tinyimagenet", "scan_tinyimagenet", "tinyimagenet_classes", "find_tinyimagenet", "check_boxes_files",
            "TINYIMAGENET_SPLITS", "TINYIMAGENET_FOLDER"]
 
 TINYIMAGENET_SPLITS = ("train", "val")
@@ -145,6 +145,15 @@ def scan_tinyimagenet(root: Path, split: str, problems: ProblemLog) -> Classific
         name="tinyimagenet", format="tinyimagenet", root=root, split=split, domain=None, classes=wnids,
         samples=samples, meta={"variant": "tinyimagenet", "class_index": "wnids.txt", "class_names": names},
     )
+
+
+def tinyimagenet_classes(root: Path | str) -> tuple[str, ...]:
+    """The wnids of ``wnids.txt`` in file order (the label index), without reading any image."""
+    problems = ProblemLog()
+    root = find_tinyimagenet(Path(root).absolute())
+    wnids = _wnids(root / "wnids.txt", problems)
+    problems.raise_if_any(f"Tiny ImageNet {root} (wnids.txt)")
+    return wnids
 
 
 def read_tinyimagenet(root: Path | str, split: str = "train") -> ClassificationDataset:

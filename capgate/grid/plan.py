@@ -1,7 +1,7 @@
 """A study planned before anything starts: the expanded stages and runs, what ``--dry-run`` prints.
 
 :func:`plan_grid` loads and validates the spec (rung names included) and expands it; no data is
-read and neither torch nor ray is imported. :meth:`GridPlan.describe` and :meth:`GridPlan.to_dict`
+read (but the class index file of a spec's ``classes: from_data``) and neither torch nor ray is imported. :meth:`GridPlan.describe` and :meth:`GridPlan.to_dict`
 are the dry run's text and ``--json`` output: the resolved spec (as YAML in the text), every
 pretraining stage and run, and how many runs the store already holds.
 """

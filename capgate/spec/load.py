@@ -22,6 +22,7 @@ from capgate.data.registry import CLASSIFICATION_FORMATS, DETECTION_FORMATS
 from capgate.spec.adaptive import parse_adaptive
 from capgate.spec.checks import _choice, _keys, _num, _seed_list, _str
 from capgate.errors import SpecError
+from capgate.spec.classes import FROM_DATA, check_classes, classes_from_data
 from capgate.models.ladder import FAMILIES, STANDARD_FAMILY, Rung, get_rung, rung_names, standard_names
 from capgate.schema import SHIFTS, TASKS
 from capgate.spec.model import (AMP_MODES, DatasetRef, EvalSet, InitDef, MinStageScore, Recipe, Resources, StageDef,
@@ -358,19 +359,21 @@ def _build_study(d: dict[str, Any], base_dir: Path) -> StudySpec:
         raise SpecError(f"spec key 'study' = {study!r} may only use letters, digits, '_', '.', '-'")
     task = _choice(d["task"], "task", TASKS)
     classes = d["classes"]
-    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
-        raise SpecError(f"spec key 'classes' must be a non-empty list of class names, got {classes!r}")
+    check_classes(classes)
     class_map = d["class_map"]
     if class_map is not None and not isinstance(class_map, (str, dict)):
         raise SpecError(f"spec key 'class_map' must be a preset name (e.g. person) or a mapping "
                         f"{{target: [source names]}}, got {class_map!r}")
-    if isinstance(class_map, dict) and list(class_map) != list(classes):
-        raise SpecError(f"spec key 'class_map' targets {list(class_map)} must equal 'classes' {classes}")
     world = _keys(d["world"], "world", (), ("seed", "config"))
     world = {"seed": _num(world.get("seed", 0), "world.seed", int, 0), "config": dict(world.get("config") or {})}
     if GENERATOR_VERSION != IDS_WITHOUT_GENERATOR:  # which world these runs read is part of their ids
         world["generator"] = GENERATOR_VERSION
     ds = _Datasets(d["datasets"], task)
+    train_sets = _train_sets(d["train_sets"], ds)
+    if classes == FROM_DATA:
+        classes = classes_from_data(train_sets[0].data)
+    if isinstance(class_map, dict) and list(class_map) != list(classes):
+        raise SpecError(f"spec key 'class_map' targets {list(class_map)} must equal 'classes' {classes}")
     stages = _stages(d["pretraining"] or {}, ds)
     rungs, rung_defs = _rungs(d["rungs"])
     if task != "classification" and any(fam == STANDARD_FAMILY for fam, _ in rungs):
@@ -378,7 +381,7 @@ def _build_study(d: dict[str, Any], base_dir: Path) -> StudySpec:
                         f"a {task} study names rungs of the ladder's families ({', '.join(FAMILIES)})")
     return StudySpec(
         study=study, task=task, classes=tuple(classes), class_map=class_map, world=world,
-        train_sets=_train_sets(d["train_sets"], ds), rungs=rungs, inits=_inits(d["inits"], {s.name for s in stages}),
+        train_sets=train_sets, rungs=rungs, inits=_inits(d["inits"], {s.name for s in stages}),
         stages=stages, seeds=_seed_list(d["seeds"], "seeds"), recipe=_recipe(d["recipe"] or {}, "recipe"),
         resources=_resources(d["resources"], "resources"),
         stage_resources=_resources(d["stage_resources"], "stage_resources"), rung_defs=rung_defs,
