@@ -134,7 +134,7 @@ def build_workspace(ws: Path) -> Path:
     for study in ("llvip_flir", "rgb_to_ir", "domainnet"):
         store_study(ws / "shared", spec_study(study))
     for prefix, root in (("lightweight_benchmark_demo", ".capgate"), ("lightweight_benchmark", "shared")):
-        for suffix, name in (("", "cifar10"), ("_cifar100", "cifar100")):
+        for suffix, name in (("", "cifar10"), ("_cifar100", "cifar100"), ("_tinyimagenet", "tinyimagenet")):
             store_study(ws / root, small_study(prefix + suffix, "classification", families=standard,
                                                sets={name: [(name, "in_domain")]}))
     (ws / "weights").mkdir()

@@ -87,16 +87,19 @@ CASES: dict[str, Case] = {
     "report results.parquet -o reports/my-study/": Case(),
     "run-grid experiments/lightweight_benchmark_demo.yaml": Case(dry=True),
     "run-grid experiments/lightweight_benchmark_demo_cifar100.yaml": Case(dry=True),
+    "run-grid experiments/lightweight_benchmark_demo_tinyimagenet.yaml": Case(dry=True),
     "report .capgate/lightweight_benchmark_demo .capgate/lightweight_benchmark_demo_cifar100 "
-    "-o reports/benchmark_demo/": Case(),
+    ".capgate/lightweight_benchmark_demo_tinyimagenet -o reports/benchmark_demo/": Case(),
     # the dry run loads each model's ImageNet weights file into the model: five full-size models
     "run-grid experiments/lightweight_benchmark.yaml --dry-run": Case(needs=("weights",), slow=True),
     "run-grid experiments/lightweight_benchmark.yaml --storage /shared/capgate": Case(dry=True, needs=("weights",),
                                                                                       slow=True),
     "run-grid experiments/lightweight_benchmark_cifar100.yaml --storage /shared/capgate":
         Case(dry=True, needs=("weights",), slow=True),
+    "run-grid experiments/lightweight_benchmark_tinyimagenet.yaml --storage /shared/capgate":
+        Case(dry=True, needs=("weights",), slow=True),
     "report /shared/capgate/lightweight_benchmark /shared/capgate/lightweight_benchmark_cifar100 "
-    "-o reports/benchmark/": Case(),
+    "/shared/capgate/lightweight_benchmark_tinyimagenet -o reports/benchmark/": Case(),
     "data verify PATH --format flir --drop-invalid --json": Case(says='"format": "flir"'),
     "data export PATH --format llvip -o DIR": Case(says="boxes"),
     "run-grid experiments/llvip_flir.yaml --address HEAD:6379 --storage /shared/capgate": Case(dry=True),
@@ -141,7 +144,7 @@ PREFIXES = {"/shared/capgate": "shared"}
 ENV = {
     "LLVIP_ROOT": "world/llvip", "FLIR_ROOT": "world/flir", "IMAGENET_ROOT": "world/imagenet",
     "COCO_ROOT": "world/coco", "DOMAINNET_ROOT": "world/domainnet", "CIFAR10_ROOT": "bench/cifar10",
-    "CIFAR100_ROOT": "bench/cifar100", "IMAGENET_WEIGHTS": "weights",
+    "CIFAR100_ROOT": "bench/cifar100", "TINYIMAGENET_ROOT": "bench/tinyimagenet", "IMAGENET_WEIGHTS": "weights",
     # set by the s3 / gcs fixtures to their servers' addresses
     "AWS_ENDPOINT_URL": None, "AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None, "AWS_REGION": None,
     "STORAGE_EMULATOR_HOST": None,
