@@ -7,7 +7,7 @@ across eval sets, heavy tails and collapsed runs, as they came out of real train
 - the rows of the table's first look (each run group's first ``--look`` seeds; the demo's 3);
 - per (study, task, train set), the *seed blocks*: one seed's residuals from its cells' means, on every
   init and eval set of one rung (so the shared seed and run components travel together), scaled by
-  ``sqrt(n / (n - 1))`` for the centring (``n`` the cell's ok runs);
+  ``sqrt(n / (n - 1))`` for the centring (``n`` the cell's ok runs), clipped to the metric's [0, 1];
 - every rung's seed slots filled by seed blocks drawn with replacement from that pool, added to the rung's
   scratch means on every init: every true gain is 0. Each slot keeps its own ``stage_seed``; a drawn block
   brings its pretraining replicate's effect as noise, so the between-stage clustering is not reproduced
@@ -80,7 +80,7 @@ def null_study(table: pd.DataFrame, blocks: pd.DataFrame, plan: Any, rng: np.ran
     for task, metric in metric_of.items():
         hit = (ok["task"] == task).to_numpy()
         if metric in ok.columns:
-            ok.loc[hit, metric] = ok.loc[hit, "base"].to_numpy() + e[hit]
+            ok.loc[hit, metric] = np.clip(ok.loc[hit, "base"].to_numpy() + e[hit], 0.0, 1.0)  # a metric's range
     return validate(ok.drop(columns=["donor", "base"]))
 
 
