@@ -105,6 +105,19 @@ def test_plan_names_that_match_nothing_are_input_errors():
         analyze(t, {"n_boot": 0, "contrasts": ["imagenet_typo"]})
 
 
+def test_an_expectation_of_a_task_or_shift_the_results_lack_is_not_applicable_not_an_error():
+    """A paper plan shared by studies (capacity_gate.yaml: cross-dataset detection claims) reads a
+    classification study or one without a cross-dataset shift: those expectations are untested there."""
+    t = simulate_results(demo_truth(seeds=2), seed=0)
+    plan = {"n_boot": 0, "expectations": [
+        {"init": "imagenet", "task": "classification", "verdict": "helps"},
+        {"init": "imagenet", "shift": "cross_domain", "verdict": "helps"}]}
+    e = analyze(t, plan).expectations
+    assert list(e["status"]) == ["untested", "untested"] and not e["holds"].any()
+    assert list(e["detail"]) == ["not applicable: these results have no task 'classification' contrast",
+                                 "not applicable: these results have no shift 'cross_domain' contrast"]
+
+
 def test_unknown_baseline_is_an_input_error():
     t = simulate_results(demo_truth(seeds=2), seed=0)
     with pytest.raises(SpecError, match=r"plan baseline 'random' is not an init of the results table"):

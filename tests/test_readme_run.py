@@ -74,9 +74,9 @@ CASES: dict[str, Case] = {
     "run-grid experiments/llvip_flir.yaml --storage /shared/capgate": Case(dry=True),
     "report /shared/capgate/llvip_flir --plan analysis/capacity_gate.yaml -o reports/llvip_flir/": Case(),
     "run-grid experiments/rgb_to_ir.yaml --storage /shared/capgate": Case(dry=True),
-    "report /shared/capgate/rgb_to_ir -o reports/rgb_to_ir/": Case(),
+    "report /shared/capgate/rgb_to_ir --plan analysis/capacity_gate.yaml -o reports/rgb_to_ir/": Case(),
     "run-grid experiments/domainnet.yaml --storage /shared/capgate": Case(dry=True),
-    "report /shared/capgate/domainnet -o reports/domainnet/": Case(),
+    "report /shared/capgate/domainnet --plan analysis/capacity_gate.yaml -o reports/domainnet/": Case(),
     "models --family shufflenetv2 --json": Case(slow=True, says='"family": "shufflenetv2"'),  # builds, times: ~15 s
     "run-grid experiments/families.yaml": Case(dry=True),
     "report .capgate/families/results.parquet -o reports/families/": Case(),
