@@ -202,11 +202,10 @@ def resolve_plan(plan: Plan | dict[str, Any] | None, *, source: str = "plan") ->
         out["contrasts"] = list(contrasts)
 
     out["margin"] = _margin(out["margin"], source)
-    if out["pairing"] not in PAIRINGS:
-        raise _err(source, "pairing", out["pairing"], f"{list(PAIRINGS)} (auto = paired when both arms share seeds)")
-    if out["outlier_runs"] not in OUTLIER_POLICIES:
-        raise _err(source, "outlier_runs", out["outlier_runs"],
-                   f"{list(OUTLIER_POLICIES)} (isolate = keep runs far below their siblings out of the verdicts)")
+    for key, choices, why in (("pairing", PAIRINGS, "auto = paired when both arms share seeds"),
+                              ("outlier_runs", OUTLIER_POLICIES, "isolate = runs far below their siblings out")):
+        if out[key] not in choices:
+            raise _err(source, key, out[key], f"{list(choices)} ({why})")
     alpha = out["alpha"]
     if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0 < alpha < 0.5:
         raise _err(source, "alpha", alpha, "a number in (0, 0.5), e.g. 0.05")
