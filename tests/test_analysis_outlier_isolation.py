@@ -56,6 +56,21 @@ def test_isolate_keeps_a_collapsed_run_out_of_the_verdicts_as_if_it_had_diverged
     assert (kept.loc[hit, "gain"] < iso.loc[hit, "gain"] - 0.02).all()
 
 
+def test_isolate_lists_every_run_it_keeps_out_even_below_the_report_threshold():
+    """A run 5 SDs down is not listed under keep (6) but is kept out, and listed, under isolate (4)."""
+    t = _table(seeds=5)
+    plan = resolve_plan({"n_boot": 0, "contrasts": ["imagenet"]})
+    y, cells, _ = analysis_frame(t, plan)
+    run = t[(t["init"] == "imagenet") & (t["seed"] == 1)]["run_id"].iloc[0]
+    scale = float(cells[cells["eval_set"] == "llvip/rgb"]["sd_mod"].median())
+    t = t.copy()
+    t.loc[t["run_id"] == run, "map"] -= 5.2 * scale  # between the two thresholds (seeded table)
+    _, _, kept = analysis_frame(t, plan)
+    y_iso, _, listed = analysis_frame(t, plan.replace(outlier_runs="isolate"))
+    assert run not in set(kept["run_id"])
+    assert run in set(listed["run_id"]) and run not in set(y_iso["run_id"])
+
+
 def test_isolate_judges_only_cells_of_four_or_more_runs():
     t, _ = _collapse(_table(seeds=3))
     pd.testing.assert_frame_equal(_gains(t, outlier_runs="isolate")[COLS[1:]], _gains(t)[COLS[1:]])
@@ -70,7 +85,9 @@ def test_analysis_frame_lists_the_flagged_runs_under_either_policy_and_the_repor
         assert (run in set(y["run_id"])) == (policy == "keep")
         a = analyze(t, plan)
         text = next(w for w in a.warnings if "below their siblings" in w)
-        assert ("kept in the statistics" in text) == (policy == "keep")
+        assert text.startswith("3 runs lie more than 6 eval-set SDs below their siblings (kept in the statistics"
+                               if policy == "keep" else
+                               "1 runs were kept out of the verdicts on every eval set (more than 4 eval-set SDs")
         assert a.plan.to_dict()["outlier_runs"] == policy
 
 

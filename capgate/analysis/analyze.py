@@ -120,10 +120,11 @@ def _data_warnings(table: pd.DataFrame, plan: Plan, cells: pd.DataFrame, gains: 
         warnings.append(f"{len(dropped)} paired contrasts dropped {int(dropped['n_dropped'].sum())} runs without "
                         "a partner seed in the other arm, e.g. " + ", ".join(dropped["key"].head(2)))
     if len(odd):
-        kept = ("kept in the statistics" if plan.outlier_runs == "keep" else
-                f"kept out of the verdicts with any run more than {ISOLATE_RUN_SDS:g} SDs below, plan outlier_runs: isolate")
-        warnings.append(f"{len(odd)} runs lie more than {OUTLIER_RUN_SDS:g} eval-set SDs below their siblings ({kept}; "
-                        "listed under Data completeness), e.g. "
+        what = (f"{len(odd)} runs lie more than {OUTLIER_RUN_SDS:g} eval-set SDs below their siblings (kept in the "
+                "statistics" if plan.outlier_runs == "keep" else
+                f"{odd['run_id'].nunique()} runs were kept out of the verdicts on every eval set (more than "
+                f"{ISOLATE_RUN_SDS:g} eval-set SDs below their siblings on {len(odd)} records; plan outlier_runs: isolate")
+        warnings.append(what + "; listed under Data completeness), e.g. "
                         + ", ".join(f"{r.run_id} ({r.key})" for r in odd.head(3).itertuples()))
     n_out = int(cells["outlier"].sum())
     if n_out:

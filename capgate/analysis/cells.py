@@ -56,7 +56,8 @@ def metric_frame(table: pd.DataFrame, plan: Plan) -> pd.DataFrame:
 
 def analysis_frame(table: pd.DataFrame, plan: Plan) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """``(y, cells, outliers)``: the rows the verdicts rest on, their :func:`cell_table`, and the runs
-    :func:`outlier_runs` flags among the ok rows of :func:`metric_frame` (listed by the report).
+    :func:`outlier_runs` flags among the ok rows of :func:`metric_frame` (listed by the report), and under
+    ``isolate`` every record of a run it kept out.
 
     Under the plan's ``outlier_runs: keep`` (the default) every ok row counts. Under ``isolate`` a run
     more than :data:`ISOLATE_RUN_SDS` eval-set SDs below the median of its siblings on any eval set,
@@ -66,14 +67,18 @@ def analysis_frame(table: pd.DataFrame, plan: Plan) -> tuple[pd.DataFrame, pd.Da
     :data:`ISOLATE_PASSES` times. The trade-off is measured by ``benchmarks/calibration.py`` (README)."""
     y = metric_frame(table, plan)
     cells = cell_table(table, plan, y)
-    odd = outlier_runs(y, cells)
+    listed = [outlier_runs(y, cells)]
     for _ in range(ISOLATE_PASSES if plan.outlier_runs == "isolate" else 0):
         judged = outlier_runs(y, cells, ISOLATE_RUN_SDS, ISOLATE_MIN_RUNS)
         if not len(judged):
             break
+        listed.append(judged)
         y = y[~y["run_id"].isin(set(judged["run_id"]))].reset_index(drop=True)
         cells = cell_table(table, plan, y)
-    return y, cells, odd
+    if len(listed) == 1:
+        return y, cells, listed[0]
+    odd = pd.concat(listed, ignore_index=True).drop_duplicates(["key", "run_id"])
+    return y, cells, odd.sort_values("key", kind="stable").reset_index(drop=True)
 
 
 def _expected_seeds(table: pd.DataFrame, plan: Plan) -> pd.Series:
