@@ -219,7 +219,10 @@ def test_two_node_grid_on_s3_survives_a_node_removal_and_a_driver_kill(tmp_path:
     from capgate.analysis import load_results
     from capgate.grid import Store, plan_grid
 
-    spec = tiny_spec(tmp_path, name="s3both", rungs={"mobilenetv3": ["S-6"]}, seeds=[0, 1, 2, 3],
+    # 6 runs: after the removal one node trains one run at a time, the driver is killed after one more record,
+    # and a trial already running may still finish as an orphan; with 4 runs an idle machine stored all of them
+    # before the kill (so nothing was left to resume)
+    spec = tiny_spec(tmp_path, name="s3both", rungs={"mobilenetv3": ["S-6"]}, seeds=[0, 1, 2, 3, 4, 5],
                      inits=("scratch",), steps=6)
     plan = plan_grid(spec)
     with s3_server() as s3:
