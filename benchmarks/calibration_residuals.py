@@ -8,8 +8,11 @@ across eval sets, heavy tails and collapsed runs, as they came out of real train
 - per (study, task, train set), the *seed blocks*: one seed's residuals from its cells' means, on every
   init and eval set of one rung (so the shared seed and run components travel together), scaled by
   ``sqrt(n / (n - 1))`` for the centring (``n`` the cell's ok runs), clipped to the metric's [0, 1];
-- every rung's seed slots filled by seed blocks drawn with replacement from that pool, added to the rung's
-  scratch means on every init: every true gain is 0. Each slot keeps its own ``stage_seed``; a drawn block
+- every rung's seed slots filled by seed blocks drawn from that pool, distinct within the rung (drawn
+  with replacement only when the pool is smaller than the rung's slots: a block drawn twice into one cell
+  would give two identical seeds, a variance of zero between them, and anti-conservative tests: with 3
+  seeds from a pool of 12, a quarter of the cells), added to the rung's scratch means on every init:
+  every true gain is 0. Each slot keeps its own ``stage_seed``; a drawn block
   brings its pretraining replicate's effect as noise, so the between-stage clustering is not reproduced
   (the replicate analysis sees it as independent noise);
 - analysed with the plan: a decided ``helps`` or ``hurts`` is a false claim.
@@ -67,8 +70,11 @@ def null_study(table: pd.DataFrame, blocks: pd.DataFrame, plan: Any, rng: np.ran
     res = blocks.set_index([*POOL, "block", "init", "eval_set"])["e"]
     res = res[~res.index.duplicated()]
     pools = blocks.groupby(list(POOL))["block"].unique()
-    slots = ok[[*POOL, "family", "backbone", "seed"]].drop_duplicates()
-    drawn = np.array([rng.choice(pools[tuple(s)]) for s in slots[list(POOL)].itertuples(index=False)])
+    slots = ok[[*POOL, "family", "backbone", "seed"]].drop_duplicates().reset_index(drop=True)
+    drawn = np.empty(len(slots), dtype=np.int64)
+    for key, rows in slots.groupby([*POOL, "family", "backbone"], sort=False).groups.items():
+        pool = pools[tuple(key[:len(POOL)])]  # one rung's seeds: distinct blocks while the pool has enough
+        drawn[np.asarray(rows)] = rng.choice(pool, size=len(rows), replace=len(pool) < len(rows))
     slots = slots.assign(donor=drawn)
     ok = ok.merge(slots, on=[*POOL, "family", "backbone", "seed"], how="left")
     ok = ok.join(scratch, on=["study", "task", "family", "backbone", "train_set", "eval_set"])

@@ -53,6 +53,23 @@ def test_resampled_residuals_come_from_the_same_pool_with_their_seed_blocks(tabl
     assert donors.iloc[0] == len(one)
 
 
+def test_one_rungs_seeds_get_distinct_donor_blocks(table):
+    # a block drawn twice into one cell would make two seeds identical (zero variance between them)
+    plan = as_plan("analysis/demo.yaml")
+    look = first_look(table, 3)
+    blocks = seed_blocks(look, plan)
+    key = blocks.set_index(["train_set", "init", "eval_set", "block"])["e"].round(12)
+    for seed in range(5):
+        t = null_study(look, blocks, plan, np.random.default_rng(seed))
+        sc = t[(t["init"] == "scratch") & (t["eval_set"] == t["train_set"])]
+        base = blocks[blocks["init"] == "scratch"].groupby(["backbone", "train_set", "eval_set"])["y"].mean()
+        sc = sc.assign(e=(sc["map"] - base.reindex(list(zip(sc["backbone"], sc["train_set"], sc["eval_set"])))
+                          .to_numpy()).round(12))
+        for (bb, ts), g in sc.groupby(["backbone", "train_set"]):
+            donors = [key[ts, "scratch", ts][key[ts, "scratch", ts] == e].index[0] for e in g["e"]]
+            assert len(set(donors)) == len(donors), (bb, ts, donors)
+
+
 def test_the_residuals_suite_runs_from_the_command_line(table, tmp_path):
     path = tmp_path / "results.parquet"
     table.to_parquet(path)
