@@ -38,6 +38,7 @@ demo-check: setup
 bench: setup
 	$(PY) benchmarks/grid_efficiency.py
 	$(PY) benchmarks/trainer_throughput.py
+	$(PY) benchmarks/channels_last.py
 	$(PY) benchmarks/analysis_speed.py
 
 # The wheel (templates/, experiments/ and analysis/ inside it, no setup.py) into dist/.
