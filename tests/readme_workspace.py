@@ -133,9 +133,11 @@ def build_workspace(ws: Path) -> Path:
                              ("resnet18", 11_689_512)]}
     for study in ("llvip_flir", "rgb_to_ir", "domainnet"):
         store_study(ws / "shared", spec_study(study))
-    for prefix, root in (("lightweight_benchmark_demo", ".capgate"), ("lightweight_benchmark", "shared")):
-        for suffix, name in (("", "cifar10"), ("_cifar100", "cifar100"), ("_tinyimagenet", "tinyimagenet")):
-            store_study(ws / root, small_study(prefix + suffix, "classification", families=standard,
-                                               sets={name: [(name, "in_domain")]}))
+    for suffix, name in (("", "cifar10"), ("_cifar100", "cifar100"), ("_tinyimagenet", "tinyimagenet")):
+        store_study(ws / ".capgate", small_study("lightweight_benchmark_demo" + suffix, "classification",
+                                                 families=standard, sets={name: [(name, "in_domain")]}))
+    benchmark = {name: [(name, "in_domain")] for name in ("cifar10", "cifar100", "tinyimagenet")}  # ONE study
+    store_study(ws / "shared", small_study("lightweight_benchmark", "classification", families=standard,
+                                           sets=benchmark))
     (ws / "weights").mkdir()
     return ws

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -57,3 +59,30 @@ def test_report_shows_a_table_per_dataset_with_tinyimagenet_top5_and_macro_f1(tm
     assert "<td>c</td><td>scratch</td><td>3</td><td>20.0 [19.6, 20.4]</td><td>45.0 [44.6, 45.4]</td>" in tiny
     assert "helps (+10.0 pp)" in tiny and "the ranking does not change beyond seed noise" in tiny
     assert "tinyimagenet: 5 seeds per model and initialization" in tiny
+
+
+def test_one_study_of_three_datasets_shows_each_tables_own_class_count_and_chance(tmp_path):
+    """The one benchmark spec's study: three train sets with 10, 100 and 200 classes (each run's spec in
+    runs/<run_id>.json carries its train set's list, as run-grid writes it)."""
+    t = _table().assign(study="lightweight_benchmark")
+    folder = tmp_path / "lightweight_benchmark"
+    (folder / "runs").mkdir(parents=True)
+    n_classes = {"cifar10": 10, "cifar100": 100, "tinyimagenet": 200}
+    for rid, ds in t.groupby("run_id")["train_set"].first().items():
+        spec = {"study": "lightweight_benchmark", "task": "classification",
+                "classes": [f"c{i}" for i in range(n_classes[ds])], "train_set": {"name": ds}}
+        (folder / "runs" / f"{rid}.json").write_text(json.dumps({"run_id": rid, "spec": spec, "records": []}))
+    t.to_csv(folder / "results.csv", index=False)
+    html = render_report(folder / "results.csv", tmp_path / "out", {"n_boot": 200}).read_text(encoding="utf-8")
+    sec = html[html.index('<section id="benchmark">'):html.index('<section id="rankings">')]
+    captions = [c.split("</caption>")[0] for c in sec.split("<caption>")[1:]]
+    assert captions == [
+        "cifar10: 10 classes, chance 10.0 % top-1; 5 seeds per model and initialization",
+        "cifar100: 100 classes, chance 1.0 % top-1; 5 seeds per model and initialization",
+        "tinyimagenet: 200 classes, chance 0.5 % top-1; 5 seeds per model and initialization"]
+    # each dataset's own numbers: model a, imagenet, top-1 = TRUE + 0.10 (70.0, 50.0, 40.0 %)
+    for ds, top1 in (("cifar10", "70.0"), ("cifar100", "50.0"), ("tinyimagenet", "40.0")):
+        table = sec[sec.index(f"<h3>{ds}</h3>"):].split("</table>")[0]
+        assert f"<td>a</td><td>imagenet</td><td>1</td><td>{top1} [" in table
+    bare = render_report(t, tmp_path / "bare", {"n_boot": 200}).read_text(encoding="utf-8")
+    assert "<caption>cifar100: 5 seeds per model and initialization</caption>" in bare  # no study folder: no classes

@@ -17,8 +17,7 @@ import click
 import pytest
 
 from capgate.cli import cli
-from capgate.grid import plan_grid
-from capgate.spec.load import read_yaml
+from capgate.spec.load import read_yaml, study_from_dict
 from helpers import readme_commands
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,9 +60,13 @@ RUN_GRIDS = [c for c in COMMANDS if c[1][0] == "run-grid"]
 
 @pytest.mark.parametrize(("line", "argv", "env"), RUN_GRIDS, ids=[f"README:{c[0]}" for c in RUN_GRIDS])
 def test_each_run_grid_sets_the_variables_its_spec_needs(line: int, argv: list[str], env: set[str]) -> None:
-    # `classes: from_data` reads the data at load; any class list plans the same roots without it
-    from_data = read_yaml(REPO / argv[1]).get("classes") == "from_data"
-    study = plan_grid(REPO / argv[1], ["classes=[any]"] if from_data else []).study
+    # `classes: from_data` (the study's or a train set's) reads the data at load; any class list plans the same
+    # roots without it
+    raw = read_yaml(REPO / argv[1])
+    for node in (raw, *raw["train_sets"]):
+        if node.get("classes") == "from_data":
+            node["classes"] = ["any"]
+    study = study_from_dict(raw, base_dir=(REPO / argv[1]).parent)
     refs = [d for ts in study.train_sets for d in ts.datasets] + [s.data for s in study.stages if s.data]
     needed = {v for ref in refs for v in re.findall(r"\$\{(\w+)\}", ref.root)}
     assert needed <= env, f"README.md:{line}: capgate {' '.join(argv)} also needs {sorted(needed - env)}"

@@ -48,7 +48,10 @@ class GridPlan:
 
     def describe(self, stored: int | None = None) -> str:
         """A readable listing: the resolved spec as YAML, every stage and every run."""
-        lines = [self.headline(stored), "resolved spec:"]
+        counts = [len(self.study.classes_of(i)) for i in range(len(self.study.train_sets))]
+        sets = ", ".join(f"{ts.name} ({n} class{'' if n == 1 else 'es'})"
+                         for ts, n in zip(self.study.train_sets, counts))
+        lines = [self.headline(stored), f"train sets: {sets}", "resolved spec:"]
         text = yaml.safe_dump(study_to_dict(self.study), sort_keys=False, default_flow_style=None, width=100)
         lines += ["  " + ln for ln in text.rstrip().splitlines()]
         lines.append("pretraining stages:")
@@ -73,6 +76,8 @@ class GridPlan:
             "spec": study_to_dict(self.study),
             "stages": [{"stage_id": s.stage_id, **s.to_dict()} for s in self.stages],
             "stage_seeds": list(self.study.stage_seeds),
+            "train_sets": [{"name": ts.name, "n_classes": len(self.study.classes_of(i))}
+                           for i, ts in enumerate(self.study.train_sets)],
             "runs": [{"run_id": r.run_id, "family": r.family, "rung": r.rung, "init": r.init, "seed": r.seed,
                       "init_stage": r.init_stage, "stage_seed": r.stage_seed, "train_set": r.train_set.name,
                       "evals": [e.name for e in r.train_set.evals], "stored": r.run_id in done} for r in self.runs],

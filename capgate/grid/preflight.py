@@ -194,7 +194,7 @@ def _check_weights(path: Path, key: str, plan: GridPlan, only: set[str] | None =
         if run.rung in seen or (only is not None and run.rung not in only):
             continue
         seen.add(run.rung)
-        model = task.build_model(run.build_rung(), len(plan.study.classes), run.recipe.resolution)
+        model = task.build_model(run.build_rung(), len(run.classes), run.recipe.resolution)
         try:
             initialize(model, path, part="backbone")
         except CapgateError as exc:

@@ -1,8 +1,8 @@
 """The report's lightweight-CNN benchmark section: one table per dataset and its ranking answer.
 
 Shown when the results hold classification runs of standard models (family ``standard``): per
-dataset (eval set), model x init with top-1, top-5, macro-F1 (seed mean and t interval), parameters,
-FP32 storage, MACs, latency, rank under its init, the gain and verdict against the baseline and the
+dataset (eval set; with a study folder, its class count and chance level), model x init with top-1,
+top-5, macro-F1 (seed mean and t interval), parameters, FP32 storage, MACs, latency, rank under its init, the gain and verdict against the baseline and the
 Pareto fronts; then, per pair of inits, whether the ranking changes beyond seed noise. The numbers
 come from :mod:`capgate.analysis.benchmark`; this module only formats them.
 """
@@ -68,8 +68,20 @@ def _sentence(r: pd.Series) -> str:
             "both orders held beyond seed noise.")
 
 
-def benchmark_section(table: pd.DataFrame, analysis: Any) -> dict[str, Any] | None:
-    """The template context of the benchmark section, or None when ``table`` has no standard models."""
+def _classes(train_sets: Any, counts: dict[str, int]) -> str:
+    """``"100 classes, chance 1.0 % top-1"`` when the dataset's train sets have one known class count, else ``""``."""
+    known = {counts.get(str(t)) for t in train_sets}
+    if len(known) != 1 or None in known:
+        return ""
+    (n,) = known
+    return f"{n} classes, chance {100 / n:.1f} % top-1"
+
+
+def benchmark_section(table: pd.DataFrame, analysis: Any,
+                      class_counts: dict[str, int] | None = None) -> dict[str, Any] | None:
+    """The template context of the benchmark section, or None when ``table`` has no standard models.
+    ``class_counts`` (train set -> number of classes, from the study folder's run specs) puts each dataset's
+    class count and chance level in its table's caption; a bare table has none."""
     std = table[(table["family"] == "standard") & (table["task"] == "classification")]
     if std.empty:
         return None
@@ -89,5 +101,6 @@ def benchmark_section(table: pd.DataFrame, analysis: Any) -> dict[str, Any] | No
                 for _, r in g.iterrows()]
         sentences = [_sentence(r) for _, r in changes[changes["eval_set"] == ev].iterrows()]
         datasets.append({"heading": str(ev), "rows": rows, "sentences": sentences,
+                         "classes": _classes(std.loc[std["eval_set"] == ev, "train_set"].unique(), class_counts or {}),
                          "n_seeds": _span(int(g["n_seeds"].min()), int(g["n_seeds"].max()))})
     return {"cols": cols, "datasets": datasets, "macs_note": MACS_NOTE}

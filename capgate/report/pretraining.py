@@ -18,8 +18,8 @@ from typing import Any
 
 from capgate.report.units import fmt_metric, fmt_pp, metric_label
 
-__all__ = ["study_folder", "read_stages", "read_chance", "pretraining_section", "floor_flags", "flag_summary",
-           "FLOOR", "NEAR_CHANCE"]
+__all__ = ["study_folder", "read_stages", "read_chance", "read_class_counts", "pretraining_section", "floor_flags",
+           "flag_summary", "FLOOR", "NEAR_CHANCE"]
 
 #: A cell whose mean metric is below this (0..1 scale) is at the floor: the arm learned (almost) nothing.
 FLOOR = 0.02
@@ -76,7 +76,13 @@ def read_stages(folder: Path | None) -> list[dict[str, Any]] | None:
 
 def read_chance(folder: Path | None) -> dict[tuple[str, str], float]:
     """Chance top-1 per (task, train_set) of the classification runs: 1 / number of classes."""
-    out: dict[tuple[str, str], float] = {}
+    return {key: 1.0 / n for key, n in read_class_counts(folder).items()}
+
+
+def read_class_counts(folder: Path | None) -> dict[tuple[str, str], int]:
+    """Number of classes per (task, train_set) of the classification runs, from their specs (each train set
+    of a study may have its own class list: ``train_sets[i].classes``); empty without a study folder."""
+    out: dict[tuple[str, str], int] = {}
     if folder is None:
         return out
     for i, path in enumerate(sorted((folder / "runs").glob("*.json"))):
@@ -90,7 +96,7 @@ def read_chance(folder: Path | None) -> dict[tuple[str, str], float]:
         if spec.get("task") == "classification" and classes:
             train = spec.get("train_set")
             name = train if isinstance(train, str) else (train or {}).get("name", str(train))
-            out.setdefault(("classification", str(name)), 1.0 / len(classes))
+            out.setdefault(("classification", str(name)), len(classes))
     return out
 
 

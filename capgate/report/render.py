@@ -28,7 +28,7 @@ from capgate.errors import CapgateError, InputError
 from capgate.report.context import build_context
 from capgate.report.exports import write_exports
 from capgate.report.paper import verdict_tally
-from capgate.report.pretraining import flag_summary, study_folder
+from capgate.report.pretraining import flag_summary, read_class_counts, study_folder
 
 __all__ = ["render_report", "render_html", "templates_dir", "load_tables", "ResultsInput",
            "report_tally"]
@@ -148,7 +148,9 @@ def render_report(results: ResultsInput, outdir: str | os.PathLike, plan: str | 
     index = out / "index.html"
     from capgate.report.benchmark import benchmark_section
 
-    page = render_html(analysis, summary, inputs=inputs, title=title, benchmark=benchmark_section(table, analysis))
+    counts = {t: n for (task, t), n in read_class_counts(study_folder(inputs)).items() if task == "classification"}
+    page = render_html(analysis, summary, inputs=inputs, title=title,
+                       benchmark=benchmark_section(table, analysis, counts))
     atomic_write_text(index, page)
     # figures/*.svg, tables/*.md|.tex, sentences.md (with the page's floor/chance notes)
     write_exports(out, page, flag_summary(summary, study_folder(inputs)))

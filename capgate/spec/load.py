@@ -22,7 +22,7 @@ from capgate.data.registry import CLASSIFICATION_FORMATS, DETECTION_FORMATS
 from capgate.spec.adaptive import parse_adaptive
 from capgate.spec.checks import _choice, _keys, _num, _seed_list, _str
 from capgate.errors import SpecError
-from capgate.spec.classes import FROM_DATA, check_classes, classes_from_data
+from capgate.spec.classes import resolve_classes
 from capgate.models.ladder import FAMILIES, STANDARD_FAMILY, Rung, get_rung, rung_names, standard_names
 from capgate.schema import SHIFTS, TASKS
 from capgate.spec.model import (AMP_MODES, DatasetRef, EvalSet, InitDef, MinStageScore, Recipe, Resources, StageDef,
@@ -49,11 +49,12 @@ DEFAULTS: dict[str, Any] = {
     "stage_resources": {"cpu": 1, "gpu": 0},
     "inits": {"scratch": {}},
     "pretraining": {},
+    "classes": None,  # the study's class list; may be left out when every train set declares its own
     "class_map": None,
     "adaptive": None,  # {plan, max_seeds, max_rounds, max_runs}: run-grid runs the --until-resolved loop
     "min_stage_score": None,  # {classification: top-1, detection: mAP}: a stage below it stops the grid
 }
-TOP_KEYS_REQUIRED = ("study", "datasets", "train_sets", "rungs", "classes")
+TOP_KEYS_REQUIRED = ("study", "datasets", "train_sets", "rungs")
 TOP_KEYS_OPTIONAL = tuple(DEFAULTS)
 
 # ---------------------------------------------------------------------------------------------
@@ -245,8 +246,8 @@ def _train_sets(raw: Any, ds: _Datasets) -> tuple[TrainSet, ...]:
     out = []
     for i, t in enumerate(raw):
         where = f"train_sets[{i}]"
-        _keys(t, where, ("dataset", "split", "eval"), ("modality", "domain", "name"))
-        tref = ds.ref({k: v for k, v in t.items() if k != "eval"}, where)
+        _keys(t, where, ("dataset", "split", "eval"), ("modality", "domain", "name", "classes"))
+        tref = ds.ref({k: v for k, v in t.items() if k not in ("eval", "classes")}, where)
         if not isinstance(t["eval"], list) or not t["eval"]:
             raise SpecError(f"spec key '{where}.eval' must be a non-empty list of eval sets")
         evals = []
@@ -358,8 +359,6 @@ def _build_study(d: dict[str, Any], base_dir: Path) -> StudySpec:
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", study):
         raise SpecError(f"spec key 'study' = {study!r} may only use letters, digits, '_', '.', '-'")
     task = _choice(d["task"], "task", TASKS)
-    classes = d["classes"]
-    check_classes(classes)
     class_map = d["class_map"]
     if class_map is not None and not isinstance(class_map, (str, dict)):
         raise SpecError(f"spec key 'class_map' must be a preset name (e.g. person) or a mapping "
@@ -370,18 +369,16 @@ def _build_study(d: dict[str, Any], base_dir: Path) -> StudySpec:
         world["generator"] = GENERATOR_VERSION
     ds = _Datasets(d["datasets"], task)
     train_sets = _train_sets(d["train_sets"], ds)
-    if classes == FROM_DATA:
-        classes = classes_from_data(train_sets[0].data)
-    if isinstance(class_map, dict) and list(class_map) != list(classes):
-        raise SpecError(f"spec key 'class_map' targets {list(class_map)} must equal 'classes' {classes}")
+    classes, train_classes = resolve_classes(d["classes"], d["train_sets"], train_sets, class_map)
     stages = _stages(d["pretraining"] or {}, ds)
     rungs, rung_defs = _rungs(d["rungs"])
     if task != "classification" and any(fam == STANDARD_FAMILY for fam, _ in rungs):
         raise SpecError(f"spec key 'rungs.{STANDARD_FAMILY}': standard models are classifiers with their own head; "
                         f"a {task} study names rungs of the ladder's families ({', '.join(FAMILIES)})")
     return StudySpec(
-        study=study, task=task, classes=tuple(classes), class_map=class_map, world=world,
-        train_sets=train_sets, rungs=rungs, inits=_inits(d["inits"], {s.name for s in stages}),
+        study=study, task=task, classes=classes, class_map=class_map, world=world,
+        train_sets=train_sets, train_classes=train_classes, rungs=rungs,
+        inits=_inits(d["inits"], {s.name for s in stages}),
         stages=stages, seeds=_seed_list(d["seeds"], "seeds"), recipe=_recipe(d["recipe"] or {}, "recipe"),
         resources=_resources(d["resources"], "resources"),
         stage_resources=_resources(d["stage_resources"], "stage_resources"), rung_defs=rung_defs,

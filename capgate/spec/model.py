@@ -70,6 +70,9 @@ class StudySpec:
     fresh process cannot rebuild from the name alone; they travel inside every run spec.
     ``adaptive`` (None: a fixed grid) is how run-grid grows seeds; ``min_stage_score`` (None: no minimum)
     is the score a pretraining stage must reach before runs fine-tune from it; neither is in any run or stage id.
+    ``classes`` is the study's class list (``()`` when every train set declares its own); ``train_classes``
+    holds each train set's list in ``train_sets`` order, or ``()`` when every one uses ``classes``
+    (:mod:`capgate.spec.classes`). A run carries its train set's list (:meth:`classes_of`).
     """
 
     study: str
@@ -89,6 +92,11 @@ class StudySpec:
     adaptive: Adaptive | None = None
     stage_seeds: tuple[int, ...] = (0,)  # pretraining replicates (see the module doc)
     min_stage_score: MinStageScore | None = None
+    train_classes: tuple[tuple[str, ...], ...] = ()
+
+    def classes_of(self, index: int) -> tuple[str, ...]:
+        """The class list of train set ``train_sets[index]``: its own, else the study's."""
+        return self.train_classes[index] if self.train_classes else self.classes
 
 
 def _rung_of(name: str, rung_def: dict[str, Any] | None) -> Rung:
@@ -293,7 +301,7 @@ def expand(study: StudySpec) -> tuple[list[PretrainSpec], list[RunSpec]]:
     """
     stages: dict[str, PretrainSpec] = {}
     runs: list[RunSpec] = []
-    for ts in study.train_sets:
+    for t, ts in enumerate(study.train_sets):
         for fam, rung in study.rungs:
             rung_def = study.rung_defs.get(rung)
             for init in study.inits:
@@ -307,7 +315,7 @@ def expand(study: StudySpec) -> tuple[list[PretrainSpec], list[RunSpec]]:
                 for seed in study.seeds:
                     ss = stage_seed_for(seed, study.stage_seeds) if replicated else 0
                     runs.append(RunSpec(
-                        study=study.study, task=study.task, classes=study.classes,
+                        study=study.study, task=study.task, classes=study.classes_of(t),
                         class_map=study.class_map, family=fam,
                         rung=rung, init=init.name, init_stage=ends[ss], init_checkpoint=init.checkpoint,
                         train_set=ts, recipe=study.recipe, world=study.world, seed=seed, rung_def=rung_def,

@@ -226,8 +226,9 @@ def _train_and_score(spec: RunSpec, storage: Path, stages: dict[str, PretrainSpe
     train_ds = open_set(spec.train_set.data)
     names = task.class_names(train_ds)
     if list(names) != list(spec.classes):
-        raise ValueError(f"train set {spec.train_set.name} has classes {list(names)}, the study "
-                         f"declares {list(spec.classes)}; fix 'classes'/'class_map' in the spec")
+        raise ValueError(f"train set {spec.train_set.name} has classes {list(names)}, the spec "
+                         f"declares {list(spec.classes)} for it; fix its 'classes' (or the study's, or "
+                         f"'class_map') in the spec")
     gen = seed_everything(spec.seed)  # after data loading, right before the model is created
     model = task.build_model(spec.build_rung(), len(spec.classes), r.resolution)
     base.update(_profile(model, spec, cache))
