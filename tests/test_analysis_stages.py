@@ -133,6 +133,10 @@ def test_report_states_the_checkpoint_a_verdict_is_conditional_on():
     tip = verdict_maps({**summary, "verdicts": [rep]})[0]["tables"][0]["rows"][0]["cells"][0]["tip"]
     assert ("3 pretraining replicates: 75% of a seed's variance is between pretraining runs, 25% between "
             "fine-tuning seeds; more pretraining replicates would decide it") in tip
+    one_each = {**rep, "stage_share": None}  # one fine-tuning seed per replicate: no within-replicate noise
+    tip = verdict_maps({**summary, "verdicts": [one_each]})[0]["tables"][0]["rows"][0]["cells"][0]["tip"]
+    assert ("3 pretraining replicates of one fine-tuning seed each: how their variance splits between pretraining "
+            "runs and fine-tuning seeds is not identifiable") in tip
 
 
 def test_stage_term_refits_in_lme4(tmp_path):
@@ -161,3 +165,24 @@ def test_stage_term_refits_in_lme4(tmp_path):
     ours = a.models[0]["variance_components"]
     assert vc["backbone:init:stage"] == pytest.approx(ours["backbone:init:stage"], rel=1e-2)
     assert vc["backbone:run_id"] == pytest.approx(ours["backbone:run_id"], rel=1e-2)
+
+
+def test_se_rerun_is_the_se_of_the_replicate_means():
+    # replicate means 0.53 and 0.61 (seeds 0, 2 / 1, 3): variance 0.0032 on 1 df (one cell: nothing to
+    # moderate with), se_rerun = sqrt(0.0032 / 2) = 0.04, above the cell's per-seed se
+    t = one_cell([0.50, 0.50, 0.50, 0.50], [0.52, 0.60, 0.54, 0.62], [0, 1, 0, 1])
+    a = analyze(t, PLAN)
+    cells = a.cells.set_index("init")
+    assert cells.loc["imagenet", "n_stages"] == 2 and cells.loc["imagenet", "se_rerun"] == pytest.approx(0.04)
+    assert cells.loc["imagenet", "se_rerun"] > cells.loc["imagenet", "se"]
+    assert np.isnan(cells.loc["scratch", "se_rerun"]) and np.isnan(cells.loc["scratch", "n_stages"])
+    # one replicate: no rerun SE (the check assumes a redraw), n_stages 1
+    one = analyze(one_cell([0.50, 0.50, 0.50, 0.50], [0.52, 0.60, 0.54, 0.62], [0, 0, 0, 0]), PLAN).cells
+    one = one.set_index("init")
+    assert one.loc["imagenet", "n_stages"] == 1 and np.isnan(one.loc["imagenet", "se_rerun"])
+    # replicate means 0.57 and 0.61: sqrt(0.0008 / 2) = 0.02; and never below the cell's own se
+    other = analyze(one_cell([0.50, 0.52, 0.48, 0.50], [0.56, 0.60, 0.58, 0.62], [0, 1, 0, 1]), PLAN).cells
+    assert other.set_index("init").loc["imagenet", "se_rerun"] == pytest.approx(0.02)
+    same = analyze(one_cell([0.50, 0.52, 0.48, 0.50], [0.56, 0.62, 0.62, 0.56], [0, 1, 0, 1]), PLAN).cells
+    same = same.set_index("init")  # replicate means 0.59 and 0.59: the cell's se
+    assert same.loc["imagenet", "se_rerun"] == pytest.approx(same.loc["imagenet", "se"])

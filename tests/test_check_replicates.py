@@ -120,3 +120,19 @@ def test_the_summary_environment_takes_the_runs_versions() -> None:
     assert env["git_sha"] is None  # no run recorded one
     assert env["capgate"]  # this process's capgate
     assert set(env) == {"cpu", "torch", "timm", "git_sha", "capgate", "python"}
+
+
+def test_the_summarys_se_rerun_replaces_the_assumption() -> None:
+    s = variant(variant(hand_summary(), cells__1__se_rerun=0.03), cells__1__n_stages=3)
+    key = s["cells"][1]["key"]
+    # se_rerun 0.03 is the whole SE of the cell under a redraw of its 3 replicates: each side 0.03^2;
+    # 2 * sqrt(2) * 0.03 = 8.49 pp
+    row = rows(compare(s, s, z=2.0))[key]
+    assert row.tolerance == "±8.49 pp" and "stage noise from 3 pretraining replicates (se_rerun)" in row.message
+    assert "assumed" not in row.message
+    # se_rerun below the cell's own se adds nothing (the scratch-like 2.83 pp)
+    low = variant(variant(hand_summary(), cells__1__se_rerun=0.005), cells__1__n_stages=3)
+    assert rows(compare(low, low, z=2.0))[key].tolerance == "±2.83 pp"
+    # a pretrained cell of one replicate (se_rerun null) keeps the conservative rule
+    one = variant(variant(hand_summary(), cells__1__se_rerun=None), cells__1__n_stages=1)
+    assert rows(compare(one, one, z=2.0))[key].tolerance == "±6.32 pp"

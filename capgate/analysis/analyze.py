@@ -20,7 +20,7 @@ from capgate.analysis.planning import SEEDS_RULE
 from capgate.analysis.ranking import ranking_stability, rankings
 from capgate.analysis.result import Analysis
 from capgate.analysis.verdicts import VERDICT_RULE
-from capgate.analysis.stages import stages_text
+from capgate.analysis.stages import rerun_se, stages_text
 from capgate.errors import SpecError
 
 __all__ = ["analyze", "analyze_contrasts", "evaluate_expectations"]
@@ -67,6 +67,7 @@ def analyze(table: pd.DataFrame, plan: Plan | dict[str, Any] | str | Path | None
 
     y, cells, odd = analysis_frame(table, plan)
     gains, noise = gains_of_table(table, plan, y, cells)
+    cells = rerun_se(cells, y, plan.baseline)
 
     warnings.extend(_data_warnings(table, plan, cells, gains, noise, odd))
     models, frames = _fit_models(y, plan, warnings)

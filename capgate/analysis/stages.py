@@ -23,7 +23,10 @@ approximation): ``within`` = pooled within-replicate variance (df ``n - k``), ``
 a replicate contrast needs more *pretraining replicates* (``more_of = pretraining_replicates``) when its
 between-stage part ``stage / k`` is at least its fine-tuning part ``within / (k m)``, else more
 fine-tuning seeds; ``stages_needed`` is the power analysis of gains.py on the replicate unit
-(replicates of ``m`` seeds each).
+(replicates of ``m`` seeds each). With one seed per replicate (the demo's design) ``within`` has no df:
+``stage_share`` is NaN (not identifiable; the report says so) and ``more_of`` is pretraining replicates,
+since a new replicate with its own seed lowers both parts of the variance and a seed on an old one only
+the fine-tuning part.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from capgate.analysis.cells import SITE_COLUMNS
 from capgate.analysis.noise import noise_strata, squeeze_var
 
 __all__ = ["replicate_stats", "checkpoint_names", "moderate_replicates", "replicate_unit", "stage_columns", "more_of",
-           "MORE_OF", "stages_text"]
+           "MORE_OF", "stages_text", "rerun_se"]
 
 #: What would decide an open contrast with replicates: more of which.
 MORE_OF = ("fine_tuning_seeds", "pretraining_replicates")
@@ -168,6 +171,42 @@ def stage_columns(n: int, j: pd.DataFrame, names: pd.DataFrame, m: pd.DataFrame)
         share, more = more_of(r, bool(r.paired_unit))
         out.loc[r.index, ["stage_share", "more_of"]] = [share, more]
         out.loc[r.index, "n_stages"] = int(r.n_stages)
+    return out
+
+
+def rerun_se(cells: pd.DataFrame, y: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """``cells`` with ``n_stages`` (pretraining replicates among a pretrained cell's ok runs; null for the
+    baseline init) and ``se_rerun``: the SE of the cell's mean under a rerun that draws its pretraining
+    stages again (what ``capgate check`` allows for a pretrained cell).
+
+    With ``k >= 2`` replicates the mean of the cell is the mean of its ``k`` replicate means (balanced),
+    whose variance holds the between-stage variance and the fine-tuning variance over the replicate's
+    seeds: ``se_rerun = sqrt(s2 / k)`` with ``s2`` the variance of the replicate means on ``k - 1`` df,
+    moderated across the pretrained cells of each (study, task) like every other variance, and never below
+    the cell's own ``se``. With one replicate (or a fixed checkpoint) it is null: the check then assumes one
+    redraw (:mod:`capgate.check.noise`)."""
+    out = cells.copy()
+    out["n_stages"], out["se_rerun"] = np.nan, np.nan
+    rep = replicate_stats(y, baseline)
+    names = checkpoint_names(y, baseline) if len(y) else None
+    site = list(SITE_COLUMNS)
+    idx = out.reset_index()[["index", *site, "init"]]
+    if names is not None and len(names):
+        j = idx.merge(names[[*site, "init", "n_stages"]], on=[*site, "init"], how="inner")
+        out.loc[j["index"].to_numpy(), "n_stages"] = j["n_stages"].to_numpy(dtype=float)
+    if not len(rep):
+        return out
+    j = idx.merge(rep[[*site, "init", "n_stages", "unpaired_var"]], on=[*site, "init"], how="inner")
+    j = j[np.isfinite(j["unpaired_var"].to_numpy(dtype=float))]
+    fam = (j["study"].astype(str) + "|" + j["task"].astype(str)).to_numpy()
+    for lab in pd.unique(fam):
+        sel = j[fam == lab]
+        var, df = sel["unpaired_var"].to_numpy(dtype=float), sel["n_stages"].to_numpy(dtype=float) - 1
+        mod = squeeze_var(var, df, noise_strata(sel["eval_set"].to_numpy(), sel["init"].to_numpy(), var, df))
+        rows = sel["index"].to_numpy()
+        se = out.loc[rows, "se"].to_numpy(dtype=float)
+        rerun = np.sqrt(mod.s2_post / sel["n_stages"].to_numpy(dtype=float))
+        out.loc[rows, "se_rerun"] = np.where(np.isfinite(se), np.fmax(rerun, se), rerun)
     return out
 
 

@@ -7,7 +7,8 @@ Every float is finite or null (NaN and inf become null).
 Top-level keys: ``schema`` (:data:`SUMMARY_SCHEMA`), ``studies``, ``tasks``, ``metric`` (task ->
 metric), ``plan`` (resolved, expectations as texts), ``families`` (one per (study, task): margin,
 number of contrasts, prior df), ``cells`` (keyed ``study|task|backbone|train_set|eval_set|init``: mean,
-stabilised ``se``, ``sd``, ``sd_mod``, counts), ``verdicts`` (keyed ``<cell key>|vs|<baseline>``),
+stabilised ``se``, ``sd``, ``sd_mod``, counts; a pretrained cell's ``n_stages`` and ``se_rerun``, the SE of
+its mean when its pretraining stages are drawn again, null with one replicate), ``verdicts`` (keyed ``<cell key>|vs|<baseline>``),
 ``gates`` (keyed ``study|task|family|shift|init``), ``rankings``, ``ranking_stability``,
 ``expectations`` (text, status, holds, detail), ``models``, ``warnings`` and ``environment`` (where the
 summary was made: ``cpu`` model of this machine; ``torch``, ``timm``, ``git_sha``, ``capgate`` of the runs
@@ -40,7 +41,7 @@ REGENERATE = "capgate check RESULTS... --baseline {path} --update-baseline"
 
 CELL_FIELDS = ["key", "study", "task", "family", "backbone", "params", "train_set", "eval_set", "shift", "init",
                "metric", "mean", "se", "sd", "sd_mod", "df_mod", "n_ok", "n_failed", "n_diverged", "n_expected",
-               "complete"]
+               "complete", "n_stages", "se_rerun"]
 VERDICT_FIELDS = ["key", "study", "task", "family", "backbone", "params", "train_set", "eval_set", "shift", "init",
                   "baseline", "gain", "ci_low", "ci_high", "se", "df", "pairing", "n_pairs", "n_dropped", "sd_mod",
                   "margin", "p_adj", "p_tost_adj", "verdict", "seeds_needed", "n_stages", "stage_share", "more_of",

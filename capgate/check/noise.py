@@ -3,9 +3,11 @@ systematic shift test over all cells of an init.
 
 **Stage variance.** Every fine-tuning seed of a pretrained cell starts from one of its pretraining
 stages, so a rerun that retrains the stages (another machine, other stage seeds) moves all its seeds
-together. A cell's mean then has variance ``se**2 + stage_var`` with ``stage_var = stage_sd**2 / k``
-(``k`` stage replicates). When the summary carries the cell's ``stage_sd`` (and ``n_stages``, default 1)
-that is used (``stage_sd`` null: no stage component). When it does not, a cell of a pretrained init
+together. A cell's mean then has variance ``se**2 + stage_var``. A summary whose cell carries ``se_rerun``
+(the SE of its mean under a redraw of its ``n_stages >= 2`` pretraining replicates, estimated from the
+replicate means and moderated: :func:`capgate.analysis.stages.rerun_se`) gives ``stage_var = se_rerun**2 -
+se**2`` (at least 0). A cell with a ``stage_sd`` (and ``n_stages``, default 1) gives ``stage_var =
+stage_sd**2 / k`` (``stage_sd`` null: no stage component). Otherwise a cell of a pretrained init
 (any init but the plan's ``baseline``) gets the conservative rule: ONE replicate whose between-stage SD
 equals the cell's seed-to-seed SD (``sd_mod``, else ``sd``), i.e. ``stage_var = sd**2``, so its
 tolerance admits a redraw of its stage on each side. Cells of the baseline init have none.
@@ -49,8 +51,12 @@ def pretrained_inits(summary: dict[str, Any]) -> set[str]:
 
 
 def stage_var(cell: dict[str, Any], pretrained: set[str]) -> tuple[float, str]:
-    """``(variance of the cell's mean from its pretraining stages, how it was found)``: ``summary``
-    (its ``stage_sd``), ``assumed`` (the conservative one-replicate rule) or ``none``."""
+    """``(variance of the cell's mean from its pretraining stages, how it was found)``: ``replicates`` (its
+    ``se_rerun``), ``summary`` (its ``stage_sd``), ``assumed`` (the conservative one-replicate rule) or
+    ``none``."""
+    rerun, se = _num(cell.get("se_rerun")), _num(cell.get("se"))
+    if rerun is not None:
+        return max(rerun * rerun - (se or 0.0) ** 2, 0.0), "replicates"
     if "stage_sd" in cell:
         sd = _num(cell.get("stage_sd")) or 0.0
         k = max(_num(cell.get("n_stages")) or 1.0, 1.0)

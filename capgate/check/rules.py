@@ -170,6 +170,10 @@ def _compare_cells(base: dict, cur: dict, abs_tol: float, z: float, se_mode: str
         note = f"diff {100 * diff:+.2f} pp; detectable shift {100 * mds(tol, se):.2f} pp"
         if "assumed" in (how_b, how_c):
             note += "; stage noise assumed (one replicate, stage SD = seed SD)"
+        elif "replicates" in (how_b, how_c):
+            k = sorted({f"{_num(x.get('n_stages')) or 0:g}" for x, how in ((b, how_b), (c, how_c))
+                        if how == "replicates"})  # a hand-made summary may lack n_stages: 0, not a crash
+            note += f"; stage noise from {'/'.join(k)} pretraining replicates (se_rerun)"
         elif "summary" in (how_b, how_c) and vb + vc > 0:
             note += "; stage noise from the summary's stage_sd"
         if se_b is None or se_c is None:

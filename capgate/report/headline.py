@@ -144,6 +144,9 @@ def _stage_tip(v: dict[str, Any]) -> str:
         if share is not None:
             tip += (f": {100 * float(share):.0f}% of a seed's variance is between pretraining runs, "
                     f"{100 - 100 * float(share):.0f}% between fine-tuning seeds")
+        else:  # one fine-tuning seed per replicate: nothing measures the noise within a replicate
+            tip += (" of one fine-tuning seed each: how their variance splits between pretraining runs and "
+                    "fine-tuning seeds is not identifiable (a second seed on a replicate would measure it)")
         if v.get("more_of") and v.get("verdict") == "inconclusive":
             tip += f"; more {str(v['more_of']).replace('_', ' ')} would decide it"
         return tip
