@@ -55,10 +55,11 @@ def test_dry_run_prints_the_resolved_spec_as_yaml_and_the_stored_count(tmp_path:
     res = CliRunner().invoke(cli, ["run-grid", DEMO, "--dry-run", "--storage", str(tmp_path)])
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()
-    assert lines[0].endswith("; 1 of 54 runs already stored, 53 to train")
-    assert lines[1] == "resolved spec:"
+    assert lines[0].endswith("; 1 of 36 runs already stored, 35 to train")
+    assert lines[1] == "train sets: llvip/rgb (1 class)"  # each train set's class count
+    assert lines[2] == "resolved spec:"
     block = []
-    for ln in lines[2:]:
+    for ln in lines[3:]:
         if not ln.startswith("  "):
             break
         block.append(ln[2:])
@@ -80,8 +81,8 @@ def test_dry_run_json(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["run-grid", DEMO, "--dry-run", "--json", "--storage", str(tmp_path)])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.output)
-    assert doc["study"] == "demo" and doc["n_runs"] == 54 == len(doc["runs"]) and doc["n_stored"] == 0
-    assert len(doc["stages"]) == 12 * len(doc["stage_seeds"]) and doc["problems"] == [] and doc["spec"]["seeds"] == [0, 1, 2]
+    assert doc["study"] == "demo" and doc["n_runs"] == 36 == len(doc["runs"]) and doc["n_stored"] == 0
+    assert len(doc["stages"]) == 8 * len(doc["stage_seeds"]) and doc["problems"] == [] and doc["spec"]["seeds"] == [0, 1, 2]
     res = CliRunner().invoke(cli, ["run-grid", DEMO, "--json"])
     assert res.exit_code == 2 and "--json needs --dry-run" in res.output
 
@@ -130,9 +131,9 @@ def test_dry_run_loads_weights_safely_and_matches_the_backbone(tmp_path: Path, m
 def test_demo_dry_run_lists_both_studies_and_starts_nothing(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["demo", "--dry-run", "--storage", str(tmp_path)])
     assert res.exit_code == 0, res.output
-    assert "study demo (detection): 54 runs" in res.output
-    assert "study demo_classification (classification): 36 runs" in res.output
-    assert sum(1 for ln in res.output.splitlines() if " init=" in ln) == 54 + 36
+    assert "study demo (detection): 36 runs" in res.output
+    assert "study demo_classification (classification): 24 runs" in res.output
+    assert sum(1 for ln in res.output.splitlines() if " init=" in ln) == 36 + 24
     adaptive = [ln for ln in res.output.splitlines() if ln.startswith("adaptive seeds (until resolved)")]
     assert len(adaptive) == 1 and "max_runs 4 per round" in adaptive[0] and "--budget-min 15" in adaptive[0]
     assert not any(tmp_path.iterdir())

@@ -76,8 +76,8 @@ def test_installed_wheel_runs_demo_dry_run_and_report_outside_the_checkout(tmp_p
     assert where == str(site / "capgate" / "__init__.py")
     demo = capgate("-q", "demo", "--dry-run")
     assert demo.returncode == 0, demo.stderr
-    assert "study demo (detection): 54 runs" in demo.stdout
-    assert "study demo_classification (classification): 36 runs" in demo.stdout
+    assert "study demo (detection): 36 runs" in demo.stdout
+    assert "study demo_classification (classification): 24 runs" in demo.stdout
     shipped_spec = capgate("run-grid", "experiments/llvip_flir.yaml", "--dry-run", "--json")
     assert shipped_spec.returncode == 0, shipped_spec.stderr
     assert '"study": "llvip_flir"' in shipped_spec.stdout

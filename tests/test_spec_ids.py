@@ -13,7 +13,9 @@ DEMO_0_1 = ("world.config={imagenet_train: 15, coco_train: 150, domainnet_train:
             "pretraining.coco.recipe={optimizer: adamw, lr: 0.006, epochs: 4, batch_size: 16, resolution: 80, "
             "warmup_steps: 5}",
             "recipe.warmup_steps=10", "recipe.brightness=0.1", "recipe.grayscale=0.0",
-            "stage_seeds=[0]")  # one pretraining replicate, as every demo had before stage_seeds
+            "stage_seeds=[0]",  # one pretraining replicate, as every demo had before stage_seeds
+            "rungs={efficientnet: [B-3, B-5, B-7], mobilenetv3: [S-2, S-4, S-6]}",  # two rungs per family since
+            "recipe.channels_last=false")  # three replicates; channels_last since then too
 
 
 def _ids(path: str) -> tuple[list[str], list[str]]:
