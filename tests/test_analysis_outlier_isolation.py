@@ -12,7 +12,7 @@ import pytest
 
 from capgate.analysis import resolve_plan, simulate_results
 from capgate.analysis.analyze import analyze, analyze_contrasts
-from capgate.analysis.cells import analysis_frame
+from capgate.analysis.cells import analysis_frame, outlier_runs
 from capgate.analysis.simulate import demo_truth
 from capgate.errors import SpecError
 
@@ -94,3 +94,38 @@ def test_analysis_frame_lists_the_flagged_runs_under_either_policy_and_the_repor
 def test_an_unknown_policy_is_refused_naming_the_key_and_the_choices():
     with pytest.raises(SpecError, match=r"outlier_runs.*\['keep', 'isolate'\]"):
         resolve_plan({"outlier_runs": "drop"})
+
+
+def test_isolate_gives_a_site_with_a_run_just_short_of_its_threshold_its_own_variance():
+    """A run 3.5-4 SDs down stays in, but every contrast of its backbone and train set keeps its own variance
+    and df: isolation tightened the prior, which a collapse it missed must not borrow (README, Calibration)."""
+    t = _table(seeds=5)
+    plan = resolve_plan({"n_boot": 0, "contrasts": ["imagenet"]})
+    y, cells, _ = analysis_frame(t, plan)
+    r = t[(t["init"] == "scratch") & (t["seed"] == 2)].iloc[0]
+    every = outlier_runs(y, cells, k=-np.inf, min_runs=4)  # every record's drop below its siblings, and scale
+    mine = every[every["run_id"] == r["run_id"]]
+    # the shift that puts its lowest eval set 3.75 SDs below its siblings (the others less far)
+    shift = float((mine["drop"] + 3.75 * mine["scale"]).min())
+    t = t.copy()
+    t.loc[t["run_id"] == r["run_id"], "map"] -= shift
+    iso_plan = plan.replace(outlier_runs="isolate")
+    y_iso, cells_iso, listed = analysis_frame(t, iso_plan)
+    assert r["run_id"] in set(y_iso["run_id"]) and r["run_id"] not in set(listed["run_id"])  # kept in
+    iso, kept = _gains(t, outlier_runs="isolate"), _gains(t)
+    site = iso.index.str.contains(f"|{r['backbone']}|{r['train_set']}|", regex=False)
+    assert site.sum() == 3
+    own = iso[site]
+    raw = t[(t["backbone"] == r["backbone"]) & (t["train_set"] == r["train_set"]) & (t["status"] == "ok")]
+    piv = raw.pivot_table(index=["eval_set", "seed"], columns="init", values="map")
+    d = (piv["imagenet"] - piv["scratch"]).groupby(level="eval_set")
+    for key, row in own.iterrows():
+        ev = next(e for e in d.groups if f"|{e}|" in key)
+        assert row["df"] == row["n_pairs"] - 1 == 4
+        assert row["se"] == pytest.approx(float(d.get_group(ev).std()) / np.sqrt(5), rel=1e-9)
+    assert (iso.loc[~site, "df"] > iso.loc[~site, "n_pairs"] - 1).all()  # the other sites borrow the prior
+    assert (kept.loc[site, "df"] > 4).all()  # keep: no such rule
+    a = analyze(t, iso_plan)
+    assert any(w.startswith("1 runs kept in lie 3.5-4 eval-set SDs below their siblings: every contrast of their 1 "
+                            "backbone/train-set sites keeps its own variance") for w in a.warnings), a.warnings
+    assert not any("runs kept in lie" in w for w in analyze(t, plan).warnings)

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from capgate.analysis.cells import ISOLATE_RUN_SDS, OUTLIER_RUN_SDS, analysis_frame
+from capgate.analysis.cells import (ISOLATE_RUN_SDS, OUTLIER_RUN_SDS, SUSPECT_RUN_SDS, analysis_frame,
+                                   suspect_sites)
 from capgate.analysis.gains import gains_of_table
 from capgate.analysis.gate import capacity_gates
 from capgate.analysis.load import validate
@@ -70,6 +71,7 @@ def analyze(table: pd.DataFrame, plan: Plan | dict[str, Any] | str | Path | None
     cells = rerun_se(cells, y, plan.baseline)
 
     warnings.extend(_data_warnings(table, plan, cells, gains, noise, odd))
+    warnings.extend(_suspect_warning(y, cells, plan))
     models, frames = _fit_models(y, plan, warnings)
 
     gates = capacity_gates(y, gains, plan, gen)
@@ -87,6 +89,21 @@ def analyze(table: pd.DataFrame, plan: Plan | dict[str, Any] | str | Path | None
         ranking_stability=stability, pareto=pareto, completeness=completeness, plan=plan, methods=methods,
         provenance=_provenance(table), expectations=expectations, warnings=warnings, outlier_runs=odd,
     )
+
+
+def _suspect_warning(y: pd.DataFrame, cells: pd.DataFrame, plan: Plan) -> list[str]:
+    """Under ``outlier_runs: isolate``: the sites whose contrasts keep their own variance because a run
+    the isolation kept in lies more than SUSPECT_RUN_SDS below its siblings (``cells.suspect_sites``)."""
+    if plan.outlier_runs != "isolate":
+        return []
+    sites = suspect_sites(y, cells)
+    if not len(sites):
+        return []
+    where = sites.drop_duplicates(["study", "task", "backbone", "train_set"])
+    return [f"{sites['run_id'].nunique()} runs kept in lie {SUSPECT_RUN_SDS:g}-{ISOLATE_RUN_SDS:g} eval-set SDs "
+            f"below their siblings: every contrast of their {len(where)} backbone/train-set sites keeps its own "
+            "variance and df (no noise prior: a collapse just short of the isolation threshold must not borrow "
+            "its confidence), e.g. " + ", ".join(f"{r.backbone} on {r.train_set}" for r in where.head(3).itertuples())]
 
 
 def _data_warnings(table: pd.DataFrame, plan: Plan, cells: pd.DataFrame, gains: pd.DataFrame,

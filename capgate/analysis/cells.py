@@ -194,6 +194,9 @@ OUTLIER_RUN_SDS = 6.0
 ISOLATE_RUN_SDS = 4.0
 ISOLATE_MIN_RUNS = 4
 ISOLATE_PASSES = 3
+#: Under ``isolate``: a run kept in but more than this many eval-set SDs below its siblings' median (on any eval
+#: set) makes every contrast of its site keep its own variance (:func:`suspect_sites`).
+SUSPECT_RUN_SDS = 3.5
 
 
 def outlier_runs(y: pd.DataFrame, cells: pd.DataFrame, k: float = OUTLIER_RUN_SDS, min_runs: int = 3) -> pd.DataFrame:
@@ -242,3 +245,20 @@ def outlier_runs(y: pd.DataFrame, cells: pd.DataFrame, k: float = OUTLIER_RUN_SD
                         "siblings_median": med[hit], "scale": sc[hit], "drop": vals[hit] - med[hit]})
     # rows in the order of the per-cell loop this replaces: by key, then table order within a cell
     return out.sort_values("key", kind="stable").reset_index(drop=True)[cols]
+
+
+def suspect_sites(y: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
+    """Under ``outlier_runs: isolate``, the sites (``SITE_COLUMNS`` less ``eval_set`` and ``shift``: one
+    backbone and train set of a study) holding a run the isolation kept in but that lies more than
+    :data:`SUSPECT_RUN_SDS` eval-set SDs below its siblings on some eval set (cells of
+    :data:`ISOLATE_MIN_RUNS`+ runs): maybe a collapse just short of the isolation threshold. Every contrast of
+    such a site keeps its own variance and df instead of the noise prior's (:mod:`capgate.analysis.gains`):
+    isolation tightens the prior, and a missed collapse must not borrow that confidence (without this, 0.085
+    of null studies made a false claim when one run in 20 collapsed; README, Calibration).
+    Columns: the site's, ``run_id`` (one suspect run per row)."""
+    cols = ["study", "task", "family", "backbone", "train_set"]
+    sus = outlier_runs(y, cells, SUSPECT_RUN_SDS, ISOLATE_MIN_RUNS)
+    if not len(sus):
+        return pd.DataFrame(columns=[*cols, "run_id"])
+    hit = y[y["run_id"].isin(set(sus["run_id"]))]
+    return hit[[*cols, "run_id"]].drop_duplicates().reset_index(drop=True)

@@ -13,6 +13,8 @@ Per site (study, task, family, backbone, train_set, eval_set, shift) and init ``
   for a contrast far noisier than its eval set and init, which then keeps most of its own variance);
 - **unpaired**: ``gain = mean_a - mean_b``, ``se = sqrt(sd_mod_a^2/n_a + sd_mod_b^2/n_b)`` with each arm's
   moderated variance, Welch-Satterthwaite df from the arms' moderated df;
+- under the plan's ``outlier_runs: isolate``, every contrast of a site that still holds a run 3.5-4 SDs
+  below its siblings (:func:`capgate.analysis.cells.suspect_sites`) keeps its own variance and df;
 - the interval ``gain +- t(1 - alpha/2, df) se`` (marginal, per cell) and the two-sided p; the TOST
   p ``max(P(T >= (gain + m)/se), P(T <= (gain - m)/se))`` for margin ``m``;
 - both p-values are adjusted (Holm by default) within the **correction family**: all contrasts of one
@@ -46,7 +48,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from capgate.analysis.cells import RUN_GROUP, SITE_COLUMNS, analysis_frame, cell_table, pooled_noise
+from capgate.analysis.cells import (RUN_GROUP, SITE_COLUMNS, analysis_frame, cell_table, pooled_noise,
+                                   suspect_sites)
 from capgate.analysis.noise import noise_strata, squeeze_var
 from capgate.analysis.plan import Plan, Sequential, margin_rule, sequential_looks
 from capgate.analysis.planning import own_prior_df, power_helps, power_within, seeds_needed, seeds_to_decide
@@ -139,6 +142,8 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: Plan) -> tuple[pd.
     per_seed = paired.copy()
     per_seed[reps["index"].to_numpy(dtype=int)] = False
     d_s2, d_df, d0_of, plan_d0 = _moderate_differences(m, fam, per_seed, n_p)
+    if plan.outlier_runs == "isolate":
+        _own_variance_at_suspect_sites(m, suspect_sites(y, cells), per_seed, n_p, d_s2, d_df)
     est = _estimates(m, reps, paired, n_a, n_b, n_p, d_s2, d_df)
     gain, se, df, sd_raw, sd_mod = est["gain"], est["se"], est["df"], est["sd_raw"], est["sd_mod"]
     margin = m["margin"].to_numpy(dtype=float)
@@ -206,6 +211,24 @@ def _moderate_differences(m: pd.DataFrame, fam: np.ndarray, per_seed: np.ndarray
         d_s2[sel], d_df[sel], d0_of[lab] = mod.s2_post, mod.df_post, mod.d0
         plan_d0[lab] = (mod.d0_fit if np.isfinite(mod.d0_fit) else 1e6, max(mod.n_locate, 1.0))
     return d_s2, d_df, d0_of, plan_d0
+
+
+def _own_variance_at_suspect_sites(m: pd.DataFrame, sites: pd.DataFrame, per_seed: np.ndarray, n_p: np.ndarray,
+                                   d_s2: np.ndarray, d_df: np.ndarray) -> None:
+    """In place: the contrasts of :func:`~capgate.analysis.cells.suspect_sites` keep their own variance and
+    df (paired: the differences' ``d_var`` on ``n_pairs - 1``; unpaired: each arm's ``sd`` on ``n_ok - 1``)."""
+    if not len(sites):
+        return
+    cols = [c for c in sites.columns if c != "run_id"]
+    marked = set(map(tuple, sites[cols].drop_duplicates().to_numpy().tolist()))
+    mark = np.array([tuple(r) in marked for r in m[cols].itertuples(index=False)], dtype=bool)
+    sel = mark & per_seed
+    d_s2[sel] = m["d_var"].to_numpy(dtype=float)[sel]
+    d_df[sel] = n_p[sel] - 1
+    arms = mark & ~per_seed
+    for suffix in ("", "_b"):
+        m.loc[arms, "sd_mod" + suffix] = m.loc[arms, "sd" + suffix]
+        m.loc[arms, "df_mod" + suffix] = m.loc[arms, "n_ok" + suffix] - 1
 
 
 def _estimates(m: pd.DataFrame, reps: pd.DataFrame, paired: np.ndarray, n_a: np.ndarray, n_b: np.ndarray,
