@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from capgate.analysis.cells import (ISOLATE_RUN_SDS, OUTLIER_RUN_SDS, SUSPECT_RUN_SDS, analysis_frame,
-                                   suspect_sites)
+from capgate.analysis.cells import (ISOLATE_RUN_MEAN_SDS, ISOLATE_RUN_SDS, OUTLIER_RUN_SDS, SUSPECT_RUN_SDS,
+                                   analysis_frame, suspect_sites)
 from capgate.analysis.gains import gains_of_table
 from capgate.analysis.gate import capacity_gates
 from capgate.analysis.load import validate
@@ -141,7 +141,8 @@ def _data_warnings(table: pd.DataFrame, plan: Plan, cells: pd.DataFrame, gains: 
         what = (f"{len(odd)} runs lie more than {OUTLIER_RUN_SDS:g} eval-set SDs below their siblings (kept in the "
                 "statistics" if plan.outlier_runs == "keep" else
                 f"{odd['run_id'].nunique()} runs were kept out of the verdicts on every eval set (more than "
-                f"{ISOLATE_RUN_SDS:g} eval-set SDs below their siblings on {len(odd)} records; plan outlier_runs: isolate")
+                f"{ISOLATE_RUN_SDS:g} eval-set SDs below their siblings on one eval set, or "
+                f"{ISOLATE_RUN_MEAN_SDS:g} on average: {len(odd)} records; plan outlier_runs: isolate")
         warnings.append(what + "; listed under Data completeness), e.g. "
                         + ", ".join(f"{r.run_id} ({r.key})" for r in odd.head(3).itertuples()))
     n_out = int(cells["outlier"].sum())

@@ -21,8 +21,8 @@ from capgate.analysis.noise import noise_strata, squeeze_var
 from capgate.analysis.plan import Plan, Sequential
 
 __all__ = ["CELL_COLUMNS", "SITE_COLUMNS", "FAMILY", "RUN_GROUP", "metric_frame", "cell_table", "pooled_noise",
-           "cell_key", "outlier_runs", "OUTLIER_RUN_SDS", "ISOLATE_RUN_SDS", "ISOLATE_MIN_RUNS", "ISOLATE_PASSES",
-           "analysis_frame"]
+           "cell_key", "outlier_runs", "OUTLIER_RUN_SDS", "ISOLATE_RUN_SDS", "ISOLATE_RUN_MEAN_SDS", "ISOLATE_MIN_RUNS",
+           "ISOLATE_PASSES", "SUSPECT_RUN_SDS", "analysis_frame", "suspect_sites"]
 
 CELL_COLUMNS = ("study", "task", "family", "backbone", "train_set", "eval_set", "shift", "init")
 #: A contrast's site: a cell without its init (both arms of a contrast share it).
@@ -60,16 +60,17 @@ def analysis_frame(table: pd.DataFrame, plan: Plan) -> tuple[pd.DataFrame, pd.Da
     ``isolate`` every record of a run it kept out.
 
     Under the plan's ``outlier_runs: keep`` (the default) every ok row counts. Under ``isolate`` a run
-    more than :data:`ISOLATE_RUN_SDS` eval-set SDs below the median of its siblings on any eval set,
-    in a cell of :data:`ISOLATE_MIN_RUNS` or more ok runs (so the siblings' median survives a second
-    collapsed run), is kept out of ``y`` and ``cells`` on every eval set, like a diverged run (its
+    more than :data:`ISOLATE_RUN_SDS` eval-set SDs below the median of its siblings on any eval set, or
+    more than :data:`ISOLATE_RUN_MEAN_SDS` on average over its eval sets (a collapse moves every eval set
+    of its run), in cells of :data:`ISOLATE_MIN_RUNS` or more ok runs (so the siblings' median survives a
+    second collapsed run), is kept out of ``y`` and ``cells`` on every eval set, like a diverged run (its
     cell's ``n_ok`` counts it out); the cells are then rebuilt and judged again, up to
     :data:`ISOLATE_PASSES` times. The trade-off is measured by ``benchmarks/calibration.py`` (README)."""
     y = metric_frame(table, plan)
     cells = cell_table(table, plan, y)
     listed = [outlier_runs(y, cells)]
     for _ in range(ISOLATE_PASSES if plan.outlier_runs == "isolate" else 0):
-        judged = outlier_runs(y, cells, ISOLATE_RUN_SDS, ISOLATE_MIN_RUNS)
+        judged = _isolated(y, cells)
         if not len(judged):
             break
         listed.append(judged)
@@ -192,6 +193,8 @@ OUTLIER_RUN_SDS = 6.0
 #: Under ``outlier_runs: isolate``: a run this many eval-set SDs below its siblings' median, in a cell of
 #: at least ISOLATE_MIN_RUNS ok runs, is kept out of the verdicts; judged again up to ISOLATE_PASSES times.
 ISOLATE_RUN_SDS = 4.0
+#: ... or this many on average over its eval sets (the run's mean standardized drop).
+ISOLATE_RUN_MEAN_SDS = 3.5
 ISOLATE_MIN_RUNS = 4
 ISOLATE_PASSES = 3
 #: Under ``isolate``: a run kept in but more than this many eval-set SDs below its siblings' median (on any eval
@@ -245,6 +248,16 @@ def outlier_runs(y: pd.DataFrame, cells: pd.DataFrame, k: float = OUTLIER_RUN_SD
                         "siblings_median": med[hit], "scale": sc[hit], "drop": vals[hit] - med[hit]})
     # rows in the order of the per-cell loop this replaces: by key, then table order within a cell
     return out.sort_values("key", kind="stable").reset_index(drop=True)[cols]
+
+
+def _isolated(y: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
+    """The records by which :func:`analysis_frame` keeps runs out this pass (``outlier_runs`` columns): a
+    run's records more than :data:`ISOLATE_RUN_SDS` scales below its siblings' median, and every record of
+    a run whose mean standardized drop is more than :data:`ISOLATE_RUN_MEAN_SDS` below."""
+    every = outlier_runs(y, cells, -np.inf, ISOLATE_MIN_RUNS)
+    z = every["drop"] / every["scale"]
+    low = z.groupby(every["run_id"]).transform("mean") < -ISOLATE_RUN_MEAN_SDS
+    return every[(z < -ISOLATE_RUN_SDS) | low].reset_index(drop=True)
 
 
 def suspect_sites(y: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
