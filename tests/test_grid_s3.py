@@ -17,8 +17,10 @@ import time
 from pathlib import Path
 
 import pytest
-from s3server import make_bucket, s3_server
+
+from capgate.errors import GridError
 from helpers import tiny_spec, wait_for
+from s3server import make_bucket, s3_server
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -187,10 +189,20 @@ def test_two_node_grid_on_s3_survives_a_node_removal(tmp_path: Path) -> None:
         killer = threading.Thread(target=remove_worker, daemon=True)
         killer.start()
         t0 = time.monotonic()
+        reruns = 0
         try:
             # 5 retries: a trial retried onto the removed node before Ray declares it dead spends one per
-            # attempt (3 were exhausted once in 2 clean-clone runs on the loaded 2-core machine)
-            res = run_grid(spec, storage=uri, address=cluster.address, retries=5)
+            # attempt. On a heavily loaded machine (a demo training beside the suite) even 5 ran out once:
+            # the grid then ends naming the lost run and "rerun the grid", and the test follows that advice
+            # once, as a user would: the rerun trains only what is missing.
+            try:
+                res = run_grid(spec, storage=uri, address=cluster.address, retries=5)
+            except GridError as exc:
+                assert "lost by Ray after all retries" in str(exc) and "rerun" in str(exc), exc
+                lost = str(exc).count("lost by Ray")
+                reruns += 1
+                res = run_grid(spec, storage=uri, address=cluster.address, retries=5)
+                assert res.n_trained == lost and res.n_skipped == len(plan.runs) - lost  # nothing retrained
         finally:
             killer.join(timeout=5)
             if ray.is_initialized():
