@@ -2,8 +2,8 @@
 
 Shown when the results hold classification runs of standard models (family ``standard``): per
 dataset (eval set; with a study folder, its class count and chance level), model x init with top-1,
-top-5, macro-F1 (seed mean and t interval), parameters, FP32 storage, MACs, latency, rank under its init, the gain and verdict against the baseline and the
-Pareto fronts; then, per pair of inits, whether the ranking changes beyond seed noise. The numbers
+top-5, macro-F1 (seed mean and t interval), parameters, FP32 storage, MACs, latency, rank under its
+init, the gain and verdict against the baseline and the Pareto fronts; then, per pair of inits, whether the ranking changes beyond seed noise. The numbers
 come from :mod:`capgate.analysis.benchmark`; this module only formats them.
 """
 
