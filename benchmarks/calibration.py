@@ -96,7 +96,7 @@ def main() -> None:
 def classic(n: int, k: int) -> None:
     t0 = time.time()
     print(f"calibration: {n} studies per scenario, {k} seeds per arm, 5 rungs x 4 cells = 20 contrasts per study, "
-          f"margin {PLAN['margin']}, alpha {PLAN['alpha']}, Holm per (study, task)")
+          f"margin {PLAN.margin}, alpha {PLAN.alpha}, Holm per (study, task)")
     for name, tr in (("null, eval sets 5x apart", truth(k)),
                      ("null, one cell 10x noisier", truth(k, cell_noise={f"{RUNGS[2][0]}|a/rgb": 10.0})),
                      ("null, scratch arms 3x noisier", truth(k, init_noise={"scratch": 3.0}))):
@@ -117,7 +117,7 @@ def classic(n: int, k: int) -> None:
             advised = int(adv.median()) if len(adv) else None
     for mult in (2, 4):
         tr = truth(k, gains={"in_domain": mult * QUIET, "cross_dataset": mult * NOISY})
-        g, _ = run(tr, max(n // 2, 50), 5000 + mult)
+        g, _ = run(tr, max(n // 2, min(n, 50)), 5000 + mult)
         g = g[g["shift"] == g["shift"]]
         g["cls"] = np.where(g["eval_set"] == "a/rgb", "quiet", "noisy")
         g = g[((g["cls"] == "quiet") & (g["shift"] == "in_domain")) | ((g["cls"] == "noisy") & (g["shift"] == "cross_dataset"))]
@@ -126,10 +126,10 @@ def classic(n: int, k: int) -> None:
               + ", ".join(f"{c} cell {v:.3f}" for c, v in ph.items())
               + ("  (target quiet >= 0.90)" if mult == 4 else "  (the quiet cell's 2 SD = 1 pp = the margin: "
                  "'estimate beyond the margin' caps P(helps) near 0.5)"))
-    m = PLAN["margin"]
+    m = PLAN.margin
     for mult in (0, 1, 2):
         tr = truth(k, gains={"in_domain": mult * m, "cross_dataset": 0.0})
-        g, _ = run(tr, max(n // 2, 50), 7000 + mult)
+        g, _ = run(tr, max(n // 2, min(n, 50)), 7000 + mult)
         q = g[(g["eval_set"] == "a/rgb") & (g["shift"] == "in_domain")]
         print(f"P(helps) of a quiet cell at true gain {mult} x margin ({mult * m:.3f}): {(q['verdict'] == 'helps').mean():.3f}")
     if advised:
@@ -137,9 +137,9 @@ def classic(n: int, k: int) -> None:
         tr = truth(advised, gains={"in_domain": top, "cross_dataset": 0.0}, p_failed=0.0, p_missing=0.0)
         g, _ = run(tr, n, 9000)
         q = g[(g["backbone"] == RUNGS[0][0]) & (g["eval_set"] == "b/rgb") & (g["shift"] == "in_domain")]
-        print(f"\nseeds_needed: median advice for a noisy cell (helps at 2 x margin, power {PLAN['power']}) from "
+        print(f"\nseeds_needed: median advice for a noisy cell (helps at 2 x margin, power {PLAN.power}) from "
               f"{k}-seed null pilots: {advised} seeds; a rerun with {advised} seeds gives P(helps) = "
-              f"{(q['verdict'] == 'helps').mean():.3f} (promised {PLAN['power']} +- 0.10)")
+              f"{(q['verdict'] == 'helps').mean():.3f} (promised {PLAN.power} +- 0.10)")
     print(f"\n({time.time() - t0:.0f} s)")
 
 

@@ -114,7 +114,8 @@ def test_advised_seeds_deliver_the_promised_power():
 
 
 def test_the_calibration_benchmark_runs_its_verdicts_suite():
-    """The README's calibration command runs (two studies of two scenarios: the figures are the benchmark's)."""
+    """The README's calibration commands run (two studies a scenario: the figures are the benchmark's), the verdicts
+    suite and --suite classic."""
     import subprocess
     import sys
     from pathlib import Path
@@ -126,3 +127,7 @@ def test_the_calibration_benchmark_runs_its_verdicts_suite():
     assert out.returncode == 0, out.stderr
     assert "[null, 3 seeds, margin 0] false-claim share" in out.stdout
     assert "verdicts named conditional: 1.000" in out.stdout
+    classic = subprocess.run([sys.executable, "benchmarks/calibration.py", "--suite", "classic", "--studies", "2"],
+                             capture_output=True, text=True, cwd=repo, timeout=600)
+    assert classic.returncode == 0, classic.stderr  # the README's --suite classic runs too
+    assert "[null, eval sets 5x apart]" in classic.stdout and "seeds_needed: median advice" in classic.stdout
