@@ -8,7 +8,9 @@ SD 0.6 pp) and prints, for true-null scenarios: the share of studies with any fa
 2 x the margin. Scenarios with a pretraining component give each pretrained rung ``stage_seeds``
 replicates whose effect (SD ``stage_sd`` x the fine-tuning SD) all fine-tuning runs from that
 replicate share; with one replicate the verdict is scored against that checkpoint's own gain (what the
-report's "conditional on the checkpoint" wording claims) and, for contrast, against pretraining's.
+report's "conditional on the checkpoint" wording claims) and, for contrast, against pretraining's. A
+scenario named ``... (oracle)`` analyses the studies of the scenario without that suffix with exactly the
+runs the simulator collapsed left out (as diverged): the best any outlier rule could do.
 """
 
 from __future__ import annotations
@@ -39,9 +41,13 @@ def plan_of(**kw: Any) -> dict[str, Any]:
     return resolve_plan({"n_boot": 0, "contrasts": ["imagenet"], **kw})
 
 
-def gains_one(tr: Truth, seed: int, plan: dict[str, Any]) -> pd.DataFrame:
+def gains_one(tr: Truth, seed: int, plan: dict[str, Any], oracle: bool = False) -> pd.DataFrame:
     t = simulate_results(tr, seed=seed)
     eff = t.attrs.get("stage_effects", {})
+    if oracle:  # leave out exactly the runs the simulator collapsed, as if they had diverged
+        hit = t["run_id"].isin(set(t.attrs["outlier_runs"])) & (t["status"] == "ok")
+        t.loc[hit, "status"] = "diverged"
+        t.loc[hit, "error"] = "collapsed (oracle)"
     t = validate(t)
     y, cells, _ = analysis_frame(t, plan)
     g, _ = gains_of_table(t, plan, y, cells)
@@ -54,8 +60,8 @@ def gains_one(tr: Truth, seed: int, plan: dict[str, Any]) -> pd.DataFrame:
     return g
 
 
-def run(tr: Truth, plan: dict[str, Any], n: int, seed0: int) -> pd.DataFrame:
-    return pd.concat([gains_one(tr, seed0 + i, plan) for i in range(n)], ignore_index=True)
+def run(tr: Truth, plan: dict[str, Any], n: int, seed0: int, oracle: bool = False) -> pd.DataFrame:
+    return pd.concat([gains_one(tr, seed0 + i, plan, oracle) for i in range(n)], ignore_index=True)
 
 
 def null_figures(g: pd.DataFrame, alpha: float, truth_col: str = "true_gain") -> dict[str, float]:
@@ -102,6 +108,8 @@ SCENARIOS: list[tuple[str, Truth, dict[str, Any], str]] = [
      base(seeds=5, gains={"imagenet": 0.03}, p_outlier=0.05), {"margin": 0.01, "outlier_runs": "isolate"}, "power"),
     ("power, clean, 5 seeds, gain 3 pp (margin 1 pp), outlier_runs: isolate", base(seeds=5, gains={"imagenet": 0.03}),
      {"margin": 0.01, "outlier_runs": "isolate"}, "power"),
+    ("power, one run in 20 drops 5 SD, 5 seeds, gain 3 pp (margin 1 pp) (oracle)",
+     base(seeds=5, gains={"imagenet": 0.03}, p_outlier=0.05), {"margin": 0.01}, "power"),
 ]
 
 
@@ -114,7 +122,9 @@ def run_suite(n: int, only: str | None = None) -> None:
             continue
         plan = plan_of(**plan_kw)
         t1 = time.time()
-        g = run(tr, plan, n, 10_000 * (zlib.crc32(name.encode()) % 1000 + 1))  # seeds fixed per scenario name
+        oracle = name.endswith("(oracle)")  # the same studies as the scenario without the suffix
+        seed0 = 10_000 * (zlib.crc32(name.removesuffix(" (oracle)").encode()) % 1000 + 1)  # fixed per scenario name
+        g = run(tr, plan, n, seed0, oracle)
         if kind == "power":
             ph = float((g["verdict"] == "helps").mean())
             print(f"[{name}] P(helps) {ph:.3f}; median df {g['df'].median():.1f}  ({time.time() - t1:.0f} s)")

@@ -15,7 +15,7 @@ one replicate the stage effect is that checkpoint's own offset: ``table.attrs["s
 every drawn effect and :func:`conditional_gains` the true gain of each cell given its checkpoint(s).
 Heavy tails: ``tail_df`` draws the run effect from a t distribution with that df (scaled to ``run_sd``);
 outliers: with probability ``p_outlier`` a run lands ``outlier_sds`` of its own run-to-run SDs low
-(a collapsed run marked ok).
+(a collapsed run marked ok; their run ids in ``table.attrs["outlier_runs"]``).
 """
 
 from __future__ import annotations
@@ -210,7 +210,7 @@ def simulate_results(truth: Truth | dict[str, Any] | None = None, *, seed: int |
     metrics = metrics_for(truth.task)
     stage = _stage_effects(truth, rng)
     run_sd_all = math.sqrt(truth.seed_sd ** 2 + truth.run_sd ** 2 + truth.noise_sd ** 2)
-    rows = []
+    rows, dropped = [], []
     for fam, rungs in truth.families.items():
         for r_i, (backbone, params) in enumerate(rungs):
             rung_effect = rng.normal(0.0, truth.rung_sd) if truth.rung_sd > 0 else 0.0
@@ -225,7 +225,8 @@ def simulate_results(truth: Truth | dict[str, Any] | None = None, *, seed: int |
                     for s in range(truth.seeds):
                         run_id = _run_id(truth.study, truth.task, backbone, train, init, s)
                         run_effect = _run_effect(truth, rng)
-                        if truth.p_outlier > 0 and rng.random() < truth.p_outlier:
+                        collapsed = truth.p_outlier > 0 and rng.random() < truth.p_outlier
+                        if collapsed:
                             run_effect -= truth.outlier_sds * run_sd_all
                         pretrained = init != truth.inits[0]
                         rep = s % max(truth.stage_seeds, 1) if pretrained else None
@@ -233,6 +234,8 @@ def simulate_results(truth: Truth | dict[str, Any] | None = None, *, seed: int |
                         u = rng.random()
                         if truth.p_missing > 0 and rng.random() < truth.p_missing:
                             continue
+                        if collapsed:
+                            dropped.append(run_id)
                         status = ("failed" if u < truth.p_failed else
                                   "diverged" if u < truth.p_failed + truth.p_diverged else "ok")
                         latency = float(0.02 + macs / 2e7 + rng.normal(0, 0.002)) if truth.latency else None
@@ -269,6 +272,7 @@ def simulate_results(truth: Truth | dict[str, Any] | None = None, *, seed: int |
     table = pd.DataFrame(rows)
     table["stage_seed"] = table["stage_seed"].astype("Int64")
     table.attrs["stage_effects"] = {f"{b}|{i}|{r}": v * 1.0 for (b, i, r), v in stage.items()}
+    table.attrs["outlier_runs"] = dropped
     return table
 
 
