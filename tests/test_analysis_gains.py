@@ -69,11 +69,38 @@ def test_unpaired_analysis_ignores_the_shared_seed():
 
 
 def test_a_run_without_its_partner_drops_only_that_pair():
+    # matched seeds move together here: the paired estimate on the complete pairs has the smaller variance
     values = {"scratch": [0.20, 0.30, 0.40, 0.50], "imagenet": [0.25, 0.37, 0.44, 0.9]}
     g = _gains(values, status={("imagenet", 3): "failed"}).iloc[0]
     assert (g["n_pairs"], g["n_dropped"], g["n_init"], g["n_baseline"]) == (3, 1, 3, 4)
     assert g["gain"] == pytest.approx(0.0533333, abs=1e-7)  # the three complete pairs only
     assert g["mean_baseline"] == pytest.approx(0.35)  # the cell mean keeps every ok run
+
+
+def test_a_run_without_its_partner_joins_as_partially_overlapping_samples():
+    # Seeds that share nothing (here the matched seeds even move apart): the unmatched scratch run carries
+    # information the paired estimate drops. Derrick et al. (2017): gain = mean_a - mean_b over every ok run,
+    # var = c_a s_a^2 + c_b s_b^2 + c_d s_d^2 with c_d = n_p / (n_a n_b), c_a = 1/n_a - c_d, c_b = 1/n_b - c_d,
+    # on Satterthwaite's df. The arms' variances are moderated across the two cells; the one paired contrast
+    # keeps its own variance of the differences (d0 = 0).
+    values = {"scratch": [0.30, 0.22, 0.35, 0.27, 0.31], "imagenet": [0.33, 0.38, 0.29, 0.36, 0.0]}
+    status = {("imagenet", 4): "failed"}
+    g = _gains(values, status=status).iloc[0]
+    t = validate(tiny_table(values, status=status))
+    cells = cell_table(t, resolve_plan({"n_boot": 0})).set_index("init")
+    sa2, dfa = cells.loc["imagenet", "sd_mod"] ** 2, cells.loc["imagenet", "df_mod"]
+    a, b = np.array(values["imagenet"][:4]), np.array(values["scratch"])
+    sd2 = float(np.var(a - b[:4], ddof=1))
+    cd = 4 / (4 * 5)
+    ca, cb = 1 / 4 - cd, 1 / 5 - cd
+    assert cb == 0  # every imagenet run is matched: the scratch arm's own variance does not enter
+    var = ca * sa2 + cd * sd2
+    assert (g["n_pairs"], g["n_dropped"], g["n_init"], g["n_baseline"]) == (4, 0, 4, 5)
+    assert g["pairing"] == "paired"
+    assert g["gain"] == pytest.approx(a.mean() - b.mean(), rel=1e-9)  # 0.34 - 0.29: the unmatched run counts
+    assert g["se"] == pytest.approx(np.sqrt(var), rel=1e-9)
+    assert g["df"] == pytest.approx(var ** 2 / ((ca * sa2) ** 2 / dfa + (cd * sd2) ** 2 / 3), rel=1e-9)
+    assert g["se"] < np.sqrt(sd2 / 4)  # below the paired estimate's SE, which is why it is used
 
 
 def test_family_is_each_study_and_task():

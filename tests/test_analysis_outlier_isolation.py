@@ -12,7 +12,7 @@ import pytest
 
 from capgate.analysis import resolve_plan, simulate_results
 from capgate.analysis.analyze import analyze, analyze_contrasts
-from capgate.analysis.cells import analysis_frame, outlier_runs
+from capgate.analysis.cells import analysis_frame, outlier_runs, suspect_sites
 from capgate.analysis.simulate import demo_truth
 from capgate.errors import SpecError
 
@@ -50,6 +50,9 @@ def test_isolate_keeps_a_collapsed_run_out_of_the_verdicts_as_if_it_had_diverged
     r = t[t["run_id"] == run].iloc[0]
     hit = [k for k in iso.index if f"|{r['backbone']}|{r['train_set']}|" in k]
     assert len(hit) == 3 and (iso.loc[hit, "n_pairs"] == 4).all()  # its three eval sets' contrasts lost that pair
+    # ... but not its scratch partner: demo_truth's seeds share nothing, so the partially overlapping estimate
+    # (4 imagenet runs, 5 scratch runs) has the smaller variance
+    assert (iso.loc[hit, "n_dropped"] == 0).all() and (iso.loc[hit, "n_baseline"] == 5).all()
     pd.testing.assert_frame_equal(iso[COLS[1:]], ref.loc[iso.index, COLS[1:]])
     kept = _gains(t)  # default: keep; the collapsed run drags its contrasts down
     assert (kept.loc[hit, "n_pairs"] == 5).all()
@@ -127,8 +130,8 @@ def test_isolate_gives_a_site_with_a_run_just_short_of_its_threshold_its_own_var
     assert (iso.loc[~site, "df"] > iso.loc[~site, "n_pairs"] - 1).all()  # the other sites borrow the prior
     assert (kept.loc[site, "df"] > 4).all()  # keep: no such rule
     a = analyze(t, iso_plan)
-    assert any(w.startswith("1 runs kept in lie 3.5-4 eval-set SDs below their siblings: every contrast of their 1 "
-                            "backbone/train-set sites keeps its own variance") for w in a.warnings), a.warnings
+    assert any(w.startswith("1 runs kept in lie more than 3.5 eval-set SDs below their siblings: every contrast of "
+                            "their 1 backbone/train-set sites keeps its own variance") for w in a.warnings), a.warnings
     assert not any("runs kept in lie" in w for w in analyze(t, plan).warnings)
 
 
@@ -148,3 +151,24 @@ def test_isolate_keeps_out_a_run_down_on_average_though_on_no_eval_set_by_four_s
     y_iso, _, listed = analysis_frame(t, plan.replace(outlier_runs="isolate"))
     assert run not in set(y_iso["run_id"]) and (listed["run_id"] == run).sum() == 3
     assert run in set(analysis_frame(t, plan)[0]["run_id"])  # keep: still in
+
+
+def test_isolate_keeps_out_only_the_low_runs_in_excess_of_as_many_runs_as_far_above():
+    """A collapse only goes down; heavy-tailed noise goes both ways. A run 20 pp up elsewhere in the study
+    mirrors the collapsed one: neither is kept out, and the low one makes its site a suspect (own variance).
+    A second collapse is the excess: the lower of the two is kept out."""
+    t, low = _collapse(_table(seeds=5))
+    plan = resolve_plan({"n_boot": 0, "contrasts": ["imagenet"], "outlier_runs": "isolate"})
+    ok = t[(t["init"] == "scratch") & (t["status"] == "ok")].sort_values(["params", "seed"])
+    high = ok["run_id"].iloc[0]  # a scratch run of the smallest rung: another site
+    up = t.copy()
+    up.loc[up["run_id"] == high, "map"] += 0.20
+    y, cells, _ = analysis_frame(up, plan)
+    assert {low, high} <= set(y["run_id"])  # both kept in
+    assert low in set(suspect_sites(y, cells)["run_id"])
+    second = ok["run_id"].iloc[-1]  # a scratch run of the largest rung, 30 pp down: the excess, and the lowest
+    down = up.copy()
+    down.loc[down["run_id"] == second, "map"] -= 0.30
+    y2, _, listed = analysis_frame(down, plan)
+    assert second not in set(y2["run_id"]) and low in set(y2["run_id"]) and high in set(y2["run_id"])
+    assert {second, low} <= set(listed["run_id"])  # the report lists both (kept out, and 6+ SDs down)

@@ -100,10 +100,11 @@ def _suspect_warning(y: pd.DataFrame, cells: pd.DataFrame, plan: Plan) -> list[s
     if not len(sites):
         return []
     where = sites.drop_duplicates(["study", "task", "backbone", "train_set"])
-    return [f"{sites['run_id'].nunique()} runs kept in lie {SUSPECT_RUN_SDS:g}-{ISOLATE_RUN_SDS:g} eval-set SDs "
-            f"below their siblings: every contrast of their {len(where)} backbone/train-set sites keeps its own "
-            "variance and df (no noise prior: a collapse just short of the isolation threshold must not borrow "
-            "its confidence), e.g. " + ", ".join(f"{r.backbone} on {r.train_set}" for r in where.head(3).itertuples())]
+    return [f"{sites['run_id'].nunique()} runs kept in lie more than {SUSPECT_RUN_SDS:g} eval-set SDs below their "
+            f"siblings: every contrast of their {len(where)} backbone/train-set sites keeps its own variance and df "
+            "(no noise prior: a collapse just short of the isolation threshold, or one kept in because as many runs "
+            "lie as far above their siblings, must not borrow its confidence), e.g. "
+            + ", ".join(f"{r.backbone} on {r.train_set}" for r in where.head(3).itertuples())]
 
 
 def _data_warnings(table: pd.DataFrame, plan: Plan, cells: pd.DataFrame, gains: pd.DataFrame,
@@ -142,7 +143,8 @@ def _data_warnings(table: pd.DataFrame, plan: Plan, cells: pd.DataFrame, gains: 
                 "statistics" if plan.outlier_runs == "keep" else
                 f"{odd['run_id'].nunique()} runs were kept out of the verdicts on every eval set (more than "
                 f"{ISOLATE_RUN_SDS:g} eval-set SDs below their siblings on one eval set, or "
-                f"{ISOLATE_RUN_MEAN_SDS:g} on average: {len(odd)} records; plan outlier_runs: isolate")
+                f"{ISOLATE_RUN_MEAN_SDS:g} on average, beyond as many runs as far above: {len(odd)} records; "
+                "plan outlier_runs: isolate")
         warnings.append(what + "; listed under Data completeness), e.g. "
                         + ", ".join(f"{r.run_id} ({r.key})" for r in odd.head(3).itertuples()))
     n_out = int(cells["outlier"].sum())
@@ -264,7 +266,10 @@ def _methods(plan: Plan, noise: pd.DataFrame, models: list[dict[str, Any]]) -> d
         "pairing": (f"plan pairing '{plan.pairing}': seeds shared by both arms are analysed as pairs (the same "
                     "seed fixes data order and augmentation for every init); the variance of the paired "
                     "differences is moderated as above; a run without its partner drops only that pair "
-                    "(n_dropped); unpaired contrasts use both arms' moderated variances with Welch-Satterthwaite df"),
+                    "(n_dropped), unless keeping it as a partially overlapping sample (Derrick et al. 2017: both "
+                    "arms' means; the arms' and the differences' moderated variances; Satterthwaite df) gives the "
+                    "smaller variance; unpaired contrasts use both arms' moderated variances with "
+                    "Welch-Satterthwaite df"),
         "interval": ("two-sided t interval, gain +- t(1 - alpha/2, df) x se, with the moderated df (marginal, per "
                      "cell; the verdicts use the adjusted p-values)"),
         "gain": "mean of the paired seed differences (or difference of seed means when unpaired); no smoothing across capacity",

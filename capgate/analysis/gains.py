@@ -5,16 +5,20 @@ Per site (study, task, family, backbone, train_set, eval_set, shift) and init ``
 
 - **paired** (plan ``pairing: auto`` when the arms share at least two seeds, or ``paired``): the same
   seed fixes data order and augmentation for every init, so the unit is the seed's difference
-  ``d_s = y_a,s - y_b,s``; a run without its partner drops only that pair (``n_dropped``).
+  ``d_s = y_a,s - y_b,s``; a run without its partner drops only that pair (``n_dropped``), unless it
+  joins as a partially overlapping sample (below).
   ``gain = mean(d)``, ``se = sqrt(s2_mod / n_pairs)`` with ``s2_mod`` the variance of the differences
   moderated across the paired contrasts of the (study, task) (:func:`capgate.analysis.noise.squeeze_var`,
   prior located per eval set and init, :func:`capgate.analysis.noise.noise_strata`), on
   ``df = d0 + n_pairs - 1`` (``d0`` the contrast's own prior df: limma's robust fit shrinks it toward 0
   for a contrast far noisier than its eval set and init, which then keeps most of its own variance);
+  runs left without a partner join as partially overlapping samples where that estimate has the smaller
+  variance (:func:`_partial_overlap`; ``n_dropped`` 0);
 - **unpaired**: ``gain = mean_a - mean_b``, ``se = sqrt(sd_mod_a^2/n_a + sd_mod_b^2/n_b)`` with each arm's
   moderated variance, Welch-Satterthwaite df from the arms' moderated df;
 - under the plan's ``outlier_runs: isolate``, every contrast of a site that still holds a run 3.5-4 SDs
-  below its siblings (:func:`capgate.analysis.cells.suspect_sites`) keeps its own variance and df;
+  below its siblings (:func:`capgate.analysis.cells.suspect_sites`) keeps its own variances and df (of the
+  differences and of both arms);
 - the interval ``gain +- t(1 - alpha/2, df) se`` (marginal, per cell) and the two-sided p; the TOST
   p ``max(P(T >= (gain + m)/se), P(T <= (gain - m)/se))`` for margin ``m``;
 - both p-values are adjusted (Holm by default) within the **correction family**: all contrasts of one
@@ -149,7 +153,7 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: Plan) -> tuple[pd.
     margin = m["margin"].to_numpy(dtype=float)
     valid, p, p_tost, ci_low, ci_high = _tests(gain, se, df, margin, np.where(paired, n_p, np.minimum(n_a, n_b)),
                                                plan)
-    n_dropped = np.where(paired, n_a + n_b - 2 * n_p, 0).astype(int)
+    n_dropped = np.where(paired & ~est["partial"], n_a + n_b - 2 * n_p, 0).astype(int)
     gains = pd.DataFrame({
         "key": m["key"] + f"|vs|{baseline}", "study": m["study"], "task": m["task"], "family": m["family"],
         "backbone": m["backbone"], "params": m["params"].astype(float), "train_set": m["train_set"],
@@ -215,8 +219,9 @@ def _moderate_differences(m: pd.DataFrame, fam: np.ndarray, per_seed: np.ndarray
 
 def _own_variance_at_suspect_sites(m: pd.DataFrame, sites: pd.DataFrame, per_seed: np.ndarray, n_p: np.ndarray,
                                    d_s2: np.ndarray, d_df: np.ndarray) -> None:
-    """In place: the contrasts of :func:`~capgate.analysis.cells.suspect_sites` keep their own variance and
-    df (paired: the differences' ``d_var`` on ``n_pairs - 1``; unpaired: each arm's ``sd`` on ``n_ok - 1``)."""
+    """In place: the contrasts of :func:`~capgate.analysis.cells.suspect_sites` keep their own variances and
+    df: the differences' ``d_var`` on ``n_pairs - 1`` and each arm's ``sd`` on ``n_ok - 1`` (the arms'
+    variances serve unpaired contrasts and :func:`_partial_overlap`)."""
     if not len(sites):
         return
     cols = [c for c in sites.columns if c != "run_id"]
@@ -225,10 +230,9 @@ def _own_variance_at_suspect_sites(m: pd.DataFrame, sites: pd.DataFrame, per_see
     sel = mark & per_seed
     d_s2[sel] = m["d_var"].to_numpy(dtype=float)[sel]
     d_df[sel] = n_p[sel] - 1
-    arms = mark & ~per_seed
     for suffix in ("", "_b"):
-        m.loc[arms, "sd_mod" + suffix] = m.loc[arms, "sd" + suffix]
-        m.loc[arms, "df_mod" + suffix] = m.loc[arms, "n_ok" + suffix] - 1
+        m.loc[mark, "sd_mod" + suffix] = m.loc[mark, "sd" + suffix]
+        m.loc[mark, "df_mod" + suffix] = m.loc[mark, "n_ok" + suffix] - 1
 
 
 def _estimates(m: pd.DataFrame, reps: pd.DataFrame, paired: np.ndarray, n_a: np.ndarray, n_b: np.ndarray,
@@ -250,8 +254,36 @@ def _estimates(m: pd.DataFrame, reps: pd.DataFrame, paired: np.ndarray, n_a: np.
         sd_mod = np.where(paired, np.sqrt(d_s2),
                           np.sqrt((m["sd_mod"].to_numpy(dtype=float) ** 2 + m["sd_mod_b"].to_numpy(dtype=float) ** 2) / 2))
         est = {"gain": gain, "se": se, "df": df, "sd_raw": sd_raw, "sd_mod": sd_mod}
+        _partial_overlap(m, paired, n_a, n_b, n_p, d_s2, d_df, est)
         replicate_unit(reps, m["mean_b"].to_numpy(dtype=float), vb, m["df_mod_b"].to_numpy(dtype=float), est)
     return est
+
+
+def _partial_overlap(m: pd.DataFrame, paired: np.ndarray, n_a: np.ndarray, n_b: np.ndarray, n_p: np.ndarray,
+                     d_s2: np.ndarray, d_df: np.ndarray, est: dict[str, np.ndarray]) -> None:
+    """In place: a paired contrast holding runs without a partner (a partner isolated, failed or missing)
+    uses them too, as partially overlapping samples (Derrick et al. 2017), when that has the smaller variance.
+
+    ``gain = mean_a - mean_b`` over all ok runs of each arm, with
+    ``var = c_a s_a^2 + c_b s_b^2 + c_d s_d^2``, ``c_a = 1/n_a - n_p/(n_a n_b)``, ``c_b = 1/n_b - n_p/(n_a n_b)``,
+    ``c_d = n_p/(n_a n_b)`` (the arms' moderated variances and the differences' moderated variance: the
+    covariance of a pair is ``(s_a^2 + s_b^2 - s_d^2) / 2``), on Satterthwaite's df over the three terms. It is
+    the paired estimate when every run has its partner and Welch's when none has. Without a shared seed
+    component (matched-seed correlation near 0) the unmatched run is worth keeping; with a strong one the paired
+    estimate stays (smaller variance). ``est["partial"]`` marks the contrasts that use it."""
+    sa2, sb2 = m["sd_mod"].to_numpy(dtype=float) ** 2, m["sd_mod_b"].to_numpy(dtype=float) ** 2
+    dfa, dfb = m["df_mod"].to_numpy(dtype=float), m["df_mod_b"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cd = n_p / (n_a * n_b)
+        ca, cb = 1 / n_a - cd, 1 / n_b - cd
+        var = ca * sa2 + cb * sb2 + cd * d_s2
+        sdf = var ** 2 / ((ca * sa2) ** 2 / dfa + (cb * sb2) ** 2 / dfb + (cd * d_s2) ** 2 / d_df)
+        use = (paired & ((n_a > n_p) | (n_b > n_p)) & np.isfinite(var) & np.isfinite(sdf) & (sdf > 0)
+               & (var < est["se"] ** 2))
+    est["gain"][use] = (m["mean"].to_numpy(dtype=float) - m["mean_b"].to_numpy(dtype=float))[use]
+    est["se"][use] = np.sqrt(var[use])
+    est["df"][use] = sdf[use]
+    est["partial"] = use
 
 
 def _tests(gain: np.ndarray, se: np.ndarray, df: np.ndarray, margin: np.ndarray, n_arm: np.ndarray, plan: Plan
