@@ -267,11 +267,12 @@ def _isolated(y: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
     by_run = z.groupby(every["run_id"])
     mean, lo, hi = by_run.transform("mean"), by_run.transform("min"), by_run.transform("max")
     low_rec = (z < -ISOLATE_RUN_SDS) | (mean < -ISOLATE_RUN_MEAN_SDS)
-    runs = pd.DataFrame({"run_id": every["run_id"], "family": every["key"].str.split("|").str[:2].str.join("|"),
-                         "mean": mean, "low": (lo < -ISOLATE_RUN_SDS) | (mean < -ISOLATE_RUN_MEAN_SDS),
+    runs = pd.DataFrame({"key": every["key"], "run_id": every["run_id"], "mean": mean,
+                         "low": (lo < -ISOLATE_RUN_SDS) | (mean < -ISOLATE_RUN_MEAN_SDS),
                          "high": (hi > ISOLATE_RUN_SDS) | (mean > ISOLATE_RUN_MEAN_SDS)}).drop_duplicates("run_id")
+    runs = runs.merge(cells[["key", *FAMILY]], on="key", how="left")
     keep = set()
-    for _, fam in runs.groupby("family", sort=False):
+    for _, fam in runs.groupby(list(FAMILY), sort=False):
         excess = int(fam["low"].sum()) - int(fam["high"].sum())
         if excess > 0:
             keep |= set(fam[fam["low"]].nsmallest(excess, "mean")["run_id"])

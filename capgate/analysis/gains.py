@@ -16,9 +16,9 @@ Per site (study, task, family, backbone, train_set, eval_set, shift) and init ``
   variance (:func:`_partial_overlap`; ``n_dropped`` 0);
 - **unpaired**: ``gain = mean_a - mean_b``, ``se = sqrt(sd_mod_a^2/n_a + sd_mod_b^2/n_b)`` with each arm's
   moderated variance, Welch-Satterthwaite df from the arms' moderated df;
-- under the plan's ``outlier_runs: isolate``, every contrast of a site that still holds a run 3.5-4 SDs
-  below its siblings (:func:`capgate.analysis.cells.suspect_sites`) keeps its own variances and df (of the
-  differences and of both arms);
+- under the plan's ``outlier_runs: isolate``, every contrast of a site that still holds a run more than
+  3.5 SDs below its siblings (:func:`capgate.analysis.cells.suspect_sites`) keeps its own variances and df
+  (of the differences and of both arms);
 - the interval ``gain +- t(1 - alpha/2, df) se`` (marginal, per cell) and the two-sided p; the TOST
   p ``max(P(T >= (gain + m)/se), P(T <= (gain - m)/se))`` for margin ``m``;
 - both p-values are adjusted (Holm by default) within the **correction family**: all contrasts of one
