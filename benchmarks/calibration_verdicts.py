@@ -88,6 +88,8 @@ SCENARIOS: list[tuple[str, Truth, dict[str, Any], str]] = [
     ("null, one run in 20 drops 5 SD, 5 seeds", base(seeds=5, p_outlier=0.05), {"margin": 0.0}, "null"),
     ("null, one run in 20 drops 5 SD, 5 seeds, outlier_runs: isolate", base(seeds=5, p_outlier=0.05),
      {"margin": 0.0, "outlier_runs": "isolate"}, "null"),
+    ("null, one run in 20 drops 5 SD, 5 seeds, outlier_runs: isolate (oracle)", base(seeds=5, p_outlier=0.05),
+     {"margin": 0.0, "outlier_runs": "isolate"}, "null"),
     ("null, 5 seeds, margin 0, outlier_runs: isolate", base(seeds=5), {"margin": 0.0, "outlier_runs": "isolate"},
      "null"),
     ("null, t(3) run noise, 5 seeds, outlier_runs: isolate", base(seeds=5, tail_df=3.0),

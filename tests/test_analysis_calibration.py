@@ -122,10 +122,11 @@ def test_the_calibration_benchmark_runs_its_verdicts_suite():
 
     repo = Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "benchmarks/calibration.py", "--studies", "2", "--only",
-                          "null, 3 seeds, margin 0|one replicate"], capture_output=True, text=True, cwd=repo,
-                         timeout=600)
+                          "null, 3 seeds, margin 0|one replicate|isolate (oracle)"], capture_output=True, text=True,
+                         cwd=repo, timeout=600)
     assert out.returncode == 0, out.stderr
     assert "[null, 3 seeds, margin 0] false-claim share" in out.stdout
+    assert "[null, one run in 20 drops 5 SD, 5 seeds, outlier_runs: isolate (oracle)] false-claim share" in out.stdout
     assert "verdicts named conditional: 1.000" in out.stdout
     classic = subprocess.run([sys.executable, "benchmarks/calibration.py", "--suite", "classic", "--studies", "2"],
                              capture_output=True, text=True, cwd=repo, timeout=600)
