@@ -14,6 +14,8 @@ from capgate.analysis import resolve_plan, simulate_results
 from capgate.analysis.analyze import analyze, analyze_contrasts
 from capgate.analysis.cells import analysis_frame, outlier_runs, suspect_sites
 from capgate.analysis.simulate import demo_truth
+from capgate.analysis.summary import build_summary
+from capgate.report.methods import methods_paragraphs
 from capgate.errors import SpecError
 
 COLS = ["key", "gain", "se", "df", "n_pairs", "verdict"]
@@ -46,7 +48,7 @@ def test_isolate_keeps_a_collapsed_run_out_of_the_verdicts_as_if_it_had_diverged
     as_diverged = t.copy()
     as_diverged.loc[as_diverged["run_id"] == run, "status"] = "diverged"
     as_diverged.loc[as_diverged["run_id"] == run, "map"] = np.nan
-    ref = _gains(as_diverged)
+    ref = _gains(as_diverged, outlier_runs="isolate")  # the same plan: the same suspect sites (judged both ways)
     r = t[t["run_id"] == run].iloc[0]
     hit = [k for k in iso.index if f"|{r['backbone']}|{r['train_set']}|" in k]
     assert len(hit) == 3 and (iso.loc[hit, "n_pairs"] == 4).all()  # its three eval sets' contrasts lost that pair
@@ -92,6 +94,10 @@ def test_analysis_frame_lists_the_flagged_runs_under_either_policy_and_the_repor
                                if policy == "keep" else
                                "1 runs were kept out of the verdicts on every eval set (more than 4 eval-set SDs")
         assert a.plan.to_dict()["outlier_runs"] == policy
+        paras = methods_paragraphs(a.methods, a.models, a.plan, build_summary(a))
+        said = next(p for p in paras if p.startswith("Outlier runs. "))  # the report's methods name the policy
+        assert said.startswith(f"Outlier runs. plan outlier_runs '{policy}': ")
+        assert ("judged with and without those runs (an intersection-union test" in said) == (policy == "isolate")
 
 
 def test_an_unknown_policy_is_refused_naming_the_key_and_the_choices():
@@ -99,9 +105,11 @@ def test_an_unknown_policy_is_refused_naming_the_key_and_the_choices():
         resolve_plan({"outlier_runs": "drop"})
 
 
-def test_isolate_gives_a_site_with_a_run_just_short_of_its_threshold_its_own_variance():
-    """A run 3.5-4 SDs down stays in, but every contrast of its backbone and train set keeps its own variance
-    and df: isolation tightened the prior, which a collapse it missed must not borrow (README, Calibration)."""
+def test_isolate_judges_a_site_with_a_run_just_short_of_its_threshold_both_with_the_run_and_without():
+    """A run 3.75 SDs down on one eval set stays in, and every contrast of its backbone and train set is judged
+    both ways (an intersection-union test): with the suspect runs in (the keep analysis) and with them out (as
+    if diverged). p is the larger of the two, the interval their hull, the estimate the binding analysis's;
+    contrasts elsewhere are the keep analysis's (README, Calibration)."""
     t = _table(seeds=5)
     plan = resolve_plan({"n_boot": 0, "contrasts": ["imagenet"]})
     y, cells, _ = analysis_frame(t, plan)
@@ -115,23 +123,35 @@ def test_isolate_gives_a_site_with_a_run_just_short_of_its_threshold_its_own_var
     after = outlier_runs(y_iso, cells_iso, k=-np.inf, min_runs=4)
     z = after.loc[after["run_id"] == r["run_id"], "drop"] / after.loc[after["run_id"] == r["run_id"], "scale"]
     assert -4 < z.min() < -3.5 and z.mean() > -3.5  # under both isolation rules, past the suspect threshold
-    assert r["run_id"] in set(y_iso["run_id"]) and r["run_id"] not in set(listed["run_id"])  # kept in
-    iso, kept = _gains(t, outlier_runs="isolate"), _gains(t)
-    site = iso.index.str.contains(f"|{r['backbone']}|{r['train_set']}|", regex=False)
-    assert site.sum() == 3
-    own = iso[site]
-    raw = t[(t["backbone"] == r["backbone"]) & (t["train_set"] == r["train_set"]) & (t["status"] == "ok")]
-    piv = raw.pivot_table(index=["eval_set", "seed"], columns="init", values="map")
-    d = (piv["imagenet"] - piv["scratch"]).groupby(level="eval_set")
-    for key, row in own.iterrows():
-        ev = next(e for e in d.groups if f"|{e}|" in key)
-        assert row["df"] == row["n_pairs"] - 1 == 4
-        assert row["se"] == pytest.approx(float(d.get_group(ev).std()) / np.sqrt(5), rel=1e-9)
-    assert (iso.loc[~site, "df"] > iso.loc[~site, "n_pairs"] - 1).all()  # the other sites borrow the prior
-    assert (kept.loc[site, "df"] > 4).all()  # keep: no such rule
+    assert r["run_id"] in set(y_iso["run_id"]) and not len(listed)  # kept in, and nothing else kept out
+    sus = suspect_sites(y_iso, cells_iso)
+    assert r["run_id"] in set(sus["run_id"])
+    iso, kept = _gains(t, outlier_runs="isolate"), _gains(t)  # nothing kept out: "in" is the keep analysis
+    out_t = t.copy()  # "out": every suspect run as if it had diverged
+    gone = out_t["run_id"].isin(set(sus["run_id"]))
+    out_t.loc[gone, "status"], out_t.loc[gone, "map"] = "diverged", np.nan
+    out = _gains(out_t)
+    marked = {(b, s) for b, s in zip(sus["backbone"], sus["train_set"])}
+    site = np.array([any(f"|{b}|{s}|" in k for b, s in marked) for k in iso.index])
+    assert site.sum() == 3 * len(marked) and site.sum() < len(iso)
+    mine = iso.index.str.contains(f"|{r['backbone']}|{r['train_set']}|", regex=False)
+    assert mine.sum() == 3 and site[mine].all()
+    for key in iso.index[site]:
+        a, i, o = iso.loc[key], kept.loc[key], out.loc[key]
+        same_sign = np.sign(i["gain"]) == np.sign(o["gain"])
+        assert a["p_value"] == pytest.approx(max(i["p_value"], o["p_value"]) if same_sign else 1.0, rel=1e-9)
+        assert a["ci_low"] == pytest.approx(min(i["ci_low"], o["ci_low"]), rel=1e-9)
+        assert a["ci_high"] == pytest.approx(max(i["ci_high"], o["ci_high"]), rel=1e-9)
+        binding = o if o["p_value"] > i["p_value"] else i
+        assert (a["gain"], a["se"], a["df"]) == pytest.approx((binding["gain"], binding["se"], binding["df"]), rel=1e-9)
+        if a["verdict"] in ("helps", "hurts"):  # a claim both analyses make
+            assert i["gain"] * o["gain"] > 0 and min(abs(i["gain"]), abs(o["gain"])) > a["margin"]
+    rest = iso.index[~site]
+    raw = ["gain", "se", "df", "n_pairs", "p_value", "ci_low", "ci_high"]  # verdicts: Holm over the whole family
+    pd.testing.assert_frame_equal(iso.loc[rest, raw], kept.loc[rest, raw])
     a = analyze(t, iso_plan)
-    assert any(w.startswith("1 runs kept in lie more than 3.5 eval-set SDs below their siblings: every contrast of "
-                            "their 1 backbone/train-set sites keeps its own variance") for w in a.warnings), a.warnings
+    assert any(w.startswith(f"{sus['run_id'].nunique()} runs kept in lie more than 2.5 eval-set SDs below their "
+                            "siblings on an eval set") for w in a.warnings), a.warnings
     assert not any("runs kept in lie" in w for w in analyze(t, plan).warnings)
 
 
@@ -154,15 +174,15 @@ def test_isolate_keeps_out_a_run_down_on_average_though_on_no_eval_set_by_four_s
 
 
 def test_isolate_keeps_out_only_the_low_runs_in_excess_of_as_many_runs_as_far_above():
-    """A collapse only goes down; heavy-tailed noise goes both ways. A run 20 pp up elsewhere in the study
-    mirrors the collapsed one: neither is kept out, and the low one makes its site a suspect (own variance).
-    A second collapse is the excess: the lower of the two is kept out."""
+    """A collapse only goes down; heavy-tailed noise goes both ways. A run 25 pp up elsewhere in the study
+    mirrors the one 20 pp down: neither is kept out, and the low one makes its site a suspect (judged both
+    ways). A second collapse, 30 pp down, is deeper than any run lies high: it is the excess, kept out."""
     t, low = _collapse(_table(seeds=5))
     plan = resolve_plan({"n_boot": 0, "contrasts": ["imagenet"], "outlier_runs": "isolate"})
     ok = t[(t["init"] == "scratch") & (t["status"] == "ok")].sort_values(["params", "seed"])
     high = ok["run_id"].iloc[0]  # a scratch run of the smallest rung: another site
     up = t.copy()
-    up.loc[up["run_id"] == high, "map"] += 0.20
+    up.loc[up["run_id"] == high, "map"] += 0.25
     y, cells, _ = analysis_frame(up, plan)
     assert {low, high} <= set(y["run_id"])  # both kept in
     assert low in set(suspect_sites(y, cells)["run_id"])
@@ -172,3 +192,21 @@ def test_isolate_keeps_out_only_the_low_runs_in_excess_of_as_many_runs_as_far_ab
     y2, _, listed = analysis_frame(down, plan)
     assert second not in set(y2["run_id"]) and low in set(y2["run_id"]) and high in set(y2["run_id"])
     assert {second, low} <= set(listed["run_id"])  # the report lists both (kept out, and 6+ SDs down)
+
+
+def test_isolate_keeps_out_a_collapse_deeper_than_any_run_lies_high():
+    """A run just past the thresholds on the high side mirrors a run as far down, not a collapse 20 pp down:
+    the mirror counts runs at each depth (cells._isolated)."""
+    t, low = _collapse(_table(seeds=5))
+    plan = resolve_plan({"n_boot": 0, "contrasts": ["imagenet"], "outlier_runs": "isolate"})
+    y, cells, _ = analysis_frame(t, plan)
+    every = outlier_runs(y, cells, k=-np.inf, min_runs=4)
+    ok = t[(t["init"] == "scratch") & (t["status"] == "ok")].sort_values(["params", "seed"])
+    high = ok["run_id"].iloc[0]
+    up = t.copy()
+    for row in every[every["run_id"] == high].itertuples():  # every eval set 5 SDs above its siblings
+        ev = row.key.split("|")[-2]
+        up.loc[(up["run_id"] == high) & (up["eval_set"] == ev), "map"] += 5.0 * row.scale - row.drop
+    y_up, _, listed = analysis_frame(up, plan)
+    assert low not in set(y_up["run_id"]) and high in set(y_up["run_id"])
+    assert (listed["run_id"] == low).sum() == 3

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from capgate.analysis.cells import (ISOLATE_RUN_MEAN_SDS, ISOLATE_RUN_SDS, OUTLIER_RUN_SDS, SUSPECT_RUN_SDS,
-                                   analysis_frame, suspect_sites)
+from capgate.analysis.cells import (ISOLATE_MIN_RUNS, ISOLATE_RUN_MEAN_SDS, ISOLATE_RUN_SDS, OUTLIER_RUN_SDS,
+                                   SUSPECT_RUN_MEAN_SDS, SUSPECT_RUN_SDS, analysis_frame, suspect_sites)
 from capgate.analysis.gains import gains_of_table
 from capgate.analysis.gate import capacity_gates
 from capgate.analysis.load import validate
@@ -92,8 +92,8 @@ def analyze(table: pd.DataFrame, plan: Plan | dict[str, Any] | str | Path | None
 
 
 def _suspect_warning(y: pd.DataFrame, cells: pd.DataFrame, plan: Plan) -> list[str]:
-    """Under ``outlier_runs: isolate``: the sites whose contrasts keep their own variance because a run
-    the isolation kept in lies more than SUSPECT_RUN_SDS below its siblings (``cells.suspect_sites``)."""
+    """Under ``outlier_runs: isolate``: the sites whose contrasts are judged both with and without a run the
+    isolation kept in but that lies low among its siblings (``cells.suspect_sites``)."""
     if plan.outlier_runs != "isolate":
         return []
     sites = suspect_sites(y, cells)
@@ -101,9 +101,10 @@ def _suspect_warning(y: pd.DataFrame, cells: pd.DataFrame, plan: Plan) -> list[s
         return []
     where = sites.drop_duplicates(["study", "task", "backbone", "train_set"])
     return [f"{sites['run_id'].nunique()} runs kept in lie more than {SUSPECT_RUN_SDS:g} eval-set SDs below their "
-            f"siblings: every contrast of their {len(where)} backbone/train-set sites keeps its own variance and df "
-            "(no noise prior: a collapse just short of the isolation threshold, or one kept in because as many runs "
-            "lie as far above their siblings, must not borrow its confidence), e.g. "
+            f"siblings on an eval set (or {SUSPECT_RUN_MEAN_SDS:g} on average): every contrast of their {len(where)} "
+            "backbone/train-set sites is judged both with those runs and without them, and states only what both "
+            "analyses state (a collapse just short of the isolation threshold, or one kept in because as many runs "
+            "lie as far above their siblings, must not make a claim, nor noise trimmed from a run make one), e.g. "
             + ", ".join(f"{r.backbone} on {r.train_set}" for r in where.head(3).itertuples())]
 
 
@@ -270,6 +271,7 @@ def _methods(plan: Plan, noise: pd.DataFrame, models: list[dict[str, Any]]) -> d
                     "arms' means; the arms' and the differences' moderated variances; Satterthwaite df) gives the "
                     "smaller variance; unpaired contrasts use both arms' moderated variances with "
                     "Welch-Satterthwaite df"),
+        "outliers": _outlier_text(plan),
         "interval": ("two-sided t interval, gain +- t(1 - alpha/2, df) x se, with the moderated df (marginal, per "
                      "cell; the verdicts use the adjusted p-values)"),
         "gain": "mean of the paired seed differences (or difference of seed means when unpaired); no smoothing across capacity",
@@ -299,6 +301,22 @@ def _methods(plan: Plan, noise: pd.DataFrame, models: list[dict[str, Any]]) -> d
         "optimizer": OPTIMIZER,
         "df_method": DF_METHOD,
     }
+
+
+def _outlier_text(plan: Plan) -> str:
+    """The methods' words for the plan's ``outlier_runs`` policy (:func:`capgate.analysis.cells.analysis_frame`)."""
+    listed = (f"runs more than {OUTLIER_RUN_SDS:g} eval-set SDs below the median of their siblings are listed "
+              "(Data completeness)")
+    if plan.outlier_runs != "isolate":
+        return f"plan outlier_runs 'keep': every ok run counts; {listed}, not removed"
+    return (f"plan outlier_runs 'isolate': a run more than {ISOLATE_RUN_SDS:g} eval-set SDs below the median of its "
+            f"siblings on an eval set, or {ISOLATE_RUN_MEAN_SDS:g} on average over its eval sets (cells of "
+            f"{ISOLATE_MIN_RUNS}+ ok runs), is kept out of the verdicts like a diverged run, but per (study, task) only "
+            "as many such runs as outnumber, at some depth, the runs as far above their siblings (the deepest "
+            f"first); a backbone and train set still holding a run more than {SUSPECT_RUN_SDS:g} SDs below its "
+            f"siblings on an eval set ({SUSPECT_RUN_MEAN_SDS:g} on average) has each of its contrasts judged with "
+            "and without those runs (an intersection-union test: the larger p, the hull of the two intervals, a "
+            f"verdict only where both analyses give it); {listed}")
 
 
 def _provenance(table: pd.DataFrame) -> dict[str, Any]:

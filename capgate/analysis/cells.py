@@ -22,7 +22,8 @@ from capgate.analysis.plan import Plan, Sequential
 
 __all__ = ["CELL_COLUMNS", "SITE_COLUMNS", "FAMILY", "RUN_GROUP", "metric_frame", "cell_table", "pooled_noise",
            "cell_key", "outlier_runs", "OUTLIER_RUN_SDS", "ISOLATE_RUN_SDS", "ISOLATE_RUN_MEAN_SDS", "ISOLATE_MIN_RUNS",
-           "ISOLATE_PASSES", "SUSPECT_RUN_SDS", "analysis_frame", "suspect_sites"]
+           "ISOLATE_PASSES", "SUSPECT_RUN_SDS", "SUSPECT_RUN_MEAN_SDS", "analysis_frame", "suspect_sites",
+           "without_runs"]
 
 CELL_COLUMNS = ("study", "task", "family", "backbone", "train_set", "eval_set", "shift", "init")
 #: A contrast's site: a cell without its init (both arms of a contrast share it).
@@ -170,6 +171,21 @@ def cell_table(table: pd.DataFrame, plan: Plan, y: pd.DataFrame | None = None) -
     return out[order]
 
 
+def without_runs(y: pd.DataFrame, cells: pd.DataFrame, run_ids: set) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(y, cells)`` with the runs ``run_ids`` left out of ``y`` and every cell's mean, SD and ok count
+    recounted (the moderated variances refitted), as :func:`cell_table` would build them on the rows
+    left; the failed, diverged, missing and expected counts stay."""
+    y = y[~y["run_id"].isin(run_ids)].reset_index(drop=True)
+    cols = list(CELL_COLUMNS)
+    stats = y.groupby(cols, sort=True)["y"].agg(["mean", "std", "count"]).rename(columns={"std": "sd", "count": "n_ok"})
+    out = cells.drop(columns=["mean", "sd", "n_ok"]).join(stats, on=cols)
+    out["n_ok"] = out["n_ok"].fillna(0).astype(int)
+    out = _moderate(out)
+    out["se"] = out["sd_mod"] / np.sqrt(out["n_ok"].where(out["n_ok"] > 0))
+    out["complete"] = out["n_ok"] >= out["n_expected"]
+    return y, out[list(cells.columns)]
+
+
 def pooled_noise(y: pd.DataFrame) -> pd.DataFrame:
     """Pooled run-to-run SD per (study, task), from the ok rows ``y`` of :func:`metric_frame`.
 
@@ -195,12 +211,14 @@ OUTLIER_RUN_SDS = 6.0
 #: at least ISOLATE_MIN_RUNS ok runs, is kept out of the verdicts; judged again up to ISOLATE_PASSES times.
 ISOLATE_RUN_SDS = 4.0
 #: ... or this many on average over its eval sets (the run's mean standardized drop).
-ISOLATE_RUN_MEAN_SDS = 3.5
+ISOLATE_RUN_MEAN_SDS = 3.0
 ISOLATE_MIN_RUNS = 4
 ISOLATE_PASSES = 3
 #: Under ``isolate``: a run kept in but more than this many eval-set SDs below its siblings' median (on any eval
-#: set) makes every contrast of its site keep its own variance (:func:`suspect_sites`).
-SUSPECT_RUN_SDS = 3.5
+#: set) has every contrast of its site judged both with and without it (:func:`suspect_sites`).
+SUSPECT_RUN_SDS = 2.5
+#: ... or this many on average over its eval sets.
+SUSPECT_RUN_MEAN_SDS = 2.0
 
 
 def outlier_runs(y: pd.DataFrame, cells: pd.DataFrame, k: float = OUTLIER_RUN_SDS, min_runs: int = 3) -> pd.DataFrame:
@@ -259,39 +277,50 @@ def _isolated(y: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
 
     A collapse only goes down; noise with heavy tails (t(3) run effects) goes both ways. The runs past the
     thresholds on the high side count the low ones that symmetric noise alone would put there, and only the
-    excess (the lowest runs first) is kept out: trimming the low tail of symmetric noise biases every cell
-    it touches and tightens the prior (t(3) null studies: 0.070 with false claims without the mirror,
-    0.043 with it; N = 400, README). A low run the mirror keeps in is a suspect (:func:`suspect_sites`)."""
+    excess is kept out, the deepest runs first: at every depth past the thresholds (a run's depth: its drop
+    over the threshold it passes furthest), the low runs at least that deep against the high runs at least
+    that high, and the largest such excess. A collapse far deeper than any run lies high is kept out even
+    where noise puts as many runs just past the thresholds on either side. Trimming the low tail of
+    symmetric noise biases every cell it touches and tightens the prior (README, Calibration). A low run the
+    mirror keeps in is a suspect (:func:`suspect_sites`)."""
     every = outlier_runs(y, cells, -np.inf, ISOLATE_MIN_RUNS)
     z = every["drop"] / every["scale"]
     by_run = z.groupby(every["run_id"])
     mean, lo, hi = by_run.transform("mean"), by_run.transform("min"), by_run.transform("max")
-    low_rec = (z < -ISOLATE_RUN_SDS) | (mean < -ISOLATE_RUN_MEAN_SDS)
-    runs = pd.DataFrame({"key": every["key"], "run_id": every["run_id"], "mean": mean,
-                         "low": (lo < -ISOLATE_RUN_SDS) | (mean < -ISOLATE_RUN_MEAN_SDS),
-                         "high": (hi > ISOLATE_RUN_SDS) | (mean > ISOLATE_RUN_MEAN_SDS)}).drop_duplicates("run_id")
+    # how far past the thresholds a run lies, below and above (>= 1: past one of them)
+    depth = np.maximum(-lo / ISOLATE_RUN_SDS, -mean / ISOLATE_RUN_MEAN_SDS)
+    height = np.maximum(hi / ISOLATE_RUN_SDS, mean / ISOLATE_RUN_MEAN_SDS)
+    runs = pd.DataFrame({"key": every["key"], "run_id": every["run_id"], "depth": depth,
+                         "height": height}).drop_duplicates("run_id")
     runs = runs.merge(cells[["key", *FAMILY]], on="key", how="left")
     keep = set()
     for _, fam in runs.groupby(list(FAMILY), sort=False):
-        excess = int(fam["low"].sum()) - int(fam["high"].sum())
+        low = np.sort(fam["depth"].to_numpy()[fam["depth"].to_numpy() >= 1])[::-1]
+        high = np.sort(fam["height"].to_numpy()[fam["height"].to_numpy() >= 1])
+        # at the depth of the k-th lowest run, k low runs against the high runs at least as far up
+        excess = max((k + 1 - (len(high) - np.searchsorted(high, d)) for k, d in enumerate(low)), default=0)
         if excess > 0:
-            keep |= set(fam[fam["low"]].nsmallest(excess, "mean")["run_id"])
+            keep |= set(fam.nlargest(excess, "depth")["run_id"])
+    low_rec = (z < -ISOLATE_RUN_SDS) | (mean < -ISOLATE_RUN_MEAN_SDS)
     return every[low_rec & every["run_id"].isin(keep)].reset_index(drop=True)
 
 
 def suspect_sites(y: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
     """Under ``outlier_runs: isolate``, the sites (``SITE_COLUMNS`` less ``eval_set`` and ``shift``: one
     backbone and train set of a study) holding a run the isolation kept in but that lies more than
-    :data:`SUSPECT_RUN_SDS` eval-set SDs below its siblings on some eval set (cells of
-    :data:`ISOLATE_MIN_RUNS`+ runs): maybe a collapse just short of the isolation threshold, or one the
-    high-side mirror of :func:`_isolated` kept in. Every contrast of
-    such a site keeps its own variance and df instead of the noise prior's (:mod:`capgate.analysis.gains`):
-    isolation tightens the prior, and a missed collapse must not borrow that confidence (without this, 0.085
-    of null studies made a false claim when one run in 20 collapsed; README, Calibration).
+    :data:`SUSPECT_RUN_SDS` eval-set SDs below its siblings on some eval set, or more than
+    :data:`SUSPECT_RUN_MEAN_SDS` on average over its eval sets (cells of :data:`ISOLATE_MIN_RUNS`+ runs):
+    maybe a collapse just short of the isolation threshold, or one the high-side mirror of :func:`_isolated`
+    kept in, maybe noise. Every contrast of such a site is judged both with and without those runs
+    (:mod:`capgate.analysis.gains`): with them in, a missed collapse would make claims; with them out,
+    trimmed noise would. A claim both analyses make keeps its level whichever the run was (without this,
+    0.085 of null studies made a false claim when one run in 20 collapsed; README, Calibration).
     Columns: the site's, ``run_id`` (one suspect run per row)."""
     cols = ["study", "task", "family", "backbone", "train_set"]
-    sus = outlier_runs(y, cells, SUSPECT_RUN_SDS, ISOLATE_MIN_RUNS)
-    if not len(sus):
+    every = outlier_runs(y, cells, -np.inf, ISOLATE_MIN_RUNS)
+    z = (every["drop"] / every["scale"]).groupby(every["run_id"])
+    low = (z.min() < -SUSPECT_RUN_SDS) | (z.mean() < -SUSPECT_RUN_MEAN_SDS)
+    if not low.any():
         return pd.DataFrame(columns=[*cols, "run_id"])
-    hit = y[y["run_id"].isin(set(sus["run_id"]))]
+    hit = y[y["run_id"].isin(set(low[low].index))]
     return hit[[*cols, "run_id"]].drop_duplicates().reset_index(drop=True)

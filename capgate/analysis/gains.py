@@ -16,9 +16,10 @@ Per site (study, task, family, backbone, train_set, eval_set, shift) and init ``
   variance (:func:`_partial_overlap`; ``n_dropped`` 0);
 - **unpaired**: ``gain = mean_a - mean_b``, ``se = sqrt(sd_mod_a^2/n_a + sd_mod_b^2/n_b)`` with each arm's
   moderated variance, Welch-Satterthwaite df from the arms' moderated df;
-- under the plan's ``outlier_runs: isolate``, every contrast of a site that still holds a run more than
-  3.5 SDs below its siblings (:func:`capgate.analysis.cells.suspect_sites`) keeps its own variances and df
-  (of the differences and of both arms);
+- under the plan's ``outlier_runs: isolate``, every contrast of a site that still holds a run low among
+  its siblings (:func:`capgate.analysis.cells.suspect_sites`: a collapse the isolation missed, or noise) is
+  judged both with its suspect runs and without them, and claims only what both analyses claim
+  (:func:`_both_ways`, an intersection-union test: its level holds if either analysis is valid);
 - the interval ``gain +- t(1 - alpha/2, df) se`` (marginal, per cell) and the two-sided p; the TOST
   p ``max(P(T >= (gain + m)/se), P(T <= (gain - m)/se))`` for margin ``m``;
 - both p-values are adjusted (Holm by default) within the **correction family**: all contrasts of one
@@ -53,7 +54,7 @@ import pandas as pd
 from scipy import stats
 
 from capgate.analysis.cells import (RUN_GROUP, SITE_COLUMNS, analysis_frame, cell_table, pooled_noise,
-                                   suspect_sites)
+                                   suspect_sites, without_runs)
 from capgate.analysis.noise import noise_strata, squeeze_var
 from capgate.analysis.plan import Plan, Sequential, margin_rule, sequential_looks
 from capgate.analysis.planning import own_prior_df, power_helps, power_within, seeds_needed, seeds_to_decide
@@ -125,6 +126,9 @@ def _paired_stats(y: pd.DataFrame, baseline: str) -> pd.DataFrame:
 def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: Plan) -> tuple[pd.DataFrame, pd.DataFrame]:
     """All contrasts of the plan. ``y``: ok rows from :func:`metric_frame`; ``cells``: :func:`cell_table`.
 
+    Under ``outlier_runs: isolate`` the contrasts of a suspect site (:func:`~capgate.analysis.cells.suspect_sites`)
+    are judged both ways, with its suspect runs in and with them out (:func:`_both_ways`).
+
     Returns (gains with :data:`GAINS_COLUMNS` plus ``key``, noise table per (study, task): sd_pooled, df,
     margin, d0 of the paired-difference prior).
     """
@@ -132,27 +136,19 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: Plan) -> tuple[pd.
     noise = pooled_noise(y)
     noise["margin"] = [r.sd_pooled if margin_rule(plan, r.task) == "pooled_sd" else float(margin_rule(plan, r.task))
                        for r in noise.itertuples(index=False)]
-    m = _contrast_frame(y, cells, plan, noise)
-    n_a = m["n_ok"].to_numpy(dtype=float)
-    n_b = m["n_ok_b"].fillna(0).to_numpy(dtype=float)
-    n_p = m["n_pairs"].to_numpy(dtype=float)
-    pairing = plan.pairing
-    paired = (n_p >= 2) if pairing == "auto" else (n_p >= 1) if pairing == "paired" else np.zeros(len(m), bool)
-    fam = (m["study"] + "|" + m["task"]).to_numpy()
-
-    # pretraining replicates (capgate.analysis.stages): the replicate is the unit of those contrasts, whose
-    # per-seed differences share their replicate's effect and stay out of the per-seed prior
-    reps = moderate_replicates(replicate_stats(y, baseline), m, paired)
-    per_seed = paired.copy()
-    per_seed[reps["index"].to_numpy(dtype=int)] = False
-    d_s2, d_df, d0_of, plan_d0 = _moderate_differences(m, fam, per_seed, n_p)
+    j = _judged(y, cells, plan, noise)
+    m, est, paired, n_a, n_b, n_p = j["m"], j["est"], j["paired"], j["n_a"], j["n_b"], j["n_p"]
+    valid, p, p_tost, ci_low, ci_high = j["valid"], j["p"], j["p_tost"], j["ci_low"], j["ci_high"]
+    other = np.full(len(m), np.nan)  # the other analysis's gain, where a contrast was judged both ways
     if plan.outlier_runs == "isolate":
-        _own_variance_at_suspect_sites(m, suspect_sites(y, cells), per_seed, n_p, d_s2, d_df)
-    est = _estimates(m, reps, paired, n_a, n_b, n_p, d_s2, d_df)
+        sites = suspect_sites(y, cells)
+        if len(sites):
+            out = _judged(*without_runs(y, cells, set(sites["run_id"])), plan, noise)
+            other = _both_ways(j, out, _at_sites(m, sites))
+            valid, p, p_tost, ci_low, ci_high = j["valid"], j["p"], j["p_tost"], j["ci_low"], j["ci_high"]
     gain, se, df, sd_raw, sd_mod = est["gain"], est["se"], est["df"], est["sd_raw"], est["sd_mod"]
+    fam = j["fam"]
     margin = m["margin"].to_numpy(dtype=float)
-    valid, p, p_tost, ci_low, ci_high = _tests(gain, se, df, margin, np.where(paired, n_p, np.minimum(n_a, n_b)),
-                                               plan)
     n_dropped = np.where(paired & ~est["partial"], n_a + n_b - 2 * n_p, 0).astype(int)
     gains = pd.DataFrame({
         "key": m["key"] + f"|vs|{baseline}", "study": m["study"], "task": m["task"], "family": m["family"],
@@ -170,15 +166,87 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: Plan) -> tuple[pd.
     gains["p_tost_adj"] = adjust_by_family(p_tost, fam, method)
     gains["verdict"] = [decide(g, pa, pt, mg, alpha) for g, pa, pt, mg in
                         zip(gains["gain"], gains["p_adj"], gains["p_tost_adj"], gains["margin"])]
-    st = stage_columns(len(m), reps, checkpoint_names(y, baseline), m)
+    for i in np.flatnonzero(np.isfinite(other)):  # judged both ways: a verdict both analyses give
+        r = gains.iloc[i]
+        if decide(other[i], r["p_adj"], r["p_tost_adj"], r["margin"], alpha) != r["verdict"]:
+            gains.iat[i, gains.columns.get_loc("verdict")] = "inconclusive"
+    st = stage_columns(len(m), j["reps"], checkpoint_names(y, baseline), m)
     for c in st.columns:
         gains[c] = st[c].to_numpy()
-    _add_seeds_needed(gains, fam, p, plan_d0, plan)
+    _add_seeds_needed(gains, fam, p, j["plan_d0"], plan)
     gains = gains.sort_values(["study", "task", "family", "params", "backbone", "train_set", "eval_set", "init"],
                               kind="mergesort").reset_index(drop=True)
+    d0_of = j["d0_of"]
     noise["d0_paired"] = [d0_of.get(f"{r.study}|{r.task}") for r in noise.itertuples(index=False)]
     noise["n_contrasts"] = [int(np.isfinite(p[fam == f"{r.study}|{r.task}"]).sum()) for r in noise.itertuples(index=False)]
     return gains[["key", *GAINS_COLUMNS]], noise
+
+
+def _judged(y: pd.DataFrame, cells: pd.DataFrame, plan: Plan, noise: pd.DataFrame) -> dict:
+    """Every contrast's estimate and tests before the family's adjustment: ``m`` (:func:`_contrast_frame`),
+    ``est`` (gain, se, df, sd_raw, sd_mod, partial), the arms' and pairs' counts, ``paired``, ``fam``,
+    ``valid``, ``p``, ``p_tost``, ``ci_low``, ``ci_high``, the replicate table and the priors' df."""
+    m = _contrast_frame(y, cells, plan, noise)
+    n_a = m["n_ok"].to_numpy(dtype=float, copy=True)
+    n_b = m["n_ok_b"].fillna(0).to_numpy(dtype=float, copy=True)
+    n_p = m["n_pairs"].to_numpy(dtype=float, copy=True)
+    pairing = plan.pairing
+    paired = (n_p >= 2) if pairing == "auto" else (n_p >= 1) if pairing == "paired" else np.zeros(len(m), bool)
+    fam = (m["study"] + "|" + m["task"]).to_numpy()
+    # pretraining replicates (capgate.analysis.stages): the replicate is the unit of those contrasts, whose
+    # per-seed differences share their replicate's effect and stay out of the per-seed prior
+    reps = moderate_replicates(replicate_stats(y, plan.baseline), m, paired)
+    per_seed = paired.copy()
+    per_seed[reps["index"].to_numpy(dtype=int)] = False
+    d_s2, d_df, d0_of, plan_d0 = _moderate_differences(m, fam, per_seed, n_p)
+    est = _estimates(m, reps, paired, n_a, n_b, n_p, d_s2, d_df)
+    valid, p, p_tost, ci_low, ci_high = _tests(est["gain"], est["se"], est["df"], m["margin"].to_numpy(dtype=float),
+                                               np.where(paired, n_p, np.minimum(n_a, n_b)), plan)
+    return {"m": m, "est": est, "paired": paired, "n_a": n_a, "n_b": n_b, "n_p": n_p, "fam": fam, "reps": reps,
+            "d0_of": d0_of, "plan_d0": plan_d0, "valid": valid, "p": p, "p_tost": p_tost, "ci_low": ci_low,
+            "ci_high": ci_high}
+
+
+def _at_sites(m: pd.DataFrame, sites: pd.DataFrame) -> np.ndarray:
+    """The contrasts of ``m`` at one of ``sites`` (rows of :func:`~capgate.analysis.cells.suspect_sites`)."""
+    cols = [c for c in sites.columns if c != "run_id"]
+    marked = set(map(tuple, sites[cols].drop_duplicates().to_numpy().tolist()))
+    return np.array([tuple(r) in marked for r in m[cols].itertuples(index=False)], dtype=bool)
+
+
+def _both_ways(j: dict, out: dict, mark: np.ndarray) -> np.ndarray:
+    """In place on ``j``: the ``mark``-ed contrasts (a suspect site's) judged both with its suspect runs in
+    (``j``) and out (``out``), an intersection-union test: a claim must hold both ways, so it keeps its
+    level if either analysis is valid (the suspect run a collapse, or just noise). Per contrast: ``p`` and
+    ``p_tost`` the larger of the two (``p`` 1 where the two gains differ in sign); the estimate, SE and
+    df of the analysis with the larger ``p``; the interval the hull of both; ``p`` and ``p_tost`` 1 where only
+    one analysis has a test (too few runs left without the suspects). Returns the other analysis's
+    gain at the marked contrasts (NaN elsewhere): :func:`compute_gains` keeps a verdict only if that gain
+    gives it too."""
+    other = np.full(len(mark), np.nan)
+    key_out = pd.Series(np.arange(len(out["m"])), index=out["m"]["key"].to_numpy())
+    for i in np.flatnonzero(mark):
+        k = j["m"]["key"].iat[i]
+        if k not in key_out.index:
+            continue
+        o = int(key_out[k])
+        if not (j["valid"][i] and out["valid"][o]):  # no second analysis (too few runs left): nothing to claim
+            j["p"][i], j["p_tost"][i] = (1.0, 1.0) if j["valid"][i] else (j["p"][i], j["p_tost"][i])
+            continue
+        g_in, g_out = j["est"]["gain"][i], out["est"]["gain"][o]
+        p_both = max(j["p"][i], out["p"][o]) if np.sign(g_in) == np.sign(g_out) else 1.0
+        if out["p"][o] > j["p"][i]:  # the binding analysis: its estimate stands
+            for c in ("gain", "se", "df", "sd_raw", "sd_mod"):
+                j["est"][c][i] = out["est"][c][o]
+            j["est"]["partial"][i] = out["est"]["partial"][o]
+            for c in ("n_a", "n_b", "n_p", "paired"):
+                j[c][i] = out[c][o]
+        other[i] = g_out if j["est"]["gain"][i] == g_in else g_in
+        j["p"][i] = p_both
+        j["p_tost"][i] = np.fmax(j["p_tost"][i], out["p_tost"][o])
+        j["ci_low"][i] = min(j["ci_low"][i], out["ci_low"][o])
+        j["ci_high"][i] = max(j["ci_high"][i], out["ci_high"][o])
+    return other
 
 
 def _contrast_frame(y: pd.DataFrame, cells: pd.DataFrame, plan: Plan, noise: pd.DataFrame) -> pd.DataFrame:
@@ -215,24 +283,6 @@ def _moderate_differences(m: pd.DataFrame, fam: np.ndarray, per_seed: np.ndarray
         d_s2[sel], d_df[sel], d0_of[lab] = mod.s2_post, mod.df_post, mod.d0
         plan_d0[lab] = (mod.d0_fit if np.isfinite(mod.d0_fit) else 1e6, max(mod.n_locate, 1.0))
     return d_s2, d_df, d0_of, plan_d0
-
-
-def _own_variance_at_suspect_sites(m: pd.DataFrame, sites: pd.DataFrame, per_seed: np.ndarray, n_p: np.ndarray,
-                                   d_s2: np.ndarray, d_df: np.ndarray) -> None:
-    """In place: the contrasts of :func:`~capgate.analysis.cells.suspect_sites` keep their own variances and
-    df: the differences' ``d_var`` on ``n_pairs - 1`` and each arm's ``sd`` on ``n_ok - 1`` (the arms'
-    variances serve unpaired contrasts and :func:`_partial_overlap`)."""
-    if not len(sites):
-        return
-    cols = [c for c in sites.columns if c != "run_id"]
-    marked = set(map(tuple, sites[cols].drop_duplicates().to_numpy().tolist()))
-    mark = np.array([tuple(r) in marked for r in m[cols].itertuples(index=False)], dtype=bool)
-    sel = mark & per_seed
-    d_s2[sel] = m["d_var"].to_numpy(dtype=float)[sel]
-    d_df[sel] = n_p[sel] - 1
-    for suffix in ("", "_b"):
-        m.loc[mark, "sd_mod" + suffix] = m.loc[mark, "sd" + suffix]
-        m.loc[mark, "df_mod" + suffix] = m.loc[mark, "n_ok" + suffix] - 1
 
 
 def _estimates(m: pd.DataFrame, reps: pd.DataFrame, paired: np.ndarray, n_a: np.ndarray, n_b: np.ndarray,

@@ -118,6 +118,8 @@ def methods_paragraphs(methods: dict[str, Any], models: list[dict[str, Any]], pl
     extra = f" Equivalence test: {methods['equivalence']}." if methods.get("equivalence") else ""
     seeds = methods.get("seeds_needed") or f"a power analysis at power {plain(plan.power)}"
     paras.append(f"Verdicts. {rule}.{extra} Seeds needed for an inconclusive contrast: {seeds}.")
+    if methods.get("outliers"):
+        paras.append(f"Outlier runs. {methods['outliers']}.")
     if methods.get("stages"):
         paras.append(f"Pretraining replicates. {methods['stages']}.")
     paras.append(design_text(plan, cells, alpha))
