@@ -19,7 +19,8 @@ Per site (study, task, family, backbone, train_set, eval_set, shift) and init ``
 - under the plan's ``outlier_runs: isolate``, every contrast of a site that still holds a run low among
   its siblings (:func:`capgate.analysis.cells.suspect_sites`: a collapse the isolation missed, or noise) is
   judged both with its suspect runs and without them, and claims only what both analyses claim
-  (:func:`_both_ways`, an intersection-union test: its level holds if either analysis is valid);
+  (:func:`capgate.analysis.suspects.both_ways`, an intersection-union test: its level holds if either
+  analysis is valid);
 - the interval ``gain +- t(1 - alpha/2, df) se`` (marginal, per cell) and the two-sided p; the TOST
   p ``max(P(T >= (gain + m)/se), P(T <= (gain - m)/se))`` for margin ``m``;
 - both p-values are adjusted (Holm by default) within the **correction family**: all contrasts of one
@@ -61,6 +62,7 @@ from capgate.analysis.planning import own_prior_df, power_helps, power_within, s
 from capgate.analysis.result import GAINS_COLUMNS
 from capgate.analysis.sequential import boundaries, repeated_p_value, z_from_t
 from capgate.analysis.stages import checkpoint_names, moderate_replicates, replicate_stats, replicate_unit, stage_columns
+from capgate.analysis.suspects import at_sites, both_ways
 from capgate.analysis.verdicts import adjust_by_family, decide
 
 __all__ = ["compute_gains", "seeds_needed", "power_helps", "power_within", "sequential_tests", "gains_of_table"]
@@ -127,7 +129,8 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: Plan) -> tuple[pd.
     """All contrasts of the plan. ``y``: ok rows from :func:`metric_frame`; ``cells``: :func:`cell_table`.
 
     Under ``outlier_runs: isolate`` the contrasts of a suspect site (:func:`~capgate.analysis.cells.suspect_sites`)
-    are judged both ways, with its suspect runs in and with them out (:func:`_both_ways`).
+    are judged both ways, with its suspect runs in and with them out
+    (:func:`capgate.analysis.suspects.both_ways`).
 
     Returns (gains with :data:`GAINS_COLUMNS` plus ``key``, noise table per (study, task): sd_pooled, df,
     margin, d0 of the paired-difference prior).
@@ -144,7 +147,7 @@ def compute_gains(y: pd.DataFrame, cells: pd.DataFrame, plan: Plan) -> tuple[pd.
         sites = suspect_sites(y, cells)
         if len(sites):
             out = _judged(*without_runs(y, cells, set(sites["run_id"])), plan, noise)
-            other = _both_ways(j, out, _at_sites(m, sites))
+            other = both_ways(j, out, at_sites(m, sites))
             valid, p, p_tost, ci_low, ci_high = j["valid"], j["p"], j["p_tost"], j["ci_low"], j["ci_high"]
     gain, se, df, sd_raw, sd_mod = est["gain"], est["se"], est["df"], est["sd_raw"], est["sd_mod"]
     fam = j["fam"]
@@ -205,48 +208,6 @@ def _judged(y: pd.DataFrame, cells: pd.DataFrame, plan: Plan, noise: pd.DataFram
     return {"m": m, "est": est, "paired": paired, "n_a": n_a, "n_b": n_b, "n_p": n_p, "fam": fam, "reps": reps,
             "d0_of": d0_of, "plan_d0": plan_d0, "valid": valid, "p": p, "p_tost": p_tost, "ci_low": ci_low,
             "ci_high": ci_high}
-
-
-def _at_sites(m: pd.DataFrame, sites: pd.DataFrame) -> np.ndarray:
-    """The contrasts of ``m`` at one of ``sites`` (rows of :func:`~capgate.analysis.cells.suspect_sites`)."""
-    cols = [c for c in sites.columns if c != "run_id"]
-    marked = set(map(tuple, sites[cols].drop_duplicates().to_numpy().tolist()))
-    return np.array([tuple(r) in marked for r in m[cols].itertuples(index=False)], dtype=bool)
-
-
-def _both_ways(j: dict, out: dict, mark: np.ndarray) -> np.ndarray:
-    """In place on ``j``: the ``mark``-ed contrasts (a suspect site's) judged both with its suspect runs in
-    (``j``) and out (``out``), an intersection-union test: a claim must hold both ways, so it keeps its
-    level if either analysis is valid (the suspect run a collapse, or just noise). Per contrast: ``p`` and
-    ``p_tost`` the larger of the two (``p`` 1 where the two gains differ in sign); the estimate, SE and
-    df of the analysis with the larger ``p``; the interval the hull of both; ``p`` and ``p_tost`` 1 where only
-    one analysis has a test (too few runs left without the suspects). Returns the other analysis's
-    gain at the marked contrasts (NaN elsewhere): :func:`compute_gains` keeps a verdict only if that gain
-    gives it too."""
-    other = np.full(len(mark), np.nan)
-    key_out = pd.Series(np.arange(len(out["m"])), index=out["m"]["key"].to_numpy())
-    for i in np.flatnonzero(mark):
-        k = j["m"]["key"].iat[i]
-        if k not in key_out.index:
-            continue
-        o = int(key_out[k])
-        if not (j["valid"][i] and out["valid"][o]):  # no second analysis (too few runs left): nothing to claim
-            j["p"][i], j["p_tost"][i] = (1.0, 1.0) if j["valid"][i] else (j["p"][i], j["p_tost"][i])
-            continue
-        g_in, g_out = j["est"]["gain"][i], out["est"]["gain"][o]
-        p_both = max(j["p"][i], out["p"][o]) if np.sign(g_in) == np.sign(g_out) else 1.0
-        if out["p"][o] > j["p"][i]:  # the binding analysis: its estimate stands
-            for c in ("gain", "se", "df", "sd_raw", "sd_mod"):
-                j["est"][c][i] = out["est"][c][o]
-            j["est"]["partial"][i] = out["est"]["partial"][o]
-            for c in ("n_a", "n_b", "n_p", "paired"):
-                j[c][i] = out[c][o]
-        other[i] = g_out if j["est"]["gain"][i] == g_in else g_in
-        j["p"][i] = p_both
-        j["p_tost"][i] = np.fmax(j["p_tost"][i], out["p_tost"][o])
-        j["ci_low"][i] = min(j["ci_low"][i], out["ci_low"][o])
-        j["ci_high"][i] = max(j["ci_high"][i], out["ci_high"][o])
-    return other
 
 
 def _contrast_frame(y: pd.DataFrame, cells: pd.DataFrame, plan: Plan, noise: pd.DataFrame) -> pd.DataFrame:
