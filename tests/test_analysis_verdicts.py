@@ -9,8 +9,8 @@ import pytest
 from capgate.analysis.analyze import analyze_contrasts
 from capgate.analysis.gate import _rule_p
 from capgate.analysis.plan import resolve_plan
-from capgate.analysis.verdicts import (VERDICT_COLOURS, VERDICT_WORDS, VERDICTS, adjust_by_family, adjust_pvalues,
-                                       adjust_rows, decide, verdict_css)
+from capgate.analysis.verdicts import (VERDICT_COLOURS, VERDICT_RULE, VERDICT_WORDS, VERDICTS, adjust_by_family,
+                                       adjust_pvalues, adjust_rows, decide, verdict_css, verdict_rule)
 from capgate.analysis import simulate_results
 from helpers import detection_truth
 
@@ -74,3 +74,21 @@ def test_the_gate_uses_the_verdicts_p_values(sequential):
     fixed = _rule_p(gains["gain"].to_numpy(dtype=float)[None, :], gains, resolve_plan({"n_boot": 0}))[0]
     if sequential:  # an early look spends little alpha: the repeated p-values are larger
         assert (p[np.isfinite(p)] >= fixed[np.isfinite(p)] - 1e-12).all() and (p > fixed + 1e-6).any()
+
+
+@pytest.mark.parametrize("correction, words", [("holm", "Holm-adjusted p"), ("bh", "Benjamini-Hochberg-adjusted p"),
+                                               ("none", "unadjusted p")])
+def test_the_methods_state_the_rule_with_the_plans_correction(correction, words):
+    """The methods' verdict rule names the correction the verdicts used (it said Holm under BH)."""
+    from capgate.analysis.analyze import analyze
+    from capgate.analysis.summary import build_summary
+    from capgate.report.methods import methods_paragraphs
+
+    plan = resolve_plan({"n_boot": 0, "correction": correction})
+    a = analyze(simulate_results(detection_truth(seeds=3), seed=5), plan)
+    rule = next(p for p in methods_paragraphs(a.methods, a.models, a.plan, build_summary(a)) if p.startswith("Verdicts."))
+    assert f"helps: the {words} " in rule
+    assert ("Holm" in rule) == (correction == "holm") and ("adjusted TOST" in rule) == (correction != "none")
+    assert verdict_rule("holm") == VERDICT_RULE
+    with pytest.raises(ValueError, match="unknown correction 'fdr'; valid: holm, bh, none"):
+        verdict_rule("fdr")

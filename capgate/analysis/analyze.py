@@ -20,7 +20,7 @@ from capgate.analysis.plan import Plan, as_plan, margin_rule
 from capgate.analysis.planning import SEEDS_RULE
 from capgate.analysis.ranking import ranking_stability, rankings
 from capgate.analysis.result import Analysis
-from capgate.analysis.verdicts import VERDICT_RULE
+from capgate.analysis.verdicts import verdict_rule
 from capgate.analysis.stages import rerun_se, stages_text
 from capgate.errors import SpecError
 
@@ -278,7 +278,7 @@ def _methods(plan: Plan, noise: pd.DataFrame, models: list[dict[str, Any]]) -> d
         "margin": ("a fixed, pre-registered gain in metric units per task (default 0.01 = 1 pp); 'pooled_sd' "
                    "(estimated from the same data) is allowed but cannot show equivalence with few seeds"),
         "equivalence": "TOST at alpha, adjusted in the same correction family",
-        "verdict_rule": VERDICT_RULE,
+        "verdict_rule": verdict_rule(plan.correction),
         "seeds_needed": (f"{SEEDS_RULE}; power {plan.power}, searched up to {plan.max_seeds} "
                          "seeds per arm (that number means that many or more)"),
         "gate": ("a rung helps when every cell of that rung and shift helps (the verdict rule above); the gate is "

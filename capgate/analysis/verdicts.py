@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["VERDICTS", "DECIDED", "VERDICT_WORDS", "VERDICT_MEANINGS", "VERDICT_COLOURS", "VERDICT_RULE",
+__all__ = ["VERDICTS", "DECIDED", "VERDICT_WORDS", "VERDICT_MEANINGS", "VERDICT_COLOURS", "VERDICT_RULE", "verdict_rule",
            "CORRECTIONS", "decide", "adjust_pvalues", "adjust_by_family", "adjust_rows", "verdict_css"]
 
 #: The verdicts, in the order the report lists them.
@@ -45,12 +45,24 @@ VERDICT_COLOURS = {
 _CSS_VAR = {"helps": "helps", "within_noise": "noise", "hurts": "hurts", "inconclusive": "inc"}
 CORRECTIONS = ("holm", "bh", "none")
 
-VERDICT_RULE = (
-    "helps: the Holm-adjusted p (family: every contrast of the study and task) is below alpha and the "
-    "estimated gain exceeds +margin; hurts: adjusted p below alpha and the estimate below -margin; "
-    "within_noise: the adjusted TOST p is below alpha, i.e. the gain is shown to lie inside (-margin, +margin); "
-    "inconclusive: anything else"
-)
+#: The p each correction gives, in the rule's words.
+_ADJUSTED = {"holm": "Holm-adjusted p (family: every contrast of the study and task)",
+             "bh": "Benjamini-Hochberg-adjusted p (family: every contrast of the study and task)",
+             "none": "unadjusted p"}
+
+
+def verdict_rule(correction: str = "holm") -> str:
+    """:data:`VERDICT_RULE` in the words of the plan's ``correction`` (the methods state the one used)."""
+    if correction not in _ADJUSTED:
+        raise ValueError(f"unknown correction {correction!r}; valid: {', '.join(CORRECTIONS)}")
+    adj = "" if correction == "none" else "adjusted "
+    return (f"helps: the {_ADJUSTED[correction]} is below alpha and the estimated gain exceeds +margin; hurts: "
+            f"{adj}p below alpha and the estimate below -margin; within_noise: the {adj}TOST p is below alpha, i.e. "
+            "the gain is shown to lie inside (-margin, +margin); inconclusive: anything else")
+
+
+#: The verdict rule under the default correction (Holm); :func:`verdict_rule` for another.
+VERDICT_RULE = verdict_rule("holm")
 
 
 def decide(gain: float, p_adj: float, p_tost_adj: float, margin: float, alpha: float) -> str:

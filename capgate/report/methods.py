@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 from capgate.analysis.plan import Plan
-from capgate.analysis.verdicts import VERDICT_RULE
+from capgate.analysis.verdicts import verdict_rule
 from capgate.report.units import fmt_float, fmt_p, fmt_pp, is_missing
 
 __all__ = ["methods_paragraphs", "design_text", "methods_facts", "model_cards", "provenance_rows", "plain"]
@@ -114,7 +114,7 @@ def methods_paragraphs(methods: dict[str, Any], models: list[dict[str, Any]], pl
         f"{gain}, with {conf} intervals — {interval}.{noise} Equivalence margin: {_margin_text(methods, plan)}. "
         f"Multiple comparisons: {corr}, at alpha = {plain(alpha)}."
     )
-    rule = methods.get("verdict_rule") or VERDICT_RULE
+    rule = methods.get("verdict_rule") or verdict_rule(plan.correction)
     extra = f" Equivalence test: {methods['equivalence']}." if methods.get("equivalence") else ""
     seeds = methods.get("seeds_needed") or f"a power analysis at power {plain(plan.power)}"
     paras.append(f"Verdicts. {rule}.{extra} Seeds needed for an inconclusive contrast: {seeds}.")
