@@ -198,7 +198,8 @@ def fit_f_dist_robustly(x: np.ndarray, df1: np.ndarray, strata: np.ndarray,
         return float(np.log(zwvar / _winsorized_moments(d1, linkinv(u), tail)[1]))
 
     mean_inf, var_inf = _winsorized_moments(d1, np.inf, tail)
-    fun_inf = float(np.log(zwvar / var_inf))
+    with np.errstate(divide="ignore"):  # zwvar 0 (every variance alike): log 0 = -inf, an infinite prior df
+        fun_inf = float(np.log(zwvar / var_inf))
     rank = stats.rankdata(z - ztrend)
     if fun_inf <= 0:
         corrected = ztrend + zwmean - mean_inf
