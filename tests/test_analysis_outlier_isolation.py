@@ -136,6 +136,7 @@ def test_isolate_judges_a_site_with_a_run_just_short_of_its_threshold_both_with_
     assert site.sum() == 3 * len(marked) and site.sum() < len(iso)
     mine = iso.index.str.contains(f"|{r['backbone']}|{r['train_set']}|", regex=False)
     assert mine.sum() == 3 and site[mine].all()
+    assert iso.loc[site, "verdict"].isin(["helps", "hurts"]).any()  # the claim rule below is exercised
     for key in iso.index[site]:
         a, i, o = iso.loc[key], kept.loc[key], out.loc[key]
         same_sign = np.sign(i["gain"]) == np.sign(o["gain"])

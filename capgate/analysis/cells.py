@@ -130,8 +130,7 @@ def cell_table(table: pd.DataFrame, plan: Plan, y: pd.DataFrame | None = None) -
     cols = list(CELL_COLUMNS)
     y = metric_frame(table, plan) if y is None else y
     # one value per run: a run scored once per eval set, so a cell holds one record per run
-    stats = y.groupby(cols, sort=True)["y"].agg(["mean", "std", "count"]).rename(
-        columns={"std": "sd", "count": "n_ok"})
+    stats = _run_stats(y)
     status = table.groupby(cols + ["status"], sort=True).size().unstack("status", fill_value=0)
     for s in ("failed", "diverged"):
         if s not in status.columns:
@@ -158,9 +157,7 @@ def cell_table(table: pd.DataFrame, plan: Plan, y: pd.DataFrame | None = None) -
     out["n_diverged"] = out["n_diverged"].fillna(0).astype(int)
     out["n_expected"] = out["n_expected"].astype(int)
     out["n_missing"] = (out["n_expected"] - out["seeds_seen"]).clip(lower=0).astype(int)
-    out = _moderate(out)
-    out["se"] = out["sd_mod"] / np.sqrt(out["n_ok"].where(out["n_ok"] > 0))
-    out["complete"] = out["n_ok"] >= out["n_expected"]
+    out = _stabilised(out)
     out["metric"] = out["task"].map(plan.metric)
     out["params"] = out["params"].round()  # float: a failed-only cell may have no params
     out["macs"] = pd.to_numeric(out["macs"], errors="coerce").round()
@@ -176,14 +173,23 @@ def without_runs(y: pd.DataFrame, cells: pd.DataFrame, run_ids: set) -> tuple[pd
     recounted (the moderated variances refitted), as :func:`cell_table` would build them on the rows
     left; the failed, diverged, missing and expected counts stay."""
     y = y[~y["run_id"].isin(run_ids)].reset_index(drop=True)
-    cols = list(CELL_COLUMNS)
-    stats = y.groupby(cols, sort=True)["y"].agg(["mean", "std", "count"]).rename(columns={"std": "sd", "count": "n_ok"})
-    out = cells.drop(columns=["mean", "sd", "n_ok"]).join(stats, on=cols)
+    out = cells.drop(columns=["mean", "sd", "n_ok"]).join(_run_stats(y), on=list(CELL_COLUMNS))
     out["n_ok"] = out["n_ok"].fillna(0).astype(int)
+    return y, _stabilised(out)[list(cells.columns)]
+
+
+def _run_stats(y: pd.DataFrame) -> pd.DataFrame:
+    """Per cell of the ok rows ``y``: mean, sd (seed to seed) and n_ok (one value per run)."""
+    return y.groupby(list(CELL_COLUMNS), sort=True)["y"].agg(["mean", "std", "count"]).rename(
+        columns={"std": "sd", "count": "n_ok"})
+
+
+def _stabilised(out: pd.DataFrame) -> pd.DataFrame:
+    """``out`` with the moderated variances (:func:`_moderate`), ``se`` and ``complete`` from its counts."""
     out = _moderate(out)
     out["se"] = out["sd_mod"] / np.sqrt(out["n_ok"].where(out["n_ok"] > 0))
     out["complete"] = out["n_ok"] >= out["n_expected"]
-    return y, out[list(cells.columns)]
+    return out
 
 
 def pooled_noise(y: pd.DataFrame) -> pd.DataFrame:
@@ -269,6 +275,13 @@ def outlier_runs(y: pd.DataFrame, cells: pd.DataFrame, k: float = OUTLIER_RUN_SD
     return out.sort_values("key", kind="stable").reset_index(drop=True)[cols]
 
 
+def _drops(y: pd.DataFrame, cells: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """Every record of the cells isolation judges (:data:`ISOLATE_MIN_RUNS`+ ok runs), as
+    :func:`outlier_runs` lists them, and its drop below its siblings' median in eval-set SDs."""
+    every = outlier_runs(y, cells, -np.inf, ISOLATE_MIN_RUNS)
+    return every, every["drop"] / every["scale"]
+
+
 def _isolated(y: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
     """The records by which :func:`analysis_frame` keeps runs out this pass (``outlier_runs`` columns): a
     run's records more than :data:`ISOLATE_RUN_SDS` scales below its siblings' median, and every record of
@@ -283,8 +296,7 @@ def _isolated(y: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
     where noise puts as many runs just past the thresholds on either side. Trimming the low tail of
     symmetric noise biases every cell it touches and tightens the prior (README, Calibration). A low run the
     mirror keeps in is a suspect (:func:`suspect_sites`)."""
-    every = outlier_runs(y, cells, -np.inf, ISOLATE_MIN_RUNS)
-    z = every["drop"] / every["scale"]
+    every, z = _drops(y, cells)
     by_run = z.groupby(every["run_id"])
     mean, lo, hi = by_run.transform("mean"), by_run.transform("min"), by_run.transform("max")
     # how far past the thresholds a run lies, below and above (>= 1: past one of them)
@@ -317,9 +329,9 @@ def suspect_sites(y: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
     0.085 of null studies made a false claim when one run in 20 collapsed; README, Calibration).
     Columns: the site's, ``run_id`` (one suspect run per row)."""
     cols = ["study", "task", "family", "backbone", "train_set"]
-    every = outlier_runs(y, cells, -np.inf, ISOLATE_MIN_RUNS)
-    z = (every["drop"] / every["scale"]).groupby(every["run_id"])
-    low = (z.min() < -SUSPECT_RUN_SDS) | (z.mean() < -SUSPECT_RUN_MEAN_SDS)
+    every, z = _drops(y, cells)
+    by_run = z.groupby(every["run_id"])
+    low = (by_run.min() < -SUSPECT_RUN_SDS) | (by_run.mean() < -SUSPECT_RUN_MEAN_SDS)
     if not low.any():
         return pd.DataFrame(columns=[*cols, "run_id"])
     hit = y[y["run_id"].isin(set(low[low].index))]
